@@ -1,0 +1,415 @@
+//! The sans-IO SFU core.
+//!
+//! Feed it datagrams ([`Sfu::handle_datagram`]), timeouts ([`Sfu::handle_timeout`]) and
+//! commands ([`Sfu::join`], [`Sfu::add_remote_candidate`], [`Sfu::leave`]); then drain
+//! [`Sfu::poll_output`] until it returns [`SfuOutput::Timeout`]. Time is always passed
+//! in, so tests run it in virtual time.
+//!
+//! A room holds at most two participants (agent and customer). Each participant offers
+//! its own audio/video lines as `sendrecv`; the SFU answers `sendrecv` and writes the
+//! other participant's media into the same lines, so nobody ever renegotiates.
+
+mod participant;
+mod stats;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind};
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use tracing::{debug, info, warn};
+
+use crate::error::{CandidateError, JoinError};
+use crate::ids::{ParticipantId, RoomId};
+use participant::{MediaLine, Participant};
+pub use stats::{DropReason, SfuStats};
+
+/// Participants a room forwards between: one agent, one customer.
+pub const MAX_PARTICIPANTS_PER_ROOM: usize = 2;
+
+/// How long the core sleeps when it has no participant at all.
+const IDLE_WAKEUP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the core tells its controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// ICE and DTLS are up: media can flow.
+    Connected { participant: ParticipantId },
+    /// The peer connection ended (ICE timeout, DTLS failure, error). The participant
+    /// is gone from the core.
+    Disconnected {
+        participant: ParticipantId,
+        reason: String,
+    },
+}
+
+/// One output of the core.
+#[derive(Debug)]
+pub enum SfuOutput {
+    /// Send these bytes from the SFU's socket.
+    Transmit(Transmit),
+    Event(SfuEvent),
+    /// Nothing more until this time (or the next input).
+    Timeout(Instant),
+}
+
+/// Media one participant published, waiting to be written to the others.
+struct Pending {
+    from: usize,
+    data: MediaData,
+}
+
+/// The SFU: every participant of every room on one socket address.
+pub struct Sfu {
+    /// The address peers send to: the host candidate we advertise and the socket's address.
+    local_addr: SocketAddr,
+    participants: Vec<Participant>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SfuEvent>,
+    stats: SfuStats,
+    /// The latest time handed in; the core has no clock of its own.
+    last_now: Instant,
+}
+
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu")
+            .field("local_addr", &self.local_addr)
+            .field("participants", &self.participants.len())
+            .finish()
+    }
+}
+
+impl Sfu {
+    pub fn new(local_addr: SocketAddr, now: Instant) -> Self {
+        crate::init_crypto();
+        Self {
+            local_addr,
+            participants: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SfuStats::default(),
+            last_now: now,
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn stats(&self) -> &SfuStats {
+        &self.stats
+    }
+
+    /// Adds a participant from its SDP offer and returns the SDP answer.
+    ///
+    /// A participant id already present is replaced (a page reload reconnects).
+    pub fn join(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        participant: ParticipantId,
+        offer_sdp: &str,
+    ) -> Result<String, JoinError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        self.remove(&participant);
+        let occupants = self.participants.iter().filter(|p| p.room == room).count();
+        if occupants >= MAX_PARTICIPANTS_PER_ROOM {
+            return Err(JoinError::RoomFull);
+        }
+
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .build(now);
+        let candidate = Candidate::host(self.local_addr, "udp")
+            .map_err(|e| JoinError::BadOffer(format!("local candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| JoinError::BadOffer(e.to_string()))?;
+
+        info!(%room, %participant, "participant joined the SFU");
+        self.participants
+            .push(Participant::new(participant, room, rtc, now));
+        self.refresh_sizes();
+        // Collect MediaAdded events and the first transmits/timeouts right away.
+        self.drain(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Adds a trickled ICE candidate of a participant.
+    pub fn add_remote_candidate(
+        &mut self,
+        participant: &ParticipantId,
+        candidate: &str,
+    ) -> Result<(), CandidateError> {
+        let line = candidate.trim();
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        let parsed =
+            Candidate::from_sdp_string(line).map_err(|e| CandidateError::Malformed(e.to_string()))?;
+        let p = self
+            .participants
+            .iter_mut()
+            .find(|p| &p.id == participant)
+            .ok_or(CandidateError::UnknownParticipant)?;
+        p.rtc.add_remote_candidate(parsed);
+        Ok(())
+    }
+
+    /// Removes a participant (hang-up or closed signaling). Unknown ids are ignored.
+    pub fn leave(&mut self, participant: &ParticipantId) {
+        if self.remove(participant) {
+            info!(%participant, "participant left the SFU");
+        }
+    }
+
+    /// Handles one datagram received on the SFU's socket.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let Ok(contents) = DatagramRecv::try_from(contents) else {
+            self.stats.count_drop(DropReason::Malformed, 1);
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        );
+        let Some(p) = self.participants.iter_mut().find(|p| p.rtc.accepts(&input)) else {
+            self.stats.count_drop(DropReason::UnknownSource, 1);
+            return;
+        };
+        if let Err(reason) = p.handle_input(input) {
+            warn!(participant = %p.id, %reason, "peer connection failed on input");
+        }
+        self.drain(now);
+    }
+
+    /// Advances every participant's clock.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for p in &mut self.participants {
+            if p.next_timeout.is_some_and(|t| t <= now) {
+                if let Err(reason) = p.handle_input(Input::Timeout(now)) {
+                    warn!(participant = %p.id, %reason, "peer connection failed on timeout");
+                }
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Next output; call until it returns [`SfuOutput::Timeout`].
+    pub fn poll_output(&mut self) -> SfuOutput {
+        if let Some(t) = self.transmits.pop_front() {
+            return SfuOutput::Transmit(t);
+        }
+        if let Some(e) = self.events.pop_front() {
+            return SfuOutput::Event(e);
+        }
+        let next = self.participants.iter().filter_map(|p| p.next_timeout).min();
+        // With nobody to serve, a far wake-up keeps the driver idle.
+        SfuOutput::Timeout(next.unwrap_or(self.last_now + IDLE_WAKEUP))
+    }
+
+    /// Counts a datagram the driver could not send.
+    pub fn count_send_failure(&mut self) {
+        self.stats.count_drop(DropReason::SocketSend, 1);
+    }
+
+    /// Polls every participant until quiet, forwarding media between them.
+    fn drain(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        loop {
+            let mut pending = Vec::new();
+            for idx in 0..self.participants.len() {
+                self.poll_participant(idx, now, &mut pending);
+            }
+            if pending.is_empty() {
+                break;
+            }
+            for item in pending {
+                self.forward(now, item);
+            }
+        }
+        self.reap_dead();
+    }
+
+    fn poll_participant(&mut self, idx: usize, now: Instant, pending: &mut Vec<Pending>) {
+        loop {
+            let p = &mut self.participants[idx];
+            if !p.rtc.is_alive() {
+                p.next_timeout = None;
+                return;
+            }
+            let output = match p.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(participant = %p.id, error = %e, "peer connection failed");
+                    p.rtc.disconnect();
+                    p.next_timeout = None;
+                    return;
+                }
+            };
+            match output {
+                Output::Timeout(t) => {
+                    p.next_timeout = Some(t);
+                    return;
+                }
+                Output::Transmit(t) => self.transmits.push_back(t),
+                Output::Event(event) => self.handle_event(idx, now, event, pending),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, idx: usize, now: Instant, event: Event, pending: &mut Vec<Pending>) {
+        let p = &mut self.participants[idx];
+        match event {
+            Event::MediaAdded(m) => {
+                debug!(participant = %p.id, mid = %m.mid, kind = ?m.kind, dir = ?m.direction, "media line");
+                p.lines.push(MediaLine {
+                    mid: m.mid,
+                    kind: m.kind,
+                    direction: m.direction,
+                });
+            }
+            Event::Connected => {
+                p.connected = true;
+                let participant = p.id.clone();
+                info!(%participant, "peer connection up");
+                self.events.push_back(SfuEvent::Connected { participant });
+                // A newcomer needs a keyframe from whoever already publishes.
+                self.request_keyframe_from_others(idx, now, KeyframeRequestKind::Pli);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                p.rtc.disconnect();
+            }
+            Event::MediaData(data) => {
+                if !data.contiguous && p.kind_of(data.mid) == Some(MediaKind::Video) {
+                    // Loss the NACKs could not repair: the publisher must send a keyframe.
+                    p.request_keyframe(now, KeyframeRequestKind::Fir);
+                }
+                pending.push(Pending { from: idx, data });
+            }
+            Event::KeyframeRequest(req) => {
+                // A subscriber asks for a keyframe of what we send it: relay to the publisher.
+                self.request_keyframe_from_others(idx, now, req.kind);
+            }
+            _ => {}
+        }
+    }
+
+    fn request_keyframe_from_others(&mut self, idx: usize, now: Instant, kind: KeyframeRequestKind) {
+        let room = self.participants[idx].room.clone();
+        for (i, other) in self.participants.iter_mut().enumerate() {
+            if i != idx && other.room == room && other.request_keyframe(now, kind) {
+                self.stats.keyframe_requests_relayed += 1;
+            }
+        }
+    }
+
+    fn forward(&mut self, _now: Instant, item: Pending) {
+        let Pending { from, data } = item;
+        let packets = data.seq_range.end().saturating_sub(**data.seq_range.start()) + 1;
+        let Some(kind) = self.participants[from].kind_of(data.mid) else {
+            self.stats.count_drop(DropReason::NotNegotiated, packets);
+            return;
+        };
+        let room = self.participants[from].room.clone();
+        let payload: Arc<[u8]> = data.data.clone();
+        let mut delivered = false;
+        for (i, to) in self.participants.iter_mut().enumerate() {
+            if i == from || to.room != room || !to.connected {
+                continue;
+            }
+            let Some(mid) = to.sending_line(kind) else {
+                self.stats.count_drop(DropReason::NotNegotiated, packets);
+                continue;
+            };
+            let Some(writer) = to.rtc.writer(mid) else {
+                self.stats.count_drop(DropReason::NotNegotiated, packets);
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                self.stats.count_drop(DropReason::NotNegotiated, packets);
+                continue;
+            };
+            match writer.write(pt, data.network_time, data.time, payload.clone()) {
+                Ok(()) => {
+                    delivered = true;
+                    self.stats.frames_forwarded += 1;
+                    self.stats.packets_forwarded += packets;
+                }
+                Err(e) => {
+                    debug!(participant = %to.id, error = %e, "write refused");
+                    self.stats.count_drop(DropReason::WriteFailed, packets);
+                }
+            }
+        }
+        if !delivered && !self.has_connected_peer(from) {
+            self.stats.count_drop(DropReason::NoSubscriber, packets);
+        }
+    }
+
+    fn has_connected_peer(&self, idx: usize) -> bool {
+        let room = &self.participants[idx].room;
+        self.participants
+            .iter()
+            .enumerate()
+            .any(|(i, p)| i != idx && &p.room == room && p.connected)
+    }
+
+    fn remove(&mut self, participant: &ParticipantId) -> bool {
+        let before = self.participants.len();
+        self.participants.retain(|p| &p.id != participant);
+        let removed = self.participants.len() != before;
+        if removed {
+            self.refresh_sizes();
+        }
+        removed
+    }
+
+    fn reap_dead(&mut self) {
+        let mut gone = Vec::new();
+        self.participants.retain(|p| {
+            let alive = p.rtc.is_alive();
+            if !alive {
+                gone.push(p.id.clone());
+            }
+            alive
+        });
+        if gone.is_empty() {
+            return;
+        }
+        for participant in gone {
+            info!(%participant, "peer connection ended");
+            self.events.push_back(SfuEvent::Disconnected {
+                participant,
+                reason: "peer connection closed (ICE or DTLS)".into(),
+            });
+        }
+        self.refresh_sizes();
+    }
+
+    fn refresh_sizes(&mut self) {
+        let mut rooms: Vec<&RoomId> = self.participants.iter().map(|p| &p.room).collect();
+        rooms.sort();
+        rooms.dedup();
+        self.stats.rooms = rooms.len() as u64;
+        self.stats.participants = self.participants.len() as u64;
+    }
+}
+
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! One participant: its peer connection and what it negotiated.
+
+use std::time::{Duration, Instant};
+
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::{Input, Rtc};
+
+use crate::ids::{ParticipantId, RoomId};
+
+/// How often we ask a publisher for a keyframe at most, whatever the subscriber asks.
+const KEYFRAME_REQUEST_MIN_INTERVAL: Duration = Duration::from_millis(300);
+
+/// One negotiated media line, from the SFU's point of view.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MediaLine {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub direction: Direction,
+}
+
+#[derive(Debug)]
+pub(crate) struct Participant {
+    pub id: ParticipantId,
+    pub room: RoomId,
+    pub rtc: Rtc,
+    pub lines: Vec<MediaLine>,
+    /// Earliest time str0m wants to be woken; `None` once it is dead.
+    pub next_timeout: Option<Instant>,
+    pub connected: bool,
+    last_keyframe_request: Option<Instant>,
+}
+
+impl Participant {
+    pub fn new(id: ParticipantId, room: RoomId, rtc: Rtc, now: Instant) -> Self {
+        Self {
+            id,
+            room,
+            rtc,
+            lines: Vec::new(),
+            next_timeout: Some(now),
+            connected: false,
+            last_keyframe_request: None,
+        }
+    }
+
+    /// The media line on which the SFU can send media of `kind` to this participant.
+    pub fn sending_line(&self, kind: MediaKind) -> Option<Mid> {
+        self.lines
+            .iter()
+            .find(|l| l.kind == kind && l.direction.is_sending())
+            .map(|l| l.mid)
+    }
+
+    /// The media line on which this participant publishes media of `kind` to the SFU.
+    pub fn receiving_line(&self, kind: MediaKind) -> Option<Mid> {
+        self.lines
+            .iter()
+            .find(|l| l.kind == kind && l.direction.is_receiving())
+            .map(|l| l.mid)
+    }
+
+    pub fn kind_of(&self, mid: Mid) -> Option<MediaKind> {
+        self.lines.iter().find(|l| l.mid == mid).map(|l| l.kind)
+    }
+
+    /// Hands an input to str0m; a failure ends this participant only.
+    pub fn handle_input(&mut self, input: Input) -> Result<(), String> {
+        if !self.rtc.is_alive() {
+            return Ok(());
+        }
+        self.rtc.handle_input(input).map_err(|e| {
+            self.rtc.disconnect();
+            e.to_string()
+        })
+    }
+
+    /// Asks this participant for a video keyframe, at most once per interval.
+    /// Returns whether a request went out.
+    pub fn request_keyframe(&mut self, now: Instant, kind: KeyframeRequestKind) -> bool {
+        if let Some(last) = self.last_keyframe_request {
+            if now.saturating_duration_since(last) < KEYFRAME_REQUEST_MIN_INTERVAL {
+                return false;
+            }
+        }
+        let Some(mid) = self.receiving_line(MediaKind::Video) else {
+            return false;
+        };
+        let Some(mut writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        // Fails when no RTP arrived yet (no receive stream); the next request retries.
+        if writer.request_keyframe(None, kind).is_ok() {
+            self.last_keyframe_request = Some(now);
+            return true;
+        }
+        false
+    }
+}

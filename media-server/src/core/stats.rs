@@ -1,0 +1,68 @@
+//! Counters kept by the core; the driver publishes them as metrics.
+
+/// Why a datagram or a media frame was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Not STUN, DTLS, RTP or RTCP: garbage on the media port.
+    Malformed,
+    /// Well-formed, but no participant's peer connection claims it.
+    UnknownSource,
+    /// The room has nobody else to send it to (yet).
+    NoSubscriber,
+    /// The subscriber negotiated no matching codec, or no media line of that kind.
+    NotNegotiated,
+    /// The subscriber's peer connection refused the write.
+    WriteFailed,
+    /// The UDP socket could not take the datagram (buffer full or send error).
+    SocketSend,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::Malformed,
+        DropReason::UnknownSource,
+        DropReason::NoSubscriber,
+        DropReason::NotNegotiated,
+        DropReason::WriteFailed,
+        DropReason::SocketSend,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::NoSubscriber => "no_subscriber",
+            DropReason::NotNegotiated => "not_negotiated",
+            DropReason::WriteFailed => "write_failed",
+            DropReason::SocketSend => "socket_send",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Monotonic counters plus the current sizes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    pub rooms: u64,
+    pub participants: u64,
+    /// RTP packets from publishers whose media reached a subscriber's peer connection.
+    pub packets_forwarded: u64,
+    /// Depacketized frames written to subscribers.
+    pub frames_forwarded: u64,
+    /// Keyframe requests relayed from a subscriber to the publisher.
+    pub keyframe_requests_relayed: u64,
+    dropped: [u64; DropReason::ALL.len()],
+}
+
+impl SfuStats {
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason.index()]
+    }
+
+    pub fn count_drop(&mut self, reason: DropReason, n: u64) {
+        self.dropped[reason.index()] += n;
+    }
+}

@@ -1,0 +1,410 @@
+//! The core in virtual time, against str0m peers standing in for browsers.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+use super::*;
+
+const SFU_ADDR: &str = "127.0.0.1:50000";
+const TICK: Duration = Duration::from_millis(5);
+
+/// A str0m peer acting as a browser: publishes Opus + VP8, counts what it receives.
+struct TestPeer {
+    id: ParticipantId,
+    addr: SocketAddr,
+    rtc: Rtc,
+    audio: Mid,
+    video: Mid,
+    connected: bool,
+    audio_frames_in: u64,
+    video_frames_in: u64,
+    video_gaps_in: u64,
+    keyframe_requests_in: u64,
+    video_frames_out: u64,
+    frame_no: u64,
+}
+
+impl TestPeer {
+    /// Builds the peer and its offer.
+    fn new(name: &str, addr: &str, now: Instant) -> (Self, String, SdpPendingOffer) {
+        let addr: SocketAddr = addr.parse().expect("test address");
+        let mut rtc = Rtc::builder().build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
+        let mut api = rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let video = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().expect("changes make an offer");
+        let peer = Self {
+            id: ParticipantId::new(name),
+            addr,
+            rtc,
+            audio,
+            video,
+            connected: false,
+            audio_frames_in: 0,
+            video_frames_in: 0,
+            video_gaps_in: 0,
+            keyframe_requests_in: 0,
+            video_frames_out: 0,
+            frame_no: 0,
+        };
+        (peer, offer.to_sdp_string(), pending)
+    }
+
+    fn accept_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("the SFU answers valid SDP");
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
+    }
+
+    fn write(&mut self, mid: Mid, codec: Codec, now: Instant, time: MediaTime, data: Vec<u8>) {
+        if !self.connected {
+            return;
+        }
+        let writer = self.rtc.writer(mid).expect("negotiated mid");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .expect("codec negotiated")
+            .pt();
+        writer.write(pt, now, time, data).expect("write");
+    }
+
+    /// One 20 ms Opus frame and, every other call, a VP8 frame of ~3 packets.
+    fn publish(&mut self, now: Instant) {
+        self.frame_no += 1;
+        let n = self.frame_no;
+        self.write(
+            self.audio,
+            Codec::Opus,
+            now,
+            MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ),
+            vec![0xfc; 60],
+        );
+        if n % 2 == 0 && self.connected {
+            // A VP8 frame tag: keyframe every 30 frames (bit 0 clear), else interframe.
+            let keyframe = (n / 2) % 30 == 1;
+            let mut frame = vec![if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00];
+            frame.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
+            frame.resize(3000, (n % 251) as u8);
+            self.write(
+                self.video,
+                Codec::Vp8,
+                now,
+                MediaTime::new(n * 1800, Frequency::NINETY_KHZ),
+                frame,
+            );
+            self.video_frames_out += 1;
+        }
+    }
+
+    /// Drains str0m; returns datagrams for the SFU.
+    fn poll(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        loop {
+            match self.rtc.poll_output().expect("peer poll") {
+                Output::Timeout(_) => return out,
+                Output::Transmit(t) => out.push((t.source, t.contents.to_vec())),
+                Output::Event(Event::Connected) => self.connected = true,
+                Output::Event(Event::MediaData(d)) => {
+                    if d.mid == self.audio {
+                        self.audio_frames_in += 1;
+                    } else if d.mid == self.video {
+                        self.video_frames_in += 1;
+                        if !d.contiguous {
+                            self.video_gaps_in += 1;
+                        }
+                    }
+                }
+                Output::Event(Event::KeyframeRequest(_)) => self.keyframe_requests_in += 1,
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    fn receive(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: self.addr,
+                contents: bytes.try_into().expect("SFU sends valid datagrams"),
+            },
+        );
+        self.rtc.handle_input(input).expect("peer input");
+    }
+}
+
+/// Decides whether a datagram from the SFU to a peer is lost.
+type LossFn = dyn FnMut(&SocketAddr, &[u8]) -> bool;
+
+/// The SFU, its peers and a zero-latency network between them, in virtual time.
+struct World {
+    now: Instant,
+    sfu: Sfu,
+    peers: Vec<TestPeer>,
+    loss: Box<LossFn>,
+    lost: u64,
+}
+
+impl World {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            now,
+            sfu: Sfu::new(SFU_ADDR.parse().expect("test address"), now),
+            peers: Vec::new(),
+            loss: Box::new(|_, _| false),
+            lost: 0,
+        }
+    }
+
+    fn join(&mut self, room: &str, name: &str, addr: &str) -> usize {
+        let (mut peer, offer, pending) = TestPeer::new(name, addr, self.now);
+        let answer = self
+            .sfu
+            .join(self.now, RoomId::new(room), peer.id.clone(), &offer)
+            .expect("the SFU accepts a str0m offer");
+        peer.accept_answer(pending, &answer);
+        self.peers.push(peer);
+        self.peers.len() - 1
+    }
+
+    /// Moves datagrams until nobody has anything to send.
+    fn settle(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            for peer in &mut self.peers {
+                for (from, bytes) in peer.poll() {
+                    self.sfu.handle_datagram(self.now, from, &bytes);
+                    moved = true;
+                }
+            }
+            loop {
+                match self.sfu.poll_output() {
+                    SfuOutput::Transmit(t) => {
+                        moved = true;
+                        if (self.loss)(&t.destination, &t.contents) {
+                            self.lost += 1;
+                            continue;
+                        }
+                        if let Some(peer) = self.peers.iter_mut().find(|p| p.addr == t.destination) {
+                            peer.receive(self.now, t.source, &t.contents);
+                        }
+                    }
+                    SfuOutput::Event(_) => {}
+                    SfuOutput::Timeout(_) => break,
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the network never settled");
+    }
+
+    /// Runs `duration` of virtual time; peers publish every 20 ms when `publish`.
+    fn run(&mut self, duration: Duration, publish: bool) {
+        let end = self.now + duration;
+        let mut tick = 0u64;
+        while self.now < end {
+            self.now += TICK;
+            tick += 1;
+            for peer in &mut self.peers {
+                peer.rtc.handle_input(Input::Timeout(self.now)).expect("peer timeout");
+                if publish && tick % 4 == 0 {
+                    peer.publish(self.now);
+                }
+            }
+            self.sfu.handle_timeout(self.now);
+            self.settle();
+        }
+    }
+}
+
+#[test]
+fn two_peers_receive_each_others_audio_and_video() {
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    assert!(w.peers[a].connected && w.peers[b].connected, "ICE + DTLS up");
+
+    w.run(Duration::from_secs(3), true);
+    for p in &w.peers {
+        assert!(p.audio_frames_in > 100, "{}: audio frames {}", p.id, p.audio_frames_in);
+        assert!(p.video_frames_in > 50, "{}: video frames {}", p.id, p.video_frames_in);
+    }
+    let stats = w.sfu.stats();
+    assert_eq!(stats.rooms, 1);
+    assert_eq!(stats.participants, 2);
+    assert!(stats.frames_forwarded > 300, "{stats:?}");
+    assert!(stats.packets_forwarded > stats.frames_forwarded, "video frames span packets");
+}
+
+#[test]
+fn rooms_are_isolated() {
+    let mut w = World::new();
+    w.join("room-1", "a1", "127.0.0.1:40001");
+    w.join("room-1", "b1", "127.0.0.1:40002");
+    let lonely = w.join("room-2", "c2", "127.0.0.1:40003");
+    w.run(Duration::from_secs(1), false);
+    w.run(Duration::from_secs(2), true);
+    assert!(w.peers[0].video_frames_in > 0);
+    assert_eq!(w.peers[lonely].audio_frames_in, 0, "nothing crosses rooms");
+    assert_eq!(w.peers[lonely].video_frames_in, 0, "nothing crosses rooms");
+    assert!(w.sfu.stats().dropped(DropReason::NoSubscriber) > 0);
+    assert_eq!(w.sfu.stats().rooms, 2);
+}
+
+#[test]
+fn lost_packets_are_retransmitted_on_nack() {
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    // Lose every 10th large RTP datagram (video) from the SFU to the customer.
+    let victim = w.peers[b].addr;
+    let mut n = 0u64;
+    w.loss = Box::new(move |dest, bytes| {
+        let is_rtp = bytes.len() > 300 && bytes[0] >> 6 == 2 && !(72..=79).contains(&(bytes[1] & 0x7f));
+        if *dest == victim && is_rtp {
+            n += 1;
+            return n % 10 == 0;
+        }
+        false
+    });
+    w.run(Duration::from_secs(4), true);
+    w.loss = Box::new(|_, _| false);
+    w.run(Duration::from_millis(500), false);
+
+    assert!(w.lost > 20, "the test dropped packets: {}", w.lost);
+    let sent = w.peers[a].video_frames_out;
+    let got = w.peers[b].video_frames_in;
+    // Without NACK answering, ~half of the 3-packet frames would be lost.
+    assert!(got + 3 >= sent, "customer got {got} of {sent} video frames");
+    assert_eq!(w.peers[b].video_gaps_in, 0, "every frame arrived contiguous");
+}
+
+#[test]
+fn keyframe_request_is_relayed_to_the_publisher() {
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    w.run(Duration::from_secs(1), true);
+    let before = w.peers[a].keyframe_requests_in;
+    let video = w.peers[b].video;
+    w.peers[b]
+        .rtc
+        .writer(video)
+        .expect("video line")
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .expect("customer receives video, so it can ask");
+    w.run(Duration::from_millis(500), true);
+    assert!(w.peers[a].keyframe_requests_in > before, "agent saw the PLI");
+    assert!(w.sfu.stats().keyframe_requests_relayed > 0);
+}
+
+#[test]
+fn garbage_and_strangers_are_counted_and_harmless() {
+    let mut w = World::new();
+    w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    let stranger: SocketAddr = "127.0.0.1:49999".parse().expect("addr");
+    for len in [0usize, 1, 7, 100, 1500, 9000] {
+        let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
+        w.sfu.handle_datagram(w.now, stranger, &junk);
+    }
+    // Well-formed RTP from nobody we know.
+    let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef];
+    rtp.extend_from_slice(&[0u8; 100]);
+    w.sfu.handle_datagram(w.now, stranger, &rtp);
+    let stats = w.sfu.stats().clone();
+    assert!(stats.dropped(DropReason::Malformed) >= 5, "{stats:?}");
+    assert!(stats.dropped(DropReason::UnknownSource) >= 1, "{stats:?}");
+
+    let before = w.peers[b].video_frames_in;
+    w.run(Duration::from_secs(1), true);
+    assert!(w.peers[b].video_frames_in > before + 10, "the call goes on");
+}
+
+#[test]
+fn malformed_offer_is_an_error_and_the_room_stays_usable() {
+    let mut w = World::new();
+    let err = w
+        .sfu
+        .join(w.now, RoomId::new("r"), ParticipantId::new("x"), "v=0\r\nnot sdp at all")
+        .expect_err("garbage is not an offer");
+    assert!(matches!(err, JoinError::BadOffer(_)), "{err:?}");
+    assert_eq!(w.sfu.stats().participants, 0);
+    w.join("r", "a", "127.0.0.1:40001");
+    w.join("r", "b", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    assert!(w.peers.iter().all(|p| p.connected));
+}
+
+#[test]
+fn a_third_participant_is_refused() {
+    let mut w = World::new();
+    w.join("r", "a", "127.0.0.1:40001");
+    w.join("r", "b", "127.0.0.1:40002");
+    let (_peer, offer, _pending) = TestPeer::new("c", "127.0.0.1:40003", w.now);
+    let err = w
+        .sfu
+        .join(w.now, RoomId::new("r"), ParticipantId::new("c"), &offer)
+        .expect_err("room full");
+    assert!(matches!(err, JoinError::RoomFull));
+    // The same id rejoining replaces itself instead.
+    let (_peer, offer, _pending) = TestPeer::new("b", "127.0.0.1:40004", w.now);
+    w.sfu
+        .join(w.now, RoomId::new("r"), ParticipantId::new("b"), &offer)
+        .expect("a reload replaces the old connection");
+    assert_eq!(w.sfu.stats().participants, 2);
+}
+
+#[test]
+fn leaving_stops_forwarding_and_frees_the_room() {
+    let mut w = World::new();
+    w.join("r", "a", "127.0.0.1:40001");
+    w.join("r", "b", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    w.run(Duration::from_secs(1), true);
+    w.sfu.leave(&ParticipantId::new("b"));
+    w.peers.truncate(1);
+    assert_eq!(w.sfu.stats().participants, 1);
+    let forwarded = w.sfu.stats().frames_forwarded;
+    w.run(Duration::from_secs(1), true);
+    assert_eq!(w.sfu.stats().frames_forwarded, forwarded, "nobody to forward to");
+    assert!(w.sfu.stats().dropped(DropReason::NoSubscriber) > 0);
+}
+
+#[test]
+fn trickled_candidates_are_validated() {
+    let mut w = World::new();
+    w.join("r", "a", "127.0.0.1:40001");
+    let a = ParticipantId::new("a");
+    w.sfu
+        .add_remote_candidate(&a, "candidate:1 1 udp 2130706431 127.0.0.1 40009 typ host")
+        .expect("a valid host candidate");
+    w.sfu
+        .add_remote_candidate(&a, "a=candidate:2 1 udp 2130706431 127.0.0.1 40010 typ host")
+        .expect("the a= prefix is accepted");
+    let err = w.sfu.add_remote_candidate(&a, "candidate:garbage").expect_err("bad line");
+    assert!(matches!(err, CandidateError::Malformed(_)));
+    let err = w
+        .sfu
+        .add_remote_candidate(&ParticipantId::new("nobody"), "candidate:1 1 udp 1 127.0.0.1 1 typ host")
+        .expect_err("unknown participant");
+    assert!(matches!(err, CandidateError::UnknownParticipant));
+}

@@ -1,0 +1,271 @@
+//! The thin tokio driver: one UDP socket, the [`Sfu`] core, a command channel.
+//!
+//! Everything that decides is in the core; this file only moves bytes, reads the
+//! clock and answers commands.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::MediaConfig;
+use crate::core::{Sfu, SfuEvent, SfuOutput};
+use crate::error::{CandidateError, JoinError, MediaError};
+use crate::ids::{ParticipantId, RoomId};
+use crate::metrics::SfuMetrics;
+
+/// Commands waiting for the driver. Signaling sends few; a full queue means the media
+/// loop is stuck, and callers get `Unavailable` rather than piling up.
+const COMMAND_QUEUE: usize = 256;
+/// Events buffered per participant before they are dropped (signaling reads them promptly).
+const EVENT_QUEUE: usize = 32;
+/// Largest datagram we read; bigger ones are truncated by the kernel and then fail to parse.
+const MAX_DATAGRAM: usize = 2000;
+/// Datagrams read in one go before the core is polled for timeouts again.
+const RECV_BATCH: usize = 64;
+
+enum Command {
+    Join {
+        room: RoomId,
+        participant: ParticipantId,
+        offer: String,
+        events: mpsc::Sender<SfuEvent>,
+        reply: oneshot::Sender<Result<String, JoinError>>,
+    },
+    Candidate {
+        participant: ParticipantId,
+        candidate: String,
+        reply: oneshot::Sender<Result<(), CandidateError>>,
+    },
+    Leave {
+        participant: ParticipantId,
+    },
+}
+
+/// The controller's handle to a running media server. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct MediaHandle {
+    commands: mpsc::Sender<Command>,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Join { participant, .. } => write!(f, "Join({participant})"),
+            Command::Candidate { participant, .. } => write!(f, "Candidate({participant})"),
+            Command::Leave { participant } => write!(f, "Leave({participant})"),
+        }
+    }
+}
+
+impl MediaHandle {
+    /// The UDP address peers send media to (the advertised host candidate).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Adds a participant; returns the SDP answer and a stream of its media events.
+    pub async fn join(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> Result<(String, mpsc::Receiver<SfuEvent>), JoinError> {
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (reply, answer) = oneshot::channel();
+        let cmd = Command::Join {
+            room,
+            participant,
+            offer,
+            events,
+            reply,
+        };
+        self.commands
+            .try_send(cmd)
+            .map_err(|_| JoinError::Unavailable)?;
+        let answer = answer.await.map_err(|_| JoinError::Unavailable)??;
+        Ok((answer, events_rx))
+    }
+
+    pub async fn add_remote_candidate(
+        &self,
+        participant: ParticipantId,
+        candidate: String,
+    ) -> Result<(), CandidateError> {
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .try_send(Command::Candidate {
+                participant,
+                candidate,
+                reply,
+            })
+            .map_err(|_| CandidateError::Unavailable)?;
+        done.await.map_err(|_| CandidateError::Unavailable)?
+    }
+
+    /// Removes a participant. Best effort: a stopped server has nobody to remove.
+    pub fn leave(&self, participant: ParticipantId) {
+        if let Err(e) = self.commands.try_send(Command::Leave { participant }) {
+            warn!("leave not delivered to the media server: {e}");
+        }
+    }
+}
+
+/// A running media server: its handle and the task driving it.
+#[derive(Debug)]
+pub struct MediaServer {
+    pub handle: MediaHandle,
+    pub task: JoinHandle<()>,
+}
+
+impl MediaServer {
+    /// Binds the UDP socket and starts the driver task. It stops when every
+    /// [`MediaHandle`] is dropped.
+    pub async fn start(config: &MediaConfig, metrics: SfuMetrics) -> Result<Self, MediaError> {
+        let bind = config.bind_addr();
+        let socket = UdpSocket::bind(bind)
+            .await
+            .map_err(|source| MediaError::Bind { addr: bind, source })?;
+        let bound = socket.local_addr().map_err(|source| MediaError::Bind { addr: bind, source })?;
+        let advertised = SocketAddr::new(config.resolve_advertised_ip(), bound.port());
+        if advertised.ip().is_unspecified() {
+            return Err(MediaError::Address(format!(
+                "{advertised} cannot be advertised to peers; set media.advertise_ip"
+            )));
+        }
+        info!(%bound, %advertised, "media server listening (UDP)");
+
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let driver = Driver {
+            socket,
+            sfu: Sfu::new(advertised, Instant::now()),
+            commands: commands_rx,
+            subscribers: HashMap::new(),
+            metrics,
+        };
+        let task = tokio::spawn(driver.run());
+        Ok(Self {
+            handle: MediaHandle {
+                commands,
+                local_addr: advertised,
+            },
+            task,
+        })
+    }
+}
+
+struct Driver {
+    socket: UdpSocket,
+    sfu: Sfu,
+    commands: mpsc::Receiver<Command>,
+    subscribers: HashMap<ParticipantId, mpsc::Sender<SfuEvent>>,
+    metrics: SfuMetrics,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            let deadline = self.flush();
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.handle_command(cmd),
+                    None => break, // every handle dropped: shut down
+                },
+                received = self.socket.recv_from(&mut buf) => {
+                    match received {
+                        Ok((n, source)) => {
+                            self.sfu.handle_datagram(Instant::now(), source, &buf[..n]);
+                            self.read_batch(&mut buf);
+                        }
+                        // ICMP port unreachable from a vanished peer surfaces here on Linux.
+                        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                        Err(e) => warn!("media socket receive failed: {e}"),
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            self.sfu.handle_timeout(Instant::now());
+        }
+        info!("media server stopped");
+    }
+
+    /// Reads what is already queued on the socket without waiting.
+    fn read_batch(&mut self, buf: &mut [u8]) {
+        for _ in 0..RECV_BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, source)) => self.sfu.handle_datagram(Instant::now(), source, &buf[..n]),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Join {
+                room,
+                participant,
+                offer,
+                events,
+                reply,
+            } => {
+                let result = self.sfu.join(now, room, participant.clone(), &offer);
+                if result.is_ok() {
+                    self.subscribers.insert(participant, events);
+                }
+                let _ = reply.send(result); // the caller may have given up
+            }
+            Command::Candidate {
+                participant,
+                candidate,
+                reply,
+            } => {
+                let _ = reply.send(self.sfu.add_remote_candidate(&participant, &candidate));
+            }
+            Command::Leave { participant } => {
+                self.sfu.leave(&participant);
+                self.subscribers.remove(&participant);
+            }
+        }
+    }
+
+    /// Sends what the core wants sent, routes its events; returns when to wake next.
+    fn flush(&mut self) -> Instant {
+        let deadline = loop {
+            match self.sfu.poll_output() {
+                SfuOutput::Transmit(t) => {
+                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
+                        debug!("media send failed: {e}");
+                        self.sfu.count_send_failure();
+                    }
+                }
+                SfuOutput::Event(event) => self.route_event(event),
+                SfuOutput::Timeout(t) => break t,
+            }
+        };
+        self.metrics.publish(self.sfu.stats());
+        deadline
+    }
+
+    fn route_event(&mut self, event: SfuEvent) {
+        let participant = match &event {
+            SfuEvent::Connected { participant } | SfuEvent::Disconnected { participant, .. } => {
+                participant.clone()
+            }
+        };
+        let gone = matches!(event, SfuEvent::Disconnected { .. });
+        if let Some(tx) = self.subscribers.get(&participant) {
+            let _ = tx.try_send(event); // a full or closed queue means nobody listens
+        }
+        if gone {
+            self.subscribers.remove(&participant);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Prometheus metrics of the SFU, published by the driver from the core's [`SfuStats`].
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::core::{DropReason, SfuStats};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: &'static str,
+}
+
+/// Handles to the SFU's metrics; cheap to clone (all `Arc`s inside).
+#[derive(Clone, Debug, Default)]
+pub struct SfuMetrics {
+    rooms: Gauge,
+    participants: Gauge,
+    packets_forwarded: Counter,
+    frames_forwarded: Counter,
+    packets_dropped: Family<DropLabels, Counter>,
+    /// What was last published, so counters advance by the difference.
+    published: std::sync::Arc<std::sync::Mutex<SfuStats>>,
+}
+
+impl SfuMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "kefu_sfu_rooms",
+            "Rooms with at least one participant in the SFU",
+            self.rooms.clone(),
+        );
+        registry.register(
+            "kefu_sfu_participants",
+            "Peer connections held by the SFU",
+            self.participants.clone(),
+        );
+        registry.register(
+            "kefu_sfu_packets_forwarded",
+            "RTP packets received from a publisher whose media was written to a subscriber",
+            self.packets_forwarded.clone(),
+        );
+        registry.register(
+            "kefu_sfu_frames_forwarded",
+            "Media frames (depacketized) written to a subscriber",
+            self.frames_forwarded.clone(),
+        );
+        registry.register(
+            "kefu_sfu_packets_dropped",
+            "Datagrams or media the SFU dropped, by reason",
+            self.packets_dropped.clone(),
+        );
+        // Every reason is present from the start, so dashboards see zeros, not gaps.
+        for reason in DropReason::ALL {
+            drop(self.packets_dropped.get_or_create(&DropLabels {
+                reason: reason.as_str(),
+            }));
+        }
+    }
+
+    /// Brings the metrics up to date with the core's counters.
+    pub fn publish(&self, stats: &SfuStats) {
+        let Ok(mut last) = self.published.lock() else {
+            return; // a panic elsewhere poisoned it; metrics are best effort
+        };
+        self.rooms.set(stats.rooms as i64);
+        self.participants.set(stats.participants as i64);
+        self.packets_forwarded
+            .inc_by(stats.packets_forwarded.saturating_sub(last.packets_forwarded));
+        self.frames_forwarded
+            .inc_by(stats.frames_forwarded.saturating_sub(last.frames_forwarded));
+        for reason in DropReason::ALL {
+            let delta = stats.dropped(reason).saturating_sub(last.dropped(reason));
+            if delta > 0 {
+                self.packets_dropped
+                    .get_or_create(&DropLabels {
+                        reason: reason.as_str(),
+                    })
+                    .inc_by(delta);
+            }
+        }
+        *last = stats.clone();
+    }
+}
