@@ -8,7 +8,7 @@ set -euo pipefail
 # iproute2 + util-linux (loopback-only network namespace for WebRTC tests), nodejs + npm.
 PACKAGES=(
   pkg-config clang make gcc g++
-  chromium ffmpeg
+  chromium ffmpeg fonts-wqy-microhei
   iproute2 util-linux
   ca-certificates openssl curl
 )

@@ -1,1 +1,105 @@
-fn main() {}
+//! `kefu`: the video customer-service server in one binary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use kefu_signaling::token::{Role, unix_now};
+use kefu_signaling::{App, KefuConfig, startup, telemetry};
+
+#[derive(Parser, Debug)]
+#[command(name = "kefu", version, about = "Video customer-service media server")]
+struct Cli {
+    /// TOML configuration file (defaults, then this file, then KEFU_SECTION__KEY variables).
+    #[arg(long, short, global = true, env = "KEFU_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (HTTP/WebSocket signaling, pages, SFU) until SIGINT or SIGTERM.
+    Serve,
+    /// Print a page link with a fresh room token (uses the configured or stored key).
+    Link {
+        #[arg(long, default_value = "demo")]
+        room: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Participant identity inside the room; defaults to the role name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Base URL of the server the link points at.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum RoleArg {
+    Agent,
+    Customer,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = KefuConfig::load(cli.config.as_deref())?;
+    telemetry::init(&config.log);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Link {
+            room,
+            role,
+            name,
+            base_url,
+        } => {
+            let tokens = startup::token_keys(&config)?;
+            let (role, page) = match role {
+                RoleArg::Agent => (Role::Agent, "agent"),
+                RoleArg::Customer => (Role::Customer, "customer"),
+            };
+            let name = name.unwrap_or_else(|| page.to_owned());
+            let token = tokens.issue(&room, &name, role, unix_now());
+            println!("{base_url}/{page}?token={token}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: KefuConfig) -> anyhow::Result<()> {
+    let rooms = config.signaling.rooms.clone();
+    let app = App::build(config).await.context("starting kefu")?;
+    println!("kefu is ready");
+    println!("  http:  {}", app.base_url());
+    println!("  media: udp {}", app.media_addr());
+    for room in rooms.iter().take(1) {
+        let (agent, customer) = app.room_links(room);
+        println!("  agent page:    {agent}");
+        println!("  customer page: {customer}");
+    }
+    app.run_until_stopped(stop_signal()).await
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -2,9 +2,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use serde::{Deserialize, Serialize};
+
 
 /// Where the SFU listens and what it tells peers to send to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MediaConfig {
     /// IP the UDP socket binds to. `None`: the advertised IP.
     pub bind_ip: Option<IpAddr>,

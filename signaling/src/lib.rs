@@ -1,0 +1,16 @@
+//! kefu's signaling: configuration, room tokens, the WebSocket protocol between
+//! browsers and the SFU, the pages, health and metrics.
+
+pub mod config;
+pub mod metrics;
+pub mod protocol;
+pub mod rooms;
+mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod token;
+
+pub use config::KefuConfig;
+pub use kefu_media_server::MediaConfig;
+pub use startup::App;

@@ -1,0 +1,199 @@
+//! Layered configuration: defaults → TOML file → `KEFU_SECTION__KEY` environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+pub use kefu_media_server::MediaConfig;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Everything `kefu serve` can be told.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KefuConfig {
+    /// Folder holding all state (token secret now; database and object store later).
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub media: MediaConfig,
+    pub auth: AuthConfig,
+    pub signaling: SignalingConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP(S) listen address; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// Serve HTTPS with this certificate and key (PEM). Phones only grant camera and
+    /// microphone to secure pages, so LAN use needs it; 127.0.0.1 does not.
+    pub tls: Option<TlsConfig>,
+    /// Seconds open connections get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
+            shutdown_grace_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC key for room tokens (at least 32 bytes). Unset: a random key is created
+    /// once and kept in `<data_dir>/token-secret`.
+    #[serde(skip_serializing)]
+    pub token_secret: Option<SecretString>,
+    /// Lifetime of a room token in seconds.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_secret: None,
+            token_ttl_secs: 12 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignalingConfig {
+    /// Largest WebSocket message we read; larger ones get `message_too_large`.
+    pub max_message_bytes: usize,
+    /// Seconds a new WebSocket has to send `join`.
+    pub join_timeout_secs: u64,
+    /// Rooms that exist from the start (the demo room `make run` prints links for).
+    pub rooms: Vec<String>,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            join_timeout_secs: 10,
+            rooms: vec!["demo".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info,str0m=warn,dimpl=warn".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl KefuConfig {
+    /// Defaults, then the TOML file (when given), then `KEFU_…` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(KefuConfig {
+            data_dir: PathBuf::from("data"),
+            ..KefuConfig::default()
+        }));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!("config file {} not found", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: KefuConfig = figment
+            .merge(Env::prefixed("KEFU_").split("__"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.token_ttl_secs == 0 {
+            return Err(ConfigError("auth.token_ttl_secs must be positive".into()));
+        }
+        if self.signaling.max_message_bytes < 1024 {
+            return Err(ConfigError("signaling.max_message_bytes must be at least 1024".into()));
+        }
+        if let Some(secret) = &self.auth.token_secret {
+            use secrecy::ExposeSecret;
+            if secret.expose_secret().len() < 32 {
+                return Err(ConfigError("auth.token_secret must be at least 32 bytes".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The configuration cannot be used; the message says which key and why.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kefu.toml", "[server]\nbind = \"127.0.0.1:9000\"\n[media]\nport = 0\n")?;
+            jail.set_env("KEFU_MEDIA__PORT", "41000");
+            let config = KefuConfig::load(Some(Path::new("kefu.toml"))).expect("valid");
+            assert_eq!(config.server.bind.port(), 9000);
+            assert_eq!(config.media.port, 41000, "environment wins over the file");
+            assert_eq!(config.signaling.max_message_bytes, 64 * 1024, "defaults stay");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("kefu.toml", "[server]\nbindd = \"127.0.0.1:9000\"\n")?;
+            let err = KefuConfig::load(Some(Path::new("kefu.toml"))).expect_err("typo");
+            assert!(err.to_string().contains("bindd"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn short_token_secret_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KEFU_AUTH__TOKEN_SECRET", "short");
+            let err = KefuConfig::load(None).expect_err("too short");
+            assert!(err.to_string().contains("32 bytes"), "{err}");
+            Ok(())
+        });
+    }
+}

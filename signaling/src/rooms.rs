@@ -1,0 +1,204 @@
+//! Rooms as signaling sees them: who is in which room, and how to reach them.
+//!
+//! Pure bookkeeping behind a mutex; no IO. The WebSocket sessions hold the senders.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use crate::protocol::{ErrorCode, PeerInfo, ServerMessage};
+use crate::token::Role;
+
+/// Participants a room admits: one agent and one customer.
+pub const ROOM_CAPACITY: usize = 2;
+
+/// A WebSocket session's mailbox.
+pub type Outbox = mpsc::Sender<ServerMessage>;
+
+#[derive(Debug)]
+struct Member {
+    role: Role,
+    /// Tells a replaced session apart from its successor with the same participant id.
+    session: u64,
+    outbox: Outbox,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    members: HashMap<String, Member>,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("no such room")]
+    UnknownRoom,
+    #[error("the room is full")]
+    Full,
+}
+
+impl RoomError {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            RoomError::UnknownRoom => ErrorCode::UnknownRoom,
+            RoomError::Full => ErrorCode::RoomFull,
+        }
+    }
+}
+
+/// All rooms of this process.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    rooms: Mutex<HashMap<String, Room>>,
+}
+
+/// Current sizes, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomCounts {
+    /// Rooms where both participants are present.
+    pub calls: u64,
+    pub participants: u64,
+}
+
+impl Rooms {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
+        // A panic while holding this lock leaves plain maps behind; keep serving.
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes a room joinable. Idempotent.
+    pub fn create(&self, room: &str) {
+        self.lock().entry(room.to_owned()).or_default();
+    }
+
+    pub fn exists(&self, room: &str) -> bool {
+        self.lock().contains_key(room)
+    }
+
+    /// Enters `participant` into `room`; returns who else is there. A session already
+    /// holding the same participant id is told it was replaced.
+    pub fn join(
+        &self,
+        room: &str,
+        participant: &str,
+        role: Role,
+        session: u64,
+        outbox: Outbox,
+    ) -> Result<Vec<PeerInfo>, RoomError> {
+        let mut rooms = self.lock();
+        let r = rooms.get_mut(room).ok_or(RoomError::UnknownRoom)?;
+        if !r.members.contains_key(participant) && r.members.len() >= ROOM_CAPACITY {
+            return Err(RoomError::Full);
+        }
+        let me = PeerInfo {
+            participant: participant.to_owned(),
+            role,
+        };
+        if let Some(old) = r.members.remove(participant) {
+            let _ = old.outbox.try_send(ServerMessage::error(
+                ErrorCode::Replaced,
+                "this participant joined from another connection",
+            ));
+        }
+        let mut peers = Vec::new();
+        for (id, m) in &r.members {
+            peers.push(PeerInfo {
+                participant: id.clone(),
+                role: m.role,
+            });
+            let _ = m.outbox.try_send(ServerMessage::PeerJoined(me.clone()));
+        }
+        r.members.insert(
+            participant.to_owned(),
+            Member {
+                role,
+                session,
+                outbox,
+            },
+        );
+        Ok(peers)
+    }
+
+    /// Removes the session from its room, if it is still the one holding the id.
+    pub fn leave(&self, room: &str, participant: &str, session: u64) -> bool {
+        let mut rooms = self.lock();
+        let Some(r) = rooms.get_mut(room) else {
+            return false;
+        };
+        if r.members.get(participant).is_none_or(|m| m.session != session) {
+            return false;
+        }
+        r.members.remove(participant);
+        for m in r.members.values() {
+            let _ = m.outbox.try_send(ServerMessage::PeerLeft {
+                participant: participant.to_owned(),
+            });
+        }
+        true
+    }
+
+    pub fn counts(&self) -> RoomCounts {
+        let rooms = self.lock();
+        let mut counts = RoomCounts::default();
+        for r in rooms.values() {
+            counts.participants += r.members.len() as u64;
+            if r.members.len() == ROOM_CAPACITY {
+                counts.calls += 1;
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox() -> (Outbox, mpsc::Receiver<ServerMessage>) {
+        mpsc::channel(8)
+    }
+
+    #[test]
+    fn unknown_room_is_refused() {
+        let rooms = Rooms::default();
+        let (tx, _rx) = outbox();
+        assert_eq!(rooms.join("nope", "a", Role::Agent, 1, tx), Err(RoomError::UnknownRoom));
+    }
+
+    #[test]
+    fn peers_are_told_about_each_other_and_a_third_is_refused() {
+        let rooms = Rooms::default();
+        rooms.create("r");
+        let (a_tx, mut a_rx) = outbox();
+        let (b_tx, _b_rx) = outbox();
+        let (c_tx, _c_rx) = outbox();
+        assert!(rooms.join("r", "a", Role::Agent, 1, a_tx).expect("a").is_empty());
+        let peers = rooms.join("r", "b", Role::Customer, 2, b_tx).expect("b");
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].participant, "a");
+        assert!(matches!(a_rx.try_recv(), Ok(ServerMessage::PeerJoined(p)) if p.participant == "b"));
+        assert_eq!(rooms.counts(), RoomCounts { calls: 1, participants: 2 });
+        assert_eq!(rooms.join("r", "c", Role::Customer, 3, c_tx), Err(RoomError::Full));
+
+        assert!(rooms.leave("r", "b", 2));
+        assert!(matches!(a_rx.try_recv(), Ok(ServerMessage::PeerLeft { participant }) if participant == "b"));
+        assert_eq!(rooms.counts(), RoomCounts { calls: 0, participants: 1 });
+    }
+
+    #[test]
+    fn rejoining_replaces_the_old_session_and_its_late_leave_is_ignored() {
+        let rooms = Rooms::default();
+        rooms.create("r");
+        let (old_tx, mut old_rx) = outbox();
+        let (new_tx, _new_rx) = outbox();
+        rooms.join("r", "a", Role::Agent, 1, old_tx).expect("first");
+        rooms.join("r", "a", Role::Agent, 2, new_tx).expect("reload");
+        assert!(matches!(
+            old_rx.try_recv(),
+            Ok(ServerMessage::Error { code: ErrorCode::Replaced, .. })
+        ));
+        assert!(!rooms.leave("r", "a", 1), "the old session no longer holds the id");
+        assert_eq!(rooms.counts().participants, 1);
+    }
+}

@@ -1,0 +1,26 @@
+//! The web pages, compiled into the binary so `kefu` is one file to deploy.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+const AGENT_HTML: &str = include_str!("../../../web/agent.html");
+const CUSTOMER_HTML: &str = include_str!("../../../web/customer.html");
+const CALL_JS: &str = include_str!("../../../web/call.js");
+const STYLE_CSS: &str = include_str!("../../../web/style.css");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/agent") }))
+        .route("/agent", get(|| async { Html(AGENT_HTML) }))
+        .route("/customer", get(|| async { Html(CUSTOMER_HTML) }))
+        .route("/static/call.js", get(|| async { asset("text/javascript; charset=utf-8", CALL_JS) }))
+        .route("/static/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, content_type)], body)
+}

@@ -1,0 +1,323 @@
+//! The signaling WebSocket: one session per browser tab.
+//!
+//! A session must `join` with a room token first; then it exchanges SDP and trickled
+//! ICE with the SFU and hears about the other participant. Bad input gets an `error`
+//! message; only authentication failures and oversized messages close the socket.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use kefu_media_server::{CandidateError, JoinError, ParticipantId, RoomId, SfuEvent};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::rooms::Outbox;
+use crate::state::AppState;
+use crate::token::{Role, TokenError, unix_now};
+
+/// Messages from other sessions waiting for this one. They are few and small.
+const OUTBOX_CAPACITY: usize = 64;
+/// The library's own cap is this many times ours, so we see an oversized message and
+/// can answer it before the library refuses to read it at all.
+const HARD_LIMIT_FACTOR: usize = 16;
+
+/// WebSocket close codes (RFC 6455).
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let hard_limit = state.signaling.max_message_bytes * HARD_LIMIT_FACTOR;
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| {
+            let id = state.next_session_id();
+            Session::new(state, id)
+                .run(socket)
+                .instrument(info_span!("ws", session = id))
+        })
+}
+
+/// The participant this session speaks for, once joined.
+struct Joined {
+    room: String,
+    participant: String,
+    media_id: ParticipantId,
+}
+
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+struct Session {
+    state: AppState,
+    id: u64,
+    joined: Option<Joined>,
+    outbox: Outbox,
+    inbox: mpsc::Receiver<ServerMessage>,
+    media_events: Option<mpsc::Receiver<SfuEvent>>,
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+impl Session {
+    fn new(state: AppState, id: u64) -> Self {
+        let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
+        Self {
+            state,
+            id,
+            joined: None,
+            outbox,
+            inbox,
+            media_events: None,
+        }
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let (mut sink, mut stream) = socket.split();
+        let join_deadline =
+            tokio::time::sleep(Duration::from_secs(self.state.signaling.join_timeout_secs));
+        tokio::pin!(join_deadline);
+        let mut shutdown = self.state.shutdown.clone();
+
+        let close = loop {
+            let flow = tokio::select! {
+                incoming = stream.next() => match incoming {
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        self.reply_error(ErrorCode::InvalidMessage, "binary frames are not part of the protocol");
+                        Flow::Continue
+                    }
+                    Some(Ok(_)) => Flow::Continue, // ping/pong: answered by the library
+                    Some(Err(e)) => {
+                        // Typically a message over the library's hard cap, or a broken frame.
+                        debug!("unreadable WebSocket input: {e}");
+                        self.reply_error(ErrorCode::MessageTooLarge, format!("unreadable message: {e}"));
+                        Flow::Close(CLOSE_TOO_BIG, "unreadable message")
+                    }
+                },
+                Some(msg) = self.inbox.recv() => {
+                    let replaced = matches!(msg, ServerMessage::Error { code: ErrorCode::Replaced, .. });
+                    if send(&mut sink, &msg).await.is_err() {
+                        break None;
+                    }
+                    if replaced {
+                        // Our participant id now belongs to the new connection: forget it.
+                        self.joined = None;
+                        Flow::Close(CLOSE_POLICY, "replaced")
+                    } else {
+                        Flow::Continue
+                    }
+                }
+                Some(event) = next_event(&mut self.media_events) => {
+                    self.on_media_event(event);
+                    Flow::Continue
+                }
+                _ = &mut join_deadline, if self.joined.is_none() => {
+                    self.reply_error(ErrorCode::JoinTimeout, "no join message in time");
+                    Flow::Close(CLOSE_POLICY, "join timeout")
+                }
+                _ = shutdown.changed() => Flow::Close(CLOSE_GOING_AWAY, "server shutting down"),
+            };
+            // Deliver replies queued by the handlers before deciding anything else.
+            while let Ok(msg) = self.inbox.try_recv() {
+                if send(&mut sink, &msg).await.is_err() {
+                    break;
+                }
+            }
+            if let Flow::Close(code, reason) = flow {
+                break Some((code, reason));
+            }
+        };
+
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
+        self.leave();
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let limit = self.state.signaling.max_message_bytes;
+        if text.len() > limit {
+            self.reply_error(
+                ErrorCode::MessageTooLarge,
+                format!("messages are limited to {limit} bytes"),
+            );
+            return Flow::Close(CLOSE_TOO_BIG, "message too large");
+        }
+        let msg = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.reply_error(ErrorCode::InvalidMessage, format!("not a signaling message: {e}"));
+                return Flow::Continue;
+            }
+        };
+        match msg {
+            ClientMessage::Join { token } => self.on_join(&token),
+            ClientMessage::Offer { sdp } => self.on_offer(sdp).await,
+            ClientMessage::Candidate { candidate, .. } => self.on_candidate(candidate).await,
+            ClientMessage::Leave => Flow::Close(CLOSE_NORMAL, "left"),
+            ClientMessage::Ping => {
+                self.reply(ServerMessage::Pong);
+                Flow::Continue
+            }
+        }
+    }
+
+    fn on_join(&mut self, token: &str) -> Flow {
+        if self.joined.is_some() {
+            self.reply_error(ErrorCode::AlreadyJoined, "this connection has already joined");
+            return Flow::Continue;
+        }
+        let claims = match self.state.tokens.verify(token, unix_now()) {
+            Ok(claims) => claims,
+            Err(TokenError::Expired) => {
+                self.reply_error(ErrorCode::TokenExpired, "the room token has expired");
+                return Flow::Close(CLOSE_POLICY, "token expired");
+            }
+            Err(TokenError::Invalid) => {
+                self.reply_error(ErrorCode::InvalidToken, "the room token is not valid");
+                return Flow::Close(CLOSE_POLICY, "invalid token");
+            }
+        };
+        let peers = match self.state.rooms.join(
+            &claims.room,
+            &claims.sub,
+            claims.role,
+            self.id,
+            self.outbox.clone(),
+        ) {
+            Ok(peers) => peers,
+            Err(e) => {
+                self.reply_error(e.code(), e.to_string());
+                return Flow::Close(CLOSE_POLICY, "join refused");
+            }
+        };
+        info!(room = %claims.room, role = ?claims.role, "joined");
+        self.reply(ServerMessage::Joined {
+            room: claims.room.clone(),
+            participant: claims.sub.clone(),
+            role: claims.role,
+            peers,
+        });
+        self.joined = Some(Joined {
+            media_id: media_participant_id(&claims.room, &claims.sub, claims.role),
+            room: claims.room,
+            participant: claims.sub,
+        });
+        Flow::Continue
+    }
+
+    async fn on_offer(&mut self, sdp: String) -> Flow {
+        let Some(joined) = &self.joined else {
+            self.reply_error(ErrorCode::NotJoined, "send join first");
+            return Flow::Continue;
+        };
+        let media = self.state.media.clone();
+        let result = media
+            .join(RoomId::new(&joined.room), joined.media_id.clone(), sdp)
+            .await;
+        match result {
+            Ok((answer, events)) => {
+                self.media_events = Some(events);
+                self.reply(ServerMessage::Answer { sdp: answer });
+            }
+            Err(JoinError::BadOffer(why)) => {
+                self.reply_error(ErrorCode::BadSdp, format!("the SDP offer was rejected: {why}"));
+            }
+            Err(JoinError::RoomFull) => self.reply_error(ErrorCode::RoomFull, "the room is full"),
+            Err(JoinError::Unavailable) => {
+                warn!("media server unavailable for an offer");
+                self.reply_error(ErrorCode::Internal, "the media server is not available");
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_candidate(&mut self, candidate: Option<String>) -> Flow {
+        let Some(joined) = &self.joined else {
+            self.reply_error(ErrorCode::NotJoined, "send join first");
+            return Flow::Continue;
+        };
+        // `null` or an empty string marks the end of gathering: nothing to add.
+        let Some(candidate) = candidate.filter(|c| !c.trim().is_empty()) else {
+            return Flow::Continue;
+        };
+        let media = self.state.media.clone();
+        match media.add_remote_candidate(joined.media_id.clone(), candidate).await {
+            Ok(()) => {}
+            Err(CandidateError::Malformed(why)) => {
+                self.reply_error(ErrorCode::BadCandidate, format!("the ICE candidate was rejected: {why}"));
+            }
+            Err(CandidateError::UnknownParticipant) => {
+                self.reply_error(ErrorCode::BadCandidate, "send an offer before candidates");
+            }
+            Err(CandidateError::Unavailable) => {
+                self.reply_error(ErrorCode::Internal, "the media server is not available");
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_media_event(&mut self, event: SfuEvent) {
+        match event {
+            SfuEvent::Connected { .. } => self.reply(ServerMessage::MediaConnected),
+            SfuEvent::Disconnected { reason, .. } => {
+                self.media_events = None;
+                self.reply(ServerMessage::MediaDisconnected { reason });
+            }
+        }
+    }
+
+    fn reply(&self, msg: ServerMessage) {
+        if self.outbox.try_send(msg).is_err() {
+            warn!("session outbox full; message dropped");
+        }
+    }
+
+    fn reply_error(&self, code: ErrorCode, message: impl Into<String>) {
+        self.state.metrics.count_error(code);
+        self.reply(ServerMessage::error(code, message));
+    }
+
+    fn leave(&mut self) {
+        if let Some(joined) = self.joined.take() {
+            if self.state.rooms.leave(&joined.room, &joined.participant, self.id) {
+                self.state.media.leave(joined.media_id);
+            }
+            info!("left");
+        }
+    }
+}
+
+/// The SFU's id for a participant: unique across rooms and roles.
+fn media_participant_id(room: &str, sub: &str, role: Role) -> ParticipantId {
+    let role = match role {
+        Role::Agent => "agent",
+        Role::Customer => "customer",
+    };
+    ParticipantId::new(format!("{room}/{role}/{sub}"))
+}
+
+async fn next_event(events: &mut Option<mpsc::Receiver<SfuEvent>>) -> Option<SfuEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(sink: &mut Sink, msg: &ServerMessage) -> Result<(), axum::Error> {
+    sink.send(Message::Text(msg.to_json().into())).await
+}

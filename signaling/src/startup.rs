@@ -1,0 +1,208 @@
+//! Building and running the whole server: HTTP(S), signaling and the SFU.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
+use kefu_media_server::{MediaServer, SfuMetrics};
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::KefuConfig;
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+use crate::routes;
+use crate::state::AppState;
+use crate::token::{Role, TokenKeys, unix_now};
+
+/// File under the data folder keeping the generated token key across restarts.
+const TOKEN_SECRET_FILE: &str = "token-secret";
+
+/// A built server, bound to its ports, not yet serving.
+#[derive(Debug)]
+pub struct App {
+    listener: std::net::TcpListener,
+    http_addr: SocketAddr,
+    tls: Option<RustlsConfig>,
+    state: AppState,
+    media: MediaServer,
+    shutdown_tx: watch::Sender<bool>,
+    grace: Duration,
+}
+
+impl App {
+    /// Binds HTTP and media sockets (port 0 works for both) and prepares the state.
+    pub async fn build(config: KefuConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let tokens = token_keys(&config)?;
+
+        let sfu_metrics = SfuMetrics::default();
+        let media = MediaServer::start(&config.media, sfu_metrics.clone())
+            .await
+            .context("starting the media server")?;
+
+        let rooms = Arc::new(Rooms::default());
+        for room in &config.signaling.rooms {
+            rooms.create(room);
+        }
+        let metrics = Arc::new(Metrics::new(rooms.clone(), &sfu_metrics));
+
+        let tls = match &config.server.tls {
+            Some(tls) => Some(
+                RustlsConfig::from_pem_file(&tls.cert_path, &tls.key_path)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "loading TLS certificate {} and key {}",
+                            tls.cert_path.display(),
+                            tls.key_path.display()
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let listener = std::net::TcpListener::bind(config.server.bind)
+            .with_context(|| format!("binding HTTP on {}", config.server.bind))?;
+        let http_addr = listener.local_addr()?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = AppState::new(
+            rooms,
+            tokens,
+            media.handle.clone(),
+            config.signaling.clone(),
+            metrics,
+            shutdown_rx,
+        );
+        Ok(Self {
+            listener,
+            http_addr,
+            tls,
+            state,
+            media,
+            shutdown_tx,
+            grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The UDP address browsers send media to.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media.handle.local_addr()
+    }
+
+    /// `http://host:port` or `https://…`.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr)
+    }
+
+    pub fn tokens(&self) -> &TokenKeys {
+        &self.state.tokens
+    }
+
+    pub fn rooms(&self) -> &Rooms {
+        &self.state.rooms
+    }
+
+    /// Page links for `room`: (agent URL, customer URL), each with a fresh token.
+    pub fn room_links(&self, room: &str) -> (String, String) {
+        let now = unix_now();
+        let base = self.base_url();
+        let agent = self.tokens().issue(room, "agent", Role::Agent, now);
+        let customer = self.tokens().issue(room, "customer", Role::Customer, now);
+        (
+            format!("{base}/agent?token={agent}"),
+            format!("{base}/customer?token={customer}"),
+        )
+    }
+
+    /// Serves until `shutdown` resolves, then closes sessions and drains connections.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let App {
+            listener,
+            tls,
+            state,
+            media,
+            shutdown_tx,
+            grace,
+            ..
+        } = self;
+        let app = routes::router(state.clone()).into_make_service();
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            info!("shutting down: closing sessions");
+            let _ = shutdown_tx.send(true);
+            stopper.graceful_shutdown(Some(grace));
+        });
+        let served = match tls {
+            Some(tls) => {
+                axum_server::from_tcp_rustls(listener, tls)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
+            None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await,
+        };
+        served.context("HTTP server failed")?;
+        // Dropping the last handle stops the media driver.
+        drop(state);
+        media.task.abort();
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// The room-token keys: the configured secret, or the one kept in the data folder.
+pub fn token_keys(config: &KefuConfig) -> anyhow::Result<TokenKeys> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
+    let secret = match &config.auth.token_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => load_or_create_secret(&config.data_dir)?,
+    };
+    Ok(TokenKeys::new(&secret, config.auth.token_ttl_secs))
+}
+
+/// Reads the token key from the data folder, creating a random one the first time.
+fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(TOKEN_SECRET_FILE);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 64 {
+            return Ok(existing.as_bytes().to_vec());
+        }
+    }
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &hex).with_context(|| format!("writing {}", path.display()))?;
+    Ok(hex.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}

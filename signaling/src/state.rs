@@ -1,0 +1,50 @@
+//! Shared state handed to every route.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kefu_media_server::MediaHandle;
+use tokio::sync::watch;
+
+use crate::config::SignalingConfig;
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+use crate::token::TokenKeys;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub rooms: Arc<Rooms>,
+    pub tokens: TokenKeys,
+    pub media: MediaHandle,
+    pub signaling: Arc<SignalingConfig>,
+    pub metrics: Arc<Metrics>,
+    /// Flips to `true` when the server stops; sessions close on it.
+    pub shutdown: watch::Receiver<bool>,
+    sessions: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(
+        rooms: Arc<Rooms>,
+        tokens: TokenKeys,
+        media: MediaHandle,
+        signaling: SignalingConfig,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            rooms,
+            tokens,
+            media,
+            signaling: Arc::new(signaling),
+            metrics,
+            shutdown,
+            sessions: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// A process-unique number for a WebSocket session.
+    pub fn next_session_id(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed)
+    }
+}

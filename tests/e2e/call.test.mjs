@@ -1,0 +1,47 @@
+// A real call between the agent page and the customer page, through our SFU.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startKefu, launchBrowser, callStats, waitFor, artifacts } from './lib/kefu.mjs';
+
+test('agent and customer pages see and hear each other through the SFU', async () => {
+  const kefu = await startKefu();
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  try {
+    await agent.page.goto(kefu.agentUrl);
+    await customer.page.goto(kefu.customerUrl);
+
+    for (const [name, side] of [['agent', agent], ['customer', customer]]) {
+      const stats = await waitFor(`${name} to decode 60 frames`, 30000, async () => {
+        const s = await callStats(side.page);
+        return { done: s && s.videoFramesDecoded >= 60 && s.audioPacketsReceived > 0, value: s };
+      });
+      assert.ok(stats.videoFramesDecoded >= 60, `${name} decoded ${stats.videoFramesDecoded} frames`);
+      assert.ok(stats.audioPacketsReceived > 0, `${name} received audio`);
+      // Media is relayed by the SFU, not peer to peer.
+      assert.equal(stats.remotePort, kefu.mediaPort, `${name}'s selected pair goes to the SFU`);
+      assert.equal(stats.pairState, 'succeeded');
+    }
+    assert.match(await agent.page.locator('#status').textContent(), /In call/);
+    assert.match(await customer.page.locator('#status').textContent(), /In call/);
+    await agent.page.screenshot({ path: join(artifacts, 'agent-in-call.png') });
+    await customer.page.screenshot({ path: join(artifacts, 'customer-in-call.png') });
+
+    // Hang-up reaches the other side through signaling, not an ICE timeout.
+    await customer.page.click('#hang-up');
+    await waitFor('agent to see the customer leave', 5000, async () => {
+      const t = await agent.page.locator('#status').textContent();
+      return { done: /left/.test(t), value: t };
+    });
+
+    const metrics = await (await fetch(`${kefu.baseUrl}/metrics`)).text();
+    const forwarded = Number((metrics.match(/^kefu_sfu_packets_forwarded_total (\d+)/m) || [])[1]);
+    assert.ok(forwarded > 500, `metrics count forwarded packets: ${forwarded}`);
+  } finally {
+    await agent.close();
+    await customer.close();
+    const status = await kefu.stop();
+    assert.equal(status.code, 0, `kefu exits cleanly on SIGTERM: ${JSON.stringify(status)}`);
+  }
+});

@@ -1,0 +1,151 @@
+// Helpers for browser tests: start the real kefu binary, launch headless Chromium,
+// read WebRTC stats. Everything listens on 127.0.0.1 and is stopped by the test.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '../../..');
+export const artifacts = join(repoRoot, 'tests/e2e/artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+function kefuBinary() {
+  if (process.env.KEFU_BIN) return process.env.KEFU_BIN;
+  const targetDir = process.env.CARGO_TARGET_DIR || join(repoRoot, 'target');
+  return join(targetDir, 'debug/kefu');
+}
+
+/** Starts `kefu serve` on free ports; resolves once it printed its links. */
+export async function startKefu(extraEnv = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'kefu-e2e-'));
+  const child = spawn(kefuBinary(), ['serve'], {
+    env: {
+      ...process.env,
+      KEFU_DATA_DIR: dataDir,
+      KEFU_SERVER__BIND: '127.0.0.1:0',
+      KEFU_MEDIA__PORT: '0',
+      KEFU_MEDIA__ADVERTISE_IP: '127.0.0.1',
+      RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', process.env.TEST_LOG ? 'inherit' : 'ignore'],
+  });
+  let out = '';
+  const ready = new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('kefu did not start in 20 s:\n' + out)), 20000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/customer page: \S+/.test(out)) {
+        clearTimeout(timer);
+        ok();
+      }
+    });
+    child.on('exit', (code) => fail(new Error(`kefu exited with ${code}:\n${out}`)));
+  });
+  await ready;
+  const pick = (re) => {
+    const m = out.match(re);
+    if (!m) throw new Error(`kefu output lacks ${re}:\n${out}`);
+    return m[1];
+  };
+  const exited = new Promise((ok) => child.on('exit', (code, signal) => ok({ code, signal })));
+  return {
+    child,
+    baseUrl: pick(/http:\s+(\S+)/),
+    mediaPort: Number(pick(/media: udp [\d.]+:(\d+)/)),
+    agentUrl: pick(/agent page:\s+(\S+)/),
+    customerUrl: pick(/customer page:\s+(\S+)/),
+    /** SIGTERM, then resolves with the exit status. */
+    async stop() {
+      child.kill('SIGTERM');
+      let timer;
+      const status = await Promise.race([
+        exited,
+        new Promise((ok) => (timer = setTimeout(() => ok({ code: null, signal: 'timeout' }), 15000))),
+      ]);
+      clearTimeout(timer);
+      if (status.signal === 'timeout') child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+      return status;
+    },
+  };
+}
+
+/** A fresh headless Chromium with fake camera and microphone. */
+export async function launchBrowser({ mobile = false, extraArgs = [] } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), 'kefu-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection',
+      '--autoplay-policy=no-user-gesture-required',
+      ...extraArgs,
+    ],
+    ...(mobile
+      ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
+      : { viewport: { width: 1280, height: 800 } }),
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  return {
+    context,
+    page,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the page's peer connection received and which candidate pair it uses. */
+export async function callStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.kefu && window.kefu.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    const out = { videoFramesDecoded: 0, audioPacketsReceived: 0, audioSamplesReceived: 0, remotePort: null, remoteAddress: null, pairState: null };
+    let pairId = null;
+    stats.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') out.videoFramesDecoded += s.framesDecoded || 0;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        out.audioPacketsReceived += s.packetsReceived || 0;
+        out.audioSamplesReceived += s.totalSamplesReceived || 0;
+      }
+      if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+    });
+    const pair = pairId && stats.get(pairId);
+    if (pair) {
+      out.pairState = pair.state;
+      const remote = stats.get(pair.remoteCandidateId);
+      if (remote) {
+        out.remotePort = remote.port;
+        out.remoteAddress = remote.address || remote.ip;
+      }
+    }
+    return out;
+  });
+}
+
+/** Polls `check` until it returns a truthy value or `ms` pass. */
+export async function waitFor(what, ms, check) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await check();
+    if (last && last.done) return last.value;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last && last.value)}`);
+}
