@@ -39,6 +39,7 @@ impl App {
     /// Binds HTTP and media sockets (port 0 works for both) and prepares the state.
     pub async fn build(config: KefuConfig) -> anyhow::Result<Self> {
         config.validate()?;
+        install_tls_provider();
         let tokens = token_keys(&config)?;
 
         let sfu_metrics = SfuMetrics::default();
@@ -161,6 +162,13 @@ impl App {
         info!("stopped");
         Ok(())
     }
+}
+
+/// Makes aws-lc-rs the process-wide rustls provider. Needed when more than one
+/// provider is compiled in (tests link ring through their HTTP client); harmless when
+/// one is already installed.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// The room-token keys: the configured secret, or the one kept in the data folder.

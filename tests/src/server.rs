@@ -1,0 +1,109 @@
+//! kefu in-process on 127.0.0.1 with free ports and a fresh data folder.
+
+use std::net::SocketAddr;
+
+use kefu_signaling::config::KefuConfig;
+use kefu_signaling::token::{Role, TokenKeys, unix_now};
+use kefu_signaling::App;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server; stopped (gracefully) when dropped or by [`TestServer::stop`].
+#[derive(Debug)]
+pub struct TestServer {
+    pub base_url: String,
+    pub ws_url: String,
+    pub media_addr: SocketAddr,
+    pub tokens: TokenKeys,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _data: tempfile::TempDir,
+}
+
+/// Rooms every test server has.
+pub const ROOMS: [&str; 3] = ["call", "side", "spare"];
+
+pub async fn spawn_app() -> TestServer {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], after `tweak` adjusted the configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
+    if std::env::var_os("TEST_LOG").is_some() {
+        kefu_signaling::telemetry::init(&Default::default());
+    }
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut config = KefuConfig {
+        data_dir: data.path().to_path_buf(),
+        ..KefuConfig::default()
+    };
+    config.server.bind = ([127, 0, 0, 1], 0).into();
+    config.server.shutdown_grace_secs = 2;
+    config.media.port = 0;
+    config.media.advertise_ip = Some([127, 0, 0, 1].into());
+    config.signaling.rooms = ROOMS.iter().map(|r| r.to_string()).collect();
+    tweak(&mut config);
+
+    let app = App::build(config).await.expect("app builds");
+    let base_url = app.base_url();
+    let ws_url = base_url.replacen("http", "ws", 1) + "/ws";
+    let media_addr = app.media_addr();
+    let tokens = app.tokens().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestServer {
+        base_url,
+        ws_url,
+        media_addr,
+        tokens,
+        stop: Some(stop),
+        task: Some(task),
+        _data: data,
+    }
+}
+
+impl TestServer {
+    /// A valid token for `name` in `room`.
+    pub fn token(&self, room: &str, name: &str, role: Role) -> String {
+        self.tokens.issue(room, name, role, unix_now())
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base_url))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// The value of one sample line in `/metrics` (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Triggers graceful shutdown and waits for the server to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

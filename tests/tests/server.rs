@@ -1,0 +1,106 @@
+//! Health, metrics, TLS and graceful shutdown of the whole server.
+
+use std::time::Duration;
+
+use kefu_signaling::config::TlsConfig;
+use kefu_signaling::protocol::ServerMessage;
+use kefu_signaling::token::Role;
+use kefu_tests::signaling::Closed;
+use kefu_tests::{SignalingClient, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_and_metrics_answer() {
+    let server = spawn_app().await;
+    let health = reqwest::get(format!("{}/healthz", server.base_url)).await.expect("GET");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), r#"{"status":"ok"}"#);
+
+    let metrics = server.metrics().await;
+    for name in [
+        "kefu_calls ",
+        "kefu_participants ",
+        "kefu_sfu_packets_forwarded_total ",
+        "kefu_sfu_packets_dropped_total{reason=\"malformed\"} ",
+        "kefu_sfu_packets_dropped_total{reason=\"unknown_source\"} ",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn pages_are_served() {
+    let server = spawn_app().await;
+    for (path, needle) in [
+        ("/agent", "agent"),
+        ("/customer", "viewport"),
+        ("/static/call.js", "RTCPeerConnection"),
+    ] {
+        let res = reqwest::get(format!("{}{path}", server.base_url)).await.expect("GET");
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.text().await.expect("body").contains(needle), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn https_is_served_when_a_certificate_is_configured() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("self-signed certificate");
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).expect("write key");
+
+    let server = spawn_app_with(|c| {
+        c.server.tls = Some(TlsConfig {
+            cert_path: cert_path.clone(),
+            key_path: key_path.clone(),
+        })
+    })
+    .await;
+    assert!(server.base_url.starts_with("https://"), "{}", server.base_url);
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"))
+        .build()
+        .expect("client");
+    let url = server.base_url.replace("127.0.0.1", "localhost") + "/healthz";
+    let res = client.get(url).send().await.expect("HTTPS GET");
+    assert_eq!(res.status(), 200);
+
+    // Plain HTTP on the TLS port is not served.
+    let plain = server.base_url.replace("https://", "http://") + "/healthz";
+    assert!(reqwest::get(plain).await.is_err(), "no plaintext on the TLS port");
+}
+
+#[tokio::test]
+async fn a_missing_certificate_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = kefu_signaling::KefuConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.server.bind = ([127, 0, 0, 1], 0).into();
+    config.media.port = 0;
+    config.media.advertise_ip = Some([127, 0, 0, 1].into());
+    config.server.tls = Some(TlsConfig {
+        cert_path: dir.path().join("missing-cert.pem"),
+        key_path: dir.path().join("missing-key.pem"),
+    });
+    let err = kefu_signaling::App::build(config).await.expect_err("no certificate");
+    assert!(format!("{err:#}").contains("missing-cert.pem"), "{err:#}");
+}
+
+#[tokio::test]
+async fn shutdown_closes_sessions_with_going_away() {
+    let server = spawn_app().await;
+    let mut ws = SignalingClient::connect(&server.ws_url).await;
+    let joined = ws.join(&server.token("call", "a", Role::Agent)).await;
+    assert!(matches!(joined, ServerMessage::Joined { .. }));
+    let stopping = tokio::spawn(server.stop());
+    assert_eq!(ws.closed().await, Closed::Code(1001));
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("stops within the grace period")
+        .expect("task")
+        .expect("clean stop");
+}
