@@ -178,6 +178,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_loads() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kefu.example.toml");
+        let config = KefuConfig::load(Some(Path::new(example))).expect("example is valid");
+        assert_eq!(config.media.port, 50000);
+        assert_eq!(config.signaling.rooms, vec!["demo".to_string()]);
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("kefu.toml", "[server]\nbindd = \"127.0.0.1:9000\"\n")?;

@@ -21,16 +21,19 @@ function kefuBinary() {
 /** Starts `kefu serve` on free ports; resolves once it printed its links. */
 export async function startKefu(extraEnv = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'kefu-e2e-'));
+  const env = {
+    ...process.env,
+    KEFU_DATA_DIR: dataDir,
+    KEFU_SERVER__BIND: '127.0.0.1:0',
+    KEFU_MEDIA__PORT: '0',
+    KEFU_MEDIA__ADVERTISE_IP: '127.0.0.1',
+    RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
+    ...extraEnv,
+  };
+  // `undefined` in extraEnv means: leave the variable unset (use kefu's default).
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
   const child = spawn(kefuBinary(), ['serve'], {
-    env: {
-      ...process.env,
-      KEFU_DATA_DIR: dataDir,
-      KEFU_SERVER__BIND: '127.0.0.1:0',
-      KEFU_MEDIA__PORT: '0',
-      KEFU_MEDIA__ADVERTISE_IP: '127.0.0.1',
-      RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
-      ...extraEnv,
-    },
+    env,
     stdio: ['ignore', 'pipe', process.env.TEST_LOG ? 'inherit' : 'ignore'],
   });
   let out = '';

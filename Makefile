@@ -1,0 +1,43 @@
+# kefu — see README.md. `make run` and `make test` install what is missing first.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+KEFU := $(CARGO_TARGET_DIR)/debug/kefu
+
+.PHONY: deps build run test test-rust test-browser lint fmt clean
+
+deps:
+	@./deploy/install-deps.sh
+
+build: deps
+	$(CARGO) build --locked --workspace --all-targets
+
+## Start kefu on 127.0.0.1:8080 with all state under ./data; prints the page links.
+run: deps
+	$(CARGO) build --locked --bin kefu
+	mkdir -p data
+	KEFU_DATA_DIR=$(CURDIR)/data $(KEFU) serve
+
+## Every test tier: unit + integration (Rust), then browser end-to-end (Chromium).
+test: build
+	$(MAKE) --no-print-directory test-rust test-browser
+
+# WebRTC tests run in a loopback-only network namespace; everything is built before
+# entering it (the namespace has no network, so cargo runs offline).
+test-rust:
+	./deploy/netns-run.sh $(CARGO) test --locked --offline --workspace
+
+test-browser:
+	$(CARGO) build --locked --bin kefu
+	./deploy/netns-run.sh node --test --test-concurrency=1 tests/e2e/
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf tests/e2e/artifacts
