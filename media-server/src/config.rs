@@ -4,7 +4,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-
 /// Where the SFU listens and what it tells peers to send to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -52,4 +51,3 @@ fn first_lan_ipv4() -> IpAddr {
         .find(IpAddr::is_ipv4)
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
-

@@ -132,7 +132,9 @@ impl MediaServer {
         let socket = UdpSocket::bind(bind)
             .await
             .map_err(|source| MediaError::Bind { addr: bind, source })?;
-        let bound = socket.local_addr().map_err(|source| MediaError::Bind { addr: bind, source })?;
+        let bound = socket
+            .local_addr()
+            .map_err(|source| MediaError::Bind { addr: bind, source })?;
         let advertised = SocketAddr::new(config.resolve_advertised_ip(), bound.port());
         if advertised.ip().is_unspecified() {
             return Err(MediaError::Address(format!(

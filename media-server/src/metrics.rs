@@ -67,8 +67,11 @@ impl SfuMetrics {
         };
         self.rooms.set(stats.rooms as i64);
         self.participants.set(stats.participants as i64);
-        self.packets_forwarded
-            .inc_by(stats.packets_forwarded.saturating_sub(last.packets_forwarded));
+        self.packets_forwarded.inc_by(
+            stats
+                .packets_forwarded
+                .saturating_sub(last.packets_forwarded),
+        );
         self.frames_forwarded
             .inc_by(stats.frames_forwarded.saturating_sub(last.frames_forwarded));
         for reason in DropReason::ALL {

@@ -126,7 +126,10 @@ impl KefuConfig {
         }));
         if let Some(file) = file {
             if !file.exists() {
-                return Err(ConfigError(format!("config file {} not found", file.display())));
+                return Err(ConfigError(format!(
+                    "config file {} not found",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file(file));
         }
@@ -143,12 +146,16 @@ impl KefuConfig {
             return Err(ConfigError("auth.token_ttl_secs must be positive".into()));
         }
         if self.signaling.max_message_bytes < 1024 {
-            return Err(ConfigError("signaling.max_message_bytes must be at least 1024".into()));
+            return Err(ConfigError(
+                "signaling.max_message_bytes must be at least 1024".into(),
+            ));
         }
         if let Some(secret) = &self.auth.token_secret {
             use secrecy::ExposeSecret;
             if secret.expose_secret().len() < 32 {
-                return Err(ConfigError("auth.token_secret must be at least 32 bytes".into()));
+                return Err(ConfigError(
+                    "auth.token_secret must be at least 32 bytes".into(),
+                ));
             }
         }
         Ok(())
@@ -167,12 +174,19 @@ mod tests {
     #[test]
     fn file_then_env_override_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("kefu.toml", "[server]\nbind = \"127.0.0.1:9000\"\n[media]\nport = 0\n")?;
+            jail.create_file(
+                "kefu.toml",
+                "[server]\nbind = \"127.0.0.1:9000\"\n[media]\nport = 0\n",
+            )?;
             jail.set_env("KEFU_MEDIA__PORT", "41000");
             let config = KefuConfig::load(Some(Path::new("kefu.toml"))).expect("valid");
             assert_eq!(config.server.bind.port(), 9000);
             assert_eq!(config.media.port, 41000, "environment wins over the file");
-            assert_eq!(config.signaling.max_message_bytes, 64 * 1024, "defaults stay");
+            assert_eq!(
+                config.signaling.max_message_bytes,
+                64 * 1024,
+                "defaults stay"
+            );
             Ok(())
         });
     }

@@ -34,7 +34,11 @@ impl Metrics {
         let calls = Gauge::default();
         let participants = Gauge::default();
         let signaling_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register("kefu_calls", "Rooms with both participants joined", calls.clone());
+        registry.register(
+            "kefu_calls",
+            "Rooms with both participants joined",
+            calls.clone(),
+        );
         registry.register(
             "kefu_participants",
             "Participants joined through signaling",
@@ -60,7 +64,9 @@ impl Metrics {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        self.signaling_errors.get_or_create(&ErrorLabels { code }).inc();
+        self.signaling_errors
+            .get_or_create(&ErrorLabels { code })
+            .inc();
     }
 
     /// Prometheus text exposition.

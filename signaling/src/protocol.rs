@@ -45,15 +45,24 @@ pub enum ServerMessage {
         peers: Vec<PeerInfo>,
     },
     /// The SFU's answer. It carries the SFU's candidates; the SFU trickles none.
-    Answer { sdp: String },
+    Answer {
+        sdp: String,
+    },
     PeerJoined(PeerInfo),
-    PeerLeft { participant: String },
+    PeerLeft {
+        participant: String,
+    },
     /// ICE and DTLS with the SFU are up.
     MediaConnected,
     /// The peer connection with the SFU ended.
-    MediaDisconnected { reason: String },
+    MediaDisconnected {
+        reason: String,
+    },
     Pong,
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 /// Machine-readable error codes; `message` says the same for people.
@@ -108,16 +117,29 @@ mod tests {
 
     #[test]
     fn client_messages_parse_from_the_documented_json() {
-        let join: ClientMessage = serde_json::from_str(r#"{"type":"join","token":"t"}"#).expect("join");
+        let join: ClientMessage =
+            serde_json::from_str(r#"{"type":"join","token":"t"}"#).expect("join");
         assert_eq!(join, ClientMessage::Join { token: "t".into() });
         let cand: ClientMessage = serde_json::from_str(
             r#"{"type":"candidate","candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdp_mid":"0"}"#,
         )
         .expect("candidate");
-        assert!(matches!(cand, ClientMessage::Candidate { candidate: Some(_), .. }));
-        let end: ClientMessage =
-            serde_json::from_str(r#"{"type":"candidate","candidate":null}"#).expect("end of candidates");
-        assert!(matches!(end, ClientMessage::Candidate { candidate: None, .. }));
+        assert!(matches!(
+            cand,
+            ClientMessage::Candidate {
+                candidate: Some(_),
+                ..
+            }
+        ));
+        let end: ClientMessage = serde_json::from_str(r#"{"type":"candidate","candidate":null}"#)
+            .expect("end of candidates");
+        assert!(matches!(
+            end,
+            ClientMessage::Candidate {
+                candidate: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -131,12 +153,18 @@ mod tests {
     #[test]
     fn server_errors_serialize_with_snake_case_codes() {
         let json = ServerMessage::error(ErrorCode::BadSdp, "nope").to_json();
-        assert_eq!(json, r#"{"type":"error","code":"bad_sdp","message":"nope"}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"bad_sdp","message":"nope"}"#
+        );
         let joined = ServerMessage::PeerJoined(PeerInfo {
             participant: "p".into(),
             role: Role::Customer,
         })
         .to_json();
-        assert_eq!(joined, r#"{"type":"peer_joined","participant":"p","role":"customer"}"#);
+        assert_eq!(
+            joined,
+            r#"{"type":"peer_joined","participant":"p","role":"customer"}"#
+        );
     }
 }

@@ -64,7 +64,9 @@ pub struct RoomCounts {
 impl Rooms {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
         // A panic while holding this lock leaves plain maps behind; keep serving.
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Makes a room joinable. Idempotent.
@@ -126,7 +128,10 @@ impl Rooms {
         let Some(r) = rooms.get_mut(room) else {
             return false;
         };
-        if r.members.get(participant).is_none_or(|m| m.session != session) {
+        if r.members
+            .get(participant)
+            .is_none_or(|m| m.session != session)
+        {
             return false;
         }
         r.members.remove(participant);
@@ -163,7 +168,10 @@ mod tests {
     fn unknown_room_is_refused() {
         let rooms = Rooms::default();
         let (tx, _rx) = outbox();
-        assert_eq!(rooms.join("nope", "a", Role::Agent, 1, tx), Err(RoomError::UnknownRoom));
+        assert_eq!(
+            rooms.join("nope", "a", Role::Agent, 1, tx),
+            Err(RoomError::UnknownRoom)
+        );
     }
 
     #[test]
@@ -173,17 +181,41 @@ mod tests {
         let (a_tx, mut a_rx) = outbox();
         let (b_tx, _b_rx) = outbox();
         let (c_tx, _c_rx) = outbox();
-        assert!(rooms.join("r", "a", Role::Agent, 1, a_tx).expect("a").is_empty());
+        assert!(
+            rooms
+                .join("r", "a", Role::Agent, 1, a_tx)
+                .expect("a")
+                .is_empty()
+        );
         let peers = rooms.join("r", "b", Role::Customer, 2, b_tx).expect("b");
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].participant, "a");
-        assert!(matches!(a_rx.try_recv(), Ok(ServerMessage::PeerJoined(p)) if p.participant == "b"));
-        assert_eq!(rooms.counts(), RoomCounts { calls: 1, participants: 2 });
-        assert_eq!(rooms.join("r", "c", Role::Customer, 3, c_tx), Err(RoomError::Full));
+        assert!(
+            matches!(a_rx.try_recv(), Ok(ServerMessage::PeerJoined(p)) if p.participant == "b")
+        );
+        assert_eq!(
+            rooms.counts(),
+            RoomCounts {
+                calls: 1,
+                participants: 2
+            }
+        );
+        assert_eq!(
+            rooms.join("r", "c", Role::Customer, 3, c_tx),
+            Err(RoomError::Full)
+        );
 
         assert!(rooms.leave("r", "b", 2));
-        assert!(matches!(a_rx.try_recv(), Ok(ServerMessage::PeerLeft { participant }) if participant == "b"));
-        assert_eq!(rooms.counts(), RoomCounts { calls: 0, participants: 1 });
+        assert!(
+            matches!(a_rx.try_recv(), Ok(ServerMessage::PeerLeft { participant }) if participant == "b")
+        );
+        assert_eq!(
+            rooms.counts(),
+            RoomCounts {
+                calls: 0,
+                participants: 1
+            }
+        );
     }
 
     #[test]
@@ -193,12 +225,20 @@ mod tests {
         let (old_tx, mut old_rx) = outbox();
         let (new_tx, _new_rx) = outbox();
         rooms.join("r", "a", Role::Agent, 1, old_tx).expect("first");
-        rooms.join("r", "a", Role::Agent, 2, new_tx).expect("reload");
+        rooms
+            .join("r", "a", Role::Agent, 2, new_tx)
+            .expect("reload");
         assert!(matches!(
             old_rx.try_recv(),
-            Ok(ServerMessage::Error { code: ErrorCode::Replaced, .. })
+            Ok(ServerMessage::Error {
+                code: ErrorCode::Replaced,
+                ..
+            })
         ));
-        assert!(!rooms.leave("r", "a", 1), "the old session no longer holds the id");
+        assert!(
+            !rooms.leave("r", "a", 1),
+            "the old session no longer holds the id"
+        );
         assert_eq!(rooms.counts().participants, 1);
     }
 }

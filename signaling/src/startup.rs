@@ -127,7 +127,10 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then closes sessions and drains connections.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let App {
             listener,
             tls,
@@ -153,7 +156,12 @@ impl App {
                     .serve(app)
                     .await
             }
-            None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await,
+            None => {
+                axum_server::from_tcp(listener)?
+                    .handle(handle)
+                    .serve(app)
+                    .await
+            }
         };
         served.context("HTTP server failed")?;
         // Dropping the last handle stops the media driver.

@@ -48,7 +48,9 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("ttl_secs", &self.ttl_secs).finish_non_exhaustive()
+        f.debug_struct("TokenKeys")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -139,6 +141,9 @@ mod tests {
         let other = keys.issue("room-2", "alice", Role::Agent, 1000);
         let other_payload = other.split('.').nth(1).expect("three parts");
         parts[1] = other_payload;
-        assert_eq!(keys.verify(&parts.join("."), 1001), Err(TokenError::Invalid));
+        assert_eq!(
+            keys.verify(&parts.join("."), 1001),
+            Err(TokenError::Invalid)
+        );
     }
 }

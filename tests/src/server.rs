@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 
+use kefu_signaling::App;
 use kefu_signaling::config::KefuConfig;
 use kefu_signaling::token::{Role, TokenKeys, unix_now};
-use kefu_signaling::App;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -83,7 +83,10 @@ impl TestServer {
     pub async fn metric(&self, sample: &str) -> f64 {
         let text = self.metrics().await;
         text.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|l| {
+                l.strip_prefix(sample)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
     }

@@ -43,7 +43,10 @@ impl SignalingClient {
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
     }
 
     /// Joins with `token` and returns the server's first answer.
@@ -72,9 +75,11 @@ impl SignalingClient {
                     return Ok(serde_json::from_str(&text).expect("server sends protocol JSON"));
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(Closed::Code(frame.map(|f| u16::from(f.code)).unwrap_or(
-                        u16::from(CloseCode::Status),
-                    )));
+                    return Err(Closed::Code(
+                        frame
+                            .map(|f| u16::from(f.code))
+                            .unwrap_or(u16::from(CloseCode::Status)),
+                    ));
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Err(Closed::Eof),

@@ -25,7 +25,7 @@ use webrtc::media::Sample;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-use webrtc::rtp_transceiver::rtp_codec::{RTPCodecType, RTCRtpCodecCapability};
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
@@ -134,15 +134,23 @@ impl RtcClient {
             })
         }));
 
-        let (ws, _) = connect_async(&server.ws_url).await.expect("signaling connects");
+        let (ws, _) = connect_async(&server.ws_url)
+            .await
+            .expect("signaling connects");
         let (mut sink, mut stream) = ws.split();
         let join = serde_json::json!({"type": "join", "token": token});
-        sink.send(Message::Text(join.to_string().into())).await.expect("send join");
+        sink.send(Message::Text(join.to_string().into()))
+            .await
+            .expect("send join");
 
         let offer = pc.create_offer(None).await.expect("offer");
-        pc.set_local_description(offer.clone()).await.expect("local description");
+        pc.set_local_description(offer.clone())
+            .await
+            .expect("local description");
         let offer_msg = serde_json::json!({"type": "offer", "sdp": offer.sdp});
-        sink.send(Message::Text(offer_msg.to_string().into())).await.expect("send offer");
+        sink.send(Message::Text(offer_msg.to_string().into()))
+            .await
+            .expect("send offer");
 
         // Signaling pump: trickle our candidates out, apply the answer, log everything.
         let pump_pc = pc.clone();
@@ -172,7 +180,9 @@ impl RtcClient {
             }
         });
 
-        let audio_task = tokio::spawn(publish(audio, Duration::from_millis(20), |_| vec![0xf8; 80]));
+        let audio_task = tokio::spawn(publish(audio, Duration::from_millis(20), |_| {
+            vec![0xf8; 80]
+        }));
         let video_task = tokio::spawn(publish(video, Duration::from_millis(33), vp8_frame));
 
         Self {
@@ -207,11 +217,7 @@ impl RtcClient {
 
 /// Writes a sample every `period` (only once connected; earlier writes are dropped
 /// by webrtc-rs anyway).
-async fn publish(
-    track: Arc<TrackLocalStaticSample>,
-    period: Duration,
-    make: fn(u64) -> Vec<u8>,
-) {
+async fn publish(track: Arc<TrackLocalStaticSample>, period: Duration, make: fn(u64) -> Vec<u8>) {
     let mut tick = tokio::time::interval(period);
     for n in 0u64.. {
         tick.tick().await;
@@ -237,7 +243,8 @@ fn vp8_frame(n: u64) -> Vec<u8> {
 async fn new_peer_connection() -> RTCPeerConnection {
     let mut media = MediaEngine::default();
     media.register_default_codecs().expect("codecs");
-    let registry = register_default_interceptors(Registry::new(), &mut media).expect("interceptors");
+    let registry =
+        register_default_interceptors(Registry::new(), &mut media).expect("interceptors");
     let mut settings = SettingEngine::default();
     // Loopback only: tests never send to any other address.
     settings.set_include_loopback_candidate(true);

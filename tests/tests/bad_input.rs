@@ -35,14 +35,32 @@ async fn malformed_sdp_gets_bad_sdp_and_the_session_stays() {
     let (agent, customer) = running_call(&server).await;
     let mut ws = joined_session(&server, "side").await;
 
-    for sdp in ["", "hello", "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nm=video x y z\r\n"] {
-        ws.send_json(serde_json::json!({"type": "offer", "sdp": sdp})).await;
-        assert_eq!(error_code(&ws.recv().await), ErrorCode::BadSdp, "offer {sdp:?}");
+    for sdp in [
+        "",
+        "hello",
+        "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nm=video x y z\r\n",
+    ] {
+        ws.send_json(serde_json::json!({"type": "offer", "sdp": sdp}))
+            .await;
+        assert_eq!(
+            error_code(&ws.recv().await),
+            ErrorCode::BadSdp,
+            "offer {sdp:?}"
+        );
     }
     ws.send_json(serde_json::json!({"type": "ping"})).await;
-    assert_eq!(ws.recv().await, ServerMessage::Pong, "the session survives bad SDP");
+    assert_eq!(
+        ws.recv().await,
+        ServerMessage::Pong,
+        "the session survives bad SDP"
+    );
     assert_call_unaffected(&agent, &customer).await;
-    assert!(server.metric("kefu_signaling_errors_total{code=\"bad_sdp\"}").await >= 3.0);
+    assert!(
+        server
+            .metric("kefu_signaling_errors_total{code=\"bad_sdp\"}")
+            .await
+            >= 3.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +68,9 @@ async fn unknown_room_is_refused_and_closed() {
     let server = spawn_app().await;
     let (agent, customer) = running_call(&server).await;
     let mut ws = SignalingClient::connect(&server.ws_url).await;
-    let reply = ws.join(&server.token("no-such-room", "x", Role::Customer)).await;
+    let reply = ws
+        .join(&server.token("no-such-room", "x", Role::Customer))
+        .await;
     assert_eq!(error_code(&reply), ErrorCode::UnknownRoom);
     assert_eq!(ws.closed().await, Closed::Code(1008));
     assert_call_unaffected(&agent, &customer).await;
@@ -63,19 +83,26 @@ async fn forged_and_expired_tokens_are_refused() {
 
     let forger = TokenKeys::new(b"not-the-server-key-not-the-server-key", 3600);
     let forged = forger.issue("call", "mallory", Role::Agent, unix_now());
-    let expired = server.tokens.issue("call", "late", Role::Customer, unix_now() - 2 * 12 * 3600);
+    let expired = server
+        .tokens
+        .issue("call", "late", Role::Customer, unix_now() - 2 * 12 * 3600);
     for (token, code) in [
         (forged.as_str(), ErrorCode::InvalidToken),
         ("garbage", ErrorCode::InvalidToken),
         (expired.as_str(), ErrorCode::TokenExpired),
     ] {
         let mut ws = SignalingClient::connect(&server.ws_url).await;
-        assert_eq!(error_code(&ws.join(token).await), code, "token {token:.20}…");
+        assert_eq!(
+            error_code(&ws.join(token).await),
+            code,
+            "token {token:.20}…"
+        );
         assert_eq!(ws.closed().await, Closed::Code(1008));
     }
     // Nothing but a joined session may talk to the SFU.
     let mut ws = SignalingClient::connect(&server.ws_url).await;
-    ws.send_json(serde_json::json!({"type": "offer", "sdp": "v=0"})).await;
+    ws.send_json(serde_json::json!({"type": "offer", "sdp": "v=0"}))
+        .await;
     assert_eq!(error_code(&ws.recv().await), ErrorCode::NotJoined);
     assert_call_unaffected(&agent, &customer).await;
 }
@@ -85,7 +112,9 @@ async fn a_third_participant_finds_the_room_full() {
     let server = spawn_app().await;
     let (agent, customer) = running_call(&server).await;
     let mut ws = SignalingClient::connect(&server.ws_url).await;
-    let reply = ws.join(&server.token("call", "intruder", Role::Customer)).await;
+    let reply = ws
+        .join(&server.token("call", "intruder", Role::Customer))
+        .await;
     assert_eq!(error_code(&reply), ErrorCode::RoomFull);
     assert_call_unaffected(&agent, &customer).await;
 }
@@ -106,15 +135,27 @@ async fn oversized_message_gets_an_error_and_close_1009() {
 async fn junk_messages_get_invalid_message_and_the_session_stays() {
     let server = spawn_app().await;
     let mut ws = joined_session(&server, "side").await;
-    for junk in ["not json", "{}", r#"{"type":"dance"}"#, r#"{"type":"join"}"#, "[1,2,3]"] {
+    for junk in [
+        "not json",
+        "{}",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"join"}"#,
+        "[1,2,3]",
+    ] {
         ws.send_text(junk).await;
-        assert_eq!(error_code(&ws.recv().await), ErrorCode::InvalidMessage, "{junk}");
+        assert_eq!(
+            error_code(&ws.recv().await),
+            ErrorCode::InvalidMessage,
+            "{junk}"
+        );
     }
     ws.send_binary(vec![0xff; 64]).await;
     assert_eq!(error_code(&ws.recv().await), ErrorCode::InvalidMessage);
-    ws.send_json(serde_json::json!({"type": "candidate", "candidate": "candidate:nonsense"})).await;
+    ws.send_json(serde_json::json!({"type": "candidate", "candidate": "candidate:nonsense"}))
+        .await;
     assert_eq!(error_code(&ws.recv().await), ErrorCode::BadCandidate);
-    ws.send_json(serde_json::json!({"type": "join", "token": "again"})).await;
+    ws.send_json(serde_json::json!({"type": "join", "token": "again"}))
+        .await;
     assert_eq!(error_code(&ws.recv().await), ErrorCode::AlreadyJoined);
     ws.send_json(serde_json::json!({"type": "ping"})).await;
     assert_eq!(ws.recv().await, ServerMessage::Pong);
@@ -132,7 +173,9 @@ async fn silent_connection_is_closed_after_the_join_timeout() {
 async fn garbage_udp_datagrams_are_counted_and_dropped() {
     let server = spawn_app().await;
     let (agent, customer) = running_call(&server).await;
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut sent = 0u64;
     for len in [0usize, 1, 2, 12, 13, 100, 512, 1200, 1500] {
@@ -145,7 +188,10 @@ async fn garbage_udp_datagrams_are_counted_and_dropped() {
                     seed as u8
                 })
                 .collect();
-            socket.send_to(&datagram, server.media_addr).await.expect("send");
+            socket
+                .send_to(&datagram, server.media_addr)
+                .await
+                .expect("send");
             sent += 1;
             if sent % 10 == 0 {
                 // Paced, so the kernel's receive buffer never overflows and every
@@ -155,11 +201,18 @@ async fn garbage_udp_datagrams_are_counted_and_dropped() {
         }
     }
     let dropped = kefu_tests::wait_until("drops to be counted", Duration::from_secs(5), || async {
-        let malformed = server.metric("kefu_sfu_packets_dropped_total{reason=\"malformed\"}").await;
-        let unknown = server.metric("kefu_sfu_packets_dropped_total{reason=\"unknown_source\"}").await;
+        let malformed = server
+            .metric("kefu_sfu_packets_dropped_total{reason=\"malformed\"}")
+            .await;
+        let unknown = server
+            .metric("kefu_sfu_packets_dropped_total{reason=\"unknown_source\"}")
+            .await;
         (malformed + unknown >= sent as f64).then_some((malformed, unknown))
     })
     .await;
-    assert!(dropped.0 > 0.0 && dropped.1 > 0.0, "both kinds seen: {dropped:?}");
+    assert!(
+        dropped.0 > 0.0 && dropped.1 > 0.0,
+        "both kinds seen: {dropped:?}"
+    );
     assert_call_unaffected(&agent, &customer).await;
 }

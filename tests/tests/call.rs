@@ -13,14 +13,32 @@ async fn each_client_receives_the_others_audio_and_video() {
     // Five more seconds of media: ~250 audio packets and ~150 frames each way.
     for client in [&agent, &customer] {
         let counts = client.wait_for_more(150, 90, Duration::from_secs(10)).await;
-        assert!(counts.video_packets > counts.video_frames, "frames span packets: {counts:?}");
+        assert!(
+            counts.video_packets > counts.video_frames,
+            "frames span packets: {counts:?}"
+        );
     }
 
     let messages = agent.messages.lock().await.clone();
-    assert!(matches!(messages.first(), Some(ServerMessage::Joined { .. })), "{messages:?}");
-    assert!(messages.iter().any(|m| matches!(m, ServerMessage::Answer { .. })));
-    assert!(messages.iter().any(|m| matches!(m, ServerMessage::PeerJoined(p) if p.participant == "customer-1")));
-    assert!(messages.iter().any(|m| matches!(m, ServerMessage::MediaConnected)));
+    assert!(
+        matches!(messages.first(), Some(ServerMessage::Joined { .. })),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Answer { .. }))
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerJoined(p) if p.participant == "customer-1"))
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::MediaConnected))
+    );
 
     assert_eq!(server.metric("kefu_calls").await, 1.0);
     assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
@@ -41,9 +59,11 @@ async fn hanging_up_tells_the_other_side_and_frees_the_sfu() {
             .then_some(())
     })
     .await;
-    kefu_tests::wait_until("the SFU to drop the customer", Duration::from_secs(5), || async {
-        (server.metric("kefu_sfu_participants").await == 1.0).then_some(())
-    })
+    kefu_tests::wait_until(
+        "the SFU to drop the customer",
+        Duration::from_secs(5),
+        || async { (server.metric("kefu_sfu_participants").await == 1.0).then_some(()) },
+    )
     .await;
     assert_eq!(server.metric("kefu_calls").await, 0.0);
 }

@@ -11,7 +11,9 @@ use kefu_tests::{SignalingClient, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn health_and_metrics_answer() {
     let server = spawn_app().await;
-    let health = reqwest::get(format!("{}/healthz", server.base_url)).await.expect("GET");
+    let health = reqwest::get(format!("{}/healthz", server.base_url))
+        .await
+        .expect("GET");
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.expect("body"), r#"{"status":"ok"}"#);
 
@@ -35,7 +37,9 @@ async fn pages_are_served() {
         ("/customer", "viewport"),
         ("/static/call.js", "RTCPeerConnection"),
     ] {
-        let res = reqwest::get(format!("{}{path}", server.base_url)).await.expect("GET");
+        let res = reqwest::get(format!("{}{path}", server.base_url))
+            .await
+            .expect("GET");
         assert_eq!(res.status(), 200, "{path}");
         assert!(res.text().await.expect("body").contains(needle), "{path}");
     }
@@ -58,9 +62,15 @@ async fn https_is_served_when_a_certificate_is_configured() {
         })
     })
     .await;
-    assert!(server.base_url.starts_with("https://"), "{}", server.base_url);
+    assert!(
+        server.base_url.starts_with("https://"),
+        "{}",
+        server.base_url
+    );
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"))
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).expect("pem"),
+        )
         .build()
         .expect("client");
     let url = server.base_url.replace("127.0.0.1", "localhost") + "/healthz";
@@ -69,7 +79,10 @@ async fn https_is_served_when_a_certificate_is_configured() {
 
     // Plain HTTP on the TLS port is not served.
     let plain = server.base_url.replace("https://", "http://") + "/healthz";
-    assert!(reqwest::get(plain).await.is_err(), "no plaintext on the TLS port");
+    assert!(
+        reqwest::get(plain).await.is_err(),
+        "no plaintext on the TLS port"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +99,9 @@ async fn a_missing_certificate_is_a_clear_startup_error() {
         cert_path: dir.path().join("missing-cert.pem"),
         key_path: dir.path().join("missing-key.pem"),
     });
-    let err = kefu_signaling::App::build(config).await.expect_err("no certificate");
+    let err = kefu_signaling::App::build(config)
+        .await
+        .expect_err("no certificate");
     assert!(format!("{err:#}").contains("missing-cert.pem"), "{err:#}");
 }
 

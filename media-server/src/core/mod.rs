@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::change::SdpOffer;
-use str0m::media::{KeyframeRequestKind, MediaData, MediaKind};
+use str0m::format::PayloadParams;
+use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Pt};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
@@ -154,8 +155,8 @@ impl Sfu {
     ) -> Result<(), CandidateError> {
         let line = candidate.trim();
         let line = line.strip_prefix("a=").unwrap_or(line);
-        let parsed =
-            Candidate::from_sdp_string(line).map_err(|e| CandidateError::Malformed(e.to_string()))?;
+        let parsed = Candidate::from_sdp_string(line)
+            .map_err(|e| CandidateError::Malformed(e.to_string()))?;
         let p = self
             .participants
             .iter_mut()
@@ -217,7 +218,11 @@ impl Sfu {
         if let Some(e) = self.events.pop_front() {
             return SfuOutput::Event(e);
         }
-        let next = self.participants.iter().filter_map(|p| p.next_timeout).min();
+        let next = self
+            .participants
+            .iter()
+            .filter_map(|p| p.next_timeout)
+            .min();
         // With nobody to serve, a far wake-up keeps the driver idle.
         SfuOutput::Timeout(next.unwrap_or(self.last_now + IDLE_WAKEUP))
     }
@@ -309,7 +314,12 @@ impl Sfu {
         }
     }
 
-    fn request_keyframe_from_others(&mut self, idx: usize, now: Instant, kind: KeyframeRequestKind) {
+    fn request_keyframe_from_others(
+        &mut self,
+        idx: usize,
+        now: Instant,
+        kind: KeyframeRequestKind,
+    ) {
         let room = self.participants[idx].room.clone();
         for (i, other) in self.participants.iter_mut().enumerate() {
             if i != idx && other.room == room && other.request_keyframe(now, kind) {
@@ -320,7 +330,11 @@ impl Sfu {
 
     fn forward(&mut self, _now: Instant, item: Pending) {
         let Pending { from, data } = item;
-        let packets = data.seq_range.end().saturating_sub(**data.seq_range.start()) + 1;
+        let packets = data
+            .seq_range
+            .end()
+            .saturating_sub(**data.seq_range.start())
+            + 1;
         let Some(kind) = self.participants[from].kind_of(data.mid) else {
             self.stats.count_drop(DropReason::NotNegotiated, packets);
             return;
@@ -336,11 +350,11 @@ impl Sfu {
                 self.stats.count_drop(DropReason::NotNegotiated, packets);
                 continue;
             };
-            let Some(writer) = to.rtc.writer(mid) else {
+            let Some(pt) = negotiated_pt(&mut to.rtc, mid, data.params) else {
                 self.stats.count_drop(DropReason::NotNegotiated, packets);
                 continue;
             };
-            let Some(pt) = writer.match_params(data.params) else {
+            let Some(writer) = to.rtc.writer(mid) else {
                 self.stats.count_drop(DropReason::NotNegotiated, packets);
                 continue;
             };
@@ -410,6 +424,14 @@ impl Sfu {
     }
 }
 
+/// The subscriber's payload type for `params` on `mid`, if that line negotiated it.
+///
+/// `Writer::match_params` searches the whole session's codec config; a codec the
+/// subscriber did not accept on this line would be "written" and silently lost.
+fn negotiated_pt(rtc: &mut Rtc, mid: Mid, params: PayloadParams) -> Option<Pt> {
+    let pt = rtc.writer(mid)?.match_params(params)?;
+    rtc.media(mid)?.remote_pts().contains(&pt).then_some(pt)
+}
 
 #[cfg(test)]
 mod tests;

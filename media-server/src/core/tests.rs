@@ -28,13 +28,29 @@ struct TestPeer {
     keyframe_requests_in: u64,
     video_frames_out: u64,
     frame_no: u64,
+    video_codec: Codec,
 }
 
 impl TestPeer {
     /// Builds the peer and its offer.
     fn new(name: &str, addr: &str, now: Instant) -> (Self, String, SdpPendingOffer) {
+        Self::with_video_codec(name, addr, now, Codec::Vp8)
+    }
+
+    /// A peer whose only video codec is `video_codec`.
+    fn with_video_codec(
+        name: &str,
+        addr: &str,
+        now: Instant,
+        video_codec: Codec,
+    ) -> (Self, String, SdpPendingOffer) {
         let addr: SocketAddr = addr.parse().expect("test address");
-        let mut rtc = Rtc::builder().build(now);
+        let builder = Rtc::builder().clear_codecs().enable_opus(true, false);
+        let builder = match video_codec {
+            Codec::H264 => builder.enable_h264(true),
+            _ => builder.enable_vp8(true),
+        };
+        let mut rtc = builder.build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
         let mut api = rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
@@ -53,6 +69,7 @@ impl TestPeer {
             keyframe_requests_in: 0,
             video_frames_out: 0,
             frame_no: 0,
+            video_codec,
         };
         (peer, offer.to_sdp_string(), pending)
     }
@@ -90,14 +107,14 @@ impl TestPeer {
             vec![0xfc; 60],
         );
         if n % 2 == 0 && self.connected {
-            // A VP8 frame tag: keyframe every 30 frames (bit 0 clear), else interframe.
             let keyframe = (n / 2) % 30 == 1;
-            let mut frame = vec![if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00];
-            frame.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
-            frame.resize(3000, (n % 251) as u8);
+            let frame = match self.video_codec {
+                Codec::H264 => h264_access_unit(keyframe, n),
+                _ => vp8_frame(keyframe, n),
+            };
             self.write(
                 self.video,
-                Codec::Vp8,
+                self.video_codec,
                 now,
                 MediaTime::new(n * 1800, Frequency::NINETY_KHZ),
                 frame,
@@ -144,6 +161,26 @@ impl TestPeer {
     }
 }
 
+/// A VP8 frame of ~3 packets; the frame tag's bit 0 is clear on keyframes.
+fn vp8_frame(keyframe: bool, n: u64) -> Vec<u8> {
+    let mut frame = vec![if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00];
+    frame.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
+    frame.resize(3000, (n % 251) as u8);
+    frame
+}
+
+/// An Annex-B H.264 access unit of ~3 kB: SPS + PPS + IDR on keyframes, else one slice.
+fn h264_access_unit(keyframe: bool, n: u64) -> Vec<u8> {
+    let mut au = Vec::new();
+    if keyframe {
+        au.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16]);
+        au.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+    }
+    au.extend_from_slice(&[0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }]);
+    au.resize(3000, (n % 251) as u8 | 1);
+    au
+}
+
 /// Decides whether a datagram from the SFU to a peer is lost.
 type LossFn = dyn FnMut(&SocketAddr, &[u8]) -> bool;
 
@@ -169,7 +206,11 @@ impl World {
     }
 
     fn join(&mut self, room: &str, name: &str, addr: &str) -> usize {
-        let (mut peer, offer, pending) = TestPeer::new(name, addr, self.now);
+        self.join_with(room, name, addr, Codec::Vp8)
+    }
+
+    fn join_with(&mut self, room: &str, name: &str, addr: &str, video: Codec) -> usize {
+        let (mut peer, offer, pending) = TestPeer::with_video_codec(name, addr, self.now, video);
         let answer = self
             .sfu
             .join(self.now, RoomId::new(room), peer.id.clone(), &offer)
@@ -197,7 +238,8 @@ impl World {
                             self.lost += 1;
                             continue;
                         }
-                        if let Some(peer) = self.peers.iter_mut().find(|p| p.addr == t.destination) {
+                        if let Some(peer) = self.peers.iter_mut().find(|p| p.addr == t.destination)
+                        {
                             peer.receive(self.now, t.source, &t.contents);
                         }
                     }
@@ -220,7 +262,9 @@ impl World {
             self.now += TICK;
             tick += 1;
             for peer in &mut self.peers {
-                peer.rtc.handle_input(Input::Timeout(self.now)).expect("peer timeout");
+                peer.rtc
+                    .handle_input(Input::Timeout(self.now))
+                    .expect("peer timeout");
                 if publish && tick % 4 == 0 {
                     peer.publish(self.now);
                 }
@@ -237,18 +281,65 @@ fn two_peers_receive_each_others_audio_and_video() {
     let a = w.join("room-1", "agent", "127.0.0.1:40001");
     let b = w.join("room-1", "customer", "127.0.0.1:40002");
     w.run(Duration::from_secs(1), false);
-    assert!(w.peers[a].connected && w.peers[b].connected, "ICE + DTLS up");
+    assert!(
+        w.peers[a].connected && w.peers[b].connected,
+        "ICE + DTLS up"
+    );
 
     w.run(Duration::from_secs(3), true);
     for p in &w.peers {
-        assert!(p.audio_frames_in > 100, "{}: audio frames {}", p.id, p.audio_frames_in);
-        assert!(p.video_frames_in > 50, "{}: video frames {}", p.id, p.video_frames_in);
+        assert!(
+            p.audio_frames_in > 100,
+            "{}: audio frames {}",
+            p.id,
+            p.audio_frames_in
+        );
+        assert!(
+            p.video_frames_in > 50,
+            "{}: video frames {}",
+            p.id,
+            p.video_frames_in
+        );
     }
     let stats = w.sfu.stats();
     assert_eq!(stats.rooms, 1);
     assert_eq!(stats.participants, 2);
     assert!(stats.frames_forwarded > 300, "{stats:?}");
-    assert!(stats.packets_forwarded > stats.frames_forwarded, "video frames span packets");
+    assert!(
+        stats.packets_forwarded > stats.frames_forwarded,
+        "video frames span packets"
+    );
+}
+
+#[test]
+fn h264_is_forwarded_when_both_sides_negotiate_it() {
+    let mut w = World::new();
+    let a = w.join_with("room-1", "agent", "127.0.0.1:40001", Codec::H264);
+    let b = w.join_with("room-1", "customer", "127.0.0.1:40002", Codec::H264);
+    w.run(Duration::from_secs(1), false);
+    w.run(Duration::from_secs(2), true);
+    for i in [a, b] {
+        let p = &w.peers[i];
+        assert!(
+            p.video_frames_in > 30,
+            "{}: H.264 frames {}",
+            p.id,
+            p.video_frames_in
+        );
+    }
+    assert_eq!(w.sfu.stats().dropped(DropReason::NotNegotiated), 0);
+}
+
+#[test]
+fn mismatched_video_codecs_are_counted_not_forwarded() {
+    let mut w = World::new();
+    w.join_with("room-1", "agent", "127.0.0.1:40001", Codec::H264);
+    let b = w.join_with("room-1", "customer", "127.0.0.1:40002", Codec::Vp8);
+    w.run(Duration::from_secs(1), false);
+    w.run(Duration::from_secs(1), true);
+    assert!(w.peers[b].audio_frames_in > 20, "audio still flows");
+    assert_eq!(w.peers[b].video_frames_in, 0);
+    assert!(w.sfu.stats().dropped(DropReason::NotNegotiated) > 0);
 }
 
 #[test]
@@ -276,7 +367,8 @@ fn lost_packets_are_retransmitted_on_nack() {
     let victim = w.peers[b].addr;
     let mut n = 0u64;
     w.loss = Box::new(move |dest, bytes| {
-        let is_rtp = bytes.len() > 300 && bytes[0] >> 6 == 2 && !(72..=79).contains(&(bytes[1] & 0x7f));
+        let is_rtp =
+            bytes.len() > 300 && bytes[0] >> 6 == 2 && !(72..=79).contains(&(bytes[1] & 0x7f));
         if *dest == victim && is_rtp {
             n += 1;
             return n % 10 == 0;
@@ -292,7 +384,10 @@ fn lost_packets_are_retransmitted_on_nack() {
     let got = w.peers[b].video_frames_in;
     // Without NACK answering, ~half of the 3-packet frames would be lost.
     assert!(got + 3 >= sent, "customer got {got} of {sent} video frames");
-    assert_eq!(w.peers[b].video_gaps_in, 0, "every frame arrived contiguous");
+    assert_eq!(
+        w.peers[b].video_gaps_in, 0,
+        "every frame arrived contiguous"
+    );
 }
 
 #[test]
@@ -311,7 +406,10 @@ fn keyframe_request_is_relayed_to_the_publisher() {
         .request_keyframe(None, KeyframeRequestKind::Pli)
         .expect("customer receives video, so it can ask");
     w.run(Duration::from_millis(500), true);
-    assert!(w.peers[a].keyframe_requests_in > before, "agent saw the PLI");
+    assert!(
+        w.peers[a].keyframe_requests_in > before,
+        "agent saw the PLI"
+    );
     assert!(w.sfu.stats().keyframe_requests_relayed > 0);
 }
 
@@ -344,7 +442,12 @@ fn malformed_offer_is_an_error_and_the_room_stays_usable() {
     let mut w = World::new();
     let err = w
         .sfu
-        .join(w.now, RoomId::new("r"), ParticipantId::new("x"), "v=0\r\nnot sdp at all")
+        .join(
+            w.now,
+            RoomId::new("r"),
+            ParticipantId::new("x"),
+            "v=0\r\nnot sdp at all",
+        )
         .expect_err("garbage is not an offer");
     assert!(matches!(err, JoinError::BadOffer(_)), "{err:?}");
     assert_eq!(w.sfu.stats().participants, 0);
@@ -385,7 +488,11 @@ fn leaving_stops_forwarding_and_frees_the_room() {
     assert_eq!(w.sfu.stats().participants, 1);
     let forwarded = w.sfu.stats().frames_forwarded;
     w.run(Duration::from_secs(1), true);
-    assert_eq!(w.sfu.stats().frames_forwarded, forwarded, "nobody to forward to");
+    assert_eq!(
+        w.sfu.stats().frames_forwarded,
+        forwarded,
+        "nobody to forward to"
+    );
     assert!(w.sfu.stats().dropped(DropReason::NoSubscriber) > 0);
 }
 
@@ -398,13 +505,22 @@ fn trickled_candidates_are_validated() {
         .add_remote_candidate(&a, "candidate:1 1 udp 2130706431 127.0.0.1 40009 typ host")
         .expect("a valid host candidate");
     w.sfu
-        .add_remote_candidate(&a, "a=candidate:2 1 udp 2130706431 127.0.0.1 40010 typ host")
+        .add_remote_candidate(
+            &a,
+            "a=candidate:2 1 udp 2130706431 127.0.0.1 40010 typ host",
+        )
         .expect("the a= prefix is accepted");
-    let err = w.sfu.add_remote_candidate(&a, "candidate:garbage").expect_err("bad line");
+    let err = w
+        .sfu
+        .add_remote_candidate(&a, "candidate:garbage")
+        .expect_err("bad line");
     assert!(matches!(err, CandidateError::Malformed(_)));
     let err = w
         .sfu
-        .add_remote_candidate(&ParticipantId::new("nobody"), "candidate:1 1 udp 1 127.0.0.1 1 typ host")
+        .add_remote_candidate(
+            &ParticipantId::new("nobody"),
+            "candidate:1 1 udp 1 127.0.0.1 1 typ host",
+        )
         .expect_err("unknown participant");
     assert!(matches!(err, CandidateError::UnknownParticipant));
 }

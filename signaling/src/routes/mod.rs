@@ -21,7 +21,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn healthz() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

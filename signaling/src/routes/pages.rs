@@ -17,8 +17,14 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/agent") }))
         .route("/agent", get(|| async { Html(AGENT_HTML) }))
         .route("/customer", get(|| async { Html(CUSTOMER_HTML) }))
-        .route("/static/call.js", get(|| async { asset("text/javascript; charset=utf-8", CALL_JS) }))
-        .route("/static/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route(
+            "/static/call.js",
+            get(|| async { asset("text/javascript; charset=utf-8", CALL_JS) }),
+        )
+        .route(
+            "/static/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

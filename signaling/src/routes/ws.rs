@@ -160,7 +160,10 @@ impl Session {
         let msg = match serde_json::from_str::<ClientMessage>(text) {
             Ok(msg) => msg,
             Err(e) => {
-                self.reply_error(ErrorCode::InvalidMessage, format!("not a signaling message: {e}"));
+                self.reply_error(
+                    ErrorCode::InvalidMessage,
+                    format!("not a signaling message: {e}"),
+                );
                 return Flow::Continue;
             }
         };
@@ -178,7 +181,10 @@ impl Session {
 
     fn on_join(&mut self, token: &str) -> Flow {
         if self.joined.is_some() {
-            self.reply_error(ErrorCode::AlreadyJoined, "this connection has already joined");
+            self.reply_error(
+                ErrorCode::AlreadyJoined,
+                "this connection has already joined",
+            );
             return Flow::Continue;
         }
         let claims = match self.state.tokens.verify(token, unix_now()) {
@@ -235,7 +241,10 @@ impl Session {
                 self.reply(ServerMessage::Answer { sdp: answer });
             }
             Err(JoinError::BadOffer(why)) => {
-                self.reply_error(ErrorCode::BadSdp, format!("the SDP offer was rejected: {why}"));
+                self.reply_error(
+                    ErrorCode::BadSdp,
+                    format!("the SDP offer was rejected: {why}"),
+                );
             }
             Err(JoinError::RoomFull) => self.reply_error(ErrorCode::RoomFull, "the room is full"),
             Err(JoinError::Unavailable) => {
@@ -256,10 +265,16 @@ impl Session {
             return Flow::Continue;
         };
         let media = self.state.media.clone();
-        match media.add_remote_candidate(joined.media_id.clone(), candidate).await {
+        match media
+            .add_remote_candidate(joined.media_id.clone(), candidate)
+            .await
+        {
             Ok(()) => {}
             Err(CandidateError::Malformed(why)) => {
-                self.reply_error(ErrorCode::BadCandidate, format!("the ICE candidate was rejected: {why}"));
+                self.reply_error(
+                    ErrorCode::BadCandidate,
+                    format!("the ICE candidate was rejected: {why}"),
+                );
             }
             Err(CandidateError::UnknownParticipant) => {
                 self.reply_error(ErrorCode::BadCandidate, "send an offer before candidates");
@@ -294,7 +309,11 @@ impl Session {
 
     fn leave(&mut self) {
         if let Some(joined) = self.joined.take() {
-            if self.state.rooms.leave(&joined.room, &joined.participant, self.id) {
+            if self
+                .state
+                .rooms
+                .leave(&joined.room, &joined.participant, self.id)
+            {
                 self.state.media.leave(joined.media_id);
             }
             info!("left");
