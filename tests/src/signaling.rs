@@ -38,6 +38,11 @@ impl SignalingClient {
             .expect("send");
     }
 
+    /// Sends without insisting: the server may close while a large message is in flight.
+    pub async fn try_send_text(&mut self, text: String) -> bool {
+        self.ws.send(Message::Text(text.into())).await.is_ok()
+    }
+
     pub async fn send_json(&mut self, value: serde_json::Value) {
         self.send_text(value.to_string()).await;
     }

@@ -123,11 +123,36 @@ async fn a_third_participant_finds_the_room_full() {
 async fn oversized_message_gets_an_error_and_close_1009() {
     let server = spawn_app().await;
     let (agent, customer) = running_call(&server).await;
+    let counted = "kefu_signaling_errors_total{code=\"message_too_large\"}";
+
+    // Over our limit (64 KiB): read whole, answered, closed with 1009.
     let mut ws = joined_session(&server, "side").await;
     let huge = serde_json::json!({"type": "offer", "sdp": "a".repeat(200 * 1024)});
     ws.send_json(huge).await;
     assert_eq!(error_code(&ws.recv().await), ErrorCode::MessageTooLarge);
     assert_eq!(ws.closed().await, Closed::Code(1009));
+    assert_eq!(server.metric(counted).await, 1.0);
+
+    // Over the WebSocket library's hard cap (1 MiB): never buffered whole. The server
+    // judges it too large and closes while the client may still be sending, so the
+    // client sees the error, the close, or a reset, depending on timing.
+    let mut ws = joined_session(&server, "side").await;
+    let huge = serde_json::json!({"type": "offer", "sdp": "a".repeat(2 * 1024 * 1024)});
+    if ws.try_send_text(huge.to_string()).await {
+        match ws.next().await {
+            Ok(reply) => assert_eq!(error_code(&reply), ErrorCode::MessageTooLarge),
+            Err(closed) => assert!(
+                matches!(closed, Closed::Code(1009) | Closed::Eof),
+                "{closed:?}"
+            ),
+        }
+    }
+    kefu_tests::wait_until(
+        "the refusal to be counted",
+        Duration::from_secs(5),
+        || async { (server.metric(counted).await == 2.0).then_some(()) },
+    )
+    .await;
     assert_call_unaffected(&agent, &customer).await;
 }
 

@@ -26,9 +26,13 @@ const OUTBOX_CAPACITY: usize = 64;
 /// can answer it before the library refuses to read it at all.
 const HARD_LIMIT_FACTOR: usize = 16;
 
+/// How long a closing session waits for the client's close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
 /// WebSocket close codes (RFC 6455).
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_PROTOCOL: u16 = 1002;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 
@@ -97,12 +101,7 @@ impl Session {
                         Flow::Continue
                     }
                     Some(Ok(_)) => Flow::Continue, // ping/pong: answered by the library
-                    Some(Err(e)) => {
-                        // Typically a message over the library's hard cap, or a broken frame.
-                        debug!("unreadable WebSocket input: {e}");
-                        self.reply_error(ErrorCode::MessageTooLarge, format!("unreadable message: {e}"));
-                        Flow::Close(CLOSE_TOO_BIG, "unreadable message")
-                    }
+                    Some(Err(e)) => self.on_read_error(e),
                 },
                 Some(msg) = self.inbox.recv() => {
                     let replaced = matches!(msg, ServerMessage::Error { code: ErrorCode::Replaced, .. });
@@ -144,6 +143,16 @@ impl Session {
                 reason: Utf8Bytes::from_static(reason),
             };
             let _ = sink.send(Message::Close(Some(frame))).await;
+            // Read (and discard) until the client's close or a short timeout: closing a
+            // socket with unread input resets it, and the client would lose our error.
+            let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                while let Some(Ok(msg)) = stream.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
         }
         self.leave();
     }
@@ -286,6 +295,30 @@ impl Session {
         Flow::Continue
     }
 
+    /// The library could not read a message: over its hard size cap, or a broken frame.
+    fn on_read_error(&mut self, e: axum::Error) -> Flow {
+        let inner = e.into_inner();
+        let too_big = matches!(
+            inner.downcast_ref::<tungstenite::Error>(),
+            Some(tungstenite::Error::Capacity(_))
+        );
+        debug!("unreadable WebSocket input: {inner}");
+        if too_big {
+            let limit = self.state.signaling.max_message_bytes;
+            self.reply_error(
+                ErrorCode::MessageTooLarge,
+                format!("messages are limited to {limit} bytes"),
+            );
+            Flow::Close(CLOSE_TOO_BIG, "message too large")
+        } else {
+            self.reply_error(
+                ErrorCode::InvalidMessage,
+                format!("unreadable WebSocket frame: {inner}"),
+            );
+            Flow::Close(CLOSE_PROTOCOL, "protocol error")
+        }
+    }
+
     fn on_media_event(&mut self, event: SfuEvent) {
         match event {
             SfuEvent::Connected { .. } => self.reply(ServerMessage::MediaConnected),
@@ -330,11 +363,14 @@ fn media_participant_id(room: &str, sub: &str, role: Role) -> ParticipantId {
     ParticipantId::new(format!("{room}/{role}/{sub}"))
 }
 
+/// The next media event; pends forever when there is no (or no longer a) stream.
 async fn next_event(events: &mut Option<mpsc::Receiver<SfuEvent>>) -> Option<SfuEvent> {
-    match events {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
+    if let Some(rx) = events {
+        if let Some(event) = rx.recv().await {
+            return Some(event);
+        }
     }
+    std::future::pending().await
 }
 
 async fn send(sink: &mut Sink, msg: &ServerMessage) -> Result<(), axum::Error> {
