@@ -67,3 +67,43 @@ async fn hanging_up_tells_the_other_side_and_frees_the_sfu() {
     .await;
     assert_eq!(server.metric("kefu_calls").await, 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_page_replaces_its_old_connection_and_media_resumes() {
+    let server = spawn_app().await;
+    let (agent, old_customer) = running_call(&server).await;
+    // The customer reloads: same identity, new signaling and peer connection.
+    let customer = kefu_tests::RtcClient::join(
+        &server,
+        "call",
+        "customer-1",
+        kefu_signaling::token::Role::Customer,
+    )
+    .await;
+    kefu_tests::wait_until(
+        "the old connection to be told",
+        Duration::from_secs(5),
+        || async {
+            let messages = old_customer.messages.lock().await;
+            messages
+                .iter()
+                .any(|m| {
+                    matches!(
+                        m,
+                        ServerMessage::Error {
+                            code: kefu_signaling::protocol::ErrorCode::Replaced,
+                            ..
+                        }
+                    )
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    customer
+        .wait_for_more(50, 30, Duration::from_secs(10))
+        .await;
+    agent.wait_for_more(50, 30, Duration::from_secs(10)).await;
+    assert_eq!(server.metric("kefu_participants").await, 2.0);
+    assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
+}

@@ -92,7 +92,7 @@ impl Session {
         let mut shutdown = self.state.shutdown.clone();
 
         let close = loop {
-            let flow = tokio::select! {
+            let mut flow = tokio::select! {
                 incoming = stream.next() => match incoming {
                     None | Some(Ok(Message::Close(_))) => break None,
                     Some(Ok(Message::Text(text))) => self.on_text(&text).await,
@@ -103,19 +103,10 @@ impl Session {
                     Some(Ok(_)) => Flow::Continue, // ping/pong: answered by the library
                     Some(Err(e)) => self.on_read_error(e),
                 },
-                Some(msg) = self.inbox.recv() => {
-                    let replaced = matches!(msg, ServerMessage::Error { code: ErrorCode::Replaced, .. });
-                    if send(&mut sink, &msg).await.is_err() {
-                        break None;
-                    }
-                    if replaced {
-                        // Our participant id now belongs to the new connection: forget it.
-                        self.joined = None;
-                        Flow::Close(CLOSE_POLICY, "replaced")
-                    } else {
-                        Flow::Continue
-                    }
-                }
+                Some(msg) = self.inbox.recv() => match self.deliver(&mut sink, msg).await {
+                    Ok(flow) => flow,
+                    Err(_) => break None,
+                },
                 Some(event) = next_event(&mut self.media_events) => {
                     self.on_media_event(event);
                     Flow::Continue
@@ -127,10 +118,19 @@ impl Session {
                 _ = shutdown.changed() => Flow::Close(CLOSE_GOING_AWAY, "server shutting down"),
             };
             // Deliver replies queued by the handlers before deciding anything else.
+            let mut broken = false;
             while let Ok(msg) = self.inbox.try_recv() {
-                if send(&mut sink, &msg).await.is_err() {
-                    break;
+                match self.deliver(&mut sink, msg).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(close) => flow = close,
+                    Err(_) => {
+                        broken = true;
+                        break;
+                    }
                 }
+            }
+            if broken {
+                break None;
             }
             if let Flow::Close(code, reason) = flow {
                 break Some((code, reason));
@@ -155,6 +155,25 @@ impl Session {
             .await;
         }
         self.leave();
+    }
+
+    /// Sends one queued message; a `replaced` notice also ends this session.
+    async fn deliver(&mut self, sink: &mut Sink, msg: ServerMessage) -> Result<Flow, axum::Error> {
+        let replaced = matches!(
+            msg,
+            ServerMessage::Error {
+                code: ErrorCode::Replaced,
+                ..
+            }
+        );
+        send(sink, &msg).await?;
+        if replaced {
+            // Our participant id now belongs to the new connection: forget it, so
+            // leaving does not remove the newcomer.
+            self.joined = None;
+            return Ok(Flow::Close(CLOSE_POLICY, "replaced"));
+        }
+        Ok(Flow::Continue)
     }
 
     async fn on_text(&mut self, text: &str) -> Flow {
