@@ -20,10 +20,10 @@ pub enum ClientMessage {
         #[serde(default)]
         sdp_m_line_index: Option<u32>,
     },
-    /// Hang up and leave the room.
-    Leave,
+    /// Hang up and leave the room. (Braces so unknown fields are refused here too.)
+    Leave {},
     /// Keep-alive; answered with `pong`.
-    Ping,
+    Ping {},
 }
 
 /// A participant as others see it.

@@ -199,8 +199,8 @@ impl Session {
             ClientMessage::Join { token } => self.on_join(&token),
             ClientMessage::Offer { sdp } => self.on_offer(sdp).await,
             ClientMessage::Candidate { candidate, .. } => self.on_candidate(candidate).await,
-            ClientMessage::Leave => Flow::Close(CLOSE_NORMAL, "left"),
-            ClientMessage::Ping => {
+            ClientMessage::Leave {} => Flow::Close(CLOSE_NORMAL, "left"),
+            ClientMessage::Ping {} => {
                 self.reply(ServerMessage::Pong);
                 Flow::Continue
             }
