@@ -168,6 +168,8 @@ impl KefuConfig {
 pub struct ConfigError(pub String);
 
 #[cfg(test)]
+// figment's Jail closures must return its (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

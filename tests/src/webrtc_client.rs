@@ -233,7 +233,7 @@ async fn publish(track: Arc<TrackLocalStaticSample>, period: Duration, make: fn(
 
 /// A VP8-shaped frame of ~2.5 kB (two or three packets); a keyframe every 30 frames.
 fn vp8_frame(n: u64) -> Vec<u8> {
-    let keyframe = n % 30 == 0;
+    let keyframe = n.is_multiple_of(30);
     let mut frame = vec![if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00];
     frame.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
     frame.resize(2500, (n % 251) as u8);

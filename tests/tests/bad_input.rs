@@ -218,7 +218,7 @@ async fn garbage_udp_datagrams_are_counted_and_dropped() {
                 .await
                 .expect("send");
             sent += 1;
-            if sent % 10 == 0 {
+            if sent.is_multiple_of(10) {
                 // Paced, so the kernel's receive buffer never overflows and every
                 // datagram reaches the SFU to be judged.
                 tokio::time::sleep(Duration::from_millis(2)).await;

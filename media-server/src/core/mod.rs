@@ -201,10 +201,10 @@ impl Sfu {
     /// Advances every participant's clock.
     pub fn handle_timeout(&mut self, now: Instant) {
         for p in &mut self.participants {
-            if p.next_timeout.is_some_and(|t| t <= now) {
-                if let Err(reason) = p.handle_input(Input::Timeout(now)) {
-                    warn!(participant = %p.id, %reason, "peer connection failed on timeout");
-                }
+            if p.next_timeout.is_some_and(|t| t <= now)
+                && let Err(reason) = p.handle_input(Input::Timeout(now))
+            {
+                warn!(participant = %p.id, %reason, "peer connection failed on timeout");
             }
         }
         self.drain(now);

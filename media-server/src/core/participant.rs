@@ -77,10 +77,10 @@ impl Participant {
     /// Asks this participant for a video keyframe, at most once per interval.
     /// Returns whether a request went out.
     pub fn request_keyframe(&mut self, now: Instant, kind: KeyframeRequestKind) -> bool {
-        if let Some(last) = self.last_keyframe_request {
-            if now.saturating_duration_since(last) < KEYFRAME_REQUEST_MIN_INTERVAL {
-                return false;
-            }
+        if let Some(last) = self.last_keyframe_request
+            && now.saturating_duration_since(last) < KEYFRAME_REQUEST_MIN_INTERVAL
+        {
+            return false;
         }
         let Some(mid) = self.receiving_line(MediaKind::Video) else {
             return false;

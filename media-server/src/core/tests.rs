@@ -106,7 +106,7 @@ impl TestPeer {
             MediaTime::new(n * 960, Frequency::FORTY_EIGHT_KHZ),
             vec![0xfc; 60],
         );
-        if n % 2 == 0 && self.connected {
+        if n.is_multiple_of(2) && self.connected {
             let keyframe = (n / 2) % 30 == 1;
             let frame = match self.video_codec {
                 Codec::H264 => h264_access_unit(keyframe, n),
@@ -265,7 +265,7 @@ impl World {
                 peer.rtc
                     .handle_input(Input::Timeout(self.now))
                     .expect("peer timeout");
-                if publish && tick % 4 == 0 {
+                if publish && tick.is_multiple_of(4) {
                     peer.publish(self.now);
                 }
             }
@@ -371,7 +371,7 @@ fn lost_packets_are_retransmitted_on_nack() {
             bytes.len() > 300 && bytes[0] >> 6 == 2 && !(72..=79).contains(&(bytes[1] & 0x7f));
         if *dest == victim && is_rtp {
             n += 1;
-            return n % 10 == 0;
+            return n.is_multiple_of(10);
         }
         false
     });

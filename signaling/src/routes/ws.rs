@@ -384,10 +384,10 @@ fn media_participant_id(room: &str, sub: &str, role: Role) -> ParticipantId {
 
 /// The next media event; pends forever when there is no (or no longer a) stream.
 async fn next_event(events: &mut Option<mpsc::Receiver<SfuEvent>>) -> Option<SfuEvent> {
-    if let Some(rx) = events {
-        if let Some(event) = rx.recv().await {
-            return Some(event);
-        }
+    if let Some(rx) = events
+        && let Some(event) = rx.recv().await
+    {
+        return Some(event);
     }
     std::future::pending().await
 }
