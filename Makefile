@@ -23,9 +23,10 @@ test: build
 	$(MAKE) --no-print-directory test-rust test-browser
 
 # WebRTC tests run in a loopback-only network namespace; everything is built before
-# entering it (the namespace has no network, so cargo runs offline).
+# entering it (the namespace has no network, so cargo runs offline). A throwaway
+# PostgreSQL server runs beside them so the store tests cover both databases.
 test-rust:
-	./deploy/netns-run.sh $(CARGO) test --locked --offline --workspace
+	./deploy/netns-run.sh ./deploy/with-postgres.sh $(CARGO) test --locked --offline --workspace
 
 test-browser:
 	$(CARGO) build --locked --bin kefu

@@ -134,7 +134,8 @@ impl KefuConfig {
             figment = figment.merge(Toml::file(file));
         }
         let config: KefuConfig = figment
-            .merge(Env::prefixed("KEFU_").split("__"))
+            // KEFU_CONFIG names the file (read by the CLI), not a key.
+            .merge(Env::prefixed("KEFU_").ignore(&["CONFIG"]).split("__"))
             .extract()
             .map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;

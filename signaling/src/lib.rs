@@ -1,6 +1,7 @@
 //! kefu's signaling: configuration, room tokens, the WebSocket protocol between
 //! browsers and the SFU, the pages, health and metrics.
 
+pub mod accounts;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
@@ -8,6 +9,7 @@ pub mod rooms;
 mod routes;
 pub mod startup;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod token;
 
