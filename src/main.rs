@@ -1,5 +1,7 @@
 //! `kefu`: the video customer-service server in one binary.
 
+mod admin;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -34,6 +36,11 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
     },
+    /// Operator commands on the database (enterprises, users, groups, passwords).
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -49,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&config.log);
     match cli.command {
         Command::Serve => serve(config).await,
+        Command::Admin { command } => admin::run(&config, command).await,
         Command::Link {
             room,
             role,
@@ -78,6 +86,14 @@ async fn serve(config: KefuConfig) -> anyhow::Result<()> {
         let (agent, customer) = app.room_links(room);
         println!("  agent page:    {agent}");
         println!("  customer page: {customer}");
+    }
+    if let Some(creds) = app.bootstrap_credentials() {
+        // Shown once, on the operator's console only (never logged): change it after login.
+        println!("  first start: enterprise {} created", creds.main_account);
+        println!(
+            "  admin login: {}  one-time password: {}",
+            creds.login, creds.password.0
+        );
     }
     app.run_until_stopped(stop_signal()).await
 }

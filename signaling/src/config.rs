@@ -19,7 +19,39 @@ pub struct KefuConfig {
     pub media: MediaConfig,
     pub auth: AuthConfig,
     pub signaling: SignalingConfig,
+    pub database: crate::store::DatabaseConfig,
+    pub security: SecurityConfig,
+    pub bootstrap: BootstrapConfig,
     pub log: LogConfig,
+}
+
+/// Keys for personal data at rest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// AES-256-GCM key (base64 of 32 bytes) encrypting ID numbers. Unset: a random key
+    /// is created once and kept in `<data_dir>/data-key` (back it up with the database).
+    #[serde(skip_serializing)]
+    pub data_key: Option<SecretString>,
+}
+
+/// What an empty database is seeded with on first start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    pub enterprise_name: String,
+    pub main_account: String,
+    pub admin_login: String,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            enterprise_name: "示例企业 Demo".into(),
+            main_account: "10000".into(),
+            admin_login: "admin".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +92,10 @@ pub struct AuthConfig {
     pub token_secret: Option<SecretString>,
     /// Lifetime of a room token in seconds.
     pub token_ttl_secs: u64,
+    /// Lifetime of a login session in seconds.
+    pub session_ttl_secs: u64,
+    /// Login attempts allowed per login name, and per client address, each minute.
+    pub login_attempts_per_minute: u32,
 }
 
 impl Default for AuthConfig {
@@ -67,6 +103,8 @@ impl Default for AuthConfig {
         Self {
             token_secret: None,
             token_ttl_secs: 12 * 3600,
+            session_ttl_secs: 12 * 3600,
+            login_attempts_per_minute: 10,
         }
     }
 }
@@ -143,6 +181,11 @@ impl KefuConfig {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.session_ttl_secs == 0 || self.auth.login_attempts_per_minute == 0 {
+            return Err(ConfigError(
+                "auth.session_ttl_secs and auth.login_attempts_per_minute must be positive".into(),
+            ));
+        }
         if self.auth.token_ttl_secs == 0 {
             return Err(ConfigError("auth.token_ttl_secs must be positive".into()));
         }

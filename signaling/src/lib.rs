@@ -2,9 +2,13 @@
 //! browsers and the SFU, the pages, health and metrics.
 
 pub mod accounts;
+pub mod api;
+pub mod bootstrap;
+pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod ratelimit;
 pub mod rooms;
 mod routes;
 pub mod startup;

@@ -13,15 +13,21 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::accounts::secrets::DataKey;
+use crate::bootstrap::{BootstrapCredentials, seed_if_empty};
 use crate::config::KefuConfig;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 use crate::rooms::Rooms;
 use crate::routes;
+use crate::state::AccountState;
 use crate::state::AppState;
+use crate::store::Store;
 use crate::token::{Role, TokenKeys, unix_now};
 
-/// File under the data folder keeping the generated token key across restarts.
+/// Files under the data folder keeping generated keys across restarts.
 const TOKEN_SECRET_FILE: &str = "token-secret";
+const DATA_KEY_FILE: &str = "data-key";
 
 /// A built server, bound to its ports, not yet serving.
 #[derive(Debug)]
@@ -33,6 +39,7 @@ pub struct App {
     media: MediaServer,
     shutdown_tx: watch::Sender<bool>,
     grace: Duration,
+    bootstrap: Option<BootstrapCredentials>,
 }
 
 impl App {
@@ -41,6 +48,22 @@ impl App {
         config.validate()?;
         install_tls_provider();
         let tokens = token_keys(&config)?;
+        let data_key = data_key(&config)?;
+        let store = Store::open(&config.database, &config.data_dir)
+            .await
+            .context("opening the database")?;
+        let bootstrap = seed_if_empty(&store, &config.bootstrap, crate::clock::now_ms())
+            .await
+            .context("seeding the first enterprise")?;
+        let accounts = AccountState {
+            store,
+            data_key,
+            login_limiter: Arc::new(RateLimiter::new(
+                config.auth.login_attempts_per_minute,
+                Duration::from_secs(60),
+            )),
+            session_ttl_secs: config.auth.session_ttl_secs,
+        };
 
         let sfu_metrics = SfuMetrics::default();
         let media = MediaServer::start(&config.media, sfu_metrics.clone())
@@ -79,6 +102,7 @@ impl App {
             config.signaling.clone(),
             metrics,
             shutdown_rx,
+            accounts,
         );
         Ok(Self {
             listener,
@@ -88,6 +112,7 @@ impl App {
             media,
             shutdown_tx,
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            bootstrap,
         })
     }
 
@@ -104,6 +129,19 @@ impl App {
     pub fn base_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.http_addr)
+    }
+
+    /// The admin created on this first start (empty database), to show once.
+    pub fn bootstrap_credentials(&self) -> Option<&BootstrapCredentials> {
+        self.bootstrap.as_ref()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    pub fn data_key(&self) -> &DataKey {
+        &self.state.data_key
     }
 
     pub fn tokens(&self) -> &TokenKeys {
@@ -140,7 +178,7 @@ impl App {
             grace,
             ..
         } = self;
-        let app = routes::router(state.clone()).into_make_service();
+        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {
@@ -165,6 +203,7 @@ impl App {
         };
         served.context("HTTP server failed")?;
         // Dropping the last handle stops the media driver.
+        state.store.close().await;
         drop(state);
         media.task.abort();
         info!("stopped");
@@ -188,6 +227,29 @@ pub fn token_keys(config: &KefuConfig) -> anyhow::Result<TokenKeys> {
         None => load_or_create_secret(&config.data_dir)?,
     };
     Ok(TokenKeys::new(&secret, config.auth.token_ttl_secs))
+}
+
+/// The key encrypting personal data: configured, or kept in the data folder.
+pub fn data_key(config: &KefuConfig) -> anyhow::Result<DataKey> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
+    let text = match &config.security.data_key {
+        Some(key) => key.expose_secret().to_owned(),
+        None => {
+            let path = config.data_dir.join(DATA_KEY_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(existing) => existing,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let fresh = DataKey::generate_base64();
+                    write_private(&path, &fresh)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    fresh
+                }
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            }
+        }
+    };
+    DataKey::from_base64(&text).map_err(|e| anyhow::anyhow!("security.data_key: {e}"))
 }
 
 /// Reads the token key from the data folder, creating a random one the first time.

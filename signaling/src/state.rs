@@ -6,9 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kefu_media_server::MediaHandle;
 use tokio::sync::watch;
 
+use crate::accounts::secrets::DataKey;
 use crate::config::SignalingConfig;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 use crate::rooms::Rooms;
+use crate::store::Store;
 use crate::token::TokenKeys;
 
 #[derive(Clone, Debug)]
@@ -20,7 +23,20 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server stops; sessions close on it.
     pub shutdown: watch::Receiver<bool>,
+    pub store: Store,
+    pub data_key: DataKey,
+    pub login_limiter: Arc<RateLimiter>,
+    pub session_ttl_secs: u64,
     sessions: Arc<AtomicU64>,
+}
+
+/// The account side of the state: database, keys, limits.
+#[derive(Clone, Debug)]
+pub struct AccountState {
+    pub store: Store,
+    pub data_key: DataKey,
+    pub login_limiter: Arc<RateLimiter>,
+    pub session_ttl_secs: u64,
 }
 
 impl AppState {
@@ -31,6 +47,7 @@ impl AppState {
         signaling: SignalingConfig,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
+        accounts: AccountState,
     ) -> Self {
         Self {
             rooms,
@@ -39,6 +56,10 @@ impl AppState {
             signaling: Arc::new(signaling),
             metrics,
             shutdown,
+            store: accounts.store,
+            data_key: accounts.data_key,
+            login_limiter: accounts.login_limiter,
+            session_ttl_secs: accounts.session_ttl_secs,
             sessions: Arc::new(AtomicU64::new(1)),
         }
     }

@@ -3,7 +3,13 @@
 use std::net::SocketAddr;
 
 use kefu_signaling::App;
+use kefu_signaling::accounts::UserRole;
+use kefu_signaling::accounts::admin::{self, UserSpec};
+use kefu_signaling::accounts::secrets::DataKey;
+use kefu_signaling::bootstrap::BootstrapCredentials;
+use kefu_signaling::clock::now_ms;
 use kefu_signaling::config::KefuConfig;
+use kefu_signaling::store::Store;
 use kefu_signaling::token::{Role, TokenKeys, unix_now};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -15,6 +21,10 @@ pub struct TestServer {
     pub ws_url: String,
     pub media_addr: SocketAddr,
     pub tokens: TokenKeys,
+    pub store: Store,
+    pub data_key: DataKey,
+    /// The admin seeded on first start.
+    pub bootstrap: Option<BootstrapCredentials>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
     _data: tempfile::TempDir,
@@ -49,6 +59,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
     let ws_url = base_url.replacen("http", "ws", 1) + "/ws";
     let media_addr = app.media_addr();
     let tokens = app.tokens().clone();
+    let store = app.store().clone();
+    let data_key = app.data_key().clone();
+    let bootstrap = app.bootstrap_credentials().cloned();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -58,6 +71,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
         ws_url,
         media_addr,
         tokens,
+        store,
+        data_key,
+        bootstrap,
         stop: Some(stop),
         task: Some(task),
         _data: data,
@@ -68,6 +84,42 @@ impl TestServer {
     /// A valid token for `name` in `room`.
     pub fn token(&self, room: &str, name: &str, role: Role) -> String {
         self.tokens.issue(room, name, role, unix_now())
+    }
+
+    /// Creates an enterprise with the given main account.
+    pub async fn enterprise(&self, main_account: &str) {
+        admin::create_enterprise(&self.store, "Test Co", main_account, now_ms())
+            .await
+            .expect("enterprise");
+    }
+
+    /// Creates a user with `password` in the enterprise `main_account`.
+    pub async fn user(&self, main_account: &str, login: &str, role: UserRole, password: &str) {
+        let spec = UserSpec {
+            main_account: main_account.into(),
+            login: login.into(),
+            role,
+            real_name: format!("{login} 测试"),
+            id_number: Some("110101199003071234".into()),
+            password: Some(password.into()),
+            capacity: 2,
+        };
+        admin::create_user(&self.store, &self.data_key, &spec, now_ms())
+            .await
+            .expect("user");
+    }
+
+    /// Logs in through the API; returns the bearer token.
+    pub async fn login(&self, login: &str, password: &str) -> String {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base_url))
+            .json(&serde_json::json!({"login": login, "password": password}))
+            .send()
+            .await
+            .expect("POST login");
+        assert_eq!(res.status(), 200, "login {login}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
     }
 
     pub async fn metrics(&self) -> String {

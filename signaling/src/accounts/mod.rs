@@ -1,5 +1,6 @@
 //! Accounts and tenancy: enterprises, agents and admins, reception groups, sessions.
 
+pub mod admin;
 pub mod password;
 pub mod secrets;
 pub mod session;

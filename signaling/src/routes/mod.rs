@@ -16,6 +16,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/ws", get(ws::upgrade))
+        .nest("/api/v1", crate::api::router())
         .merge(pages::router())
         .with_state(state)
 }

@@ -1,0 +1,145 @@
+//! Login, logout and the authenticated-user extractor.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::views::UserView;
+use crate::accounts::password::verify_password;
+use crate::accounts::session::{new_token, token_hash};
+use crate::accounts::{User, UserRole};
+use crate::state::AppState;
+use crate::store::SessionRow;
+
+/// A request made with a live session.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub token_hash: String,
+}
+
+impl Authenticated {
+    /// Refuses anyone but `role` with 403.
+    pub fn require(&self, role: UserRole) -> Result<(), ApiError> {
+        if self.user.role == role {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(match role {
+                UserRole::Admin => "admins only",
+                UserRole::Agent => "agents only",
+            }))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .ok_or(ApiError::Unauthorized)?;
+        let token_hash = token_hash(token);
+        let user = state
+            .store
+            .session_user(&token_hash, crate::clock::now_ms())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Authenticated { user, token_hash })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+    pub user: UserView,
+}
+
+/// A real hash to verify against when the login is unknown, so both paths cost the
+/// same and timing does not reveal which logins exist.
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    crate::accounts::password::hash_password(&crate::accounts::password::generate_password())
+        .unwrap_or_default()
+});
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    if req.login.is_empty() || req.login.len() > 64 {
+        return Err(ApiError::field("login", "1–64 characters"));
+    }
+    if req.password.is_empty() || req.password.len() > 256 {
+        return Err(ApiError::field("password", "1–256 characters"));
+    }
+    let now = Instant::now();
+    if !state
+        .login_limiter
+        .allow(&format!("login:{}", req.login), now)
+        || !state.login_limiter.allow(&format!("ip:{}", peer.ip()), now)
+    {
+        return Err(ApiError::TooManyRequests);
+    }
+    let found = state.store.user_by_login(&req.login).await?;
+    let hash = found
+        .as_ref()
+        .map(|(_, h)| h.clone())
+        .unwrap_or_else(|| DUMMY_HASH.clone());
+    let password = req.password;
+    // Argon2 is deliberately slow: keep it off the async workers.
+    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let Some((user, _)) = found.filter(|_| valid) else {
+        return Err(ApiError::Unauthorized);
+    };
+
+    let token = new_token();
+    let now_ms = crate::clock::now_ms();
+    let session = SessionRow {
+        token_hash: token_hash(&token),
+        user_id: user.id.clone(),
+        created_at: now_ms,
+        expires_at: now_ms + state.session_ttl_secs as i64 * 1000,
+    };
+    state.store.create_session(&session).await?;
+    Ok(Json(LoginResponse {
+        token,
+        expires_at: session.expires_at,
+        user: UserView::of(&user, &state.data_key),
+    }))
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .revoke_session(&auth.token_hash, crate::clock::now_ms())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,118 @@
+//! One error type for the REST API; 5xx details are logged, never sent.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tracing::error;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid session (missing, expired, revoked or forged token).
+    #[error("authentication required")]
+    Unauthorized,
+    /// Authenticated, but this role or account may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Unknown id, or one that belongs to another enterprise (never revealed).
+    #[error("not found")]
+    NotFound,
+    /// Input failed validation; field → message.
+    #[error("invalid input")]
+    Validation(BTreeMap<&'static str, String>),
+    /// The body is not the JSON this endpoint takes.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is over the endpoint's size limit.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The write conflicts with existing data (e.g. a login already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many attempts; retry later.
+    #[error("too many attempts, retry later")]
+    TooManyRequests,
+    /// Our fault; the cause is logged.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Validation(BTreeMap::from([(field, message.into())]))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::Validation(_) => "validation",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooManyRequests => "too_many_requests",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a BTreeMap<&'static str, String>>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            error!(error = ?cause, "request failed");
+        }
+        let fields = match &self {
+            ApiError::Validation(fields) => Some(fields),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+            fields,
+        };
+        let mut response = (self.status(), Json(&body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

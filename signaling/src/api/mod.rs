@@ -1,0 +1,28 @@
+//! The REST API under `/api/v1`.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod users;
+pub mod views;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+
+use crate::state::AppState;
+
+/// Request bodies of the API are small JSON documents.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(users::me))
+        .route("/me/presence", put(users::set_presence))
+        .route("/agents", get(users::list_agents))
+        .route("/agents/{id}/video-service", put(users::set_video_service))
+        .fallback(|| async { error::ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}

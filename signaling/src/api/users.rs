@@ -1,0 +1,103 @@
+//! The signed-in user, agents' presence, and the admin's agent list and video grants.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+
+use super::auth::Authenticated;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::views::UserView;
+use crate::accounts::{AgentStatus, UserId, UserRole};
+use crate::state::AppState;
+
+pub async fn me(State(state): State<AppState>, auth: Authenticated) -> Json<UserView> {
+    Json(UserView::of(&auth.user, &state.data_key))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRequest {
+    pub status: AgentStatus,
+    pub accepting: bool,
+}
+
+/// An agent goes online/away/offline and turns accepting on or off.
+pub async fn set_presence(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<PresenceRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    auth.require(UserRole::Agent)?;
+    if req.accepting && req.status != AgentStatus::Online {
+        return Err(ApiError::field(
+            "accepting",
+            "only an online agent can accept calls",
+        ));
+    }
+    state
+        .store
+        .set_presence(
+            &auth.user.id,
+            req.status,
+            req.accepting,
+            crate::clock::now_ms(),
+        )
+        .await?;
+    let user = state
+        .store
+        .user(&auth.user.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(UserView::of(&user, &state.data_key)))
+}
+
+/// The admin's enterprise's agents.
+pub async fn list_agents(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    auth.require(UserRole::Admin)?;
+    let users = state.store.users_of(&auth.user.enterprise_id).await?;
+    Ok(Json(
+        users
+            .iter()
+            .filter(|u| u.role == UserRole::Agent)
+            .map(|u| UserView::of(u, &state.data_key))
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoServiceRequest {
+    pub enabled: bool,
+}
+
+/// Grants or revokes the video service of one agent of the admin's enterprise.
+pub async fn set_video_service(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(agent_id): Path<String>,
+    ApiJson(req): ApiJson<VideoServiceRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    auth.require(UserRole::Admin)?;
+    let agent_id = UserId(agent_id);
+    let agent = state
+        .store
+        .user(&agent_id)
+        .await?
+        // Another enterprise's agent is reported exactly like an unknown one.
+        .filter(|u| u.enterprise_id == auth.user.enterprise_id && u.role == UserRole::Agent)
+        .ok_or(ApiError::NotFound)?;
+    state
+        .store
+        .set_video_enabled(&agent.id, req.enabled)
+        .await?;
+    let agent = state
+        .store
+        .user(&agent.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(UserView::of(&agent, &state.data_key)))
+}

@@ -1,0 +1,146 @@
+//! `kefu admin …`: operator commands against the configured database.
+
+use std::io::BufRead;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use kefu_signaling::KefuConfig;
+use kefu_signaling::accounts::UserRole;
+use kefu_signaling::accounts::admin::{self, UserSpec};
+use kefu_signaling::clock::now_ms;
+use kefu_signaling::startup;
+use kefu_signaling::store::Store;
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an enterprise (tenant).
+    CreateEnterprise {
+        #[arg(long)]
+        name: String,
+        /// The public number customers see (digits).
+        #[arg(long)]
+        main_account: String,
+    },
+    /// Create an agent or admin. Prints a generated password unless --password-stdin.
+    CreateUser {
+        /// The enterprise's main account.
+        #[arg(long)]
+        enterprise: String,
+        #[arg(long)]
+        login: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        name: String,
+        /// Resident ID number (stored encrypted, shown masked).
+        #[arg(long)]
+        id_number: Option<String>,
+        /// Concurrent calls an agent takes at most.
+        #[arg(long, default_value_t = 1)]
+        capacity: u32,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Create a reception group.
+    CreateGroup {
+        #[arg(long)]
+        enterprise: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Add an agent to a reception group of their enterprise.
+    AddToGroup {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        group: String,
+    },
+    /// Set a password (generated and printed unless --password-stdin); ends the user's sessions.
+    SetPassword {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum RoleArg {
+    Agent,
+    Admin,
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
+    if !from_stdin {
+        return Ok(None);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password")?;
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<()> {
+    let store = Store::open(&config.database, &config.data_dir)
+        .await
+        .context("opening the database")?;
+    let now = now_ms();
+    match command {
+        AdminCommand::CreateEnterprise { name, main_account } => {
+            let e = admin::create_enterprise(&store, &name, &main_account, now).await?;
+            println!("enterprise {} ({}) created", e.main_account, e.id);
+        }
+        AdminCommand::CreateUser {
+            enterprise,
+            login,
+            role,
+            name,
+            id_number,
+            capacity,
+            password_stdin,
+        } => {
+            let key = startup::data_key(config)?;
+            let spec = UserSpec {
+                main_account: enterprise,
+                login,
+                role: match role {
+                    RoleArg::Agent => UserRole::Agent,
+                    RoleArg::Admin => UserRole::Admin,
+                },
+                real_name: name,
+                id_number,
+                password: read_password(password_stdin)?,
+                capacity,
+            };
+            let (user, generated) = admin::create_user(&store, &key, &spec, now).await?;
+            println!("{} {} created ({})", user.role, user.login, user.id);
+            if let Some(password) = generated {
+                println!("password: {password}");
+            }
+        }
+        AdminCommand::CreateGroup { enterprise, name } => {
+            let g = admin::create_group(&store, &enterprise, &name, now).await?;
+            println!("group {} created ({})", g.name, g.id);
+        }
+        AdminCommand::AddToGroup { login, group } => {
+            admin::add_to_group(&store, &login, &group).await?;
+            println!("{login} added to {group}");
+        }
+        AdminCommand::SetPassword {
+            login,
+            password_stdin,
+        } => {
+            let generated =
+                admin::set_password(&store, &login, read_password(password_stdin)?, now).await?;
+            println!("password of {login} set; their sessions are ended");
+            if let Some(password) = generated {
+                println!("password: {password}");
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The account API: bootstrap, login, sessions, roles and tenancy.
+
+use kefu_signaling::accounts::UserRole;
+use kefu_tests::spawn_app;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn first_start_seeds_an_admin_with_a_one_time_password() {
+    let server = spawn_app().await;
+    let creds = server.bootstrap.clone().expect("empty database is seeded");
+    assert_eq!(creds.login, "admin");
+    assert!(creds.password.0.len() >= 16);
+    let token = server.login(&creds.login, &creds.password.0).await;
+    let (status, me) = call(
+        &server.base_url,
+        Method::GET,
+        "/api/v1/me",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(me["role"], "admin");
+}
+
+#[tokio::test]
+async fn login_logout_and_revocation() {
+    let server = spawn_app().await;
+    server.enterprise("4001").await;
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    let base = &server.base_url;
+
+    let (status, body) = call(
+        base,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"login": "alice", "password": "wrong password"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "unauthorized");
+    let (status, _) = call(
+        base,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"login": "nobody", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 401, "unknown logins look like wrong passwords");
+
+    let token = server.login("alice", PASSWORD).await;
+    let (status, me) = call(base, Method::GET, "/api/v1/me", Some(&token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["login"], "alice");
+    assert_eq!(
+        me["id_number_masked"], "110***********1234",
+        "masked, never clear"
+    );
+    assert!(!me.to_string().contains("110101199003071234"));
+    assert!(me.get("password_hash").is_none());
+
+    let (status, _) = call(
+        base,
+        Method::POST,
+        "/api/v1/auth/logout",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(base, Method::GET, "/api/v1/me", Some(&token), None).await;
+    assert_eq!(status, 401, "a logged-out token is dead");
+}
+
+#[tokio::test]
+async fn bad_login_input_is_a_clear_error() {
+    let server = spawn_app().await;
+    let base = &server.base_url;
+    let (status, body) = call(
+        base,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"login": "", "password": "x"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(body["fields"]["login"].is_string(), "{body}");
+    let (status, body) = call(
+        base,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"login": "a"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 400);
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 413, "oversized bodies are refused");
+}
+
+#[tokio::test]
+async fn login_attempts_are_rate_limited() {
+    let server = kefu_tests::spawn_app_with(|c| c.auth.login_attempts_per_minute = 3).await;
+    server.enterprise("4001").await;
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    for _ in 0..3 {
+        let (status, _) = call(
+            &server.base_url,
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "alice", "password": "guess guess"})),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = call(
+        &server.base_url,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"login": "alice", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+}
+
+#[tokio::test]
+async fn admins_grant_video_service_to_their_own_agents_only() {
+    let server = spawn_app().await;
+    for e in ["4001", "4002"] {
+        server.enterprise(e).await;
+    }
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    server.user("4001", "boss", UserRole::Admin, PASSWORD).await;
+    server
+        .user("4002", "rival", UserRole::Admin, PASSWORD)
+        .await;
+    let boss = server.login("boss", PASSWORD).await;
+    let rival = server.login("rival", PASSWORD).await;
+    let base = &server.base_url;
+
+    let (status, agents) = call(base, Method::GET, "/api/v1/agents", Some(&boss), None).await;
+    assert_eq!(status, 200);
+    let alice_id = agents[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(agents[0]["video_enabled"], false);
+
+    let path = format!("/api/v1/agents/{alice_id}/video-service");
+    let (status, _) = call(
+        base,
+        Method::PUT,
+        &path,
+        Some(&rival),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "another enterprise's agent does not exist for this admin"
+    );
+    let (status, body) = call(
+        base,
+        Method::PUT,
+        &path,
+        Some(&boss),
+        Some(json!({"enabled": "yes"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, alice) = call(
+        base,
+        Method::PUT,
+        &path,
+        Some(&boss),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(alice["video_enabled"], true);
+    let (_, rival_agents) = call(base, Method::GET, "/api/v1/agents", Some(&rival), None).await;
+    assert_eq!(rival_agents, json!([]), "tenancy: no foreign agents listed");
+}
+
+#[tokio::test]
+async fn agents_set_their_presence() {
+    let server = spawn_app().await;
+    server.enterprise("4001").await;
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    let alice = server.login("alice", PASSWORD).await;
+    let base = &server.base_url;
+    let (status, me) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/presence",
+        Some(&alice),
+        Some(json!({"status": "online", "accepting": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (me["status"].as_str(), me["accepting"].as_bool()),
+        (Some("online"), Some(true))
+    );
+    let (status, body) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/presence",
+        Some(&alice),
+        Some(json!({"status": "away", "accepting": true})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/presence",
+        Some(&alice),
+        Some(json!({"status": "dancing", "accepting": false})),
+    )
+    .await;
+    assert_eq!(status, 422);
+}
+
+/// Every endpoint × every kind of caller: anonymous, a customer (room token), an agent,
+/// an admin, and an admin of another enterprise.
+#[tokio::test]
+async fn authorization_matrix() {
+    let server = spawn_app().await;
+    for e in ["4001", "4002"] {
+        server.enterprise(e).await;
+    }
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    server.user("4001", "boss", UserRole::Admin, PASSWORD).await;
+    server
+        .user("4002", "rival", UserRole::Admin, PASSWORD)
+        .await;
+    let agent = server.login("alice", PASSWORD).await;
+    let admin = server.login("boss", PASSWORD).await;
+    let rival = server.login("rival", PASSWORD).await;
+    let customer = server.token("call", "c1", kefu_signaling::token::Role::Customer);
+    let (_, agents) = call(
+        &server.base_url,
+        Method::GET,
+        "/api/v1/agents",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let alice_id = agents[0]["id"].as_str().expect("id").to_owned();
+    let grant = format!("/api/v1/agents/{alice_id}/video-service");
+
+    let callers: [(&str, Option<&str>); 5] = [
+        ("anonymous", None),
+        ("customer", Some(&customer)),
+        ("agent", Some(&agent)),
+        ("admin", Some(&admin)),
+        ("other admin", Some(&rival)),
+    ];
+    // Expected status per caller, in the order above.
+    let matrix: [(Method, &str, Option<Value>, [u16; 5]); 5] = [
+        (Method::GET, "/api/v1/me", None, [401, 401, 200, 200, 200]),
+        (
+            Method::PUT,
+            "/api/v1/me/presence",
+            Some(json!({"status": "online", "accepting": false})),
+            [401, 401, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/agents",
+            None,
+            [401, 401, 403, 200, 200],
+        ),
+        (
+            Method::PUT,
+            &grant,
+            Some(json!({"enabled": true})),
+            [401, 401, 403, 200, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            [401, 401, 204, 204, 204],
+        ),
+    ];
+    for (method, path, body, expected) in matrix {
+        for ((who, token), want) in callers.iter().zip(expected) {
+            let (status, _) =
+                call(&server.base_url, method.clone(), path, *token, body.clone()).await;
+            assert_eq!(status.as_u16(), want, "{method} {path} as {who}");
+        }
+    }
+}
