@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api;
 pub mod bootstrap;
+pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod metrics;

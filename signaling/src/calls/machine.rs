@@ -1,0 +1,492 @@
+//! The call state machine. Pure: `(state, event, now) → state`; the driver persists
+//! every transition with its time and reason.
+//!
+//! ```text
+//! customer asks:  requested ──assign──▶ ringing ──accept──▶ connecting ──media_up──▶ connected ──hang_up──▶ ended
+//! agent calls:    inviting ──opened──▶ ringing
+//! side exits:     rejected, cancelled, timed_out, failed(reason)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// Who started the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The agent called out (needs the face-verification gate).
+    AgentInitiated,
+    /// The customer asked from the service page (routed through the queue).
+    CustomerInitiated,
+}
+
+/// Video or voice; a voice call carries no video at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    Video,
+    Voice,
+}
+
+/// Who did something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Agent,
+    Customer,
+    /// kefu itself (timeouts, moderation, shutdown).
+    System,
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CallState {
+    /// A customer asked; waiting for an agent (routing or the queue).
+    Requested,
+    /// An agent called out; the invite is out, the customer has not opened it yet.
+    Inviting,
+    /// The callee is being asked: the agent's workbench rings, or the customer's page
+    /// shows the incoming call.
+    Ringing,
+    /// Accepted; media is being negotiated.
+    Connecting,
+    /// Both parties' media is up.
+    Connected,
+    /// Finished after being connected.
+    Ended { by: Party, reason: String },
+    /// The callee declined.
+    Rejected { by: Party },
+    /// The caller gave up before it connected.
+    Cancelled { by: Party },
+    /// Nobody answered in time.
+    TimedOut,
+    /// It broke (media never came up, media lost, server error).
+    Failed { reason: String },
+}
+
+/// What can happen to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// Routing picked an agent for a customer request.
+    Assigned,
+    /// The customer opened the invite and consented.
+    CustomerOpened,
+    Accept {
+        by: Party,
+    },
+    Reject {
+        by: Party,
+    },
+    Cancel {
+        by: Party,
+    },
+    /// Both parties' media is connected.
+    MediaUp,
+    HangUp {
+        by: Party,
+        reason: String,
+    },
+    /// The ring (or queue) deadline passed.
+    RingTimeout,
+    Fail {
+        reason: String,
+    },
+}
+
+/// An event that makes no sense in the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{event} is not possible while the call is {state}")]
+pub struct InvalidTransition {
+    pub state: &'static str,
+    pub event: &'static str,
+}
+
+impl CallState {
+    /// The state's name as stored and shown.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CallState::Requested => "requested",
+            CallState::Inviting => "inviting",
+            CallState::Ringing => "ringing",
+            CallState::Connecting => "connecting",
+            CallState::Connected => "connected",
+            CallState::Ended { .. } => "ended",
+            CallState::Rejected { .. } => "rejected",
+            CallState::Cancelled { .. } => "cancelled",
+            CallState::TimedOut => "timed_out",
+            CallState::Failed { .. } => "failed",
+        }
+    }
+
+    /// No event changes a final state.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            CallState::Ended { .. }
+                | CallState::Rejected { .. }
+                | CallState::Cancelled { .. }
+                | CallState::TimedOut
+                | CallState::Failed { .. }
+        )
+    }
+
+    /// Whether the call occupies one of the agent's concurrent-call slots.
+    pub fn occupies_agent(&self) -> bool {
+        matches!(
+            self,
+            CallState::Inviting | CallState::Ringing | CallState::Connecting | CallState::Connected
+        )
+    }
+
+    /// The state after `event`, or why it cannot happen.
+    pub fn next(
+        &self,
+        direction: Direction,
+        event: &CallEvent,
+    ) -> Result<CallState, InvalidTransition> {
+        use CallEvent as E;
+        use CallState as S;
+        let next = match (self, event) {
+            (S::Requested, E::Assigned) if direction == Direction::CustomerInitiated => S::Ringing,
+            (S::Inviting, E::CustomerOpened) if direction == Direction::AgentInitiated => {
+                S::Ringing
+            }
+            (S::Ringing, E::Accept { by }) if *by == callee(direction) => S::Connecting,
+            (S::Ringing, E::Reject { by }) if *by == callee(direction) => S::Rejected { by: *by },
+            (S::Requested | S::Inviting | S::Ringing, E::Cancel { by })
+                if *by == caller(direction) =>
+            {
+                S::Cancelled { by: *by }
+            }
+            (S::Requested | S::Inviting | S::Ringing, E::RingTimeout) => S::TimedOut,
+            (S::Connecting, E::MediaUp) => S::Connected,
+            // Either side may give up while media is still being set up.
+            (S::Connecting, E::HangUp { by, .. }) => S::Cancelled { by: *by },
+            (S::Connected, E::HangUp { by, reason }) => S::Ended {
+                by: *by,
+                reason: reason.clone(),
+            },
+            (s, E::Fail { reason }) if !s.is_final() => S::Failed {
+                reason: reason.clone(),
+            },
+            (s, e) => {
+                return Err(InvalidTransition {
+                    state: s.name(),
+                    event: event_name(e),
+                });
+            }
+        };
+        Ok(next)
+    }
+}
+
+/// The state a new call starts in.
+pub fn initial_state(direction: Direction) -> CallState {
+    match direction {
+        Direction::AgentInitiated => CallState::Inviting,
+        Direction::CustomerInitiated => CallState::Requested,
+    }
+}
+
+fn caller(direction: Direction) -> Party {
+    match direction {
+        Direction::AgentInitiated => Party::Agent,
+        Direction::CustomerInitiated => Party::Customer,
+    }
+}
+
+fn callee(direction: Direction) -> Party {
+    match direction {
+        Direction::AgentInitiated => Party::Customer,
+        Direction::CustomerInitiated => Party::Agent,
+    }
+}
+
+fn event_name(e: &CallEvent) -> &'static str {
+    match e {
+        CallEvent::Assigned => "assigned",
+        CallEvent::CustomerOpened => "customer_opened",
+        CallEvent::Accept { .. } => "accept",
+        CallEvent::Reject { .. } => "reject",
+        CallEvent::Cancel { .. } => "cancel",
+        CallEvent::MediaUp => "media_up",
+        CallEvent::HangUp { .. } => "hang_up",
+        CallEvent::RingTimeout => "ring_timeout",
+        CallEvent::Fail { .. } => "fail",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CallEvent as E;
+    use CallState as S;
+    use Direction::{AgentInitiated as Out, CustomerInitiated as In};
+
+    fn hang_up(by: Party) -> CallEvent {
+        E::HangUp {
+            by,
+            reason: "bye".into(),
+        }
+    }
+
+    fn fail() -> CallEvent {
+        E::Fail {
+            reason: "media lost".into(),
+        }
+    }
+
+    /// Every allowed edge, for both directions where it applies.
+    #[test]
+    fn every_allowed_edge() {
+        let edges: Vec<(Direction, S, E, S)> = vec![
+            (In, S::Requested, E::Assigned, S::Ringing),
+            (Out, S::Inviting, E::CustomerOpened, S::Ringing),
+            (
+                In,
+                S::Ringing,
+                E::Accept { by: Party::Agent },
+                S::Connecting,
+            ),
+            (
+                Out,
+                S::Ringing,
+                E::Accept {
+                    by: Party::Customer,
+                },
+                S::Connecting,
+            ),
+            (
+                In,
+                S::Ringing,
+                E::Reject { by: Party::Agent },
+                S::Rejected { by: Party::Agent },
+            ),
+            (
+                Out,
+                S::Ringing,
+                E::Reject {
+                    by: Party::Customer,
+                },
+                S::Rejected {
+                    by: Party::Customer,
+                },
+            ),
+            (
+                In,
+                S::Requested,
+                E::Cancel {
+                    by: Party::Customer,
+                },
+                S::Cancelled {
+                    by: Party::Customer,
+                },
+            ),
+            (
+                In,
+                S::Ringing,
+                E::Cancel {
+                    by: Party::Customer,
+                },
+                S::Cancelled {
+                    by: Party::Customer,
+                },
+            ),
+            (
+                Out,
+                S::Inviting,
+                E::Cancel { by: Party::Agent },
+                S::Cancelled { by: Party::Agent },
+            ),
+            (
+                Out,
+                S::Ringing,
+                E::Cancel { by: Party::Agent },
+                S::Cancelled { by: Party::Agent },
+            ),
+            (In, S::Requested, E::RingTimeout, S::TimedOut),
+            (In, S::Ringing, E::RingTimeout, S::TimedOut),
+            (Out, S::Inviting, E::RingTimeout, S::TimedOut),
+            (Out, S::Ringing, E::RingTimeout, S::TimedOut),
+            (Out, S::Connecting, E::MediaUp, S::Connected),
+            (
+                In,
+                S::Connecting,
+                hang_up(Party::Customer),
+                S::Cancelled {
+                    by: Party::Customer,
+                },
+            ),
+            (
+                Out,
+                S::Connected,
+                hang_up(Party::Agent),
+                S::Ended {
+                    by: Party::Agent,
+                    reason: "bye".into(),
+                },
+            ),
+            (
+                In,
+                S::Connected,
+                hang_up(Party::Customer),
+                S::Ended {
+                    by: Party::Customer,
+                    reason: "bye".into(),
+                },
+            ),
+            (
+                Out,
+                S::Connected,
+                hang_up(Party::System),
+                S::Ended {
+                    by: Party::System,
+                    reason: "bye".into(),
+                },
+            ),
+        ];
+        for (direction, from, event, to) in edges {
+            assert_eq!(
+                from.next(direction, &event),
+                Ok(to.clone()),
+                "{direction:?} {from:?} --{event:?}-->"
+            );
+        }
+        for from in [
+            S::Requested,
+            S::Inviting,
+            S::Ringing,
+            S::Connecting,
+            S::Connected,
+        ] {
+            for direction in [In, Out] {
+                assert!(
+                    matches!(from.next(direction, &fail()), Ok(S::Failed { .. })),
+                    "{from:?} can fail"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_wrong_party_cannot_answer_or_cancel() {
+        assert!(
+            S::Ringing
+                .next(
+                    In,
+                    &E::Accept {
+                        by: Party::Customer
+                    }
+                )
+                .is_err(),
+            "caller can't accept"
+        );
+        assert!(
+            S::Ringing
+                .next(Out, &E::Accept { by: Party::Agent })
+                .is_err()
+        );
+        assert!(
+            S::Ringing
+                .next(Out, &E::Reject { by: Party::Agent })
+                .is_err()
+        );
+        assert!(
+            S::Inviting
+                .next(
+                    Out,
+                    &E::Cancel {
+                        by: Party::Customer
+                    }
+                )
+                .is_err(),
+            "callee rejects, not cancels"
+        );
+        assert!(
+            S::Requested
+                .next(In, &E::Cancel { by: Party::Agent })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn direction_decides_the_first_step() {
+        assert_eq!(initial_state(In), S::Requested);
+        assert_eq!(initial_state(Out), S::Inviting);
+        assert!(
+            S::Requested.next(Out, &E::Assigned).is_err(),
+            "agent calls are not routed"
+        );
+        assert!(S::Inviting.next(In, &E::CustomerOpened).is_err());
+    }
+
+    #[test]
+    fn final_states_accept_nothing() {
+        let finals = [
+            S::Ended {
+                by: Party::Agent,
+                reason: "x".into(),
+            },
+            S::Rejected { by: Party::Agent },
+            S::Cancelled {
+                by: Party::Customer,
+            },
+            S::TimedOut,
+            S::Failed { reason: "x".into() },
+        ];
+        let events = [
+            E::Assigned,
+            E::CustomerOpened,
+            E::Accept { by: Party::Agent },
+            E::Reject { by: Party::Agent },
+            E::Cancel { by: Party::Agent },
+            E::MediaUp,
+            hang_up(Party::Agent),
+            E::RingTimeout,
+            fail(),
+        ];
+        for state in &finals {
+            assert!(state.is_final());
+            assert!(!state.occupies_agent());
+            for event in &events {
+                for direction in [In, Out] {
+                    let err = state.next(direction, event).expect_err("final");
+                    assert_eq!(err.state, state.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_order_events_are_refused() {
+        assert!(S::Requested.next(In, &E::MediaUp).is_err());
+        assert!(
+            S::Ringing.next(In, &E::MediaUp).is_err(),
+            "media before accepting"
+        );
+        assert!(
+            S::Connected
+                .next(In, &E::Accept { by: Party::Agent })
+                .is_err()
+        );
+        assert!(
+            S::Connected.next(In, &E::RingTimeout).is_err(),
+            "no ring timeout once connected"
+        );
+        assert!(
+            S::Inviting.next(Out, &hang_up(Party::Agent)).is_err(),
+            "cancel, not hang up"
+        );
+    }
+
+    #[test]
+    fn only_live_calls_occupy_the_agent() {
+        assert!(
+            !S::Requested.occupies_agent(),
+            "a queued request has no agent yet"
+        );
+        for s in [S::Inviting, S::Ringing, S::Connecting, S::Connected] {
+            assert!(s.occupies_agent(), "{s:?}");
+        }
+    }
+}

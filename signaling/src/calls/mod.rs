@@ -1,0 +1,8 @@
+//! Customer-service calls: the state machine and the verification policy.
+
+pub mod machine;
+pub mod verification;
+
+pub use machine::{
+    CallEvent, CallKind, CallState, Direction, InvalidTransition, Party, initial_state,
+};
