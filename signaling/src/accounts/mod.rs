@@ -48,6 +48,18 @@ id_type!(
     /// A reception group of agents.
     GroupId
 );
+id_type!(
+    /// A customer (created from an invite or the service page).
+    CustomerId
+);
+id_type!(
+    /// A customer-service call.
+    CallId
+);
+id_type!(
+    /// A face-verification record.
+    VerificationId
+);
 
 /// What a user account may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,8 +1,10 @@
 //! Customer-service calls: the state machine and the verification policy.
 
 pub mod machine;
+pub mod model;
 pub mod verification;
 
 pub use machine::{
     CallEvent, CallKind, CallState, Direction, InvalidTransition, Party, initial_state,
 };
+pub use model::{Call, CallEventRow, VerificationFilter, VerificationRecord};

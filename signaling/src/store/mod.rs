@@ -3,6 +3,7 @@
 //! one set of portable migrations serve both.
 
 mod accounts;
+mod calls;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -213,3 +213,198 @@ async fn sessions_expire_and_are_revocable() {
         );
     }
 }
+
+mod calls {
+    use super::*;
+    use crate::accounts::{CallId, UserId, VerificationId};
+    use crate::calls::machine::{CallEvent, CallKind, CallState, Direction, Party};
+    use crate::calls::{Call, VerificationFilter, VerificationRecord};
+
+    async fn seeded(store: &Store) -> (Enterprise, UserId) {
+        let e = Enterprise::new("Acme", "400", T0);
+        store.create_enterprise(&e).await.expect("enterprise");
+        let user = store
+            .create_user(&agent(&e, "alice"), T0)
+            .await
+            .expect("user");
+        (e, user.id)
+    }
+
+    fn outgoing(e: &Enterprise, agent: &UserId, at: i64) -> Call {
+        Call {
+            id: CallId::generate(),
+            enterprise_id: e.id.clone(),
+            direction: Direction::AgentInitiated,
+            kind: CallKind::Video,
+            state: CallState::Inviting,
+            agent_id: Some(agent.clone()),
+            customer_id: None,
+            group_id: None,
+            invite_code: Some(format!("code-{at}")),
+            created_at: at,
+            state_since: at,
+            ring_deadline: Some(at + 60_000),
+            connected_at: None,
+            ended_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn transitions_are_persisted_in_order_and_stale_writers_lose() {
+        for (store, _dir) in fresh_stores().await {
+            let (e, alice) = seeded(&store).await;
+            let call = outgoing(&e, &alice, T0);
+            store
+                .create_call(&call, "agent_call")
+                .await
+                .expect("create");
+            assert_eq!(store.call(&call.id).await.expect("get"), Some(call.clone()));
+            assert_eq!(
+                store
+                    .call_by_invite("code-".to_owned().as_str())
+                    .await
+                    .expect("get"),
+                None
+            );
+            assert_eq!(
+                store
+                    .call_by_invite(&format!("code-{T0}"))
+                    .await
+                    .expect("get")
+                    .map(|c| c.id),
+                Some(call.id.clone())
+            );
+
+            let mut ringing = call.clone();
+            ringing.state = call
+                .state
+                .next(call.direction, &CallEvent::CustomerOpened)
+                .expect("edge");
+            ringing.state_since = T0 + 5;
+            store
+                .save_transition(&call.state, &ringing, "customer_opened", T0 + 5)
+                .await
+                .expect("save");
+
+            // A second writer that still believes the call is inviting loses.
+            let mut stale = call.clone();
+            stale.state = CallState::Cancelled { by: Party::Agent };
+            let err = store
+                .save_transition(&call.state, &stale, "cancel", T0 + 6)
+                .await
+                .expect_err("stale");
+            assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+            let events = store.call_events(&call.id).await.expect("events");
+            let steps: Vec<_> = events
+                .iter()
+                .map(|e| (e.seq, e.from_state.as_str(), e.to_state.as_str()))
+                .collect();
+            assert_eq!(steps, [(0, "new", "inviting"), (1, "inviting", "ringing")]);
+            assert_eq!(events[1].at, T0 + 5);
+            assert_eq!(store.live_calls_of(&alice).await.expect("live"), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn outgoing_calls_are_counted_since_a_time() {
+        for (store, _dir) in fresh_stores().await {
+            let (e, alice) = seeded(&store).await;
+            for at in [T0 + 10, T0 + 20, T0 + 30] {
+                store
+                    .create_call(&outgoing(&e, &alice, at), "agent_call")
+                    .await
+                    .expect("create");
+            }
+            assert_eq!(
+                store.outgoing_calls_since(&alice, T0).await.expect("count"),
+                3
+            );
+            assert_eq!(
+                store
+                    .outgoing_calls_since(&alice, T0 + 10)
+                    .await
+                    .expect("count"),
+                2
+            );
+            assert_eq!(
+                store
+                    .outgoing_calls_since(&alice, T0 + 30)
+                    .await
+                    .expect("count"),
+                0
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn verification_records_filter_by_agent_time_and_result() {
+        for (store, _dir) in fresh_stores().await {
+            let (e, alice) = seeded(&store).await;
+            let bob = store
+                .create_user(&agent(&e, "bob"), T0)
+                .await
+                .expect("bob")
+                .id;
+            let record = |agent: &UserId, at: i64, passed: bool| VerificationRecord {
+                id: VerificationId::generate(),
+                enterprise_id: e.id.clone(),
+                agent_id: agent.clone(),
+                agent_name: "name".into(),
+                id_number_enc: Some("enc".into()),
+                passed,
+                checked_at: at,
+                passed_at: passed.then_some(at),
+            };
+            for r in [
+                record(&alice, T0 + 1, false),
+                record(&alice, T0 + 2, true),
+                record(&bob, T0 + 3, true),
+            ] {
+                store.insert_verification(&r).await.expect("insert");
+            }
+            assert_eq!(
+                store.last_passed_verification(&alice).await.expect("last"),
+                Some(T0 + 2)
+            );
+            let all = store
+                .verifications(&e.id, &VerificationFilter::default(), 100)
+                .await
+                .expect("list");
+            assert_eq!(
+                all.iter().map(|r| r.checked_at).collect::<Vec<_>>(),
+                [T0 + 3, T0 + 2, T0 + 1]
+            );
+            let f = VerificationFilter {
+                agent_id: Some(alice.clone()),
+                passed: Some(false),
+                ..Default::default()
+            };
+            let failed = store.verifications(&e.id, &f, 100).await.expect("list");
+            assert_eq!(failed.len(), 1);
+            assert!(!failed[0].passed);
+            let f = VerificationFilter {
+                from: Some(T0 + 2),
+                to: Some(T0 + 3),
+                ..Default::default()
+            };
+            assert_eq!(
+                store
+                    .verifications(&e.id, &f, 100)
+                    .await
+                    .expect("list")
+                    .len(),
+                1
+            );
+            let other = Enterprise::new("Other", "401", T0);
+            store.create_enterprise(&other).await.expect("other");
+            assert!(
+                store
+                    .verifications(&other.id, &VerificationFilter::default(), 100)
+                    .await
+                    .expect("list")
+                    .is_empty()
+            );
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Calls, their transition log, customers and verification records.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, conflict};
+use crate::accounts::{CallId, CustomerId, EnterpriseId, GroupId, UserId, VerificationId};
+use crate::calls::machine::{CallKind, CallState, Direction};
+use crate::calls::{Call, CallEventRow, VerificationFilter, VerificationRecord};
+
+macro_rules! call_columns {
+    () => {
+        "id, enterprise_id, direction, kind, state, state_json, agent_id, customer_id, group_id, \
+         invite_code, created_at, state_since, ring_deadline, connected_at, ended_at"
+    };
+}
+
+fn direction_text(d: Direction) -> &'static str {
+    match d {
+        Direction::AgentInitiated => "agent_initiated",
+        Direction::CustomerInitiated => "customer_initiated",
+    }
+}
+
+fn kind_text(k: CallKind) -> &'static str {
+    match k {
+        CallKind::Video => "video",
+        CallKind::Voice => "voice",
+    }
+}
+
+fn call_from_row(row: &AnyRow) -> Result<Call, StoreError> {
+    let direction = match row.try_get::<String, _>("direction")?.as_str() {
+        "agent_initiated" => Direction::AgentInitiated,
+        "customer_initiated" => Direction::CustomerInitiated,
+        other => return Err(StoreError::Corrupt(format!("calls.direction = {other:?}"))),
+    };
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "video" => CallKind::Video,
+        "voice" => CallKind::Voice,
+        other => return Err(StoreError::Corrupt(format!("calls.kind = {other:?}"))),
+    };
+    let state_json: String = row.try_get("state_json")?;
+    let state: CallState = serde_json::from_str(&state_json)
+        .map_err(|e| StoreError::Corrupt(format!("calls.state_json: {e}")))?;
+    Ok(Call {
+        id: CallId(row.try_get("id")?),
+        enterprise_id: EnterpriseId(row.try_get("enterprise_id")?),
+        direction,
+        kind,
+        state,
+        agent_id: row.try_get::<Option<String>, _>("agent_id")?.map(UserId),
+        customer_id: row
+            .try_get::<Option<String>, _>("customer_id")?
+            .map(CustomerId),
+        group_id: row.try_get::<Option<String>, _>("group_id")?.map(GroupId),
+        invite_code: row.try_get("invite_code")?,
+        created_at: row.try_get("created_at")?,
+        state_since: row.try_get("state_since")?,
+        ring_deadline: row.try_get("ring_deadline")?,
+        connected_at: row.try_get("connected_at")?,
+        ended_at: row.try_get("ended_at")?,
+    })
+}
+
+fn state_json(state: &CallState) -> String {
+    // Invariant: CallState is plain data and always serializes.
+    serde_json::to_string(state).unwrap_or_default()
+}
+
+fn verification_from_row(row: &AnyRow) -> Result<VerificationRecord, StoreError> {
+    Ok(VerificationRecord {
+        id: VerificationId(row.try_get("id")?),
+        enterprise_id: EnterpriseId(row.try_get("enterprise_id")?),
+        agent_id: UserId(row.try_get("agent_id")?),
+        agent_name: row.try_get("agent_name")?,
+        id_number_enc: row.try_get("id_number_enc")?,
+        passed: row.try_get::<i64, _>("passed")? != 0,
+        checked_at: row.try_get("checked_at")?,
+        passed_at: row.try_get("passed_at")?,
+    })
+}
+
+impl Store {
+    /// Stores a new call and its creation in the log (seq 0).
+    pub async fn create_call(&self, call: &Call, event: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(concat!(
+            "INSERT INTO calls (",
+            call_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        ))
+        .bind(call.id.as_str())
+        .bind(call.enterprise_id.as_str())
+        .bind(direction_text(call.direction))
+        .bind(kind_text(call.kind))
+        .bind(call.state.name())
+        .bind(state_json(&call.state))
+        .bind(call.agent_id.as_ref().map(|a| a.0.clone()))
+        .bind(call.customer_id.as_ref().map(|c| c.0.clone()))
+        .bind(call.group_id.as_ref().map(|g| g.0.clone()))
+        .bind(call.invite_code.clone())
+        .bind(call.created_at)
+        .bind(call.state_since)
+        .bind(call.ring_deadline)
+        .bind(call.connected_at)
+        .bind(call.ended_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict("call"))?;
+        insert_event(
+            &mut tx,
+            &call.id,
+            0,
+            call.created_at,
+            "new",
+            &call.state,
+            event,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn call(&self, id: &CallId) -> Result<Option<Call>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            call_columns!(),
+            " FROM calls WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+
+    pub async fn call_by_invite(&self, code: &str) -> Result<Option<Call>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            call_columns!(),
+            " FROM calls WHERE invite_code = $1"
+        ))
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+
+    /// Writes a transition if the call is still in `expected` (someone else may have
+    /// moved it meanwhile: then `Conflict`). `updated` carries the new state and fields.
+    pub async fn save_transition(
+        &self,
+        expected: &CallState,
+        updated: &Call,
+        event: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE calls SET state = $1, state_json = $2, state_since = $3, agent_id = $4, \
+             customer_id = $5, ring_deadline = $6, connected_at = $7, ended_at = $8 \
+             WHERE id = $9 AND state_json = $10",
+        )
+        .bind(updated.state.name())
+        .bind(state_json(&updated.state))
+        .bind(updated.state_since)
+        .bind(updated.agent_id.as_ref().map(|a| a.0.clone()))
+        .bind(updated.customer_id.as_ref().map(|c| c.0.clone()))
+        .bind(updated.ring_deadline)
+        .bind(updated.connected_at)
+        .bind(updated.ended_at)
+        .bind(updated.id.as_str())
+        .bind(state_json(expected))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict("call state changed"));
+        }
+        let seq: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM call_events WHERE call_id = $1",
+        )
+        .bind(updated.id.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+        insert_event(
+            &mut tx,
+            &updated.id,
+            seq,
+            now_ms,
+            expected.name(),
+            &updated.state,
+            event,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn call_events(&self, id: &CallId) -> Result<Vec<CallEventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, from_state, to_state, event, detail FROM call_events \
+             WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallEventRow {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    from_state: r.try_get("from_state")?,
+                    to_state: r.try_get("to_state")?,
+                    event: r.try_get("event")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Agent-initiated calls the agent created since `since_ms` (exclusive).
+    pub async fn outgoing_calls_since(
+        &self,
+        agent: &UserId,
+        since_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM calls WHERE agent_id = $1 \
+             AND direction = 'agent_initiated' AND created_at > $2",
+        )
+        .bind(agent.as_str())
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Calls holding one of the agent's concurrent-call slots.
+    pub async fn live_calls_of(&self, agent: &UserId) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM calls WHERE agent_id = $1 \
+             AND state IN ('inviting', 'ringing', 'connecting', 'connected')",
+        )
+        .bind(agent.as_str())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    pub async fn create_customer(
+        &self,
+        enterprise: &EnterpriseId,
+        display_name: &str,
+        consented_at: i64,
+    ) -> Result<CustomerId, StoreError> {
+        let id = CustomerId::generate();
+        sqlx::query(
+            "INSERT INTO customers (id, enterprise_id, display_name, consented_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.as_str())
+        .bind(enterprise.as_str())
+        .bind(display_name)
+        .bind(consented_at)
+        .bind(consented_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn insert_verification(&self, r: &VerificationRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO verification_records (id, enterprise_id, agent_id, agent_name, id_number_enc, \
+             passed, checked_at, passed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(r.id.as_str())
+        .bind(r.enterprise_id.as_str())
+        .bind(r.agent_id.as_str())
+        .bind(&r.agent_name)
+        .bind(r.id_number_enc.clone())
+        .bind(i64::from(r.passed))
+        .bind(r.checked_at)
+        .bind(r.passed_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// When the agent last passed a verification.
+    pub async fn last_passed_verification(
+        &self,
+        agent: &UserId,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MAX(passed_at) AS t FROM verification_records WHERE agent_id = $1 AND passed = 1",
+        )
+        .bind(agent.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("t")?)
+    }
+
+    /// An enterprise's verification records, newest first, filtered.
+    pub async fn verifications(
+        &self,
+        enterprise: &EnterpriseId,
+        f: &VerificationFilter,
+        limit: u32,
+    ) -> Result<Vec<VerificationRecord>, StoreError> {
+        // Unused filters become always-true comparisons, so the SQL text stays static.
+        let rows = sqlx::query(
+            "SELECT id, enterprise_id, agent_id, agent_name, id_number_enc, passed, checked_at, passed_at \
+             FROM verification_records WHERE enterprise_id = $1 \
+             AND ($2 = '' OR agent_id = $2) AND checked_at >= $3 AND checked_at < $4 \
+             AND ($5 < 0 OR passed = $5) ORDER BY checked_at DESC LIMIT $6",
+        )
+        .bind(enterprise.as_str())
+        .bind(f.agent_id.as_ref().map(|a| a.0.clone()).unwrap_or_default())
+        .bind(f.from.unwrap_or(i64::MIN))
+        .bind(f.to.unwrap_or(i64::MAX))
+        .bind(f.passed.map(i64::from).unwrap_or(-1))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(verification_from_row).collect()
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    call: &CallId,
+    seq: i64,
+    at: i64,
+    from_state: &str,
+    to: &CallState,
+    event: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO call_events (call_id, seq, at, from_state, to_state, event, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(call.as_str())
+    .bind(seq)
+    .bind(at)
+    .bind(from_state)
+    .bind(to.name())
+    .bind(event)
+    .bind(state_json(to))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
