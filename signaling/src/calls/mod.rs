@@ -2,6 +2,7 @@
 
 pub mod machine;
 pub mod model;
+pub mod service;
 pub mod verification;
 
 pub use machine::{

@@ -1,0 +1,372 @@
+//! The call driver: checks rules, applies the pure state machine, persists every
+//! transition. Time comes in as an argument.
+
+use serde::Serialize;
+
+use super::machine::{CallEvent, CallKind, CallState, Direction, InvalidTransition, initial_state};
+use super::model::{Call, VerificationRecord};
+use super::verification::{GateFacts, VerificationDue, check_gate};
+use crate::accounts::{CallId, User, UserRole, VerificationId};
+use crate::store::{Store, StoreError};
+
+/// Why a call action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the video service is not enabled for this agent")]
+    VideoServiceDisabled,
+    #[error("a face verification is required before calling out")]
+    VerificationRequired(VerificationDue),
+    #[error("the agent is at capacity ({0} concurrent calls)")]
+    AtCapacity(u32),
+    #[error("no such call")]
+    NotFound,
+    #[error(transparent)]
+    Invalid(#[from] InvalidTransition),
+    /// Someone else changed the call at the same moment; retry with fresh state.
+    #[error("the call changed meanwhile; retry")]
+    Raced,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CallError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict("call state changed") => CallError::Raced,
+            other => CallError::Store(other),
+        }
+    }
+}
+
+/// Length of an invite code: 24 URL-safe characters, ~143 bits.
+const INVITE_CODE_LEN: usize = 24;
+
+fn invite_code() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..INVITE_CODE_LEN)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The facts the gate decides on, read from the store.
+pub async fn gate_facts(
+    store: &Store,
+    agent: &User,
+    session_started_at: i64,
+) -> Result<GateFacts, CallError> {
+    let enterprise = store
+        .enterprise(&agent.enterprise_id)
+        .await?
+        .ok_or(CallError::NotFound)?;
+    let last_passed_at = store.last_passed_verification(&agent.id).await?;
+    let outgoing_since_pass = match last_passed_at {
+        Some(t) => store.outgoing_calls_since(&agent.id, t).await?,
+        None => 0,
+    };
+    Ok(GateFacts {
+        session_started_at,
+        last_passed_at,
+        outgoing_since_pass,
+        period: enterprise.verification_period,
+    })
+}
+
+/// An agent calls a customer out: service enabled, gate passed, a free slot.
+pub async fn start_outgoing(
+    store: &Store,
+    agent: &User,
+    session_started_at: i64,
+    kind: CallKind,
+    now_ms: i64,
+) -> Result<Call, CallError> {
+    if agent.role != UserRole::Agent || !agent.video_enabled {
+        return Err(CallError::VideoServiceDisabled);
+    }
+    check_gate(gate_facts(store, agent, session_started_at).await?)
+        .map_err(CallError::VerificationRequired)?;
+    let live = store.live_calls_of(&agent.id).await?;
+    if live >= agent.capacity {
+        return Err(CallError::AtCapacity(agent.capacity));
+    }
+    let enterprise = store
+        .enterprise(&agent.enterprise_id)
+        .await?
+        .ok_or(CallError::NotFound)?;
+    let call = Call {
+        id: CallId::generate(),
+        enterprise_id: agent.enterprise_id.clone(),
+        direction: Direction::AgentInitiated,
+        kind,
+        state: initial_state(Direction::AgentInitiated),
+        agent_id: Some(agent.id.clone()),
+        customer_id: None,
+        group_id: None,
+        invite_code: Some(invite_code()),
+        created_at: now_ms,
+        state_since: now_ms,
+        ring_deadline: Some(now_ms + i64::from(enterprise.ring_timeout_secs) * 1000),
+        connected_at: None,
+        ended_at: None,
+    };
+    store.create_call(&call, "agent_call").await?;
+    Ok(call)
+}
+
+/// Applies `event` to a stored call and persists the transition.
+pub async fn apply(
+    store: &Store,
+    id: &CallId,
+    event: &CallEvent,
+    now_ms: i64,
+) -> Result<Call, CallError> {
+    let call = store.call(id).await?.ok_or(CallError::NotFound)?;
+    let next = call.state.next(call.direction, event)?;
+    let mut updated = call.clone();
+    updated.state = next;
+    updated.state_since = now_ms;
+    match &updated.state {
+        CallState::Connected => updated.connected_at = Some(now_ms),
+        s if s.is_final() => updated.ended_at = Some(now_ms),
+        _ => {}
+    }
+    if !matches!(
+        updated.state,
+        CallState::Requested | CallState::Inviting | CallState::Ringing
+    ) {
+        updated.ring_deadline = None;
+    }
+    store
+        .save_transition(&call.state, &updated, event_label(event), now_ms)
+        .await?;
+    Ok(updated)
+}
+
+fn event_label(e: &CallEvent) -> &'static str {
+    match e {
+        CallEvent::Assigned => "assigned",
+        CallEvent::CustomerOpened => "customer_opened",
+        CallEvent::Accept { .. } => "accept",
+        CallEvent::Reject { .. } => "reject",
+        CallEvent::Cancel { .. } => "cancel",
+        CallEvent::MediaUp => "media_up",
+        CallEvent::HangUp { .. } => "hang_up",
+        CallEvent::RingTimeout => "ring_timeout",
+        CallEvent::Fail { .. } => "fail",
+    }
+}
+
+/// The outcome of one face check, as the face engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    pub passed: bool,
+}
+
+/// Records a face check. This is the face engine's internal interface: there is no
+/// HTTP route to it until the engine lands, and no debug bypass.
+pub async fn record_verification(
+    store: &Store,
+    agent: &User,
+    outcome: CheckOutcome,
+    now_ms: i64,
+) -> Result<VerificationRecord, CallError> {
+    let record = VerificationRecord {
+        id: VerificationId::generate(),
+        enterprise_id: agent.enterprise_id.clone(),
+        agent_id: agent.id.clone(),
+        agent_name: agent.real_name.clone(),
+        id_number_enc: agent.id_number_enc.clone(),
+        passed: outcome.passed,
+        checked_at: now_ms,
+        passed_at: outcome.passed.then_some(now_ms),
+    };
+    store.insert_verification(&record).await?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::{Enterprise, UserRole};
+    use crate::calls::machine::Party;
+    use crate::store::NewUser;
+    use crate::store::test_support::fresh_stores;
+
+    const LOGIN: i64 = 1_764_000_000_000;
+
+    async fn agent(store: &Store, video: bool) -> User {
+        let e = Enterprise::new("Acme", "400", LOGIN);
+        store.create_enterprise(&e).await.expect("enterprise");
+        let new = NewUser {
+            enterprise_id: e.id,
+            login: "alice".into(),
+            role: UserRole::Agent,
+            real_name: "李丽".into(),
+            id_number_enc: None,
+            password_hash: "x".into(),
+            capacity: 5,
+        };
+        let user = store.create_user(&new, LOGIN).await.expect("user");
+        store
+            .set_video_enabled(&user.id, video)
+            .await
+            .expect("grant");
+        store.user(&user.id).await.expect("get").expect("exists")
+    }
+
+    #[tokio::test]
+    async fn the_gate_refuses_then_allows_three_calls_then_refuses_the_fourth() {
+        for (store, _dir) in fresh_stores().await {
+            let alice = agent(&store, true).await;
+            let mut now = LOGIN + 1000;
+            let err = start_outgoing(&store, &alice, LOGIN, CallKind::Video, now)
+                .await
+                .expect_err("gate");
+            assert!(matches!(
+                err,
+                CallError::VerificationRequired(VerificationDue::FirstCallSinceLogin)
+            ));
+
+            now += 1000;
+            record_verification(&store, &alice, CheckOutcome { passed: false }, now)
+                .await
+                .expect("failed check");
+            let err = start_outgoing(&store, &alice, LOGIN, CallKind::Video, now + 1)
+                .await
+                .expect_err("gate");
+            assert!(
+                matches!(err, CallError::VerificationRequired(_)),
+                "a failed check opens nothing"
+            );
+
+            now += 1000;
+            record_verification(&store, &alice, CheckOutcome { passed: true }, now)
+                .await
+                .expect("check");
+            for _ in 0..3 {
+                now += 1000;
+                let call = start_outgoing(&store, &alice, LOGIN, CallKind::Video, now)
+                    .await
+                    .expect("allowed");
+                apply(
+                    &store,
+                    &call.id,
+                    &CallEvent::Cancel { by: Party::Agent },
+                    now + 1,
+                )
+                .await
+                .expect("cancel");
+            }
+            now += 1000;
+            let err = start_outgoing(&store, &alice, LOGIN, CallKind::Video, now)
+                .await
+                .expect_err("4th");
+            assert!(matches!(
+                err,
+                CallError::VerificationRequired(VerificationDue::PeriodUsed { period: 3 })
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn without_the_video_service_there_is_no_call() {
+        for (store, _dir) in fresh_stores().await {
+            let alice = agent(&store, false).await;
+            record_verification(&store, &alice, CheckOutcome { passed: true }, LOGIN + 1)
+                .await
+                .expect("check");
+            let err = start_outgoing(&store, &alice, LOGIN, CallKind::Voice, LOGIN + 2)
+                .await
+                .expect_err("disabled");
+            assert!(matches!(err, CallError::VideoServiceDisabled));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_runs_to_its_end_and_every_step_is_logged() {
+        for (store, _dir) in fresh_stores().await {
+            let alice = agent(&store, true).await;
+            record_verification(&store, &alice, CheckOutcome { passed: true }, LOGIN + 1)
+                .await
+                .expect("check");
+            let call = start_outgoing(&store, &alice, LOGIN, CallKind::Video, LOGIN + 2)
+                .await
+                .expect("call");
+            assert_eq!(call.ring_deadline, Some(LOGIN + 2 + 60_000));
+            let steps = [
+                CallEvent::CustomerOpened,
+                CallEvent::Accept {
+                    by: Party::Customer,
+                },
+                CallEvent::MediaUp,
+                CallEvent::HangUp {
+                    by: Party::Customer,
+                    reason: "done".into(),
+                },
+            ];
+            let mut t = LOGIN + 10;
+            let mut last = call.clone();
+            for step in &steps {
+                t += 10;
+                last = apply(&store, &call.id, step, t).await.expect("step");
+            }
+            assert!(matches!(
+                last.state,
+                CallState::Ended {
+                    by: Party::Customer,
+                    ..
+                }
+            ));
+            assert_eq!(
+                (last.connected_at, last.ended_at),
+                (Some(LOGIN + 40), Some(LOGIN + 50))
+            );
+            let names: Vec<_> = store
+                .call_events(&call.id)
+                .await
+                .expect("log")
+                .into_iter()
+                .map(|e| e.to_state)
+                .collect();
+            assert_eq!(
+                names,
+                ["inviting", "ringing", "connecting", "connected", "ended"]
+            );
+            let err = apply(&store, &call.id, &CallEvent::MediaUp, t + 1)
+                .await
+                .expect_err("final");
+            assert!(matches!(err, CallError::Invalid(_)));
+        }
+    }
+
+    #[tokio::test]
+    async fn capacity_bounds_live_calls() {
+        for (store, _dir) in fresh_stores().await {
+            let alice = agent(&store, true).await;
+            store.enterprise(&alice.enterprise_id).await.expect("e");
+            record_verification(&store, &alice, CheckOutcome { passed: true }, LOGIN + 1)
+                .await
+                .expect("check");
+            // Capacity 5 but the gate allows 3 per verification: re-verify between calls.
+            for i in 0..5 {
+                record_verification(
+                    &store,
+                    &alice,
+                    CheckOutcome { passed: true },
+                    LOGIN + 10 + i * 10,
+                )
+                .await
+                .expect("check");
+                start_outgoing(&store, &alice, LOGIN, CallKind::Video, LOGIN + 15 + i * 10)
+                    .await
+                    .expect("call");
+            }
+            record_verification(&store, &alice, CheckOutcome { passed: true }, LOGIN + 100)
+                .await
+                .expect("check");
+            let err = start_outgoing(&store, &alice, LOGIN, CallKind::Video, LOGIN + 101)
+                .await
+                .expect_err("full");
+            assert!(matches!(err, CallError::AtCapacity(5)));
+        }
+    }
+}
