@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Seconds open connections get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Base URL people reach kefu at (invite links, QR codes), e.g.
+    /// `https://kefu.example.com`. Unset: the bound address.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls: None,
             shutdown_grace_secs: 5,
+            public_url: None,
         }
     }
 }

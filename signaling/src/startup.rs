@@ -55,6 +55,20 @@ impl App {
         let bootstrap = seed_if_empty(&store, &config.bootstrap, crate::clock::now_ms())
             .await
             .context("seeding the first enterprise")?;
+        let listener = std::net::TcpListener::bind(config.server.bind)
+            .with_context(|| format!("binding HTTP on {}", config.server.bind))?;
+        let http_addr = listener.local_addr()?;
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let public_url = config
+            .server
+            .public_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
         let accounts = AccountState {
             store,
             data_key,
@@ -63,6 +77,7 @@ impl App {
                 Duration::from_secs(60),
             )),
             session_ttl_secs: config.auth.session_ttl_secs,
+            public_url,
         };
 
         let sfu_metrics = SfuMetrics::default();
@@ -90,10 +105,6 @@ impl App {
             ),
             None => None,
         };
-        let listener = std::net::TcpListener::bind(config.server.bind)
-            .with_context(|| format!("binding HTTP on {}", config.server.bind))?;
-        let http_addr = listener.local_addr()?;
-
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = AppState::new(
             rooms,

@@ -27,6 +27,8 @@ pub struct AppState {
     pub data_key: DataKey,
     pub login_limiter: Arc<RateLimiter>,
     pub session_ttl_secs: u64,
+    /// Base URL of links given to people (invites): `server.public_url` or the bound address.
+    pub public_url: String,
     sessions: Arc<AtomicU64>,
 }
 
@@ -37,6 +39,7 @@ pub struct AccountState {
     pub data_key: DataKey,
     pub login_limiter: Arc<RateLimiter>,
     pub session_ttl_secs: u64,
+    pub public_url: String,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ impl AppState {
             data_key: accounts.data_key,
             login_limiter: accounts.login_limiter,
             session_ttl_secs: accounts.session_ttl_secs,
+            public_url: accounts.public_url,
             sessions: Arc::new(AtomicU64::new(1)),
         }
     }

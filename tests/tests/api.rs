@@ -307,12 +307,18 @@ async fn authorization_matrix() {
         ("other admin", Some(&rival)),
     ];
     // Expected status per caller, in the order above.
-    let matrix: [(Method, &str, Option<Value>, [u16; 5]); 5] = [
+    let matrix: Vec<(Method, &str, Option<Value>, [u16; 5])> = vec![
         (Method::GET, "/api/v1/me", None, [401, 401, 200, 200, 200]),
         (
             Method::PUT,
             "/api/v1/me/presence",
             Some(json!({"status": "online", "accepting": false})),
+            [401, 401, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/me/verification-gate",
+            None,
             [401, 401, 200, 403, 403],
         ),
         (
@@ -326,6 +332,31 @@ async fn authorization_matrix() {
             &grant,
             Some(json!({"enabled": true})),
             [401, 401, 403, 200, 404],
+        ),
+        // The agent now has the service but no verification: the gate answers 403.
+        (
+            Method::POST,
+            "/api/v1/calls",
+            Some(json!({"kind": "video"})),
+            [401, 401, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/calls/unknown",
+            None,
+            [401, 401, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/verifications",
+            None,
+            [401, 401, 403, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/verifications.csv",
+            None,
+            [401, 401, 403, 200, 200],
         ),
         (
             Method::POST,

@@ -23,6 +23,8 @@ use crate::store::SessionRow;
 pub struct Authenticated {
     pub user: User,
     pub token_hash: String,
+    /// When this login session began (the verification gate counts from it).
+    pub session_started_at: i64,
 }
 
 impl Authenticated {
@@ -53,12 +55,16 @@ impl FromRequestParts<AppState> for Authenticated {
             .filter(|t| !t.is_empty() && t.len() <= 128)
             .ok_or(ApiError::Unauthorized)?;
         let token_hash = token_hash(token);
-        let user = state
+        let (user, session_started_at) = state
             .store
             .session_user(&token_hash, crate::clock::now_ms())
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Authenticated { user, token_hash })
+        Ok(Authenticated {
+            user,
+            token_hash,
+            session_started_at,
+        })
     }
 }
 

@@ -36,6 +36,14 @@ pub enum ApiError {
     /// Too many attempts; retry later.
     #[error("too many attempts, retry later")]
     TooManyRequests,
+    /// A business rule refused the action (`code` tells which).
+    #[error("{message}")]
+    Rule {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        detail: Option<serde_json::Value>,
+    },
     /// Our fault; the cause is logged.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -56,6 +64,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Rule { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,7 +79,33 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests => "too_many_requests",
+            ApiError::Rule { code, .. } => code,
             ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<crate::calls::service::CallError> for ApiError {
+    fn from(e: crate::calls::service::CallError) -> Self {
+        use crate::calls::service::CallError as C;
+        let rule = |status, code, detail| ApiError::Rule {
+            status,
+            code,
+            message: e.to_string(),
+            detail,
+        };
+        match &e {
+            C::VideoServiceDisabled => rule(StatusCode::FORBIDDEN, "video_service_disabled", None),
+            C::VerificationRequired(due) => rule(
+                StatusCode::FORBIDDEN,
+                "verification_required",
+                serde_json::to_value(due).ok(),
+            ),
+            C::AtCapacity(_) => rule(StatusCode::CONFLICT, "at_capacity", None),
+            C::Invalid(_) => rule(StatusCode::CONFLICT, "invalid_transition", None),
+            C::Raced => rule(StatusCode::CONFLICT, "raced", None),
+            C::NotFound => ApiError::NotFound,
+            C::Store(_) => ApiError::Internal(anyhow::anyhow!("{e}")),
         }
     }
 }
@@ -90,6 +125,8 @@ struct ErrorBody<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a BTreeMap<&'static str, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a serde_json::Value>,
 }
 
 impl IntoResponse for ApiError {
@@ -101,10 +138,15 @@ impl IntoResponse for ApiError {
             ApiError::Validation(fields) => Some(fields),
             _ => None,
         };
+        let detail = match &self {
+            ApiError::Rule { detail, .. } => detail.as_ref(),
+            _ => None,
+        };
         let body = ErrorBody {
             error: self.code(),
             message: self.to_string(),
             fields,
+            detail,
         };
         let mut response = (self.status(), Json(&body)).into_response();
         if matches!(self, ApiError::Unauthorized) {

@@ -1,9 +1,11 @@
 //! The REST API under `/api/v1`.
 
 pub mod auth;
+pub mod calls;
 pub mod error;
 pub mod json;
 pub mod users;
+pub mod verifications;
 pub mod views;
 
 use axum::Router;
@@ -23,6 +25,13 @@ pub fn router() -> Router<AppState> {
         .route("/me/presence", put(users::set_presence))
         .route("/agents", get(users::list_agents))
         .route("/agents/{id}/video-service", put(users::set_video_service))
+        .route("/me/verification-gate", get(calls::gate))
+        .route("/calls", post(calls::start))
+        .route("/calls/{id}", get(calls::get))
+        .route("/calls/{id}/cancel", post(calls::cancel))
+        .route("/calls/{id}/invite.svg", get(calls::invite_qr))
+        .route("/verifications", get(verifications::list))
+        .route("/verifications.csv", get(verifications::csv))
         .fallback(|| async { error::ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

@@ -376,23 +376,30 @@ impl Store {
         Ok(())
     }
 
-    /// The user behind a live session: not expired at `now_ms`, not revoked.
+    /// The user behind a live session (not expired at `now_ms`, not revoked), and when
+    /// that session began.
     pub async fn session_user(
         &self,
         token_hash: &str,
         now_ms: i64,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<(User, i64)>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!("u."),
-            " FROM sessions s JOIN users u ON u.id = s.user_id \
+            ", s.created_at AS session_started_at FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.revoked_at IS NULL"
         ))
         .bind(token_hash)
         .bind(now_ms)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        match row {
+            Some(row) => Ok(Some((
+                user_from_row(&row)?,
+                row.try_get("session_started_at")?,
+            ))),
+            None => Ok(None),
+        }
     }
 
     /// Revokes a session; returns whether it was live.

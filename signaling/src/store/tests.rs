@@ -190,8 +190,9 @@ async fn sessions_expire_and_are_revocable() {
                 .session_user("h1", T0 + 1)
                 .await
                 .expect("get")
-                .map(|u| u.id),
-            Some(user.id.clone())
+                .map(|(u, started)| (u.id, started)),
+            Some((user.id.clone(), T0)),
+            "the session's start comes along (the verification gate counts from it)"
         );
         assert_eq!(
             store.session_user("h1", T0 + 1000).await.expect("get"),

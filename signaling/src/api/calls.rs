@@ -1,0 +1,187 @@
+//! Calls: an agent calls out (behind the verification gate), looks at and cancels its
+//! calls, and shows the customer an invite link or QR code.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Authenticated;
+use super::error::ApiError;
+use super::json::ApiJson;
+use crate::accounts::{CallId, UserRole};
+use crate::calls::machine::{CallEvent, CallKind, CallState, Direction, Party};
+use crate::calls::service;
+use crate::calls::{Call, verification::check_gate};
+use crate::clock::now_ms;
+use crate::state::AppState;
+
+/// A call as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallView {
+    pub id: String,
+    pub direction: Direction,
+    pub kind: CallKind,
+    /// The state's name (`inviting`, `ringing`, …).
+    pub state: String,
+    /// The whole state, with who ended it and why.
+    pub state_detail: CallState,
+    pub agent_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub created_at: i64,
+    pub ring_deadline: Option<i64>,
+    pub connected_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// The link to send the customer; only shown to the calling agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_url: Option<String>,
+}
+
+impl CallView {
+    fn of(call: &Call, invite_base: Option<&str>) -> Self {
+        Self {
+            id: call.id.to_string(),
+            direction: call.direction,
+            kind: call.kind,
+            state: call.state.name().to_owned(),
+            state_detail: call.state.clone(),
+            agent_id: call.agent_id.as_ref().map(ToString::to_string),
+            customer_id: call.customer_id.as_ref().map(ToString::to_string),
+            created_at: call.created_at,
+            ring_deadline: call.ring_deadline,
+            connected_at: call.connected_at,
+            ended_at: call.ended_at,
+            invite_url: invite_base
+                .zip(call.invite_code.as_deref())
+                .map(|(base, code)| format!("{base}/invite/{code}")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartCallRequest {
+    pub kind: CallKind,
+}
+
+/// An agent starts a video or voice call to a customer.
+pub async fn start(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<StartCallRequest>,
+) -> Result<(StatusCode, Json<CallView>), ApiError> {
+    auth.require(UserRole::Agent)?;
+    let call = service::start_outgoing(
+        &state.store,
+        &auth.user,
+        auth.session_started_at,
+        req.kind,
+        now_ms(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CallView::of(&call, Some(&state.public_url))),
+    ))
+}
+
+/// A call the caller may see: its agent, or an admin of its enterprise. Anything else
+/// is reported as not found.
+async fn visible_call(
+    state: &AppState,
+    auth: &Authenticated,
+    id: String,
+) -> Result<Call, ApiError> {
+    let call = state
+        .store
+        .call(&CallId(id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let same_enterprise = call.enterprise_id == auth.user.enterprise_id;
+    let allowed = match auth.user.role {
+        UserRole::Admin => same_enterprise,
+        UserRole::Agent => same_enterprise && call.agent_id.as_ref() == Some(&auth.user.id),
+    };
+    if allowed {
+        Ok(call)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, ApiError> {
+    let call = visible_call(&state, &auth, id).await?;
+    let own = call.agent_id.as_ref() == Some(&auth.user.id);
+    Ok(Json(CallView::of(
+        &call,
+        own.then_some(state.public_url.as_str()),
+    )))
+}
+
+/// The calling agent withdraws a call that has not connected.
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let call = visible_call(&state, &auth, id).await?;
+    let event = match call.direction {
+        Direction::AgentInitiated => CallEvent::Cancel { by: Party::Agent },
+        Direction::CustomerInitiated => CallEvent::Reject { by: Party::Agent },
+    };
+    let call = service::apply(&state.store, &call.id, &event, now_ms()).await?;
+    Ok(Json(CallView::of(&call, Some(&state.public_url))))
+}
+
+/// The invite link as a QR code (SVG), for the customer to scan.
+pub async fn invite_qr(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let call = visible_call(&state, &auth, id).await?;
+    let url = CallView::of(&call, Some(&state.public_url))
+        .invite_url
+        .ok_or(ApiError::NotFound)?;
+    let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .build();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg))
+}
+
+/// Whether the agent's next outgoing call needs a face verification first.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GateView {
+    pub verification_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<serde_json::Value>,
+}
+
+pub async fn gate(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<GateView>, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let facts = service::gate_facts(&state.store, &auth.user, auth.session_started_at)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Json(match check_gate(facts) {
+        Ok(()) => GateView {
+            verification_required: false,
+            reason: None,
+        },
+        Err(due) => GateView {
+            verification_required: true,
+            reason: serde_json::to_value(due).ok(),
+        },
+    }))
+}

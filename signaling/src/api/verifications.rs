@@ -1,0 +1,186 @@
+//! The operations dashboard's face-verification records: list with filters, CSV export.
+//! ID numbers are only ever shown masked.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Authenticated;
+use super::error::ApiError;
+use crate::accounts::secrets::mask_id_number;
+use crate::accounts::{UserId, UserRole};
+use crate::calls::{VerificationFilter, VerificationRecord};
+use crate::state::AppState;
+
+/// Rows one request returns at most.
+const MAX_ROWS: u32 = 5000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationQuery {
+    pub agent_id: Option<String>,
+    /// Inclusive, Unix milliseconds.
+    pub from: Option<i64>,
+    /// Exclusive, Unix milliseconds.
+    pub to: Option<i64>,
+    /// `passed` or `failed`.
+    pub result: Option<String>,
+}
+
+/// One row of the dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerificationView {
+    pub id: String,
+    pub checked_at: i64,
+    pub main_account: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub id_number_masked: Option<String>,
+    pub passed: bool,
+    pub passed_at: Option<i64>,
+}
+
+fn filter_of(q: VerificationQuery) -> Result<VerificationFilter, ApiError> {
+    let passed = match q.result.as_deref() {
+        None | Some("") => None,
+        Some("passed") => Some(true),
+        Some("failed") => Some(false),
+        Some(_) => return Err(ApiError::field("result", "passed or failed")),
+    };
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from >= to {
+            return Err(ApiError::field("to", "must be after from"));
+        }
+    }
+    Ok(VerificationFilter {
+        agent_id: q.agent_id.filter(|a| !a.is_empty()).map(UserId),
+        from: q.from,
+        to: q.to,
+        passed,
+    })
+}
+
+async fn rows(
+    state: &AppState,
+    auth: &Authenticated,
+    q: VerificationQuery,
+) -> Result<Vec<VerificationView>, ApiError> {
+    auth.require(UserRole::Admin)?;
+    let enterprise = state
+        .store
+        .enterprise(&auth.user.enterprise_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let records = state
+        .store
+        .verifications(&enterprise.id, &filter_of(q)?, MAX_ROWS)
+        .await?;
+    Ok(records
+        .iter()
+        .map(|r| view(state, r, &enterprise.main_account))
+        .collect())
+}
+
+fn view(state: &AppState, r: &VerificationRecord, main_account: &str) -> VerificationView {
+    VerificationView {
+        id: r.id.to_string(),
+        checked_at: r.checked_at,
+        main_account: main_account.to_owned(),
+        agent_id: r.agent_id.to_string(),
+        agent_name: r.agent_name.clone(),
+        id_number_masked: r
+            .id_number_enc
+            .as_deref()
+            .and_then(|enc| state.data_key.decrypt(enc).ok())
+            .map(|plain| mask_id_number(&plain)),
+        passed: r.passed,
+        passed_at: r.passed_at,
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Query(q): Query<VerificationQuery>,
+) -> Result<Json<Vec<VerificationView>>, ApiError> {
+    Ok(Json(rows(&state, &auth, q).await?))
+}
+
+pub async fn csv(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Query(q): Query<VerificationQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let rows = rows(&state, &auth, q).await?;
+    let mut out =
+        String::from("checked_at,main_account,agent_id,agent_name,id_number,result,passed_at\r\n");
+    for r in &rows {
+        let fields = [
+            utc(r.checked_at),
+            r.main_account.clone(),
+            r.agent_id.clone(),
+            r.agent_name.clone(),
+            r.id_number_masked.clone().unwrap_or_default(),
+            if r.passed { "passed" } else { "failed" }.to_owned(),
+            r.passed_at.map(utc).unwrap_or_default(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"verifications.csv\"",
+            ),
+        ],
+        // A BOM so spreadsheet programs read the Chinese names as UTF-8.
+        format!("\u{feff}{out}"),
+    ))
+}
+
+/// RFC 3339 in UTC.
+fn utc(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Quotes a CSV field when needed; a leading formula character is neutralised so a
+/// spreadsheet never evaluates stored text.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+
+    #[test]
+    fn times_are_utc_rfc3339() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_764_000_000_000), "2025-11-24T16:00:00Z");
+    }
+}

@@ -1,0 +1,345 @@
+//! Calls over the API: the verification gate, invites, visibility, and the
+//! verification records of the operations dashboard.
+
+use kefu_signaling::accounts::UserRole;
+use kefu_signaling::calls::service::{CheckOutcome, record_verification};
+use kefu_signaling::clock::now_ms;
+use kefu_tests::{TestServer, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn verify(server: &TestServer, login: &str, passed: bool) {
+    let (user, _) = server
+        .store
+        .user_by_login(login)
+        .await
+        .expect("get")
+        .expect("user");
+    record_verification(&server.store, &user, CheckOutcome { passed }, now_ms())
+        .await
+        .expect("record");
+}
+
+/// An enterprise with an admin `boss` and an agent `alice` who has the video service.
+async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
+    server.enterprise("4001").await;
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    server.user("4001", "boss", UserRole::Admin, PASSWORD).await;
+    let boss = server.login("boss", PASSWORD).await;
+    let (_, agents) = call(
+        &server.base_url,
+        Method::GET,
+        "/api/v1/agents",
+        Some(&boss),
+        None,
+    )
+    .await;
+    let id = agents[0]["id"].as_str().expect("id");
+    let (status, _) = call(
+        &server.base_url,
+        Method::PUT,
+        &format!("/api/v1/agents/{id}/video-service"),
+        Some(&boss),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    (server.login("alice", PASSWORD).await, boss)
+}
+
+#[tokio::test]
+async fn the_gate_refuses_without_verification_allows_three_then_refuses_the_fourth() {
+    let server = spawn_app().await;
+    let (alice, _) = enterprise_with_agent(&server).await;
+    let base = &server.base_url;
+
+    let (_, gate) = call(
+        base,
+        Method::GET,
+        "/api/v1/me/verification-gate",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(gate["verification_required"], true);
+    let (status, body) = call(
+        base,
+        Method::POST,
+        "/api/v1/calls",
+        Some(&alice),
+        Some(json!({"kind": "video"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "verification_required");
+    assert_eq!(body["detail"]["reason"], "first_call_since_login");
+
+    verify(&server, "alice", true).await;
+    let (_, gate) = call(
+        base,
+        Method::GET,
+        "/api/v1/me/verification-gate",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(gate["verification_required"], false);
+    for n in 1..=3 {
+        let (status, created) = call(
+            base,
+            Method::POST,
+            "/api/v1/calls",
+            Some(&alice),
+            Some(json!({"kind": "video"})),
+        )
+        .await;
+        assert_eq!(status, 201, "call {n}: {created}");
+        assert_eq!(created["state"], "inviting");
+        let id = created["id"].as_str().expect("id");
+        let (status, _) = call(
+            base,
+            Method::POST,
+            &format!("/api/v1/calls/{id}/cancel"),
+            Some(&alice),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = call(
+        base,
+        Method::POST,
+        "/api/v1/calls",
+        Some(&alice),
+        Some(json!({"kind": "video"})),
+    )
+    .await;
+    assert_eq!(status, 403, "the 4th outgoing call needs a new check");
+    assert_eq!(body["detail"]["reason"], "period_used");
+}
+
+#[tokio::test]
+async fn a_call_has_an_invite_link_and_qr_code_for_its_agent_only() {
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    server.user("4001", "bob", UserRole::Agent, PASSWORD).await;
+    let bob = server.login("bob", PASSWORD).await;
+    server.enterprise("4002").await;
+    server
+        .user("4002", "rival", UserRole::Admin, PASSWORD)
+        .await;
+    let rival = server.login("rival", PASSWORD).await;
+    verify(&server, "alice", true).await;
+    let base = &server.base_url;
+
+    let (status, created) = call(
+        base,
+        Method::POST,
+        "/api/v1/calls",
+        Some(&alice),
+        Some(json!({"kind": "voice"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["kind"], "voice");
+    let invite = created["invite_url"].as_str().expect("invite url");
+    assert!(invite.starts_with(&format!("{base}/invite/")), "{invite}");
+    let id = created["id"].as_str().expect("id");
+
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/v1/calls/{id}/invite.svg"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("qr");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert!(res.text().await.expect("svg").contains("<svg"));
+
+    let path = format!("/api/v1/calls/{id}");
+    let (status, seen) = call(base, Method::GET, &path, Some(&boss), None).await;
+    assert_eq!(status, 200, "the enterprise's admin sees it");
+    assert!(
+        seen.get("invite_url").is_none(),
+        "but not the invite secret"
+    );
+    for (who, token) in [
+        ("another agent", &bob),
+        ("another enterprise's admin", &rival),
+    ] {
+        let (status, _) = call(base, Method::GET, &path, Some(token), None).await;
+        assert_eq!(status, 404, "{who}");
+        let (status, _) = call(
+            base,
+            Method::POST,
+            &format!("{path}/cancel"),
+            Some(token),
+            None,
+        )
+        .await;
+        assert!(status == 404 || status == 403, "{who}: {status}");
+    }
+    let (status, _) = call(
+        base,
+        Method::GET,
+        "/api/v1/calls/no-such-call",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = call(
+        base,
+        Method::POST,
+        "/api/v1/calls",
+        Some(&alice),
+        Some(json!({"kind": "hologram"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+
+    let (status, cancelled) = call(
+        base,
+        Method::POST,
+        &format!("{path}/cancel"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(cancelled["state"], "cancelled");
+    let (status, body) = call(
+        base,
+        Method::POST,
+        &format!("{path}/cancel"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "already final: {body}");
+}
+
+#[tokio::test]
+async fn agents_without_the_video_service_cannot_call() {
+    let server = spawn_app().await;
+    server.enterprise("4001").await;
+    server
+        .user("4001", "carol", UserRole::Agent, PASSWORD)
+        .await;
+    verify(&server, "carol", true).await;
+    let carol = server.login("carol", PASSWORD).await;
+    let (status, body) = call(
+        &server.base_url,
+        Method::POST,
+        "/api/v1/calls",
+        Some(&carol),
+        Some(json!({"kind": "video"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "video_service_disabled");
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_and_exports_verifications_with_masked_id_numbers() {
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", false).await;
+    verify(&server, "alice", true).await;
+    let base = &server.base_url;
+
+    let (status, rows) = call(
+        base,
+        Method::GET,
+        "/api/v1/verifications",
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rows = rows.as_array().expect("array");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["passed"], true, "newest first");
+    assert_eq!(rows[0]["main_account"], "4001");
+    assert_eq!(rows[0]["agent_name"], "alice 测试");
+    assert_eq!(rows[0]["id_number_masked"], "110***********1234");
+    let (_, failed) = call(
+        base,
+        Method::GET,
+        "/api/v1/verifications?result=failed",
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(failed.as_array().map(Vec::len), Some(1));
+    let (status, _) = call(
+        base,
+        Method::GET,
+        "/api/v1/verifications?result=maybe",
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, _) = call(
+        base,
+        Method::GET,
+        "/api/v1/verifications?from=10&to=5",
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/v1/verifications.csv"))
+        .bearer_auth(&boss)
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(res.status(), 200);
+    let csv = res.text().await.expect("body");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains("110***********1234"));
+    assert!(
+        !csv.contains("110101199003071234"),
+        "never the clear ID number"
+    );
+
+    let (status, _) = call(
+        base,
+        Method::GET,
+        "/api/v1/verifications",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "agents do not see the dashboard");
+}
