@@ -50,10 +50,10 @@ fn filter_of(q: VerificationQuery) -> Result<VerificationFilter, ApiError> {
         Some("failed") => Some(false),
         Some(_) => return Err(ApiError::field("result", "passed or failed")),
     };
-    if let (Some(from), Some(to)) = (q.from, q.to) {
-        if from >= to {
-            return Err(ApiError::field("to", "must be after from"));
-        }
+    if let (Some(from), Some(to)) = (q.from, q.to)
+        && from >= to
+    {
+        return Err(ApiError::field("to", "must be after from"));
     }
     Ok(VerificationFilter {
         agent_id: q.agent_id.filter(|a| !a.is_empty()).map(UserId),
