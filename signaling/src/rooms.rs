@@ -22,6 +22,8 @@ struct Member {
     /// Tells a replaced session apart from its successor with the same participant id.
     session: u64,
     outbox: Outbox,
+    /// This member's media with the SFU is up.
+    media_up: bool,
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +119,7 @@ impl Rooms {
                 role,
                 session,
                 outbox,
+                media_up: false,
             },
         );
         Ok(peers)
@@ -141,6 +144,19 @@ impl Rooms {
             });
         }
         true
+    }
+
+    /// Notes that a member's media is up; true when the room is full and everyone's is.
+    pub fn set_media_up(&self, room: &str, participant: &str, session: u64) -> bool {
+        let mut rooms = self.lock();
+        let Some(r) = rooms.get_mut(room) else {
+            return false;
+        };
+        match r.members.get_mut(participant) {
+            Some(m) if m.session == session => m.media_up = true,
+            _ => return false,
+        }
+        r.members.len() == ROOM_CAPACITY && r.members.values().all(|m| m.media_up)
     }
 
     pub fn counts(&self) -> RoomCounts {
@@ -204,6 +220,13 @@ mod tests {
             rooms.join("r", "c", Role::Customer, 3, c_tx),
             Err(RoomError::Full)
         );
+
+        assert!(!rooms.set_media_up("r", "a", 1), "b's media is not up yet");
+        assert!(
+            !rooms.set_media_up("r", "b", 99),
+            "a stale session changes nothing"
+        );
+        assert!(rooms.set_media_up("r", "b", 2), "both up");
 
         assert!(rooms.leave("r", "b", 2));
         assert!(

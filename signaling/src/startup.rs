@@ -192,6 +192,7 @@ impl App {
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
+        let sweeper = tokio::spawn(expire_calls(state.store.clone()));
         tokio::spawn(async move {
             shutdown.await;
             info!("shutting down: closing sessions");
@@ -214,11 +215,28 @@ impl App {
         };
         served.context("HTTP server failed")?;
         // Dropping the last handle stops the media driver.
+        sweeper.abort();
         state.store.close().await;
         drop(state);
         media.task.abort();
         info!("stopped");
         Ok(())
+    }
+}
+
+/// How often unanswered calls are checked against their ring deadline.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+
+/// Times out calls nobody answered, every [`EXPIRY_SWEEP`].
+async fn expire_calls(store: crate::store::Store) {
+    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+    loop {
+        tick.tick().await;
+        match crate::calls::service::expire_overdue(&store, crate::clock::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => info!(calls = n, "unanswered calls timed out"),
+            Err(e) => tracing::warn!("expiring calls failed: {e}"),
+        }
     }
 }
 

@@ -70,6 +70,11 @@ impl RtcClient {
     /// Joins `room` as `name` and starts publishing once connected.
     pub async fn join(server: &TestServer, room: &str, name: &str, role: Role) -> Self {
         let token = server.token(room, name, role);
+        Self::join_with_token(server, &token, name).await
+    }
+
+    /// Joins with a room token issued by the server (e.g. for a call).
+    pub async fn join_with_token(server: &TestServer, token: &str, name: &str) -> Self {
         let pc = Arc::new(new_peer_connection().await);
         let received = Arc::new(Received::default());
         let messages = Arc::new(Mutex::new(Vec::new()));

@@ -343,3 +343,187 @@ async fn the_dashboard_lists_and_exports_verifications_with_masked_id_numbers() 
     .await;
     assert_eq!(status, 403, "agents do not see the dashboard");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_customer_joins_and_the_call_connects_then_ends() {
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let base = &server.base_url;
+    let (_, created) = call(
+        base,
+        Method::POST,
+        "/api/v1/calls",
+        Some(&alice),
+        Some(json!({"kind": "video"})),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let code = created["invite_url"]
+        .as_str()
+        .expect("invite")
+        .rsplit('/')
+        .next()
+        .expect("code")
+        .to_owned();
+
+    let (status, invite) = call(
+        base,
+        Method::GET,
+        &format!("/api/v1/invites/{code}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(invite["kind"], "video");
+    let (status, body) = call(
+        base,
+        Method::POST,
+        &format!("/api/v1/invites/{code}/accept"),
+        None,
+        Some(json!({"display_name": "张三", "consent": false})),
+    )
+    .await;
+    assert_eq!(status, 422, "no consent, no call: {body}");
+    let (status, _) = call(base, Method::GET, "/api/v1/invites/not-a-code", None, None).await;
+    assert_eq!(status, 404);
+
+    let (status, ticket) = call(
+        base,
+        Method::POST,
+        &format!("/api/v1/invites/{code}/accept"),
+        None,
+        Some(json!({"display_name": "张三", "consent": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{ticket}");
+    let customer_token = ticket["room_token"].as_str().expect("token").to_owned();
+    let (_, agent_ticket) = call(
+        base,
+        Method::GET,
+        &format!("/api/v1/calls/{id}/room-token"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    let agent_token = agent_ticket["room_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let (_, now) = call(
+        base,
+        Method::GET,
+        &format!("/api/v1/calls/{id}"),
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(now["state"], "connecting");
+
+    let agent = kefu_tests::RtcClient::join_with_token(&server, &agent_token, "agent").await;
+    let customer =
+        kefu_tests::RtcClient::join_with_token(&server, &customer_token, "customer").await;
+    customer
+        .wait_for_more(20, 20, std::time::Duration::from_secs(15))
+        .await;
+    agent
+        .wait_for_more(20, 20, std::time::Duration::from_secs(15))
+        .await;
+    kefu_tests::wait_until(
+        "the call to be connected",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (_, c) = call(
+                base,
+                Method::GET,
+                &format!("/api/v1/calls/{id}"),
+                Some(&boss),
+                None,
+            )
+            .await;
+            (c["state"] == "connected").then_some(())
+        },
+    )
+    .await;
+
+    drop(customer); // the customer hangs up (closes its signaling channel)
+    let ended = kefu_tests::wait_until(
+        "the call to end",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (_, c) = call(
+                base,
+                Method::GET,
+                &format!("/api/v1/calls/{id}"),
+                Some(&boss),
+                None,
+            )
+            .await;
+            (c["state"] == "ended").then_some(c)
+        },
+    )
+    .await;
+    assert_eq!(ended["state_detail"]["by"], "customer");
+    assert!(ended["connected_at"].as_i64() <= ended["ended_at"].as_i64());
+    let (status, _) = call(
+        base,
+        Method::GET,
+        &format!("/api/v1/invites/{code}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "a finished call's invite is dead");
+    drop(agent);
+}
+
+#[tokio::test]
+async fn an_unanswered_invite_times_out() {
+    let server = spawn_app().await;
+    let (alice, _) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    // Make the enterprise ring for one second only.
+    sqlx_set_ring_timeout(&server, 1).await;
+    let base = &server.base_url;
+    let (_, created) = call(
+        base,
+        Method::POST,
+        "/api/v1/calls",
+        Some(&alice),
+        Some(json!({"kind": "voice"})),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let timed_out = kefu_tests::wait_until(
+        "the ring timeout",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (_, c) = call(
+                base,
+                Method::GET,
+                &format!("/api/v1/calls/{id}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+            (c["state"] == "timed_out").then_some(c)
+        },
+    )
+    .await;
+    assert!(timed_out["ended_at"].is_i64());
+}
+
+async fn sqlx_set_ring_timeout(server: &TestServer, secs: i64) {
+    let e = server
+        .store
+        .enterprise_by_main_account("4001")
+        .await
+        .expect("get")
+        .expect("enterprise");
+    server
+        .store
+        .set_ring_timeout(&e.id, secs as u32)
+        .await
+        .expect("update");
+}

@@ -139,6 +139,34 @@ pub async fn cancel(
     Ok(Json(CallView::of(&call, Some(&state.public_url))))
 }
 
+/// The agent's room token for its live call.
+pub async fn room_token(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let call = visible_call(&state, &auth, id).await?;
+    if call.state.is_final() {
+        return Err(ApiError::Rule {
+            status: StatusCode::CONFLICT,
+            code: "call_over",
+            message: format!("the call is {}", call.state.name()),
+            detail: None,
+        });
+    }
+    state.rooms.create(call.id.as_str());
+    let token = state.tokens.issue(
+        call.id.as_str(),
+        auth.user.id.as_str(),
+        crate::token::Role::Agent,
+        crate::token::unix_now(),
+    );
+    Ok(Json(
+        serde_json::json!({"room": call.id, "room_token": token}),
+    ))
+}
+
 /// The invite link as a QR code (SVG), for the customer to scan.
 pub async fn invite_qr(
     State(state): State<AppState>,

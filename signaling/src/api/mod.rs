@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod calls;
 pub mod error;
+pub mod invites;
 pub mod json;
 pub mod users;
 pub mod verifications;
@@ -30,6 +31,9 @@ pub fn router() -> Router<AppState> {
         .route("/calls/{id}", get(calls::get))
         .route("/calls/{id}/cancel", post(calls::cancel))
         .route("/calls/{id}/invite.svg", get(calls::invite_qr))
+        .route("/calls/{id}/room-token", get(calls::room_token))
+        .route("/invites/{code}", get(invites::show))
+        .route("/invites/{code}/accept", post(invites::accept))
         .route("/verifications", get(verifications::list))
         .route("/verifications.csv", get(verifications::csv))
         .fallback(|| async { error::ApiError::NotFound })

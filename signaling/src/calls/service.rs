@@ -155,6 +155,56 @@ fn event_label(e: &CallEvent) -> &'static str {
     }
 }
 
+/// Times out every call whose ring deadline passed; returns how many.
+pub async fn expire_overdue(store: &Store, now_ms: i64) -> Result<usize, CallError> {
+    let mut expired = 0;
+    for id in store.calls_past_deadline(now_ms, 500).await? {
+        match apply(store, &id, &CallEvent::RingTimeout, now_ms).await {
+            Ok(_) => expired += 1,
+            // Answered or cancelled at the same moment: nothing to expire.
+            Err(CallError::Raced | CallError::Invalid(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(expired)
+}
+
+/// A customer opened an agent's invite and consented: the call is accepted and
+/// media may start. Returns the call and the new customer's id.
+pub async fn accept_invite(
+    store: &Store,
+    code: &str,
+    display_name: &str,
+    now_ms: i64,
+) -> Result<(Call, crate::accounts::CustomerId), CallError> {
+    let call = store
+        .call_by_invite(code)
+        .await?
+        .ok_or(CallError::NotFound)?;
+    if call.ring_deadline.is_some_and(|d| d <= now_ms) && !call.state.is_final() {
+        apply(store, &call.id, &CallEvent::RingTimeout, now_ms).await?;
+        return Err(CallError::Invalid(InvalidTransition {
+            state: "timed_out",
+            event: "customer_opened",
+        }));
+    }
+    let customer = store
+        .create_customer(&call.enterprise_id, display_name, now_ms)
+        .await?;
+    store.set_call_customer(&call.id, &customer).await?;
+    apply(store, &call.id, &CallEvent::CustomerOpened, now_ms).await?;
+    let call = apply(
+        store,
+        &call.id,
+        &CallEvent::Accept {
+            by: super::machine::Party::Customer,
+        },
+        now_ms,
+    )
+    .await?;
+    Ok((call, customer))
+}
+
 /// The outcome of one face check, as the face engine reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CheckOutcome {

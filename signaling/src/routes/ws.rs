@@ -15,6 +15,10 @@ use kefu_media_server::{CandidateError, JoinError, ParticipantId, RoomId, SfuEve
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::accounts::CallId;
+use crate::calls::machine::{CallEvent, Party};
+use crate::calls::service;
+use crate::clock::now_ms;
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use crate::rooms::Outbox;
 use crate::state::AppState;
@@ -52,6 +56,7 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
 struct Joined {
     room: String,
     participant: String,
+    role: Role,
     media_id: ParticipantId,
 }
 
@@ -250,6 +255,7 @@ impl Session {
             media_id: media_participant_id(&claims.room, &claims.sub, claims.role),
             room: claims.room,
             participant: claims.sub,
+            role: claims.role,
         });
         Flow::Continue
     }
@@ -340,7 +346,18 @@ impl Session {
 
     fn on_media_event(&mut self, event: SfuEvent) {
         match event {
-            SfuEvent::Connected { .. } => self.reply(ServerMessage::MediaConnected),
+            SfuEvent::Connected { .. } => {
+                self.reply(ServerMessage::MediaConnected);
+                if let Some(joined) = &self.joined {
+                    if self
+                        .state
+                        .rooms
+                        .set_media_up(&joined.room, &joined.participant, self.id)
+                    {
+                        call_event(&self.state, &joined.room, CallEvent::MediaUp);
+                    }
+                }
+            }
             SfuEvent::Disconnected { reason, .. } => {
                 self.media_events = None;
                 self.reply(ServerMessage::MediaDisconnected { reason });
@@ -367,10 +384,33 @@ impl Session {
                 .leave(&joined.room, &joined.participant, self.id)
             {
                 self.state.media.leave(joined.media_id);
+                let by = match joined.role {
+                    Role::Agent => Party::Agent,
+                    Role::Customer => Party::Customer,
+                };
+                let reason = "hung up".to_owned();
+                call_event(&self.state, &joined.room, CallEvent::HangUp { by, reason });
             }
             info!("left");
         }
     }
+}
+
+/// Moves the call behind a room, when the room is a call. Best effort and off the
+/// session's path: a room that is no call, or a call already past this step, is fine.
+fn call_event(state: &AppState, room: &str, event: CallEvent) {
+    let store = state.store.clone();
+    let id = CallId(room.to_owned());
+    tokio::spawn(async move {
+        match store.call(&id).await {
+            Ok(Some(_)) => match service::apply(&store, &id, &event, now_ms()).await {
+                Ok(call) => info!(call = %id, state = call.state.name(), "call moved"),
+                Err(e) => debug!(call = %id, "call not moved: {e}"),
+            },
+            Ok(None) => {}
+            Err(e) => warn!(call = %id, "cannot read the call: {e}"),
+        }
+    });
 }
 
 /// The SFU's id for a participant: unique across rooms and roles.

@@ -159,6 +159,16 @@ impl Store {
         row.as_ref().map(enterprise_from_row).transpose()
     }
 
+    /// Seconds an unanswered call rings before it times out.
+    pub async fn set_ring_timeout(&self, id: &EnterpriseId, secs: u32) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE enterprises SET ring_timeout_secs = $1 WHERE id = $2")
+            .bind(i64::from(secs))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn count_enterprises(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM enterprises")
             .fetch_one(&self.pool)

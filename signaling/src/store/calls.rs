@@ -219,6 +219,23 @@ impl Store {
             .collect()
     }
 
+    /// Calls still waiting for an answer whose deadline has passed.
+    pub async fn calls_past_deadline(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CallId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM calls WHERE state IN ('requested', 'inviting', 'ringing') \
+             AND ring_deadline IS NOT NULL AND ring_deadline <= $1 ORDER BY ring_deadline LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(CallId(r.try_get("id")?))).collect()
+    }
+
     /// Agent-initiated calls the agent created since `since_ms` (exclusive).
     pub async fn outgoing_calls_since(
         &self,
@@ -248,6 +265,19 @@ impl Store {
         .await?
         .try_get("n")?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    pub async fn set_call_customer(
+        &self,
+        call: &CallId,
+        customer: &CustomerId,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE calls SET customer_id = $1 WHERE id = $2")
+            .bind(customer.as_str())
+            .bind(call.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn create_customer(

@@ -1,0 +1,108 @@
+//! The customer's side of an agent's invite: look at it, consent, get into the call.
+//! Public (the invite code is the secret), rate-limited per client address.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use crate::calls::machine::CallKind;
+use crate::calls::service;
+use crate::clock::now_ms;
+use crate::state::AppState;
+use crate::token::Role;
+
+/// What the invite page shows before consent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InviteView {
+    pub kind: CallKind,
+    pub enterprise_name: String,
+    pub main_account: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(code): Path<String>,
+) -> Result<Json<InviteView>, ApiError> {
+    limit(&state, peer)?;
+    let call = state
+        .store
+        .call_by_invite(&code)
+        .await?
+        .filter(|c| !c.state.is_final())
+        .ok_or(ApiError::NotFound)?;
+    let enterprise = state
+        .store
+        .enterprise(&call.enterprise_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(InviteView {
+        kind: call.kind,
+        enterprise_name: enterprise.name,
+        main_account: enterprise.main_account,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRequest {
+    pub display_name: String,
+    /// The customer ticked the consent box (stands in for WeChat authorization).
+    pub consent: bool,
+}
+
+/// A room token for the customer, bound to this one call.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JoinTicket {
+    pub call_id: String,
+    pub kind: CallKind,
+    pub room_token: String,
+}
+
+pub async fn accept(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<AcceptRequest>,
+) -> Result<Json<JoinTicket>, ApiError> {
+    limit(&state, peer)?;
+    if !req.consent {
+        return Err(ApiError::field(
+            "consent",
+            "the customer must consent to the video service",
+        ));
+    }
+    let name = req.display_name.trim();
+    if name.is_empty() || name.chars().count() > 32 {
+        return Err(ApiError::field("display_name", "1–32 characters"));
+    }
+    let (call, customer) = service::accept_invite(&state.store, &code, name, now_ms()).await?;
+    state.rooms.create(call.id.as_str());
+    let room_token = state.tokens.issue(
+        call.id.as_str(),
+        customer.as_str(),
+        Role::Customer,
+        crate::token::unix_now(),
+    );
+    Ok(Json(JoinTicket {
+        call_id: call.id.to_string(),
+        kind: call.kind,
+        room_token,
+    }))
+}
+
+fn limit(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
+    if state
+        .login_limiter
+        .allow(&format!("invite:{}", peer.ip()), Instant::now())
+    {
+        Ok(())
+    } else {
+        Err(ApiError::TooManyRequests)
+    }
+}
