@@ -348,14 +348,13 @@ impl Session {
         match event {
             SfuEvent::Connected { .. } => {
                 self.reply(ServerMessage::MediaConnected);
-                if let Some(joined) = &self.joined {
-                    if self
+                if let Some(joined) = &self.joined
+                    && self
                         .state
                         .rooms
                         .set_media_up(&joined.room, &joined.participant, self.id)
-                    {
-                        call_event(&self.state, &joined.room, CallEvent::MediaUp);
-                    }
+                {
+                    call_event(&self.state, &joined.room, CallEvent::MediaUp);
                 }
             }
             SfuEvent::Disconnected { reason, .. } => {
