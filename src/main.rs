@@ -95,6 +95,8 @@ async fn serve(config: KefuConfig) -> anyhow::Result<()> {
             creds.login, creds.password.0
         );
     }
+    println!("  agent workbench: {}/workbench", app.base_url());
+    println!("press Ctrl-C to stop");
     app.run_until_stopped(stop_signal()).await
 }
 

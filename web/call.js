@@ -1,12 +1,13 @@
-// kefu call client, shared by the agent and customer pages.
+// kefu call client, shared by every page that joins a call.
 //
-// Joins the room named in the page's ?token= through the signaling WebSocket,
-// publishes camera + microphone to the SFU and plays what the other participant
-// sends. Protocol: docs/signaling.md. State is exposed on window.kefu for tests.
+// KefuCall.join({ token, kind, cameraOn }) joins the room named in a room token through
+// the signaling WebSocket, publishes the microphone (and camera, for video calls) to
+// the SFU and plays what the other participant sends. Protocol: docs/signaling.md.
+// State is exposed on window.kefu for tests.
 'use strict';
 
 (function () {
-  const kefu = (window.kefu = { pc: null, ws: null, state: 'idle', peers: [], errors: [] });
+  const kefu = (window.kefu = { pc: null, ws: null, state: 'idle', peers: [], errors: [], kind: null });
 
   function setStatus(text, kind) {
     kefu.state = text;
@@ -21,25 +22,34 @@
     if (kefu.ws && kefu.ws.readyState === WebSocket.OPEN) kefu.ws.send(JSON.stringify(msg));
   }
 
-  async function startMedia() {
+  const VIDEO = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+
+  async function startMedia(opts) {
+    const wantVideo = opts.kind === 'video';
+    // A voice call never asks for the camera; a video call may start with it off.
     const local = await navigator.mediaDevices.getUserMedia({
       audio: true,
-      video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+      video: wantVideo && opts.cameraOn ? VIDEO : false,
     });
-    document.getElementById('local-video').srcObject = local;
+    kefu.local = local;
+    const localVideo = document.getElementById('local-video');
+    if (localVideo) localVideo.srcObject = local;
 
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
     kefu.pc = pc;
     // One sendrecv line per kind: the SFU sends the other participant's media back on it.
-    for (const kind of ['audio', 'video']) {
+    // A video line without a camera track still receives, and takes the camera later
+    // through replaceTrack, without renegotiation.
+    const kinds = wantVideo ? ['audio', 'video'] : ['audio'];
+    for (const kind of kinds) {
       const track = local.getTracks().find((t) => t.kind === kind);
-      if (track) pc.addTransceiver(track, { direction: 'sendrecv', streams: [local] });
-      else pc.addTransceiver(kind, { direction: 'recvonly' });
+      const transceiver = pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [local] });
+      if (kind === 'video') kefu.videoTransceiver = transceiver;
     }
     const remote = new MediaStream();
     const remoteVideo = document.getElementById('remote-video');
     const remoteAudio = document.getElementById('remote-audio');
-    remoteVideo.srcObject = remote;
+    if (remoteVideo) remoteVideo.srcObject = remote;
     remoteAudio.srcObject = remote;
     pc.ontrack = (e) => {
       remote.addTrack(e.track);
@@ -61,6 +71,27 @@
     send({ type: 'offer', sdp: offer.sdp });
   }
 
+  /** Turns the camera on or off during a video call. */
+  async function setCamera(on) {
+    const t = kefu.videoTransceiver;
+    if (!t) return false;
+    if (on) {
+      const cam = await navigator.mediaDevices.getUserMedia({ video: VIDEO });
+      const track = cam.getVideoTracks()[0];
+      await t.sender.replaceTrack(track);
+      kefu.local.addTrack(track);
+    } else if (t.sender.track) {
+      const track = t.sender.track;
+      await t.sender.replaceTrack(null);
+      track.stop();
+      kefu.local.removeTrack(track);
+    }
+    const localVideo = document.getElementById('local-video');
+    if (localVideo) localVideo.srcObject = kefu.local;
+    kefu.cameraOn = on;
+    return on;
+  }
+
   function showUnmute() {
     const b = document.getElementById('unmute');
     if (!b) return;
@@ -71,13 +102,13 @@
     };
   }
 
-  async function onMessage(msg) {
+  async function onMessage(msg, opts) {
     switch (msg.type) {
       case 'joined':
         kefu.peers = msg.peers;
         setStatus(msg.peers.length ? 'Connecting…' : 'Waiting for the other side…');
         try {
-          await startMedia();
+          await startMedia(opts);
         } catch (e) {
           setStatus('Camera or microphone unavailable: ' + e.message, 'error');
         }
@@ -107,19 +138,35 @@
     if (msg.type === 'peer_joined' && kefu.pc && kefu.pc.connectionState === 'connected') {
       setStatus('In call', 'ok');
     }
+    if (opts.onMessage) opts.onMessage(msg);
   }
 
   function hangUp() {
     send({ type: 'leave' });
     if (kefu.pc) kefu.pc.close();
-    for (const id of ['local-video', 'remote-video']) {
-      const v = document.getElementById(id);
-      if (v.srcObject) v.srcObject.getTracks().forEach((t) => t.stop());
-    }
+    if (kefu.local) kefu.local.getTracks().forEach((t) => t.stop());
     setStatus('Call ended');
   }
 
+  /** Joins a call. opts: { token, kind: 'video'|'voice', cameraOn, onMessage }. */
+  function join(opts) {
+    kefu.kind = opts.kind;
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    kefu.ws = ws;
+    setStatus('Connecting…');
+    ws.onopen = () => send({ type: 'join', token: opts.token });
+    ws.onmessage = (e) => onMessage(JSON.parse(e.data), opts);
+    ws.onclose = () => {
+      if (kefu.state !== 'Call ended' && !kefu.errors.length) setStatus('Disconnected from the server', 'warn');
+    };
+  }
+
+  window.KefuCall = { join, hangUp, setCamera, setStatus };
+
+  // The demo pages (/agent, /customer) carry a room token in ?token=.
   window.addEventListener('DOMContentLoaded', () => {
+    if (!document.body.dataset.demo) return;
     const token = new URLSearchParams(location.search).get('token');
     if (!token) {
       setStatus('This link has no room token. Ask for a new link.', 'error');
@@ -127,14 +174,6 @@
     }
     const hang = document.getElementById('hang-up');
     if (hang) hang.onclick = hangUp;
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
-    kefu.ws = ws;
-    setStatus('Connecting…');
-    ws.onopen = () => send({ type: 'join', token });
-    ws.onmessage = (e) => onMessage(JSON.parse(e.data));
-    ws.onclose = (e) => {
-      if (kefu.state !== 'Call ended' && !kefu.errors.length) setStatus('Disconnected from the server', 'warn');
-    };
+    join({ token, kind: 'video', cameraOn: true });
   });
 })();

@@ -9,12 +9,26 @@ use crate::state::AppState;
 
 const AGENT_HTML: &str = include_str!("../../../web/agent.html");
 const CUSTOMER_HTML: &str = include_str!("../../../web/customer.html");
+const WORKBENCH_HTML: &str = include_str!("../../../web/workbench.html");
+const INVITE_HTML: &str = include_str!("../../../web/invite.html");
 const CALL_JS: &str = include_str!("../../../web/call.js");
+const WORKBENCH_JS: &str = include_str!("../../../web/workbench.js");
+const INVITE_JS: &str = include_str!("../../../web/invite.js");
 const STYLE_CSS: &str = include_str!("../../../web/style.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/agent") }))
+        .route("/", get(|| async { Redirect::to("/workbench") }))
+        .route("/workbench", get(|| async { Html(WORKBENCH_HTML) }))
+        .route("/invite/{code}", get(|| async { Html(INVITE_HTML) }))
+        .route(
+            "/static/workbench.js",
+            get(|| async { asset("text/javascript; charset=utf-8", WORKBENCH_JS) }),
+        )
+        .route(
+            "/static/invite.js",
+            get(|| async { asset("text/javascript; charset=utf-8", INVITE_JS) }),
+        )
         .route("/agent", get(|| async { Html(AGENT_HTML) }))
         .route("/customer", get(|| async { Html(CUSTOMER_HTML) }))
         .route(

@@ -1,6 +1,6 @@
 // Helpers for browser tests: start the real kefu binary, launch headless Chromium,
 // read WebRTC stats. Everything listens on 127.0.0.1 and is stopped by the test.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -12,10 +12,13 @@ export const repoRoot = resolve(here, '../../..');
 export const artifacts = join(repoRoot, 'tests/e2e/artifacts');
 mkdirSync(artifacts, { recursive: true });
 
-function kefuBinary() {
-  if (process.env.KEFU_BIN) return process.env.KEFU_BIN;
+function binary(name) {
   const targetDir = process.env.CARGO_TARGET_DIR || join(repoRoot, 'target');
-  return join(targetDir, 'debug/kefu');
+  return join(targetDir, 'debug', name);
+}
+
+function kefuBinary() {
+  return process.env.KEFU_BIN || binary('kefu');
 }
 
 /** Starts `kefu serve` on free ports; resolves once it printed its links. */
@@ -41,7 +44,7 @@ export async function startKefu(extraEnv = {}) {
     const timer = setTimeout(() => fail(new Error('kefu did not start in 20 s:\n' + out)), 20000);
     child.stdout.on('data', (d) => {
       out += d;
-      if (/customer page: \S+/.test(out)) {
+      if (/press Ctrl-C to stop/.test(out)) {
         clearTimeout(timer);
         ok();
       }
@@ -55,8 +58,15 @@ export async function startKefu(extraEnv = {}) {
     return m[1];
   };
   const exited = new Promise((ok) => child.on('exit', (code, signal) => ok({ code, signal })));
+  const adminPassword = (out.match(/one-time password: (\S+)/) || [])[1];
+  /** Runs a command of the kefu toolset against this server's data. */
+  const run = (name, args, input) =>
+    execFileSync(name === 'kefu' ? kefuBinary() : binary(name), args, { env, input, encoding: 'utf8' });
   return {
     child,
+    env,
+    adminPassword,
+    run,
     baseUrl: pick(/http:\s+(\S+)/),
     mediaPort: Number(pick(/media: udp [\d.]+:(\d+)/)),
     agentUrl: pick(/agent page:\s+(\S+)/),
@@ -118,10 +128,13 @@ export async function callStats(page) {
     const pc = window.kefu && window.kefu.pc;
     if (!pc) return null;
     const stats = await pc.getStats();
-    const out = { videoFramesDecoded: 0, audioPacketsReceived: 0, audioSamplesReceived: 0, remotePort: null, remoteAddress: null, pairState: null };
+    const out = { videoFramesDecoded: 0, videoInbound: 0, audioPacketsReceived: 0, audioSamplesReceived: 0, remotePort: null, remoteAddress: null, pairState: null };
     let pairId = null;
     stats.forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') out.videoFramesDecoded += s.framesDecoded || 0;
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.videoInbound += 1;
+        out.videoFramesDecoded += s.framesDecoded || 0;
+      }
       if (s.type === 'inbound-rtp' && s.kind === 'audio') {
         out.audioPacketsReceived += s.packetsReceived || 0;
         out.audioSamplesReceived += s.totalSamplesReceived || 0;
@@ -151,4 +164,47 @@ export async function waitFor(what, ms, check) {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last && last.value)}`);
+}
+
+/** Calls the REST API; returns { status, data }. */
+export async function api(baseUrl, method, path, token, body) {
+  const res = await fetch(`${baseUrl}/api/v1${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let data = text;
+  try {
+    data = JSON.parse(text);
+  } catch (_) {}
+  return { status: res.status, data };
+}
+
+/**
+ * An agent `login` with the video service, created the way an operator would:
+ * `kefu admin create-user`, then the bootstrap admin grants the service over the API.
+ */
+export async function agentWithVideoService(kefu, login, password) {
+  kefu.run('kefu', ['admin', 'create-user', '--enterprise', '10000', '--login', login, '--role', 'agent',
+    '--name', '李丽', '--id-number', '110101199003071234', '--capacity', '2', '--password-stdin'], password + '\n');
+  const admin = await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: kefu.adminPassword });
+  if (admin.status !== 200) throw new Error(`admin login: ${JSON.stringify(admin)}`);
+  const agents = await api(kefu.baseUrl, 'GET', '/agents', admin.data.token);
+  const agent = agents.data.find((a) => a.login === login);
+  const grant = await api(kefu.baseUrl, 'PUT', `/agents/${agent.id}/video-service`, admin.data.token, { enabled: true });
+  if (grant.status !== 200) throw new Error(`grant: ${JSON.stringify(grant)}`);
+  return admin.data.token;
+}
+
+/** Signs in on the workbench page. */
+export async function signIn(page, baseUrl, login, password) {
+  await page.goto(`${baseUrl}/workbench`);
+  await page.fill('#login', login);
+  await page.fill('#password', password);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#desk:not([hidden])');
 }

@@ -1,0 +1,142 @@
+// Agent workbench: sign in, presence, the verification gate, outgoing calls.
+'use strict';
+
+(function () {
+  const wb = (window.workbench = { token: sessionStorage.getItem('kefu.session'), me: null, call: null, lastError: null });
+  const $ = (id) => document.getElementById(id);
+
+  async function api(method, path, body) {
+    const res = await fetch(`/api/v1${path}`, {
+      method,
+      headers: {
+        ...(wb.token ? { authorization: `Bearer ${wb.token}` } : {}),
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch (_) {
+      data = text;
+    }
+    if (res.status === 401 && path !== '/auth/login') signOut();
+    return { status: res.status, data };
+  }
+
+  function signOut() {
+    sessionStorage.removeItem('kefu.session');
+    wb.token = null;
+    $('desk').hidden = true;
+    $('login-panel').hidden = false;
+  }
+
+  async function refreshGate() {
+    const { status, data } = await api('GET', '/me/verification-gate');
+    if (status !== 200) return;
+    $('gate').textContent = data.verification_required
+      ? '外呼前需要人脸核验 · Face verification required before calling out'
+      : '人脸核验有效 · Verification valid';
+    $('gate').dataset.kind = data.verification_required ? 'warn' : 'ok';
+  }
+
+  async function loadDesk() {
+    const { status, data } = await api('GET', '/me');
+    if (status !== 200) return;
+    wb.me = data;
+    $('who').textContent = `${data.real_name} (${data.login})`;
+    $('login-panel').hidden = true;
+    $('desk').hidden = false;
+    $('accepting').checked = data.status === 'online' && data.accepting;
+    // Without the video service there are no call buttons at all.
+    $('call-buttons').hidden = !data.video_enabled;
+    $('no-service').hidden = data.video_enabled;
+    KefuCall.setStatus('已登录 Signed in');
+    await refreshGate();
+  }
+
+  function showError(text) {
+    wb.lastError = text;
+    $('call-error').textContent = text;
+    $('call-error').hidden = !text;
+  }
+
+  async function startCall(kind) {
+    showError('');
+    const { status, data } = await api('POST', '/calls', { kind });
+    if (status !== 201) {
+      const reason =
+        data && data.error === 'verification_required'
+          ? '需要先完成人脸核验 · Face verification required'
+          : (data && data.message) || `error ${status}`;
+      showError(reason);
+      await refreshGate();
+      return;
+    }
+    wb.call = data;
+    $('invite').hidden = false;
+    $('cancel-call').hidden = false;
+    $('invite-url').value = data.invite_url;
+    const qr = await fetch(`/api/v1/calls/${data.id}/invite.svg`, { headers: { authorization: `Bearer ${wb.token}` } });
+    $('invite-qr').src = URL.createObjectURL(await qr.blob());
+    $('call-buttons').hidden = true;
+    $('tiles').hidden = false;
+    $('hang-up').hidden = false;
+    const ticket = await api('GET', `/calls/${data.id}/room-token`);
+    KefuCall.join({ token: ticket.data.room_token, kind, cameraOn: kind === 'video' });
+    pollCall();
+    await refreshGate();
+  }
+
+  async function pollCall() {
+    while (wb.call) {
+      const { status, data } = await api('GET', `/calls/${wb.call.id}`);
+      if (status === 200) {
+        $('call-state').textContent = data.state;
+        wb.call.state = data.state;
+        // Cancelling only makes sense before the call connects.
+        $('cancel-call').hidden = !['inviting', 'ringing'].includes(data.state);
+        if (['ended', 'cancelled', 'rejected', 'timed_out', 'failed'].includes(data.state)) {
+          endCall();
+          return;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  function endCall() {
+    KefuCall.hangUp();
+    wb.call = null;
+    $('invite').hidden = true;
+    $('hang-up').hidden = true;
+    $('tiles').hidden = true;
+    $('call-buttons').hidden = !(wb.me && wb.me.video_enabled);
+  }
+
+  window.addEventListener('DOMContentLoaded', () => {
+    $('login-form').onsubmit = async (e) => {
+      e.preventDefault();
+      const { status, data } = await api('POST', '/auth/login', { login: $('login').value, password: $('password').value });
+      if (status !== 200) {
+        $('login-error').textContent = status === 429 ? '尝试次数过多，请稍后再试' : '账号或密码错误 · Wrong login or password';
+        return;
+      }
+      wb.token = data.token;
+      sessionStorage.setItem('kefu.session', data.token);
+      await loadDesk();
+    };
+    $('accepting').onchange = async (e) => {
+      const on = e.target.checked;
+      await api('PUT', '/me/presence', { status: on ? 'online' : 'away', accepting: on });
+    };
+    $('video-call').onclick = () => startCall('video');
+    $('voice-call').onclick = () => startCall('voice');
+    $('cancel-call').onclick = async () => {
+      if (wb.call) await api('POST', `/calls/${wb.call.id}/cancel`);
+    };
+    $('hang-up').onclick = endCall;
+    if (wb.token) loadDesk();
+  });
+})();
