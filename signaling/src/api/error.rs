@@ -104,6 +104,7 @@ impl From<crate::calls::service::CallError> for ApiError {
             C::AtCapacity(_) => rule(StatusCode::CONFLICT, "at_capacity", None),
             C::Invalid(_) => rule(StatusCode::CONFLICT, "invalid_transition", None),
             C::Raced => rule(StatusCode::CONFLICT, "raced", None),
+            C::AllAgentsBusy => rule(StatusCode::SERVICE_UNAVAILABLE, "all_agents_busy", None),
             C::NotFound => ApiError::NotFound,
             C::Store(_) => ApiError::Internal(anyhow::anyhow!("{e}")),
         }

@@ -2,6 +2,7 @@
 
 pub mod machine;
 pub mod model;
+pub mod routing;
 pub mod service;
 pub mod verification;
 

@@ -20,6 +20,9 @@ pub enum CallError {
     AtCapacity(u32),
     #[error("no such call")]
     NotFound,
+    /// The group's queue is full: the customer is told, nothing is dropped silently.
+    #[error("all agents are busy; please try again later")]
+    AllAgentsBusy,
     #[error(transparent)]
     Invalid(#[from] InvalidTransition),
     /// Someone else changed the call at the same moment; retry with fresh state.
@@ -138,7 +141,101 @@ pub async fn apply(
     store
         .save_transition(&call.state, &updated, event_label(event), now_ms)
         .await?;
+    if updated.state.is_final() && call.state.occupies_agent() {
+        if let Some(agent) = &updated.agent_id {
+            store.set_idle_since(agent, now_ms).await?;
+        }
+    }
     Ok(updated)
+}
+
+/// A customer asks for a call from the service page: a request in the group's queue.
+pub async fn request_call(
+    store: &Store,
+    group: &crate::accounts::Group,
+    display_name: &str,
+    kind: CallKind,
+    now_ms: i64,
+) -> Result<(Call, crate::accounts::CustomerId), CallError> {
+    let enterprise = store
+        .enterprise(&group.enterprise_id)
+        .await?
+        .ok_or(CallError::NotFound)?;
+    if store.queue_length(&group.id).await? >= enterprise.queue_capacity {
+        return Err(CallError::AllAgentsBusy);
+    }
+    let customer = store
+        .create_customer(&group.enterprise_id, display_name, now_ms)
+        .await?;
+    let call = Call {
+        id: CallId::generate(),
+        enterprise_id: group.enterprise_id.clone(),
+        direction: Direction::CustomerInitiated,
+        kind,
+        state: initial_state(Direction::CustomerInitiated),
+        agent_id: None,
+        customer_id: Some(customer.clone()),
+        group_id: Some(group.id.clone()),
+        invite_code: None,
+        created_at: now_ms,
+        state_since: now_ms,
+        // Waiting in the queue has no deadline; ringing an agent does.
+        ring_deadline: None,
+        connected_at: None,
+        ended_at: None,
+    };
+    store.create_call(&call, "customer_request").await?;
+    Ok((call, customer))
+}
+
+/// Assigns a group's waiting requests, oldest first, to available agents until one
+/// side runs out. Returns the calls now ringing. Callers serialise dispatches.
+pub async fn dispatch(
+    store: &Store,
+    group: &crate::accounts::GroupId,
+    now_ms: i64,
+) -> Result<Vec<Call>, CallError> {
+    let mut assigned = Vec::new();
+    while let Some(call) = store.oldest_request(group).await? {
+        let mut loads = Vec::new();
+        for agent in store.group_members(group).await? {
+            loads.push(super::routing::AgentLoad {
+                available: agent.video_enabled
+                    && agent.status == crate::accounts::AgentStatus::Online
+                    && agent.accepting,
+                capacity: agent.capacity,
+                live_calls: store.live_calls_of(&agent.id).await?,
+                idle_since: agent.idle_since,
+                id: agent.id,
+            });
+        }
+        let Some(agent) = super::routing::pick_agent(&loads).cloned() else {
+            break;
+        };
+        let enterprise = store
+            .enterprise(&call.enterprise_id)
+            .await?
+            .ok_or(CallError::NotFound)?;
+        let mut updated = call.clone();
+        updated.state = call.state.next(call.direction, &CallEvent::Assigned)?;
+        updated.state_since = now_ms;
+        updated.agent_id = Some(agent);
+        updated.ring_deadline = Some(now_ms + i64::from(enterprise.ring_timeout_secs) * 1000);
+        store
+            .save_transition(&call.state, &updated, "assigned", now_ms)
+            .await?;
+        assigned.push(updated);
+    }
+    Ok(assigned)
+}
+
+/// Dispatches every group with waiting requests.
+pub async fn dispatch_all(store: &Store, now_ms: i64) -> Result<usize, CallError> {
+    let mut n = 0;
+    for group in store.groups_with_requests().await? {
+        n += dispatch(store, &group, now_ms).await?.len();
+    }
+    Ok(n)
 }
 
 fn event_label(e: &CallEvent) -> &'static str {
@@ -385,6 +482,93 @@ mod tests {
                 .await
                 .expect_err("final");
             assert!(matches!(err, CallError::Invalid(_)));
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_wait_oldest_first_and_go_to_the_least_busy_agent_when_one_is_free() {
+        for (store, _dir) in fresh_stores().await {
+            let alice = agent(&store, true).await;
+            let group = store
+                .create_group(&alice.enterprise_id, "售后", LOGIN)
+                .await
+                .expect("group");
+            store
+                .add_to_group(&group.id, &alice.id)
+                .await
+                .expect("member");
+            let (first, _) = request_call(&store, &group, "甲", CallKind::Video, LOGIN + 1)
+                .await
+                .expect("request");
+            let (second, _) = request_call(&store, &group, "乙", CallKind::Voice, LOGIN + 2)
+                .await
+                .expect("request");
+            assert_eq!(store.queue_position(&second).await.expect("pos"), 2);
+
+            // Nobody accepting: the requests wait.
+            assert!(
+                dispatch(&store, &group.id, LOGIN + 3)
+                    .await
+                    .expect("dispatch")
+                    .is_empty()
+            );
+            store
+                .set_presence(
+                    &alice.id,
+                    crate::accounts::AgentStatus::Online,
+                    true,
+                    LOGIN + 4,
+                )
+                .await
+                .expect("online");
+            let rung = dispatch(&store, &group.id, LOGIN + 5)
+                .await
+                .expect("dispatch");
+            // Capacity 5: both go to alice, oldest first.
+            assert_eq!(
+                rung.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+                [first.id.clone(), second.id.clone()]
+            );
+            assert!(
+                rung.iter().all(
+                    |c| c.state == CallState::Ringing && c.agent_id.as_ref() == Some(&alice.id)
+                )
+            );
+            assert_eq!(rung[0].ring_deadline, Some(LOGIN + 5 + 60_000));
+            assert_eq!(
+                store.ringing_for(&alice.id).await.expect("ringing").len(),
+                2
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_says_all_agents_are_busy() {
+        for (store, _dir) in fresh_stores().await {
+            let alice = agent(&store, true).await;
+            let group = store
+                .create_group(&alice.enterprise_id, "g", LOGIN)
+                .await
+                .expect("group");
+            let e = store
+                .enterprise(&alice.enterprise_id)
+                .await
+                .expect("get")
+                .expect("e");
+            for i in 0..e.queue_capacity.min(3) {
+                request_call(&store, &group, "x", CallKind::Voice, LOGIN + i64::from(i))
+                    .await
+                    .expect("queued");
+            }
+            // Shrink the queue to what is in it, then one more is refused.
+            sqlx::query("UPDATE enterprises SET queue_capacity = 3")
+                .execute(store.pool())
+                .await
+                .expect("shrink");
+            let err = request_call(&store, &group, "y", CallKind::Voice, LOGIN + 9)
+                .await
+                .expect_err("full");
+            assert!(matches!(err, CallError::AllAgentsBusy));
         }
     }
 

@@ -301,6 +301,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The agent became idle (a call ended): routing ties go to the longest idle.
+    pub async fn set_idle_since(&self, user: &UserId, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET idle_since = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn create_group(
         &self,
         enterprise: &EnterpriseId,
@@ -345,6 +355,36 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// An enterprise's groups, by name.
+    pub async fn groups_of(&self, enterprise: &EnterpriseId) -> Result<Vec<Group>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, enterprise_id, name FROM reception_groups WHERE enterprise_id = $1 ORDER BY name",
+        )
+        .bind(enterprise.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Group {
+                    id: GroupId(r.try_get("id")?),
+                    enterprise_id: EnterpriseId(r.try_get("enterprise_id")?),
+                    name: r.try_get("name")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Groups an agent belongs to.
+    pub async fn groups_of_user(&self, user: &UserId) -> Result<Vec<GroupId>, StoreError> {
+        let rows = sqlx::query("SELECT group_id FROM group_members WHERE user_id = $1")
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(GroupId(r.try_get("group_id")?)))
+            .collect()
     }
 
     /// Adds an agent to a group. Both must belong to the same enterprise (checked by the

@@ -219,6 +219,75 @@ impl Store {
             .collect()
     }
 
+    /// The oldest customer request waiting in a group's queue.
+    pub async fn oldest_request(&self, group: &GroupId) -> Result<Option<Call>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            call_columns!(),
+            " FROM calls WHERE group_id = $1 AND state = 'requested' ORDER BY created_at, id LIMIT 1"
+        ))
+        .bind(group.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+
+    /// Requests waiting in a group's queue, and how many of them are older than `created_at`.
+    pub async fn queue_length(&self, group: &GroupId) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM calls WHERE group_id = $1 AND state = 'requested'",
+        )
+        .bind(group.as_str())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// A request's place in its queue (1 = next).
+    pub async fn queue_position(&self, call: &Call) -> Result<u32, StoreError> {
+        let Some(group) = &call.group_id else {
+            return Ok(0);
+        };
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM calls WHERE group_id = $1 AND state = 'requested' \
+             AND (created_at < $2 OR (created_at = $2 AND id <= $3))",
+        )
+        .bind(group.as_str())
+        .bind(call.created_at)
+        .bind(call.id.as_str())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Groups with at least one request waiting.
+    pub async fn groups_with_requests(&self) -> Result<Vec<GroupId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT group_id FROM calls WHERE state = 'requested' AND group_id IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(GroupId(r.try_get("group_id")?)))
+            .collect()
+    }
+
+    /// Calls ringing at an agent (customer requests assigned to them).
+    pub async fn ringing_for(&self, agent: &UserId) -> Result<Vec<Call>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            call_columns!(),
+            " FROM calls WHERE agent_id = $1 AND state = 'ringing' \
+              AND direction = 'customer_initiated' ORDER BY created_at"
+        ))
+        .bind(agent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(call_from_row).collect()
+    }
+
     /// Calls still waiting for an answer whose deadline has passed.
     pub async fn calls_past_deadline(
         &self,
