@@ -54,6 +54,7 @@
     $('no-service').hidden = data.video_enabled;
     KefuCall.setStatus('已登录 Signed in');
     await refreshGate();
+    pollQueue();
   }
 
   function showError(text) {
@@ -87,6 +88,39 @@
     KefuCall.join({ token: ticket.data.room_token, kind, cameraOn: kind === 'video' });
     pollCall();
     await refreshGate();
+  }
+
+  /** Polls the queue count and calls ringing here, once a second. */
+  async function pollQueue() {
+    while (wb.token) {
+      const { status, data } = await api('GET', '/me/queue');
+      if (status === 200) {
+        $('queue-count').textContent = data.waiting;
+        const ring = !wb.call && data.ringing[0];
+        wb.ringing = ring || null;
+        $('incoming').hidden = !ring;
+        if (ring) $('incoming-kind').textContent = ring.kind === 'video' ? '视频 video' : '语音 voice';
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  async function answer() {
+    const ring = wb.ringing;
+    if (!ring) return;
+    const { status, data } = await api('POST', `/calls/${ring.id}/accept`);
+    if (status !== 200) {
+      showError((data && data.message) || `error ${status}`);
+      return;
+    }
+    wb.call = data;
+    $('incoming').hidden = true;
+    $('call-buttons').hidden = true;
+    $('tiles').hidden = false;
+    $('hang-up').hidden = false;
+    const ticket = await api('GET', `/calls/${data.id}/room-token`);
+    KefuCall.join({ token: ticket.data.room_token, kind: data.kind, cameraOn: data.kind === 'video' });
+    pollCall();
   }
 
   async function pollCall() {
@@ -137,6 +171,10 @@
       if (wb.call) await api('POST', `/calls/${wb.call.id}/cancel`);
     };
     $('hang-up').onclick = endCall;
+    $('answer').onclick = answer;
+    $('decline').onclick = async () => {
+      if (wb.ringing) await api('POST', `/calls/${wb.ringing.id}/cancel`);
+    };
     if (wb.token) loadDesk();
   });
 })();

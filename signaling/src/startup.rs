@@ -192,7 +192,7 @@ impl App {
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
-        let sweeper = tokio::spawn(expire_calls(state.store.clone()));
+        let sweeper = tokio::spawn(sweep_calls(state.clone()));
         tokio::spawn(async move {
             shutdown.await;
             info!("shutting down: closing sessions");
@@ -224,19 +224,21 @@ impl App {
     }
 }
 
-/// How often unanswered calls are checked against their ring deadline.
-const EXPIRY_SWEEP: Duration = Duration::from_secs(1);
+/// How often unanswered calls are timed out and queues re-dispatched.
+const CALL_SWEEP: Duration = Duration::from_secs(1);
 
-/// Times out calls nobody answered, every [`EXPIRY_SWEEP`].
-async fn expire_calls(store: crate::store::Store) {
-    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+/// Every [`CALL_SWEEP`]: times out calls nobody answered, then gives waiting requests
+/// to agents who became free (a call ended, a slot opened).
+async fn sweep_calls(state: AppState) {
+    let mut tick = tokio::time::interval(CALL_SWEEP);
     loop {
         tick.tick().await;
-        match crate::calls::service::expire_overdue(&store, crate::clock::now_ms()).await {
+        match crate::calls::service::expire_overdue(&state.store, crate::clock::now_ms()).await {
             Ok(0) => {}
             Ok(n) => info!(calls = n, "unanswered calls timed out"),
             Err(e) => tracing::warn!("expiring calls failed: {e}"),
         }
+        state.dispatch_all().await;
     }
 }
 

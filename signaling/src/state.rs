@@ -27,6 +27,9 @@ pub struct AppState {
     pub data_key: DataKey,
     pub login_limiter: Arc<RateLimiter>,
     pub session_ttl_secs: u64,
+    /// Serialises queue dispatch, so two dispatches never give one agent more than its
+    /// capacity. (One process; the multi-node router will take a shared lease.)
+    pub dispatch_lock: Arc<tokio::sync::Mutex<()>>,
     /// Base URL of links given to people (invites): `server.public_url` or the bound address.
     pub public_url: String,
     sessions: Arc<AtomicU64>,
@@ -64,7 +67,29 @@ impl AppState {
             login_limiter: accounts.login_limiter,
             session_ttl_secs: accounts.session_ttl_secs,
             public_url: accounts.public_url,
+            dispatch_lock: Arc::new(tokio::sync::Mutex::new(())),
             sessions: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// Assigns a group's waiting requests to free agents. Failures are logged: the
+    /// sweeper retries every second.
+    pub async fn dispatch(&self, group: &crate::accounts::GroupId) {
+        let _guard = self.dispatch_lock.lock().await;
+        if let Err(e) =
+            crate::calls::service::dispatch(&self.store, group, crate::clock::now_ms()).await
+        {
+            tracing::warn!("dispatch failed: {e}");
+        }
+    }
+
+    /// Dispatches every group with waiting requests.
+    pub async fn dispatch_all(&self) {
+        let _guard = self.dispatch_lock.lock().await;
+        if let Err(e) =
+            crate::calls::service::dispatch_all(&self.store, crate::clock::now_ms()).await
+        {
+            tracing::warn!("dispatch failed: {e}");
         }
     }
 

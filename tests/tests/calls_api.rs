@@ -527,3 +527,112 @@ async fn sqlx_set_ring_timeout(server: &TestServer, secs: i64) {
         .await
         .expect("update");
 }
+
+#[tokio::test]
+async fn service_requests_queue_and_only_their_customer_sees_them() {
+    let server = spawn_app().await;
+    let (alice, _) = enterprise_with_agent(&server).await;
+    let base = &server.base_url;
+    kefu_signaling::accounts::admin::create_group(&server.store, "4001", "售后", now_ms())
+        .await
+        .expect("group");
+    kefu_signaling::accounts::admin::add_to_group(&server.store, "alice", "售后")
+        .await
+        .expect("member");
+
+    let ask = json!({"display_name": "张三", "consent": true, "kind": "video"});
+    let (status, first) = call(
+        base,
+        Method::POST,
+        "/api/v1/service/4001/requests",
+        None,
+        Some(ask.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        (first["state"].as_str(), first["position"].as_u64()),
+        (Some("requested"), Some(1))
+    );
+    let (_, second) = call(
+        base,
+        Method::POST,
+        "/api/v1/service/4001/requests",
+        None,
+        Some(ask.clone()),
+    )
+    .await;
+    assert_eq!(second["position"], 2);
+    let (status, _) = call(
+        base,
+        Method::POST,
+        "/api/v1/service/9999/requests",
+        None,
+        Some(ask.clone()),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        base,
+        Method::POST,
+        "/api/v1/service/4001/requests",
+        None,
+        Some(json!({"display_name": "x", "consent": false, "kind": "video"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    let first_id = first["call_id"].as_str().expect("id");
+    let first_token = first["room_token"].as_str().expect("token");
+    let second_token = second["room_token"].as_str().expect("token");
+    let path = format!("/api/v1/service/requests/{first_id}");
+    let (status, _) = call(base, Method::GET, &path, None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(base, Method::GET, &path, Some(second_token), None).await;
+    assert_eq!(status, 404, "another customer's token sees nothing");
+    let (status, _) = call(base, Method::GET, &path, Some(&alice), None).await;
+    assert_eq!(status, 401, "an agent session is not a customer token");
+
+    let (_, queue) = call(base, Method::GET, "/api/v1/me/queue", Some(&alice), None).await;
+    assert_eq!(queue["waiting"], 2);
+    let (status, me) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/presence",
+        Some(&alice),
+        Some(json!({"status": "online", "accepting": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    // Capacity 2: both requests now ring at alice, oldest first.
+    let (_, queue) = call(base, Method::GET, "/api/v1/me/queue", Some(&alice), None).await;
+    assert_eq!(queue["waiting"], 0);
+    assert_eq!(queue["ringing"][0]["id"], first_id);
+    let (_, seen) = call(base, Method::GET, &path, Some(first_token), None).await;
+    assert_eq!(
+        (seen["state"].as_str(), seen["position"].as_u64()),
+        (Some("ringing"), Some(0))
+    );
+
+    let (status, accepted) = call(
+        base,
+        Method::POST,
+        &format!("/api/v1/calls/{first_id}/accept"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(accepted["state"], "connecting");
+    let second_id = second["call_id"].as_str().expect("id");
+    let (status, cancelled) = call(
+        base,
+        Method::POST,
+        &format!("/api/v1/service/requests/{second_id}/cancel"),
+        Some(second_token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(cancelled["state"], "cancelled");
+}

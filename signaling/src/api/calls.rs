@@ -139,6 +139,42 @@ pub async fn cancel(
     Ok(Json(CallView::of(&call, Some(&state.public_url))))
 }
 
+/// What waits for the agent: requests in its groups' queues, calls ringing at it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QueueView {
+    pub waiting: u32,
+    pub ringing: Vec<CallView>,
+}
+
+pub async fn my_queue(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<QueueView>, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let mut waiting = 0;
+    for group in state.store.groups_of_user(&auth.user.id).await? {
+        waiting += state.store.queue_length(&group).await?;
+    }
+    let ringing = state.store.ringing_for(&auth.user.id).await?;
+    Ok(Json(QueueView {
+        waiting,
+        ringing: ringing.iter().map(|c| CallView::of(c, None)).collect(),
+    }))
+}
+
+/// The agent answers a customer's call ringing at it.
+pub async fn accept(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<CallView>, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let call = visible_call(&state, &auth, id).await?;
+    let event = CallEvent::Accept { by: Party::Agent };
+    let call = service::apply(&state.store, &call.id, &event, now_ms()).await?;
+    Ok(Json(CallView::of(&call, None)))
+}
+
 /// The agent's room token for its live call.
 pub async fn room_token(
     State(state): State<AppState>,

@@ -5,6 +5,7 @@ pub mod calls;
 pub mod error;
 pub mod invites;
 pub mod json;
+pub mod service;
 pub mod users;
 pub mod verifications;
 pub mod views;
@@ -32,6 +33,12 @@ pub fn router() -> Router<AppState> {
         .route("/calls/{id}/cancel", post(calls::cancel))
         .route("/calls/{id}/invite.svg", get(calls::invite_qr))
         .route("/calls/{id}/room-token", get(calls::room_token))
+        .route("/me/queue", get(calls::my_queue))
+        .route("/calls/{id}/accept", post(calls::accept))
+        .route("/service/{main_account}", get(service::page))
+        .route("/service/{main_account}/requests", post(service::create))
+        .route("/service/requests/{id}", get(service::status))
+        .route("/service/requests/{id}/cancel", post(service::cancel))
         .route("/invites/{code}", get(invites::show))
         .route("/invites/{code}/accept", post(invites::accept))
         .route("/verifications", get(verifications::list))

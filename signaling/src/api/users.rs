@@ -49,6 +49,12 @@ pub async fn set_presence(
         .user(&auth.user.id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    // Turning accepting on takes the oldest waiting requests at once.
+    if user.accepting {
+        for group in state.store.groups_of_user(&user.id).await? {
+            state.dispatch(&group).await;
+        }
+    }
     Ok(Json(UserView::of(&user, &state.data_key)))
 }
 

@@ -141,10 +141,11 @@ pub async fn apply(
     store
         .save_transition(&call.state, &updated, event_label(event), now_ms)
         .await?;
-    if updated.state.is_final() && call.state.occupies_agent() {
-        if let Some(agent) = &updated.agent_id {
-            store.set_idle_since(agent, now_ms).await?;
-        }
+    if updated.state.is_final()
+        && call.state.occupies_agent()
+        && let Some(agent) = &updated.agent_id
+    {
+        store.set_idle_since(agent, now_ms).await?;
     }
     Ok(updated)
 }

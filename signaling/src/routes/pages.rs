@@ -14,6 +14,8 @@ const INVITE_HTML: &str = include_str!("../../../web/invite.html");
 const CALL_JS: &str = include_str!("../../../web/call.js");
 const WORKBENCH_JS: &str = include_str!("../../../web/workbench.js");
 const INVITE_JS: &str = include_str!("../../../web/invite.js");
+const SERVICE_HTML: &str = include_str!("../../../web/service.html");
+const SERVICE_JS: &str = include_str!("../../../web/service.js");
 const STYLE_CSS: &str = include_str!("../../../web/style.css");
 
 pub fn router() -> Router<AppState> {
@@ -21,6 +23,14 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/workbench") }))
         .route("/workbench", get(|| async { Html(WORKBENCH_HTML) }))
         .route("/invite/{code}", get(|| async { Html(INVITE_HTML) }))
+        .route(
+            "/service/{main_account}",
+            get(|| async { Html(SERVICE_HTML) }),
+        )
+        .route(
+            "/static/service.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SERVICE_JS) }),
+        )
         .route(
             "/static/workbench.js",
             get(|| async { asset("text/javascript; charset=utf-8", WORKBENCH_JS) }),
