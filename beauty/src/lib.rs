@@ -1,4 +1,9 @@
-//! Server-side beauty filters on video frames (OpenCV).
+//! Server-side beauty filters on video frames.
 //!
-//! Empty on purpose: the walking skeleton only fixes the crate boundary. The beauty
-//! issue (#5) fills it; nothing here pretends to filter.
+//! Today this crate holds the settings model only (presets and validated parameters),
+//! which signaling stores per agent. The filters themselves (OpenCV) land with the
+//! beauty issue (#5); nothing here pretends to filter.
+
+mod params;
+
+pub use params::{BeautyParams, ParamError, Preset};

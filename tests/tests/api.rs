@@ -310,6 +310,42 @@ async fn authorization_matrix() {
     let matrix: Vec<(Method, &str, Option<Value>, [u16; 5])> = vec![
         (Method::GET, "/api/v1/me", None, [401, 401, 200, 200, 200]),
         (
+            Method::GET,
+            "/api/v1/me/queue",
+            None,
+            [401, 401, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/me/beauty",
+            None,
+            [401, 401, 200, 403, 403],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/me/beauty",
+            Some(json!({"preset": "fair"})),
+            [401, 401, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/me/beauty/reset",
+            None,
+            [401, 401, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/calls/unknown/accept",
+            None,
+            [401, 401, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/service/requests/unknown",
+            None,
+            [401, 404, 401, 401, 401],
+        ),
+        (
             Method::PUT,
             "/api/v1/me/presence",
             Some(json!({"status": "online", "accepting": false})),
@@ -372,4 +408,79 @@ async fn authorization_matrix() {
             assert_eq!(status.as_u16(), want, "{method} {path} as {who}");
         }
     }
+}
+
+#[tokio::test]
+async fn beauty_settings_open_on_natural_keep_the_last_confirmed_and_reset() {
+    let server = spawn_app().await;
+    server.enterprise("4001").await;
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    let alice = server.login("alice", PASSWORD).await;
+    let base = &server.base_url;
+
+    let (status, first) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        first["preset"], "natural",
+        "the dialog opens on natural the first time"
+    );
+
+    let custom = json!({"preset": "smooth", "params": {"smoothing": 0.9, "whitening": 0.2, "ruddiness": 0.1, "sharpness": 0.1}});
+    let (status, saved) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty",
+        Some(&alice),
+        Some(custom.clone()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, reopened) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    assert_eq!(
+        reopened, saved,
+        "the dialog reopens on the last confirmed settings"
+    );
+    assert_eq!(reopened["params"]["smoothing"], 0.9);
+
+    let (status, body) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty",
+        Some(&alice),
+        Some(json!({"preset": "glow"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(body["fields"]["preset"].is_string(), "{body}");
+    let bad = json!({"preset": "smooth", "params": {"smoothing": 1.5, "whitening": 0.2, "ruddiness": 0.1, "sharpness": 0.1}});
+    let (status, body) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty",
+        Some(&alice),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["fields"]["smoothing"].is_string(),
+        "out of range is an error, not clamped: {body}"
+    );
+    let (_, unchanged) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    assert_eq!(unchanged, saved, "refused input changes nothing");
+
+    let (status, reset) = call(
+        base,
+        Method::POST,
+        "/api/v1/me/beauty/reset",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(reset["preset"], "natural");
+    let (_, after) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    assert_eq!(after["preset"], "natural");
 }

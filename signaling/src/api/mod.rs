@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`.
 
 pub mod auth;
+pub mod beauty;
 pub mod calls;
 pub mod error;
 pub mod invites;
@@ -34,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/calls/{id}/invite.svg", get(calls::invite_qr))
         .route("/calls/{id}/room-token", get(calls::room_token))
         .route("/me/queue", get(calls::my_queue))
+        .route("/me/beauty", get(beauty::get).put(beauty::put))
+        .route("/me/beauty/reset", post(beauty::reset))
         .route("/calls/{id}/accept", post(calls::accept))
         .route("/service/{main_account}", get(service::page))
         .route("/service/{main_account}/requests", post(service::create))

@@ -3,6 +3,7 @@
 //! one set of portable migrations serve both.
 
 mod accounts;
+mod beauty;
 mod calls;
 
 use std::path::Path;
@@ -143,6 +144,15 @@ fn parse_column<T: FromStr>(value: &str, column: &str) -> Result<T, StoreError> 
     value
         .parse()
         .map_err(|_| StoreError::Corrupt(format!("{column} = {value:?}")))
+}
+
+/// Parses a stored column with `parse`, reporting corrupt data by column.
+fn parse_column_with<T>(
+    value: &str,
+    column: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(value).ok_or_else(|| StoreError::Corrupt(format!("{column} = {value:?}")))
 }
 
 #[cfg(test)]

@@ -409,3 +409,33 @@ mod calls {
         }
     }
 }
+
+#[tokio::test]
+async fn beauty_settings_are_kept_per_agent_and_replaced_on_save() {
+    use kefu_beauty::{BeautyParams, Preset};
+    for (store, _dir) in fresh_stores().await {
+        let e = Enterprise::new("Acme", "400", T0);
+        store.create_enterprise(&e).await.expect("enterprise");
+        let user = store
+            .create_user(&agent(&e, "alice"), T0)
+            .await
+            .expect("user");
+        assert_eq!(store.beauty_settings(&user.id).await.expect("get"), None);
+        store
+            .save_beauty_settings(&user.id, Preset::Fair, &Preset::Fair.params(), T0)
+            .await
+            .expect("save");
+        let custom = BeautyParams {
+            smoothing: 0.9,
+            ..Preset::Smooth.params()
+        };
+        store
+            .save_beauty_settings(&user.id, Preset::Smooth, &custom, T0 + 1)
+            .await
+            .expect("replace");
+        assert_eq!(
+            store.beauty_settings(&user.id).await.expect("get"),
+            Some((Preset::Smooth, custom))
+        );
+    }
+}
