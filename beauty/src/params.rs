@@ -145,8 +145,10 @@ mod tests {
 
     #[test]
     fn out_of_range_and_unknown_are_errors_not_clamped() {
-        let mut p = BeautyParams::default();
-        p.whitening = 1.2;
+        let mut p = BeautyParams {
+            whitening: 1.2,
+            ..BeautyParams::default()
+        };
         assert_eq!(
             p.validate(),
             Err(ParamError::OutOfRange {
