@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod calls;
 pub mod clock;
 pub mod config;
+pub mod media_router;
 pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;

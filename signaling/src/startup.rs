@@ -109,7 +109,7 @@ impl App {
         let state = AppState::new(
             rooms,
             tokens,
-            media.handle.clone(),
+            Arc::new(crate::media_router::LocalMediaRouter(media.handle.clone())),
             config.signaling.clone(),
             metrics,
             shutdown_rx,

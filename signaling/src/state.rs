@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kefu_media_server::MediaHandle;
 use tokio::sync::watch;
 
 use crate::accounts::secrets::DataKey;
 use crate::config::SignalingConfig;
+use crate::media_router::MediaRouter;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::rooms::Rooms;
@@ -18,7 +18,8 @@ use crate::token::TokenKeys;
 pub struct AppState {
     pub rooms: Arc<Rooms>,
     pub tokens: TokenKeys,
-    pub media: MediaHandle,
+    /// The media plane, behind its routing seam.
+    pub media: Arc<dyn MediaRouter>,
     pub signaling: Arc<SignalingConfig>,
     pub metrics: Arc<Metrics>,
     /// Flips to `true` when the server stops; sessions close on it.
@@ -49,7 +50,7 @@ impl AppState {
     pub fn new(
         rooms: Arc<Rooms>,
         tokens: TokenKeys,
-        media: MediaHandle,
+        media: Arc<dyn MediaRouter>,
         signaling: SignalingConfig,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,

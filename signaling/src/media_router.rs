@@ -1,0 +1,57 @@
+//! The seam between signaling and the media plane. Signaling only talks to a
+//! [`MediaRouter`]; today the one implementation is the SFU in this process. A
+//! multi-node router (room → media node map and events over Redis) plugs in here.
+
+use std::fmt::Debug;
+
+use futures_util::future::BoxFuture;
+use kefu_media_server::{CandidateError, JoinError, MediaHandle, ParticipantId, RoomId, SfuEvent};
+use tokio::sync::mpsc;
+
+/// What signaling needs from the media plane.
+pub trait MediaRouter: Send + Sync + Debug {
+    /// Adds a participant from its SDP offer; returns the answer and its media events.
+    fn join(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>>;
+
+    /// Hands a trickled ICE candidate to the participant's peer connection.
+    fn add_remote_candidate(
+        &self,
+        participant: ParticipantId,
+        candidate: String,
+    ) -> BoxFuture<'_, Result<(), CandidateError>>;
+
+    /// Removes a participant; unknown ids are ignored.
+    fn leave(&self, participant: ParticipantId);
+}
+
+/// The SFU running in this process.
+#[derive(Debug, Clone)]
+pub struct LocalMediaRouter(pub MediaHandle);
+
+impl MediaRouter for LocalMediaRouter {
+    fn join(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
+        Box::pin(self.0.join(room, participant, offer))
+    }
+
+    fn add_remote_candidate(
+        &self,
+        participant: ParticipantId,
+        candidate: String,
+    ) -> BoxFuture<'_, Result<(), CandidateError>> {
+        Box::pin(self.0.add_remote_candidate(participant, candidate))
+    }
+
+    fn leave(&self, participant: ParticipantId) {
+        self.0.leave(participant);
+    }
+}
