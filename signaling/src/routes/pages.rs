@@ -15,12 +15,19 @@ const CALL_JS: &str = include_str!("../../../web/call.js");
 const WORKBENCH_JS: &str = include_str!("../../../web/workbench.js");
 const INVITE_JS: &str = include_str!("../../../web/invite.js");
 const SERVICE_HTML: &str = include_str!("../../../web/service.html");
+const ADMIN_HTML: &str = include_str!("../../../web/admin.html");
+const ADMIN_JS: &str = include_str!("../../../web/admin.js");
 const SERVICE_JS: &str = include_str!("../../../web/service.js");
 const STYLE_CSS: &str = include_str!("../../../web/style.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/workbench") }))
+        .route("/admin", get(|| async { Html(ADMIN_HTML) }))
+        .route(
+            "/static/admin.js",
+            get(|| async { asset("text/javascript; charset=utf-8", ADMIN_JS) }),
+        )
         .route("/workbench", get(|| async { Html(WORKBENCH_HTML) }))
         .route("/invite/{code}", get(|| async { Html(INVITE_HTML) }))
         .route(

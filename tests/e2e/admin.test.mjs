@@ -1,0 +1,54 @@
+// The admin console: grant the video service, read the verification dashboard.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startKefu, launchBrowser, artifacts, api } from './lib/kefu.mjs';
+
+test('an admin grants the video service and reads masked verification records', async () => {
+  const kefu = await startKefu();
+  const browser = await launchBrowser();
+  const page = browser.page;
+  try {
+    kefu.run('kefu', ['admin', 'create-user', '--enterprise', '10000', '--login', 'dave', '--role', 'agent',
+      '--name', '周大', '--id-number', '110101199003071234', '--password-stdin'], 'dave password 1\n');
+    kefu.run('kefu-test-verify', ['dave', 'failed']);
+    kefu.run('kefu-test-verify', ['dave', 'passed']);
+
+    await page.goto(`${kefu.baseUrl}/admin`);
+    await page.fill('#login', 'admin');
+    await page.fill('#password', kefu.adminPassword);
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('#console:not([hidden])');
+
+    const row = page.locator('#agents tr[data-login=dave]');
+    await row.waitFor();
+    assert.match(await row.textContent(), /110\*{11}1234/);
+    assert.equal(await row.locator('.video-service').isChecked(), false, 'the service starts off');
+    await row.locator('.video-service').check();
+    const dave = await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'dave', password: 'dave password 1' });
+    await waitForGrant(kefu, dave.data.token);
+
+    await page.waitForFunction(() => document.querySelectorAll('#verifications tbody tr').length === 2);
+    const text = await page.textContent('#verifications');
+    assert.match(text, /通过/);
+    assert.match(text, /未通过/);
+    assert.match(text, /110\*{11}1234/);
+    assert.ok(!(await page.content()).includes('110101199003071234'), 'the clear ID number never reaches the page');
+    await page.selectOption('#f-result', 'failed');
+    await page.click('#filters button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#verifications tbody tr').length === 1);
+    await page.screenshot({ path: join(artifacts, 'admin-console.png'), fullPage: true });
+  } finally {
+    await browser.close();
+    await kefu.stop();
+  }
+});
+
+async function waitForGrant(kefu, token) {
+  for (let i = 0; i < 40; i++) {
+    const me = await api(kefu.baseUrl, 'GET', '/me', token);
+    if (me.data.video_enabled) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('the grant did not reach the server');
+}
