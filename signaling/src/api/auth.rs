@@ -68,14 +68,14 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub login: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     pub token: String,
     /// Unix milliseconds.
@@ -90,6 +90,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .unwrap_or_default()
 });
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 400, description = "bad request", body = crate::api::error::ApiErrorDoc), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 413, description = "body too large", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -139,6 +140,7 @@ pub async fn login(
     }))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "session revoked"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc)))]
 pub async fn logout(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -14,7 +14,7 @@ use crate::accounts::UserRole;
 use crate::clock::now_ms;
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamsView {
     pub smoothing: f64,
@@ -23,13 +23,13 @@ pub struct ParamsView {
     pub sharpness: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BeautyView {
     pub preset: String,
     pub params: ParamsView,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BeautyUpdate {
     pub preset: String,
@@ -57,6 +57,7 @@ fn field_error(e: ParamError) -> ApiError {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/me/beauty", tag = "beauty", security(("bearer" = [])), responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -70,6 +71,7 @@ pub async fn get(
     Ok(Json(view(preset, params)))
 }
 
+#[utoipa::path(put, path = "/api/v1/me/beauty", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
 pub async fn put(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -95,6 +97,7 @@ pub async fn put(
 }
 
 /// Back to preset "natural", kept as the confirmed settings.
+#[utoipa::path(post, path = "/api/v1/me/beauty/reset", tag = "beauty", security(("bearer" = [])), responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
 pub async fn reset(
     State(state): State<AppState>,
     auth: Authenticated,

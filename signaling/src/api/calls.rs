@@ -18,7 +18,7 @@ use crate::clock::now_ms;
 use crate::state::AppState;
 
 /// A call as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallView {
     pub id: String,
     pub direction: Direction,
@@ -59,13 +59,14 @@ impl CallView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartCallRequest {
     pub kind: CallKind,
 }
 
 /// An agent starts a video or voice call to a customer.
+#[utoipa::path(post, path = "/api/v1/calls", tag = "calls", security(("bearer" = [])), request_body = StartCallRequest, responses((status = 201, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
 pub async fn start(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -110,6 +111,7 @@ async fn visible_call(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -124,6 +126,7 @@ pub async fn get(
 }
 
 /// The calling agent withdraws a call that has not connected.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/cancel", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
 pub async fn cancel(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -140,12 +143,13 @@ pub async fn cancel(
 }
 
 /// What waits for the agent: requests in its groups' queues, calls ringing at it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueView {
     pub waiting: u32,
     pub ringing: Vec<CallView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/me/queue", tag = "calls", security(("bearer" = [])), responses((status = 200, body = QueueView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
 pub async fn my_queue(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -163,6 +167,7 @@ pub async fn my_queue(
 }
 
 /// The agent answers a customer's call ringing at it.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/accept", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
 pub async fn accept(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -176,6 +181,7 @@ pub async fn accept(
 }
 
 /// The agent's room token for its live call.
+#[utoipa::path(get, path = "/api/v1/calls/{id}/room-token", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "the room and a room token for the signaling WebSocket"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
 pub async fn room_token(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -204,6 +210,7 @@ pub async fn room_token(
 }
 
 /// The invite link as a QR code (SVG), for the customer to scan.
+#[utoipa::path(get, path = "/api/v1/calls/{id}/invite.svg", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, content_type = "image/svg+xml", description = "QR code of the invite link"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
 pub async fn invite_qr(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -223,13 +230,14 @@ pub async fn invite_qr(
 }
 
 /// Whether the agent's next outgoing call needs a face verification first.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateView {
     pub verification_required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<serde_json::Value>,
 }
 
+#[utoipa::path(get, path = "/api/v1/me/verification-gate", tag = "calls", security(("bearer" = [])), responses((status = 200, body = GateView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
 pub async fn gate(
     State(state): State<AppState>,
     auth: Authenticated,

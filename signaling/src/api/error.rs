@@ -120,6 +120,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The body of every error response (documented shape of [`ErrorBody`]).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiErrorDoc {
+    /// Machine-readable code: `unauthorized`, `forbidden`, `not_found`, `validation`,
+    /// `verification_required`, `all_agents_busy`, …
+    pub error: String,
+    pub message: String,
+    /// Field → problem, for `validation`.
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
+    /// Extra facts, e.g. why a verification is due.
+    pub detail: Option<serde_json::Value>,
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,

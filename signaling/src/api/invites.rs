@@ -17,13 +17,14 @@ use crate::state::AppState;
 use crate::token::Role;
 
 /// What the invite page shows before consent.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InviteView {
     pub kind: CallKind,
     pub enterprise_name: String,
     pub main_account: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/invites/{code}", tag = "customers", params(("code" = String, Path)), responses((status = 200, body = InviteView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc)))]
 pub async fn show(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -48,7 +49,7 @@ pub async fn show(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     pub display_name: String,
@@ -57,13 +58,14 @@ pub struct AcceptRequest {
 }
 
 /// A room token for the customer, bound to this one call.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JoinTicket {
     pub call_id: String,
     pub kind: CallKind,
     pub room_token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/invites/{code}/accept", tag = "customers", params(("code" = String, Path)), request_body = AcceptRequest, responses((status = 200, body = JoinTicket), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc)))]
 pub async fn accept(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

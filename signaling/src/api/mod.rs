@@ -6,6 +6,7 @@ pub mod calls;
 pub mod error;
 pub mod invites;
 pub mod json;
+pub mod openapi;
 pub mod service;
 pub mod users;
 pub mod verifications;

@@ -20,7 +20,7 @@ use crate::clock::now_ms;
 use crate::state::AppState;
 use crate::token::{Role, unix_now};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRequest {
     pub display_name: String,
@@ -32,7 +32,7 @@ pub struct ServiceRequest {
 }
 
 /// A waiting request as its customer sees it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub call_id: String,
     pub kind: CallKind,
@@ -45,12 +45,13 @@ pub struct RequestView {
 }
 
 /// What the service page shows before the customer asks.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServicePage {
     pub enterprise_name: String,
     pub groups: Vec<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/service/{main_account}", tag = "customers", params(("main_account" = String, Path)), responses((status = 200, body = ServicePage), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
 pub async fn page(
     State(state): State<AppState>,
     Path(main_account): Path<String>,
@@ -67,6 +68,7 @@ pub async fn page(
     }))
 }
 
+#[utoipa::path(post, path = "/api/v1/service/{main_account}/requests", tag = "customers", params(("main_account" = String, Path)), request_body = ServiceRequest, responses((status = 201, body = RequestView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc), (status = 503, description = "all agents busy", body = crate::api::error::ApiErrorDoc)))]
 pub async fn create(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -153,6 +155,7 @@ impl axum::extract::FromRequestParts<AppState> for RequestOwner {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/service/requests/{id}", tag = "customers", security(("room_token" = [])), params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
 pub async fn status(
     State(state): State<AppState>,
     owner: RequestOwner,
@@ -163,6 +166,7 @@ pub async fn status(
     Ok(Json(view_of(&state, &id, None).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/service/requests/{id}/cancel", tag = "customers", security(("room_token" = [])), params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
 pub async fn cancel(
     State(state): State<AppState>,
     owner: RequestOwner,

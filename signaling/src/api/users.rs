@@ -11,11 +11,12 @@ use super::views::UserView;
 use crate::accounts::{AgentStatus, UserId, UserRole};
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc)))]
 pub async fn me(State(state): State<AppState>, auth: Authenticated) -> Json<UserView> {
     Json(UserView::of(&auth.user, &state.data_key))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceRequest {
     pub status: AgentStatus,
@@ -23,6 +24,7 @@ pub struct PresenceRequest {
 }
 
 /// An agent goes online/away/offline and turns accepting on or off.
+#[utoipa::path(put, path = "/api/v1/me/presence", tag = "accounts", security(("bearer" = [])), request_body = PresenceRequest, responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
 pub async fn set_presence(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -59,6 +61,7 @@ pub async fn set_presence(
 }
 
 /// The admin's enterprise's agents.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = Vec<UserView>), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
 pub async fn list_agents(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -74,13 +77,14 @@ pub async fn list_agents(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VideoServiceRequest {
     pub enabled: bool,
 }
 
 /// Grants or revokes the video service of one agent of the admin's enterprise.
+#[utoipa::path(put, path = "/api/v1/agents/{id}/video-service", tag = "accounts", security(("bearer" = [])), params(("id" = String, Path, description = "agent id")), request_body = VideoServiceRequest, responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
 pub async fn set_video_service(
     State(state): State<AppState>,
     auth: Authenticated,

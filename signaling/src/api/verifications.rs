@@ -18,8 +18,9 @@ use crate::state::AppState;
 /// Rows one request returns at most.
 const MAX_ROWS: u32 = 5000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VerificationQuery {
     pub agent_id: Option<String>,
     /// Inclusive, Unix milliseconds.
@@ -31,7 +32,7 @@ pub struct VerificationQuery {
 }
 
 /// One row of the dashboard.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerificationView {
     pub id: String,
     pub checked_at: i64,
@@ -101,6 +102,7 @@ fn view(state: &AppState, r: &VerificationRecord, main_account: &str) -> Verific
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/verifications", tag = "verifications", security(("bearer" = [])), params(VerificationQuery), responses((status = 200, body = Vec<VerificationView>), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -109,6 +111,7 @@ pub async fn list(
     Ok(Json(rows(&state, &auth, q).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/verifications.csv", tag = "verifications", security(("bearer" = [])), params(VerificationQuery), responses((status = 200, content_type = "text/csv", description = "the same rows as CSV"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
 pub async fn csv(
     State(state): State<AppState>,
     auth: Authenticated,

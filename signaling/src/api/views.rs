@@ -6,7 +6,7 @@ use crate::accounts::secrets::{DataKey, mask_id_number};
 use crate::accounts::{AgentStatus, User, UserRole};
 
 /// A user as the API shows it: the ID number only masked, never the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub enterprise_id: String,

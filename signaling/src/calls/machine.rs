@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Who started the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// The agent called out (needs the face-verification gate).
@@ -20,7 +20,7 @@ pub enum Direction {
 }
 
 /// Video or voice; a voice call carries no video at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallKind {
     Video,
@@ -28,7 +28,7 @@ pub enum CallKind {
 }
 
 /// Who did something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     Agent,
@@ -38,7 +38,7 @@ pub enum Party {
 }
 
 /// Where a call is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum CallState {
     /// A customer asked; waiting for an agent (routing or the queue).

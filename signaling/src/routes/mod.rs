@@ -15,6 +15,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
         .route("/ws", get(ws::upgrade))
         .nest("/api/v1", crate::api::router())
         .merge(pages::router())
@@ -26,6 +27,11 @@ async fn healthz() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"status":"ok"}"#,
     )
+}
+
+async fn openapi() -> impl IntoResponse {
+    use utoipa::OpenApi;
+    axum::Json(crate::api::openapi::ApiDoc::openapi())
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
