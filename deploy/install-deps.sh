@@ -5,11 +5,14 @@ set -euo pipefail
 
 # Build: a C toolchain for aws-lc-sys / ring / sqlite; pkg-config for -sys crates.
 # Tests: chromium (Playwright drives it), ffmpeg (fake camera files, ffprobe),
-# iproute2 + util-linux (loopback-only network namespace for WebRTC tests), nodejs + npm.
+# iproute2 + util-linux (loopback-only network namespace for WebRTC tests), nodejs + npm,
+# postgresql (a throwaway server for the store tests; Debian does not start it on install),
+# python3 (picks free ports in deploy scripts).
 PACKAGES=(
   pkg-config clang make gcc g++
   chromium ffmpeg fonts-wqy-microhei
   iproute2 util-linux
+  postgresql python3
   ca-certificates openssl curl
 )
 

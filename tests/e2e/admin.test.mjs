@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startKefu, launchBrowser, artifacts, api } from './lib/kefu.mjs';
+import { startKefu, launchBrowser, artifacts, api, signIn } from './lib/kefu.mjs';
 
 test('an admin grants the video service and reads masked verification records', async () => {
   const kefu = await startKefu();
@@ -13,6 +13,17 @@ test('an admin grants the video service and reads masked verification records', 
       '--name', '周大', '--id-number', '110101199003071234', '--password-stdin'], 'dave password 1\n');
     kefu.run('kefu-test-verify', ['dave', 'failed']);
     kefu.run('kefu-test-verify', ['dave', 'passed']);
+
+    // Before the grant, the agent's workbench (here on a phone) offers no call buttons.
+    const phone = await launchBrowser({ mobile: true });
+    try {
+      await signIn(phone.page, kefu.baseUrl, 'dave', 'dave password 1');
+      assert.equal(await phone.page.isVisible('#video-call'), false, 'no call buttons without the service');
+      assert.equal(await phone.page.isVisible('#no-service'), true);
+      await phone.page.screenshot({ path: join(artifacts, 'workbench-phone-no-service.png') });
+    } finally {
+      await phone.close();
+    }
 
     await page.goto(`${kefu.baseUrl}/admin`);
     await page.fill('#login', 'admin');

@@ -4,34 +4,12 @@
 use kefu_signaling::accounts::UserRole;
 use kefu_signaling::calls::service::{CheckOutcome, record_verification};
 use kefu_signaling::clock::now_ms;
+use kefu_tests::http::call;
 use kefu_tests::{TestServer, spawn_app};
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery";
-
-async fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.expect("request");
-    let status = res.status();
-    let text = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 async fn verify(server: &TestServer, login: &str, passed: bool) {
     let (user, _) = server

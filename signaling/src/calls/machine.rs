@@ -202,6 +202,13 @@ fn callee(direction: Direction) -> Party {
     }
 }
 
+impl CallEvent {
+    /// The event's name as stored in the call log.
+    pub fn name(&self) -> &'static str {
+        event_name(self)
+    }
+}
+
 fn event_name(e: &CallEvent) -> &'static str {
     match e {
         CallEvent::Assigned => "assigned",

@@ -139,7 +139,7 @@ pub async fn apply(
         updated.ring_deadline = None;
     }
     store
-        .save_transition(&call.state, &updated, event_label(event), now_ms)
+        .save_transition(&call.state, &updated, event.name(), now_ms)
         .await?;
     if updated.state.is_final()
         && call.state.occupies_agent()
@@ -237,20 +237,6 @@ pub async fn dispatch_all(store: &Store, now_ms: i64) -> Result<usize, CallError
         n += dispatch(store, &group, now_ms).await?.len();
     }
     Ok(n)
-}
-
-fn event_label(e: &CallEvent) -> &'static str {
-    match e {
-        CallEvent::Assigned => "assigned",
-        CallEvent::CustomerOpened => "customer_opened",
-        CallEvent::Accept { .. } => "accept",
-        CallEvent::Reject { .. } => "reject",
-        CallEvent::Cancel { .. } => "cancel",
-        CallEvent::MediaUp => "media_up",
-        CallEvent::HangUp { .. } => "hang_up",
-        CallEvent::RingTimeout => "ring_timeout",
-        CallEvent::Fail { .. } => "fail",
-    }
 }
 
 /// Times out every call whose ring deadline passed; returns how many.
