@@ -30,7 +30,7 @@ pub async fn show(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
 ) -> Result<Json<InviteView>, ApiError> {
-    limit(&state, peer)?;
+    limit(&state, peer, "invite")?;
     let call = state
         .store
         .call_by_invite(&code)
@@ -72,17 +72,8 @@ pub async fn accept(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<AcceptRequest>,
 ) -> Result<Json<JoinTicket>, ApiError> {
-    limit(&state, peer)?;
-    if !req.consent {
-        return Err(ApiError::field(
-            "consent",
-            "the customer must consent to the video service",
-        ));
-    }
-    let name = req.display_name.trim();
-    if name.is_empty() || name.chars().count() > 32 {
-        return Err(ApiError::field("display_name", "1–32 characters"));
-    }
+    limit(&state, peer, "invite")?;
+    let name = consented_name(req.consent, &req.display_name)?;
     let (call, customer) = service::accept_invite(&state.store, &code, name, now_ms()).await?;
     state.rooms.create(call.id.as_str());
     let room_token = state.tokens.issue(
@@ -98,10 +89,27 @@ pub async fn accept(
     }))
 }
 
-fn limit(state: &AppState, peer: SocketAddr) -> Result<(), ApiError> {
+/// The customer's display name, once they consented (shared by invites and the
+/// service page).
+pub(super) fn consented_name(consent: bool, display_name: &str) -> Result<&str, ApiError> {
+    if !consent {
+        return Err(ApiError::field(
+            "consent",
+            "the customer must consent to the video service",
+        ));
+    }
+    let name = display_name.trim();
+    if name.is_empty() || name.chars().count() > 32 {
+        return Err(ApiError::field("display_name", "1–32 characters"));
+    }
+    Ok(name)
+}
+
+/// Public customer endpoints are rate-limited per client address and `scope`.
+pub(super) fn limit(state: &AppState, peer: SocketAddr, scope: &str) -> Result<(), ApiError> {
     if state
         .login_limiter
-        .allow(&format!("invite:{}", peer.ip()), Instant::now())
+        .allow(&format!("{scope}:{}", peer.ip()), Instant::now())
     {
         Ok(())
     } else {

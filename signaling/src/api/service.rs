@@ -3,7 +3,6 @@
 //! the one call; there is no customer account.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
@@ -75,22 +74,8 @@ pub async fn create(
     Path(main_account): Path<String>,
     ApiJson(req): ApiJson<ServiceRequest>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
-    if !state
-        .login_limiter
-        .allow(&format!("service:{}", peer.ip()), Instant::now())
-    {
-        return Err(ApiError::TooManyRequests);
-    }
-    if !req.consent {
-        return Err(ApiError::field(
-            "consent",
-            "the customer must consent to the video service",
-        ));
-    }
-    let name = req.display_name.trim();
-    if name.is_empty() || name.chars().count() > 32 {
-        return Err(ApiError::field("display_name", "1–32 characters"));
-    }
+    super::invites::limit(&state, peer, "service")?;
+    let name = super::invites::consented_name(req.consent, &req.display_name)?;
     let enterprise = state
         .store
         .enterprise_by_main_account(&main_account)
