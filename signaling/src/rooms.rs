@@ -29,6 +29,9 @@ struct Member {
 #[derive(Debug, Default)]
 struct Room {
     members: HashMap<String, Member>,
+    /// Standing rooms (from configuration) stay when empty; a call's room goes away
+    /// with its last member, so the map never grows with the number of calls.
+    standing: bool,
 }
 
 /// Why a join was refused.
@@ -71,8 +74,14 @@ impl Rooms {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Makes a room joinable. Idempotent.
+    /// Makes a standing room joinable (kept while empty). Idempotent.
     pub fn create(&self, room: &str) {
+        self.lock().entry(room.to_owned()).or_default().standing = true;
+    }
+
+    /// Opens a call's room for its first member; it closes when the last one leaves.
+    /// Idempotent. The caller checks that the call is live.
+    pub fn open(&self, room: &str) {
         self.lock().entry(room.to_owned()).or_default();
     }
 
@@ -142,6 +151,9 @@ impl Rooms {
             let _ = m.outbox.try_send(ServerMessage::PeerLeft {
                 participant: participant.to_owned(),
             });
+        }
+        if r.members.is_empty() && !r.standing {
+            rooms.remove(room);
         }
         true
     }
@@ -263,5 +275,24 @@ mod tests {
             "the old session no longer holds the id"
         );
         assert_eq!(rooms.counts().participants, 1);
+    }
+
+    #[test]
+    fn a_call_room_closes_with_its_last_member_and_a_standing_room_stays() {
+        let rooms = Rooms::default();
+        rooms.create("demo");
+        rooms.open("call-1");
+        let (a, _ra) = outbox();
+        let (b, _rb) = outbox();
+        rooms
+            .join("call-1", "a", Role::Agent, 1, a)
+            .expect("join call");
+        rooms
+            .join("demo", "b", Role::Customer, 2, b)
+            .expect("join demo");
+        assert!(rooms.leave("call-1", "a", 1));
+        assert!(rooms.leave("demo", "b", 2));
+        assert!(!rooms.exists("call-1"), "the call room is gone");
+        assert!(rooms.exists("demo"), "the standing room stays");
     }
 }

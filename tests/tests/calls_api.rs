@@ -454,6 +454,21 @@ async fn an_invited_customer_joins_and_the_call_connects_then_ends() {
     .await;
     assert_eq!(status, 404, "a finished call's invite is dead");
     drop(agent);
+    // Once everyone left, the finished call's room is gone and its tokens open nothing.
+    kefu_tests::wait_until(
+        "the call room to close",
+        std::time::Duration::from_secs(5),
+        || async {
+            let mut ws = kefu_tests::SignalingClient::connect(&server.ws_url).await;
+            match ws.join(&customer_token).await {
+                kefu_signaling::protocol::ServerMessage::Error { code, .. } => {
+                    (code == kefu_signaling::protocol::ErrorCode::UnknownRoom).then_some(())
+                }
+                _ => None,
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

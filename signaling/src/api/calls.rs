@@ -197,7 +197,6 @@ pub async fn room_token(
             detail: None,
         });
     }
-    state.rooms.create(call.id.as_str());
     let token = state.tokens.issue(
         call.id.as_str(),
         auth.user.id.as_str(),

@@ -75,7 +75,6 @@ pub async fn accept(
     limit(&state, peer, "invite")?;
     let name = consented_name(req.consent, &req.display_name)?;
     let (call, customer) = service::accept_invite(&state.store, &code, name, now_ms()).await?;
-    state.rooms.create(call.id.as_str());
     let room_token = state.tokens.issue(
         call.id.as_str(),
         customer.as_str(),

@@ -91,7 +91,6 @@ pub async fn create(
     let now = now_ms();
     let (call, _customer) =
         service::request_call(&state.store, &group, name, req.kind, now).await?;
-    state.rooms.create(call.id.as_str());
     // The request may be assigned at once if an agent is free.
     state.dispatch(&group.id).await;
     let token = state.tokens.issue(

@@ -201,7 +201,7 @@ impl Session {
             }
         };
         match msg {
-            ClientMessage::Join { token } => self.on_join(&token),
+            ClientMessage::Join { token } => self.on_join(&token).await,
             ClientMessage::Offer { sdp } => self.on_offer(sdp).await,
             ClientMessage::Candidate { candidate, .. } => self.on_candidate(candidate).await,
             ClientMessage::Leave {} => Flow::Close(CLOSE_NORMAL, "left"),
@@ -212,7 +212,7 @@ impl Session {
         }
     }
 
-    fn on_join(&mut self, token: &str) -> Flow {
+    async fn on_join(&mut self, token: &str) -> Flow {
         if self.joined.is_some() {
             self.reply_error(
                 ErrorCode::AlreadyJoined,
@@ -231,6 +231,19 @@ impl Session {
                 return Flow::Close(CLOSE_POLICY, "invalid token");
             }
         };
+        // A call's room exists while the call is live; a finished call's token lets
+        // nobody back in.
+        if !self.state.rooms.exists(&claims.room) {
+            match self.state.store.call(&CallId(claims.room.clone())).await {
+                Ok(Some(call)) if !call.state.is_final() => self.state.rooms.open(&claims.room),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!("cannot read the call behind a room: {e}");
+                    self.reply_error(ErrorCode::Internal, "cannot join right now");
+                    return Flow::Close(CLOSE_POLICY, "join failed");
+                }
+            }
+        }
         let peers = match self.state.rooms.join(
             &claims.room,
             &claims.sub,
