@@ -7,7 +7,9 @@
 'use strict';
 
 (function () {
-  const kefu = (window.kefu = { pc: null, ws: null, state: 'idle', peers: [], errors: [], kind: null });
+  const kefu = (window.kefu = {
+    pc: null, ws: null, state: 'idle', peers: [], errors: [], kind: null, mediaUp: false,
+  });
 
   function setStatus(text, kind) {
     kefu.state = text;
@@ -16,6 +18,14 @@
       el.textContent = text;
       el.dataset.kind = kind || 'info';
     }
+  }
+
+  // The call status follows from two facts the server tells us: whether our media
+  // reached the SFU (media_connected) and whether the other side is in the room.
+  function showCallStatus() {
+    if (!kefu.peers.length) setStatus('Waiting for the other side…');
+    else if (kefu.mediaUp) setStatus('In call', 'ok');
+    else setStatus('Connecting…');
   }
 
   function send(msg) {
@@ -106,7 +116,7 @@
     switch (msg.type) {
       case 'joined':
         kefu.peers = msg.peers;
-        setStatus(msg.peers.length ? 'Connecting…' : 'Waiting for the other side…');
+        showCallStatus();
         try {
           await startMedia(opts);
         } catch (e) {
@@ -118,25 +128,24 @@
         break;
       case 'peer_joined':
         kefu.peers.push({ participant: msg.participant, role: msg.role });
-        setStatus('Connecting…');
+        showCallStatus();
         break;
       case 'peer_left':
         kefu.peers = kefu.peers.filter((p) => p.participant !== msg.participant);
         setStatus('The other side left', 'warn');
         break;
       case 'media_connected':
-        setStatus(kefu.peers.length ? 'In call' : 'Waiting for the other side…', 'ok');
+        kefu.mediaUp = true;
+        showCallStatus();
         break;
       case 'media_disconnected':
+        kefu.mediaUp = false;
         setStatus('Media disconnected', 'error');
         break;
       case 'error':
         kefu.errors.push(msg);
         setStatus(msg.message, 'error');
         break;
-    }
-    if (msg.type === 'peer_joined' && kefu.pc && kefu.pc.connectionState === 'connected') {
-      setStatus('In call', 'ok');
     }
     if (opts.onMessage) opts.onMessage(msg);
   }

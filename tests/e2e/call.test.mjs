@@ -25,8 +25,13 @@ test('agent and customer pages see and hear each other through the SFU', async (
       assert.equal(stats.pairState, 'succeeded');
       received.push(stats);
     }
-    assert.match(await agent.page.locator('#status').textContent(), /In call/);
-    assert.match(await customer.page.locator('#status').textContent(), /In call/);
+    for (const [name, side] of [['agent', agent], ['customer', customer]]) {
+      const status = await waitFor(`${name} to show "In call"`, 5000, async () => {
+        const t = await side.page.locator('#status').textContent();
+        return { done: /In call/.test(t), value: t };
+      });
+      assert.match(status, /In call/);
+    }
     await agent.page.screenshot({ path: join(artifacts, 'agent-in-call.png') });
     await customer.page.screenshot({ path: join(artifacts, 'customer-in-call.png') });
 
