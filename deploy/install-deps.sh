@@ -3,13 +3,16 @@
 # Idempotent: when everything is present it only checks and exits (well under a second).
 set -euo pipefail
 
-# Build: a C toolchain for aws-lc-sys / ring / sqlite; pkg-config for -sys crates.
+# Build: a C toolchain for aws-lc-sys / ring / sqlite; pkg-config for -sys crates;
+# FFmpeg 5.1 development files and libclang for ffmpeg-next (the recorder transcodes).
 # Tests: chromium (Playwright drives it), ffmpeg (fake camera files, ffprobe),
 # iproute2 + util-linux (loopback-only network namespace for WebRTC tests), nodejs + npm,
 # postgresql (a throwaway server for the store tests; Debian does not start it on install),
 # python3 (picks free ports in deploy scripts).
 PACKAGES=(
-  pkg-config clang make gcc g++
+  pkg-config clang libclang-dev make gcc g++
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  libavfilter-dev libavdevice-dev
   chromium ffmpeg fonts-wqy-microhei
   iproute2 util-linux
   postgresql python3

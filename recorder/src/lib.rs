@@ -1,4 +1,28 @@
 //! Call recorder: capture both parties, transcode live, upload to S3-compatible storage.
 //!
-//! Empty on purpose: the walking skeleton only fixes the crate boundary. The recorder
-//! issue (#4) fills it; nothing here pretends to record.
+//! - [`tap`]: the frames the media server hands over.
+//! - [`clock`] and [`transcode`]: the timeline and the live transcoder (ffmpeg-next),
+//!   synchronous and clock-free, run by a worker thread per recording.
+//! - [`fmp4`]: how much of a spool file is complete (the spool is the journal).
+//! - [`store`], [`embedded`], [`upload`]: S3 through aws-sdk-s3 only, an S3 server
+//!   embedded for the single-process default, multipart uploads as the spool fills.
+//! - [`service`]: the [`Recorder`] that signaling drives (start, finish, recover).
+
+pub mod clock;
+pub mod embedded;
+pub mod fmp4;
+pub mod naming;
+pub mod service;
+pub mod store;
+pub mod tap;
+pub mod transcode;
+pub mod upload;
+pub mod worker;
+
+pub use naming::RecordingKind;
+pub use service::{
+    FailureKind, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent, RecordingJob, TapSink,
+};
+pub use store::{ObjectStore, StorageConfig};
+pub use tap::{Codec, Party, SenderClock, TapFrame};
+pub use transcode::Settings as VideoSettings;

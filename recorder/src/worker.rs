@@ -1,0 +1,88 @@
+//! The thread that runs one recording's [`Transcoder`]: frames in through a bounded
+//! queue, "now" from the clock every tick, spool growth announced to the uploader.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::naming::RecordingKind;
+use crate::tap::TapFrame;
+use crate::transcode::{Settings, TranscodeError, Transcoder};
+use crate::upload::SpoolState;
+
+/// How often the transcoder is advanced when no frame arrives.
+const TICK: Duration = Duration::from_millis(50);
+
+#[derive(Debug)]
+pub enum WorkerInput {
+    Frame(TapFrame),
+    /// The call ended at this instant: write everything up to it and close the file.
+    Finish(Instant),
+}
+
+/// How a worker ended: the duration on success.
+pub type WorkerResult = Result<i64, TranscodeError>;
+
+pub struct Worker {
+    pub kind: RecordingKind,
+    pub settings: Settings,
+    pub spool: PathBuf,
+    pub start: Instant,
+    pub input: Receiver<WorkerInput>,
+    pub progress: watch::Sender<SpoolState>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("spool", &self.spool)
+            .finish()
+    }
+}
+
+impl Worker {
+    pub fn run(self) -> WorkerResult {
+        let result = self.transcode();
+        let state = if result.is_ok() {
+            SpoolState::Closed
+        } else {
+            SpoolState::Abandoned
+        };
+        let _ = self.progress.send(state); // the uploader may already be gone
+        result
+    }
+
+    fn transcode(&self) -> WorkerResult {
+        let mut tc = Transcoder::create(&self.spool, self.kind, self.settings, self.start)?;
+        let mut last_len = 0;
+        let mut last_tick = Instant::now();
+        loop {
+            match self.input.recv_timeout(TICK) {
+                Ok(WorkerInput::Frame(f)) => tc.push(f),
+                Ok(WorkerInput::Finish(end)) => {
+                    let stats = tc.stats();
+                    let duration = tc.finish(end)?;
+                    info!(spool = %self.spool.display(), duration_ms = duration, ?stats, "recording closed");
+                    return Ok(duration);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    warn!("recorder dropped a live recording; closing it now");
+                    return tc.finish(Instant::now());
+                }
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                tc.advance(last_tick)?;
+                let len = std::fs::metadata(&self.spool).map(|m| m.len()).unwrap_or(0);
+                if len != last_len {
+                    last_len = len;
+                    let _ = self.progress.send(SpoolState::Growing);
+                }
+            }
+        }
+    }
+}

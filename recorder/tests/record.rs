@@ -1,0 +1,454 @@
+//! The recorder end to end in one process: real VP8 and Opus frames (encoded here with
+//! libvpx and libopus) go in as taps, a fragmented MP4 comes out of a real S3 server
+//! (the embedded s3s-fs, through aws-sdk-s3), and is decoded back and measured.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ffmpeg_next as ffmpeg;
+use kefu_recorder::embedded::EmbeddedS3;
+use kefu_recorder::{
+    Codec, ObjectStore, Party, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent,
+    RecordingJob, RecordingKind, StorageConfig, TapFrame,
+};
+use tokio::sync::mpsc;
+
+const KEY: &str = "test-access";
+const SECRET: &str = "test-secret-key-0123456789";
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    s3_root: std::path::PathBuf,
+    s3: Option<EmbeddedS3>,
+    port: u16,
+    store: ObjectStore,
+    recorder: Arc<Recorder>,
+    events: mpsc::UnboundedReceiver<RecordingEvent>,
+}
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s3_root = dir.path().join("s3");
+    let s3 = EmbeddedS3::start(&s3_root, 0, KEY, SECRET)
+        .await
+        .expect("embedded S3");
+    let cfg = StorageConfig {
+        endpoint: s3.endpoint(),
+        access_key: KEY.into(),
+        secret_key: SECRET.into(),
+        ..StorageConfig::default()
+    };
+    let store = ObjectStore::new(&cfg);
+    store.ensure_bucket().await.expect("bucket");
+    let rcfg = RecorderConfig {
+        spool_dir: dir.path().join("spool"),
+        ..RecorderConfig::default()
+    };
+    let (recorder, events) =
+        Recorder::new(rcfg, store.clone(), RecorderMetrics::default()).expect("recorder");
+    Rig {
+        port: s3.addr.port(),
+        s3_root,
+        s3: Some(s3),
+        _dir: dir,
+        store,
+        recorder,
+        events,
+    }
+}
+
+/// Encodes `secs` of a tone (Opus, 20 ms packets) and, when `video_until` is set, a
+/// moving test picture (VP8, 30 fps) for that many seconds, as taps from `start`.
+fn party_frames(
+    party: Party,
+    tone_hz: f32,
+    secs: f32,
+    video_until: Option<f32>,
+    start: Instant,
+) -> Vec<TapFrame> {
+    ffmpeg::init().expect("ffmpeg");
+    let mut out = Vec::new();
+    // Opus.
+    let codec = ffmpeg::encoder::find_by_name("libopus").expect("libopus");
+    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .audio()
+        .expect("opus ctx");
+    enc.set_rate(48_000);
+    enc.set_channel_layout(ffmpeg::ChannelLayout::MONO);
+    enc.set_format(ffmpeg::format::Sample::I16(
+        ffmpeg::format::sample::Type::Packed,
+    ));
+    enc.set_bit_rate(48_000);
+    enc.set_time_base((1, 48_000));
+    let mut enc = enc.open().expect("opus open");
+    let mut frame = ffmpeg::frame::Audio::new(
+        ffmpeg::format::Sample::I16(ffmpeg::format::sample::Type::Packed),
+        960,
+        ffmpeg::ChannelLayout::MONO,
+    );
+    frame.set_rate(48_000);
+    let packets = (secs * 50.0) as i64;
+    let mut pkt = ffmpeg::Packet::empty();
+    for n in 0..packets {
+        for (k, b) in frame.data_mut(0).chunks_exact_mut(2).take(960).enumerate() {
+            let t = (n * 960 + k as i64) as f32 / 48_000.0;
+            let v = (t * tone_hz * std::f32::consts::TAU).sin() * 0.4 * 32767.0;
+            b.copy_from_slice(&(v as i16).to_ne_bytes());
+        }
+        frame.set_pts(Some(n * 960));
+        enc.send_frame(&frame).expect("opus send");
+        while enc.receive_packet(&mut pkt).is_ok() {
+            // Packet k carries 20 ms from k × 960 (libopus's own pts start negative).
+            let k = out.len() as u64;
+            out.push(tap(
+                party,
+                Codec::Opus,
+                1000 + k * 960,
+                48_000,
+                start,
+                k as f64 * 0.02,
+                true,
+                pkt.data().unwrap_or(&[]),
+            ));
+        }
+    }
+    // VP8.
+    if let Some(until) = video_until {
+        let codec = ffmpeg::encoder::find_by_name("libvpx").expect("libvpx");
+        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .expect("vp8 ctx");
+        enc.set_width(320);
+        enc.set_height(240);
+        enc.set_format(ffmpeg::format::Pixel::YUV420P);
+        enc.set_time_base((1, 30));
+        enc.set_bit_rate(300_000);
+        enc.set_gop(30);
+        let mut opts = ffmpeg::Dictionary::new();
+        opts.set("deadline", "realtime");
+        opts.set("cpu-used", "8");
+        let mut enc = enc.open_with(opts).expect("vp8 open");
+        let mut pic = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, 320, 240);
+        for n in 0..(until * 30.0) as i64 {
+            let stride = pic.stride(0);
+            for (i, px) in pic.data_mut(0).iter_mut().enumerate() {
+                *px = ((i % stride) as i64 + n * 4) as u8;
+            }
+            pic.set_pts(Some(n));
+            enc.send_frame(&pic).expect("vp8 send");
+            while enc.receive_packet(&mut pkt).is_ok() {
+                let pts = pkt.pts().unwrap_or(0);
+                let mut f = tap(
+                    party,
+                    Codec::Vp8,
+                    5000 + pts as u64 * 3000,
+                    90_000,
+                    start,
+                    pts as f64 / 30.0,
+                    pkt.is_key(),
+                    pkt.data().unwrap_or(&[]),
+                );
+                f.keyframe = pkt.is_key();
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tap(
+    party: Party,
+    codec: Codec,
+    rtp: u64,
+    rate: u32,
+    start: Instant,
+    at: f64,
+    key: bool,
+    data: &[u8],
+) -> TapFrame {
+    TapFrame {
+        party,
+        codec,
+        rtp_time: rtp,
+        clock_rate: rate,
+        // 30 ms of network delay.
+        arrival: start + Duration::from_secs_f64(at + 0.03),
+        sender_clock: None,
+        contiguous: true,
+        keyframe: key,
+        data: Arc::from(data),
+    }
+}
+
+async fn next_event(events: &mut mpsc::UnboundedReceiver<RecordingEvent>) -> RecordingEvent {
+    tokio::time::timeout(Duration::from_secs(60), events.recv())
+        .await
+        .expect("a recording event within 60 s")
+        .expect("events channel open")
+}
+
+async fn download(store: &ObjectStore, key: &str, to: &Path) -> u64 {
+    let read = store.read(key, None).await.expect("object readable");
+    let bytes = read.body.collect().await.expect("body").into_bytes();
+    std::fs::write(to, &bytes).expect("write copy");
+    bytes.len() as u64
+}
+
+/// What a file holds, decoded with FFmpeg.
+struct Probe {
+    format: String,
+    codecs: Vec<ffmpeg::codec::Id>,
+    duration_s: f64,
+    video_frames: usize,
+    video_errors: usize,
+    audio: Vec<f32>,
+}
+
+fn probe(path: &Path) -> Probe {
+    let mut ictx = ffmpeg::format::input(path).expect("open recording");
+    let format = ictx.format().name().to_owned();
+    let duration_s = ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE);
+    let mut decoders: Vec<(usize, ffmpeg::decoder::Opened)> = Vec::new();
+    let mut codecs = Vec::new();
+    for s in ictx.streams() {
+        let ctx = ffmpeg::codec::context::Context::from_parameters(s.parameters()).expect("params");
+        codecs.push(ctx.id());
+        let codec = ffmpeg::decoder::find(ctx.id()).expect("a decoder for each stream");
+        decoders.push((s.index(), ctx.decoder().open_as(codec).expect("decoder")));
+    }
+    let (mut video_frames, mut video_errors, mut audio) = (0, 0, Vec::new());
+    let mut vframe = ffmpeg::frame::Video::empty();
+    let mut aframe = ffmpeg::frame::Audio::empty();
+    for (stream, packet) in ictx.packets() {
+        let Some((_, dec)) = decoders.iter_mut().find(|(i, _)| *i == stream.index()) else {
+            continue;
+        };
+        if dec.send_packet(&packet).is_err() {
+            video_errors += 1;
+            continue;
+        }
+        if dec.medium() == ffmpeg::media::Type::Video {
+            while dec.receive_frame(&mut vframe).is_ok() {
+                video_frames += 1;
+            }
+        } else {
+            while dec.receive_frame(&mut aframe).is_ok() {
+                let n = aframe.samples();
+                for b in aframe.data(0).chunks_exact(4).take(n) {
+                    audio.push(f32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                }
+            }
+        }
+    }
+    Probe {
+        format,
+        codecs,
+        duration_s,
+        video_frames,
+        video_errors,
+        audio,
+    }
+}
+
+/// Goertzel power of `hz` in `samples` at 48 kHz.
+fn tone_power(samples: &[f32], hz: f32) -> f32 {
+    let w = std::f32::consts::TAU * hz / 48_000.0;
+    let (mut s1, mut s2) = (0f32, 0f32);
+    for &x in samples {
+        let s = x + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / samples.len().max(1) as f32
+}
+
+fn job(kind: RecordingKind) -> RecordingJob {
+    let id = format!("rec-{}-{}", kind.as_str(), std::process::id());
+    RecordingJob {
+        key: format!(
+            "enterprise/e1/recordings/2026/11/25/call-1/{id}.{}",
+            kind.extension()
+        ),
+        id,
+        kind,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_call_becomes_a_fragmented_mp4_with_both_voices() {
+    let mut rig = rig().await;
+    let start = Instant::now();
+    let job = job(RecordingKind::Video);
+    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    let mut frames = party_frames(Party::Agent, 440.0, 4.0, Some(4.0), start);
+    // The customer's camera is on for the first two seconds only.
+    frames.extend(party_frames(Party::Customer, 880.0, 4.0, Some(2.0), start));
+    for f in frames {
+        assert!(sink.try_send(f), "the tap queue takes a 4 s call");
+    }
+    rig.recorder.finish(&job.id, start + Duration::from_secs(4));
+    let event = next_event(&mut rig.events).await;
+    let RecordingEvent::Ready {
+        id,
+        size_bytes,
+        duration_ms,
+    } = event
+    else {
+        panic!("not ready: {event:?}")
+    };
+    assert_eq!(id, job.id);
+    assert_eq!(duration_ms, 4000);
+
+    let copy = rig._dir.path().join("copy.mp4");
+    assert_eq!(download(&rig.store, &job.key, &copy).await, size_bytes);
+    let p = probe(&copy);
+    assert!(p.format.contains("mp4"), "format {}", p.format);
+    assert_eq!(
+        p.codecs,
+        vec![ffmpeg::codec::Id::H264, ffmpeg::codec::Id::AAC]
+    );
+    assert!(
+        (p.duration_s - 4.0).abs() <= 0.2,
+        "duration {}",
+        p.duration_s
+    );
+    assert_eq!(p.video_errors, 0);
+    assert!(
+        (58..=62).contains(&p.video_frames),
+        "15 fps × 4 s, got {}",
+        p.video_frames
+    );
+    let (a, b, off) = (
+        tone_power(&p.audio, 440.0),
+        tone_power(&p.audio, 880.0),
+        tone_power(&p.audio, 660.0),
+    );
+    assert!(
+        a > 50.0 * off && b > 50.0 * off,
+        "440 Hz {a}, 880 Hz {b}, 660 Hz {off}"
+    );
+    // Fragmented: the file holds moof boxes.
+    let bytes = std::fs::read(&copy).expect("copy");
+    assert!(bytes.windows(4).any(|w| w == b"moof"), "fragmented MP4");
+    assert!(
+        !rig.recorder.spool_path(&job.id, job.kind).exists(),
+        "spool removed once stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_call_becomes_an_m4a_without_video() {
+    let mut rig = rig().await;
+    let start = Instant::now();
+    let job = job(RecordingKind::Voice);
+    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    // Video arriving in a voice call is ignored.
+    let mut frames = party_frames(Party::Agent, 440.0, 3.0, Some(1.0), start);
+    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start));
+    for f in frames {
+        sink.try_send(f);
+    }
+    rig.recorder.finish(&job.id, start + Duration::from_secs(3));
+    let event = next_event(&mut rig.events).await;
+    let RecordingEvent::Ready { duration_ms, .. } = event else {
+        panic!("not ready: {event:?}")
+    };
+    assert_eq!(duration_ms, 3000);
+    let copy = rig._dir.path().join("copy.m4a");
+    download(&rig.store, &job.key, &copy).await;
+    let p = probe(&copy);
+    assert_eq!(p.codecs, vec![ffmpeg::codec::Id::AAC], "audio only");
+    assert!(
+        (p.duration_s - 3.0).abs() <= 0.2,
+        "duration {}",
+        p.duration_s
+    );
+    assert!(tone_power(&p.audio, 440.0) > 50.0 * tone_power(&p.audio, 660.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_delays_the_upload_and_loses_nothing() {
+    let mut rig = rig().await;
+    // The store goes down before the call starts.
+    drop(rig.s3.take());
+    let start = Instant::now();
+    let job = job(RecordingKind::Voice);
+    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    for f in party_frames(Party::Agent, 440.0, 2.0, None, start) {
+        sink.try_send(f);
+    }
+    rig.recorder.finish(&job.id, start + Duration::from_secs(2));
+    // Nothing can finish while it is down.
+    let early = tokio::time::timeout(Duration::from_secs(2), rig.events.recv()).await;
+    assert!(
+        early.is_err(),
+        "nothing may finish while the store is down: {early:?}"
+    );
+    // Back on the same port.
+    rig.s3 = Some(
+        EmbeddedS3::start(&rig.s3_root, rig.port, KEY, SECRET)
+            .await
+            .expect("restart"),
+    );
+    let event = next_event(&mut rig.events).await;
+    let RecordingEvent::Ready {
+        duration_ms,
+        size_bytes,
+        ..
+    } = event
+    else {
+        panic!("not ready: {event:?}")
+    };
+    assert_eq!(duration_ms, 2000);
+    assert_eq!(
+        rig.store.size(&job.key).await.expect("head"),
+        Some(size_bytes)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_recording_is_cut_at_its_last_fragment_and_recovered() {
+    let mut rig = rig().await;
+    let start = Instant::now();
+    let job = job(RecordingKind::Video);
+    let spool = rig.recorder.spool_path(&job.id, job.kind);
+    {
+        let mut tc = kefu_recorder::transcode::Transcoder::create(
+            &spool,
+            job.kind,
+            Default::default(),
+            start,
+        )
+        .expect("transcoder");
+        for f in party_frames(Party::Agent, 440.0, 5.0, Some(5.0), start) {
+            tc.push(f);
+        }
+        // Runs to 5 s (minus its output delay), then the process "dies": no trailer.
+        tc.advance(start + Duration::from_secs(5)).expect("advance");
+        std::mem::forget(tc);
+    }
+    // And the last write was torn.
+    let mut bytes = std::fs::read(&spool).expect("spool");
+    bytes.extend_from_slice(&[0, 0, 0x10, 0, b'm', b'o', b'o', b'f', 1, 2, 3]);
+    std::fs::write(&spool, bytes).expect("tear");
+
+    rig.recorder.recover(job.clone()).expect("recover");
+    let event = next_event(&mut rig.events).await;
+    let RecordingEvent::Ready { duration_ms, .. } = event else {
+        panic!("not ready: {event:?}")
+    };
+    // 5 s captured; at most the output delay and the open fragment (≤ 2 s) are lost.
+    assert!(
+        (3000..=5000).contains(&duration_ms),
+        "recovered {duration_ms} ms"
+    );
+    let copy = rig._dir.path().join("copy.mp4");
+    download(&rig.store, &job.key, &copy).await;
+    let p = probe(&copy);
+    assert_eq!(p.video_errors, 0);
+    assert!((p.duration_s * 1000.0 - duration_ms as f64).abs() <= 200.0);
+}
