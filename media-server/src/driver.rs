@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::MediaConfig;
-use crate::core::{Sfu, SfuEvent, SfuOutput};
+use crate::core::{Sfu, SfuEvent, SfuOutput, TapParty};
 use crate::error::{CandidateError, JoinError, MediaError};
 use crate::ids::{ParticipantId, RoomId};
 use crate::metrics::SfuMetrics;
@@ -45,6 +45,14 @@ enum Command {
     Leave {
         participant: ParticipantId,
     },
+    Tap {
+        room: RoomId,
+        parties: Vec<TapParty>,
+        sink: kefu_recorder::TapSink,
+    },
+    Untap {
+        room: RoomId,
+    },
 }
 
 /// The controller's handle to a running media server. Cheap to clone.
@@ -60,6 +68,8 @@ impl std::fmt::Debug for Command {
             Command::Join { participant, .. } => write!(f, "Join({participant})"),
             Command::Candidate { participant, .. } => write!(f, "Candidate({participant})"),
             Command::Leave { participant } => write!(f, "Leave({participant})"),
+            Command::Tap { room, .. } => write!(f, "Tap({room})"),
+            Command::Untap { room } => write!(f, "Untap({room})"),
         }
     }
 }
@@ -109,6 +119,24 @@ impl MediaHandle {
         done.await.map_err(|_| CandidateError::Unavailable)?
     }
 
+    /// Hands `room`'s published frames to a recorder from now on.
+    pub fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: kefu_recorder::TapSink) {
+        if let Err(e) = self.commands.try_send(Command::Tap {
+            room,
+            parties,
+            sink,
+        }) {
+            warn!("tap not delivered to the media server: {e}");
+        }
+    }
+
+    /// Stops handing `room`'s frames to its recorder.
+    pub fn untap(&self, room: RoomId) {
+        if let Err(e) = self.commands.try_send(Command::Untap { room }) {
+            warn!("untap not delivered to the media server: {e}");
+        }
+    }
+
     /// Removes a participant. Best effort: a stopped server has nobody to remove.
     pub fn leave(&self, participant: ParticipantId) {
         if let Err(e) = self.commands.try_send(Command::Leave { participant }) {
@@ -149,6 +177,7 @@ impl MediaServer {
             sfu: Sfu::new(advertised, Instant::now()),
             commands: commands_rx,
             subscribers: HashMap::new(),
+            taps: HashMap::new(),
             metrics,
         };
         let task = tokio::spawn(driver.run());
@@ -167,6 +196,7 @@ struct Driver {
     sfu: Sfu,
     commands: mpsc::Receiver<Command>,
     subscribers: HashMap<ParticipantId, mpsc::Sender<SfuEvent>>,
+    taps: HashMap<RoomId, kefu_recorder::TapSink>,
     metrics: SfuMetrics,
 }
 
@@ -235,6 +265,18 @@ impl Driver {
                 self.sfu.leave(&participant);
                 self.subscribers.remove(&participant);
             }
+            Command::Tap {
+                room,
+                parties,
+                sink,
+            } => {
+                self.sfu.tap(now, room.clone(), parties);
+                self.taps.insert(room, sink);
+            }
+            Command::Untap { room } => {
+                self.sfu.untap(&room);
+                self.taps.remove(&room);
+            }
         }
     }
 
@@ -249,6 +291,12 @@ impl Driver {
                     }
                 }
                 SfuOutput::Event(event) => self.route_event(event),
+                SfuOutput::Tap { room, frame } => {
+                    // A full recorder queue drops the frame (counted by the recorder).
+                    if let Some(sink) = self.taps.get(&room) {
+                        sink.try_send(frame);
+                    }
+                }
                 SfuOutput::Timeout(t) => break t,
             }
         };

@@ -14,7 +14,7 @@ pub mod ids;
 pub mod metrics;
 
 pub use config::MediaConfig;
-pub use core::{DropReason, Sfu, SfuEvent, SfuOutput, SfuStats};
+pub use core::{DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};
 pub use driver::{MediaHandle, MediaServer};
 pub use error::{CandidateError, JoinError, MediaError};
 pub use ids::{ParticipantId, RoomId};

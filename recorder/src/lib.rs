@@ -21,7 +21,8 @@ pub mod worker;
 
 pub use naming::RecordingKind;
 pub use service::{
-    FailureKind, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent, RecordingJob, TapSink,
+    FailureKind, Recorder, RecorderConfig, RecorderError, RecorderMetrics, RecordingEvent,
+    RecordingJob, TapSink,
 };
 pub use store::{ObjectStore, StorageConfig};
 pub use tap::{Codec, Party, SenderClock, TapFrame};

@@ -23,6 +23,10 @@ pub struct KefuConfig {
     pub security: SecurityConfig,
     pub bootstrap: BootstrapConfig,
     pub log: LogConfig,
+    /// Call recording: spool, picture size, upload parts (`[recording]`).
+    pub recording: kefu_recorder::RecorderConfig,
+    /// Object store for recordings (`[storage]`): embedded by default.
+    pub storage: kefu_recorder::StorageConfig,
 }
 
 /// Keys for personal data at rest.
@@ -192,6 +196,22 @@ impl KefuConfig {
         }
         if self.auth.token_ttl_secs == 0 {
             return Err(ConfigError("auth.token_ttl_secs must be positive".into()));
+        }
+        let video = &self.recording.video;
+        if video.width < 64 || video.height < 64 || video.width % 8 != 0 || video.height % 8 != 0 {
+            return Err(ConfigError(
+                "recording.video width and height must be multiples of 8, at least 64".into(),
+            ));
+        }
+        if video.fps == 0 || video.fps > 60 || video.crf > 51 {
+            return Err(ConfigError(
+                "recording.video.fps must be 1–60 and crf 0–51".into(),
+            ));
+        }
+        if self.recording.part_size_bytes < 5 * 1024 * 1024 {
+            return Err(ConfigError(
+                "recording.part_size_bytes must be at least 5 MiB (the S3 minimum)".into(),
+            ));
         }
         if self.signaling.max_message_bytes < 1024 {
             return Err(ConfigError(

@@ -11,6 +11,7 @@ pub mod media_router;
 pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
+pub mod recordings;
 pub mod rooms;
 mod routes;
 pub mod startup;

@@ -5,7 +5,9 @@
 use std::fmt::Debug;
 
 use futures_util::future::BoxFuture;
-use kefu_media_server::{CandidateError, JoinError, MediaHandle, ParticipantId, RoomId, SfuEvent};
+use kefu_media_server::{
+    CandidateError, JoinError, MediaHandle, ParticipantId, RoomId, SfuEvent, TapParty,
+};
 use tokio::sync::mpsc;
 
 /// What signaling needs from the media plane.
@@ -27,6 +29,12 @@ pub trait MediaRouter: Send + Sync + Debug {
 
     /// Removes a participant; unknown ids are ignored.
     fn leave(&self, participant: ParticipantId);
+
+    /// Hands the room's published frames to a recorder.
+    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: kefu_recorder::TapSink);
+
+    /// Stops tapping the room.
+    fn untap(&self, room: RoomId);
 }
 
 /// The SFU running in this process.
@@ -53,5 +61,13 @@ impl MediaRouter for LocalMediaRouter {
 
     fn leave(&self, participant: ParticipantId) {
         self.0.leave(participant);
+    }
+
+    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: kefu_recorder::TapSink) {
+        self.0.tap(room, parties, sink);
+    }
+
+    fn untap(&self, room: RoomId) {
+        self.0.untap(room);
     }
 }

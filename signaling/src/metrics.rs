@@ -29,7 +29,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(rooms: Arc<Rooms>, sfu: &SfuMetrics) -> Self {
+    pub fn new(
+        rooms: Arc<Rooms>,
+        sfu: &SfuMetrics,
+        recorder: &kefu_recorder::RecorderMetrics,
+    ) -> Self {
         let mut registry = Registry::default();
         let calls = Gauge::default();
         let participants = Gauge::default();
@@ -50,6 +54,7 @@ impl Metrics {
             signaling_errors.clone(),
         );
         sfu.register(&mut registry);
+        recorder.register(&mut registry);
         Self {
             registry,
             calls,

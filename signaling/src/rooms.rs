@@ -171,6 +171,19 @@ impl Rooms {
         r.members.len() == ROOM_CAPACITY && r.members.values().all(|m| m.media_up)
     }
 
+    /// Who is in `room` now: (participant, role).
+    pub fn members(&self, room: &str) -> Vec<(String, Role)> {
+        self.lock()
+            .get(room)
+            .map(|r| {
+                r.members
+                    .iter()
+                    .map(|(id, m)| (id.clone(), m.role))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn counts(&self) -> RoomCounts {
         let rooms = self.lock();
         let mut counts = RoomCounts::default();

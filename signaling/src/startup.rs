@@ -89,7 +89,9 @@ impl App {
         for room in &config.signaling.rooms {
             rooms.create(room);
         }
-        let metrics = Arc::new(Metrics::new(rooms.clone(), &sfu_metrics));
+        let recorder_metrics = kefu_recorder::RecorderMetrics::default();
+        let metrics = Arc::new(Metrics::new(rooms.clone(), &sfu_metrics, &recorder_metrics));
+        let recordings = start_recordings(&config, &accounts.store, recorder_metrics).await?;
 
         let tls = match &config.server.tls {
             Some(tls) => Some(
@@ -114,6 +116,7 @@ impl App {
             metrics,
             shutdown_rx,
             accounts,
+            recordings,
         );
         Ok(Self {
             listener,
@@ -229,6 +232,38 @@ const CALL_SWEEP: Duration = Duration::from_secs(1);
 
 /// Every [`CALL_SWEEP`]: times out calls nobody answered, then gives waiting requests
 /// to agents who became free (a call ended, a slot opened).
+/// Object store, recorder, the task persisting its events, and recovery of what an
+/// earlier process left unfinished.
+async fn start_recordings(
+    config: &KefuConfig,
+    store: &Store,
+    metrics: kefu_recorder::RecorderMetrics,
+) -> anyhow::Result<crate::recordings::Recordings> {
+    let storage = crate::recordings::start_storage(&config.storage, &config.data_dir).await?;
+    let mut rcfg = config.recording.clone();
+    if rcfg.spool_dir.as_os_str().is_empty() {
+        rcfg.spool_dir = config.data_dir.join("spool");
+    }
+    let (recorder, events) = kefu_recorder::Recorder::new(rcfg, storage.store.clone(), metrics)
+        .context("creating the recording spool")?;
+    tokio::spawn(crate::recordings::persist_events(store.clone(), events));
+    let recordings = crate::recordings::Recordings {
+        recorder,
+        storage: Arc::new(storage),
+    };
+    let recovered = recordings
+        .recover_all(store, crate::clock::now_ms())
+        .await
+        .context("recovering unfinished recordings")?;
+    if recovered > 0 {
+        info!(
+            recordings = recovered,
+            "recovering recordings an earlier run left unfinished"
+        );
+    }
+    Ok(recordings)
+}
+
 async fn sweep_calls(state: AppState) {
     let mut tick = tokio::time::interval(CALL_SWEEP);
     loop {

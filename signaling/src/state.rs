@@ -33,6 +33,10 @@ pub struct AppState {
     pub dispatch_lock: Arc<tokio::sync::Mutex<()>>,
     /// Base URL of links given to people (invites): `server.public_url` or the bound address.
     pub public_url: String,
+    /// Call recording: the recorder and its object store.
+    pub recordings: crate::recordings::Recordings,
+    /// Short-lived play/download links.
+    pub media_links: Arc<crate::api::recordings::MediaLinks>,
     sessions: Arc<AtomicU64>,
 }
 
@@ -55,6 +59,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
         accounts: AccountState,
+        recordings: crate::recordings::Recordings,
     ) -> Self {
         Self {
             rooms,
@@ -68,6 +73,8 @@ impl AppState {
             login_limiter: accounts.login_limiter,
             session_ttl_secs: accounts.session_ttl_secs,
             public_url: accounts.public_url,
+            recordings,
+            media_links: Arc::default(),
             dispatch_lock: Arc::new(tokio::sync::Mutex::new(())),
             sessions: Arc::new(AtomicU64::new(1)),
         }

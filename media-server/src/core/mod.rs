@@ -11,8 +11,9 @@
 
 mod participant;
 mod stats;
+mod tap;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,7 @@ use crate::error::{CandidateError, JoinError};
 use crate::ids::{ParticipantId, RoomId};
 use participant::{MediaLine, Participant};
 pub use stats::{DropReason, SfuStats};
+pub use tap::TapParty;
 
 /// Participants a room forwards between: one agent, one customer.
 pub const MAX_PARTICIPANTS_PER_ROOM: usize = 2;
@@ -54,6 +56,11 @@ pub enum SfuOutput {
     /// Send these bytes from the SFU's socket.
     Transmit(Transmit),
     Event(SfuEvent),
+    /// A frame published in a tapped room, for its recorder.
+    Tap {
+        room: RoomId,
+        frame: kefu_recorder::TapFrame,
+    },
     /// Nothing more until this time (or the next input).
     Timeout(Instant),
 }
@@ -71,6 +78,9 @@ pub struct Sfu {
     participants: Vec<Participant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
+    /// Rooms being recorded: who is who among their participants.
+    taps: HashMap<RoomId, Vec<TapParty>>,
+    tapped: VecDeque<(RoomId, kefu_recorder::TapFrame)>,
     stats: SfuStats,
     /// The latest time handed in; the core has no clock of its own.
     last_now: Instant,
@@ -93,6 +103,8 @@ impl Sfu {
             participants: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            taps: HashMap::new(),
+            tapped: VecDeque::new(),
             stats: SfuStats::default(),
             last_now: now,
         }
@@ -173,6 +185,22 @@ impl Sfu {
         }
     }
 
+    /// Starts handing `room`'s published frames out as [`SfuOutput::Tap`], labelled
+    /// with who sent them, and asks every publisher for a keyframe so the recording
+    /// starts with a picture.
+    pub fn tap(&mut self, now: Instant, room: RoomId, parties: Vec<TapParty>) {
+        for p in self.participants.iter_mut().filter(|p| p.room == room) {
+            p.request_keyframe(now, KeyframeRequestKind::Pli);
+        }
+        info!(%room, "room tapped for recording");
+        self.taps.insert(room, parties);
+    }
+
+    /// Stops tapping `room`.
+    pub fn untap(&mut self, room: &RoomId) {
+        self.taps.remove(room);
+    }
+
     /// Handles one datagram received on the SFU's socket.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
         let Ok(contents) = DatagramRecv::try_from(contents) else {
@@ -217,6 +245,9 @@ impl Sfu {
         }
         if let Some(e) = self.events.pop_front() {
             return SfuOutput::Event(e);
+        }
+        if let Some((room, frame)) = self.tapped.pop_front() {
+            return SfuOutput::Tap { room, frame };
         }
         let next = self
             .participants
@@ -340,6 +371,7 @@ impl Sfu {
             return;
         };
         let room = self.participants[from].room.clone();
+        self.tap_frame(&room, from, &data);
         let payload: Arc<[u8]> = data.data.clone();
         let mut delivered = false;
         for (i, to) in self.participants.iter_mut().enumerate() {

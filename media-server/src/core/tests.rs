@@ -191,6 +191,7 @@ struct World {
     peers: Vec<TestPeer>,
     loss: Box<LossFn>,
     lost: u64,
+    tapped: Vec<(RoomId, kefu_recorder::TapFrame)>,
 }
 
 impl World {
@@ -202,6 +203,7 @@ impl World {
             peers: Vec::new(),
             loss: Box::new(|_, _| false),
             lost: 0,
+            tapped: Vec::new(),
         }
     }
 
@@ -244,6 +246,7 @@ impl World {
                         }
                     }
                     SfuOutput::Event(_) => {}
+                    SfuOutput::Tap { room, frame } => self.tapped.push((room, frame)),
                     SfuOutput::Timeout(_) => break,
                 }
             }
@@ -523,4 +526,61 @@ fn trickled_candidates_are_validated() {
         )
         .expect_err("unknown participant");
     assert!(matches!(err, CandidateError::UnknownParticipant));
+}
+
+#[test]
+fn a_tapped_room_hands_out_labelled_frames_until_untapped() {
+    use kefu_recorder::{Codec as TapCodec, Party};
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.join("room-2", "other", "127.0.0.1:40003");
+    w.run(Duration::from_secs(1), false);
+    let parties = vec![
+        TapParty {
+            participant: w.peers[a].id.clone(),
+            party: Party::Agent,
+        },
+        TapParty {
+            participant: w.peers[b].id.clone(),
+            party: Party::Customer,
+        },
+    ];
+    w.sfu.tap(w.now, RoomId::new("room-1"), parties);
+    w.run(Duration::from_secs(2), true);
+
+    let tapped = std::mem::take(&mut w.tapped);
+    assert!(
+        tapped.iter().all(|(room, _)| room.as_str() == "room-1"),
+        "only the tapped room"
+    );
+    for party in [Party::Agent, Party::Customer] {
+        let of = |codec| {
+            tapped
+                .iter()
+                .filter(|(_, f)| f.party == party && f.codec == codec)
+                .count()
+        };
+        assert!(
+            of(TapCodec::Opus) >= 20,
+            "{party:?} audio: {}",
+            of(TapCodec::Opus)
+        );
+        assert!(
+            of(TapCodec::Vp8) >= 20,
+            "{party:?} video: {}",
+            of(TapCodec::Vp8)
+        );
+    }
+    let audio = tapped
+        .iter()
+        .find(|(_, f)| f.codec == TapCodec::Opus)
+        .expect("audio")
+        .1
+        .clone();
+    assert_eq!(audio.clock_rate, 48_000);
+
+    w.sfu.untap(&RoomId::new("room-1"));
+    w.run(Duration::from_millis(500), true);
+    assert!(w.tapped.is_empty(), "nothing after untap");
 }

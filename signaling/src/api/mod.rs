@@ -7,6 +7,7 @@ pub mod error;
 pub mod invites;
 pub mod json;
 pub mod openapi;
+pub mod recordings;
 pub mod service;
 pub mod users;
 pub mod verifications;
@@ -46,6 +47,12 @@ pub fn router() -> Router<AppState> {
         .route("/invites/{code}", get(invites::show))
         .route("/invites/{code}/accept", post(invites::accept))
         .route("/verifications", get(verifications::list))
+        .route("/recordings", get(recordings::list))
+        .route("/recordings/{id}", get(recordings::get))
+        .route("/recordings/{id}/play", post(recordings::play))
+        .route("/recordings/{id}/download", post(recordings::download))
+        .route("/recordings/{id}/retry", post(recordings::retry))
+        .route("/audit", get(recordings::audit_log))
         .route("/verifications.csv", get(verifications::csv))
         .fallback(|| async { error::ApiError::NotFound })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -4,11 +4,11 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, beauty, calls, invites, service, users, verifications};
+use super::{auth, beauty, calls, invites, recordings, service, users, verifications};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "kefu", description = "Video customer service: accounts, calls, verification records, beauty settings."),
+    info(title = "kefu", description = "Video customer service: accounts, calls, verification records, beauty settings, recordings."),
     paths(
         auth::login, auth::logout,
         users::me, users::set_presence, users::list_agents, users::set_video_service,
@@ -18,6 +18,8 @@ use super::{auth, beauty, calls, invites, service, users, verifications};
         service::page, service::create, service::status, service::cancel,
         beauty::get, beauty::put, beauty::reset,
         verifications::list, verifications::csv,
+        recordings::list, recordings::get, recordings::play, recordings::download,
+        recordings::retry, recordings::audit_log,
     ),
     modifiers(&Security)
 )]

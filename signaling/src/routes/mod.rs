@@ -17,6 +17,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .route("/ws", get(ws::upgrade))
+        .route(
+            "/media/recordings/{token}",
+            get(crate::api::recordings::media),
+        )
         .nest("/api/v1", crate::api::router())
         .merge(pages::router())
         .with_state(state)

@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::response::Response;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use kefu_media_server::{CandidateError, JoinError, ParticipantId, RoomId, SfuEvent};
+use kefu_media_server::{CandidateError, JoinError, ParticipantId, RoomId, SfuEvent, TapParty};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -411,18 +411,55 @@ impl Session {
 /// Moves the call behind a room, when the room is a call. Best effort and off the
 /// session's path: a room that is no call, or a call already past this step, is fine.
 fn call_event(state: &AppState, room: &str, event: CallEvent) {
+    let state = state.clone();
     let store = state.store.clone();
     let id = CallId(room.to_owned());
+    let room = room.to_owned();
     tokio::spawn(async move {
         match store.call(&id).await {
             Ok(Some(_)) => match service::apply(&store, &id, &event, now_ms()).await {
-                Ok(call) => info!(call = %id, state = call.state.name(), "call moved"),
+                Ok(call) => {
+                    info!(call = %id, state = call.state.name(), "call moved");
+                    follow_with_recording(&state, &room, &call).await;
+                }
                 Err(e) => debug!(call = %id, "call not moved: {e}"),
             },
             Ok(None) => {}
             Err(e) => warn!(call = %id, "cannot read the call: {e}"),
         }
     });
+}
+
+/// Connected: record (both parties tapped). Ended: close the recording.
+async fn follow_with_recording(state: &AppState, room: &str, call: &crate::calls::Call) {
+    let recordings = &state.recordings;
+    let now = now_ms();
+    if call.state == crate::calls::machine::CallState::Connected {
+        match recordings.start_for(&state.store, call, now).await {
+            Ok(Some(sink)) => {
+                let parties = state
+                    .rooms
+                    .members(room)
+                    .into_iter()
+                    .map(|(participant, role)| TapParty {
+                        participant: media_participant_id(room, &participant, role),
+                        party: match role {
+                            Role::Agent => kefu_recorder::Party::Agent,
+                            Role::Customer => kefu_recorder::Party::Customer,
+                        },
+                    })
+                    .collect();
+                state.media.tap(RoomId::new(room), parties, sink);
+            }
+            Ok(None) => {}
+            Err(e) => warn!(call = %call.id, "recording not started: {e}"),
+        }
+    } else if call.state.is_final() {
+        state.media.untap(RoomId::new(room));
+        if let Err(e) = recordings.finish_for(&state.store, &call.id, now).await {
+            warn!(call = %call.id, "recording not closed: {e}");
+        }
+    }
 }
 
 /// The SFU's id for a participant: unique across rooms and roles.

@@ -5,6 +5,7 @@
 mod accounts;
 mod beauty;
 mod calls;
+mod recordings;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,0 +1,66 @@
+//! Copies of published frames for the recorder.
+
+use std::collections::VecDeque;
+
+use kefu_recorder::{Codec, Party, SenderClock, TapFrame};
+use str0m::format::Codec as RtcCodec;
+use str0m::media::MediaData;
+
+use super::Sfu;
+use crate::ids::{ParticipantId, RoomId};
+
+/// A participant of a tapped room and its side of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapParty {
+    pub participant: ParticipantId,
+    pub party: Party,
+}
+
+/// Tapped frames waiting for the driver, at most; beyond that the recorder is stuck
+/// and frames are dropped here rather than growing memory.
+const MAX_TAPPED: usize = 4096;
+
+impl Sfu {
+    pub(super) fn tap_frame(&mut self, room: &RoomId, from: usize, data: &MediaData) {
+        let Some(parties) = self.taps.get(room) else {
+            return;
+        };
+        let id = &self.participants[from].id;
+        let Some(party) = parties
+            .iter()
+            .find(|p| &p.participant == id)
+            .map(|p| p.party)
+        else {
+            return;
+        };
+        let spec = data.params.spec();
+        let codec = match spec.codec {
+            RtcCodec::Opus => Codec::Opus,
+            RtcCodec::Vp8 => Codec::Vp8,
+            RtcCodec::H264 => Codec::H264,
+            _ => return,
+        };
+        let frame = TapFrame {
+            party,
+            codec,
+            rtp_time: data.time.numer(),
+            clock_rate: spec.clock_rate.get(),
+            arrival: data.network_time,
+            sender_clock: data.last_sender_info.map(|sr| SenderClock {
+                ntp_time: sr.ntp_time,
+                rtp_time: sr.rtp_time.numer(),
+            }),
+            contiguous: data.contiguous,
+            keyframe: data.is_keyframe(),
+            data: data.data.clone(),
+        };
+        push_bounded(&mut self.tapped, (room.clone(), frame));
+    }
+}
+
+fn push_bounded(queue: &mut VecDeque<(RoomId, TapFrame)>, item: (RoomId, TapFrame)) {
+    if queue.len() >= MAX_TAPPED {
+        queue.pop_front();
+    }
+    queue.push_back(item);
+}

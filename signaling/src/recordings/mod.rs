@@ -1,0 +1,199 @@
+//! Call recordings from signaling's side: when to start and stop the recorder, the
+//! catalogue rows and their states, and the embedded object store.
+//!
+//! A recording starts when a call reaches `connected` (both media up) and the
+//! enterprise records calls; it moves to `processing` at hang-up, then `ready` or
+//! `failed` when the recorder reports. Rows are the source of truth across restarts:
+//! whatever a crash left `recording` or `processing` is recovered at start.
+
+mod model;
+mod storage;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kefu_recorder::{Recorder, RecorderError, RecordingEvent, RecordingJob, naming};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::calls::Call;
+use crate::store::{Store, StoreError};
+pub use model::{AuditEntry, Recording, RecordingFilter, RecordingState};
+pub use storage::{StorageRuntime, start_storage};
+
+/// Signaling's handle on the recorder.
+#[derive(Debug, Clone)]
+pub struct Recordings {
+    pub recorder: Arc<Recorder>,
+    /// Keeps the embedded store running as long as signaling runs.
+    pub storage: Arc<StorageRuntime>,
+}
+
+fn job(r: &Recording) -> RecordingJob {
+    RecordingJob {
+        id: r.id.clone(),
+        kind: r.kind,
+        key: r.object_key.clone(),
+    }
+}
+
+impl Recordings {
+    /// Creates the catalogue row and starts capturing. Returns the sink to tap, or
+    /// `None` when the enterprise does not record calls.
+    pub async fn start_for(
+        &self,
+        store: &Store,
+        call: &Call,
+        now_ms: i64,
+    ) -> Result<Option<kefu_recorder::TapSink>, StoreError> {
+        if !store.recording_enabled(&call.enterprise_id).await? {
+            info!(call = %call.id, "enterprise records no calls");
+            return Ok(None);
+        }
+        if store.live_recording_of(&call.id).await?.is_some() {
+            return Ok(None);
+        }
+        let tz = match store.enterprise(&call.enterprise_id).await? {
+            Some(e) => naming::time_zone(&e.time_zone),
+            None => naming::time_zone(""),
+        };
+        let kind = match call.kind {
+            crate::calls::machine::CallKind::Video => kefu_recorder::RecordingKind::Video,
+            crate::calls::machine::CallKind::Voice => kefu_recorder::RecordingKind::Voice,
+        };
+        let started_at = call.connected_at.unwrap_or(now_ms);
+        let id = uuid::Uuid::new_v4().to_string();
+        let rec = Recording {
+            object_key: naming::object_key(
+                call.enterprise_id.as_str(),
+                &call.id.0,
+                &id,
+                kind,
+                started_at,
+            ),
+            display_name: naming::display_name(kind, started_at, tz),
+            id,
+            enterprise_id: call.enterprise_id.clone(),
+            call_id: call.id.clone(),
+            agent_id: call.agent_id.clone(),
+            customer_id: call.customer_id.clone(),
+            kind,
+            state: RecordingState::Recording,
+            failure_kind: None,
+            failure_reason: None,
+            started_at,
+            ended_at: None,
+            duration_ms: None,
+            size_bytes: None,
+        };
+        store.insert_recording(&rec, now_ms).await?;
+        match self.recorder.start(job(&rec), Instant::now()) {
+            Ok(sink) => Ok(Some(sink)),
+            Err(e) => {
+                warn!(recording = %rec.id, "recording could not start: {e}");
+                store
+                    .mark_recording_failed(
+                        &rec.id,
+                        kefu_recorder::FailureKind::Recording,
+                        &e.to_string(),
+                        now_ms,
+                    )
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The call ended: close its recording (the upload of the tail follows).
+    pub async fn finish_for(
+        &self,
+        store: &Store,
+        call: &crate::accounts::CallId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let Some(rec) = store.live_recording_of(call).await? else {
+            return Ok(());
+        };
+        self.recorder.finish(&rec.id, Instant::now());
+        store.mark_recording_processing(&rec.id, now_ms).await
+    }
+
+    /// Finalizes what an earlier process left behind.
+    pub async fn recover_all(&self, store: &Store, now_ms: i64) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for rec in store.unfinished_recordings().await? {
+            if self.recorder.is_active(&rec.id) {
+                continue;
+            }
+            store.mark_recording_processing(&rec.id, now_ms).await?;
+            match self.recorder.recover(job(&rec)) {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    store
+                        .mark_recording_failed(
+                            &rec.id,
+                            kefu_recorder::FailureKind::Recording,
+                            &e.to_string(),
+                            now_ms,
+                        )
+                        .await?
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// An admin's retry of a failed recording: finalize and upload what the spool holds.
+    pub async fn retry(
+        &self,
+        store: &Store,
+        rec: &Recording,
+        now_ms: i64,
+    ) -> Result<(), RetryError> {
+        if rec.state != RecordingState::Failed {
+            return Err(RetryError::NotFailed);
+        }
+        self.recorder
+            .recover(job(rec))
+            .map_err(RetryError::Recorder)?;
+        store
+            .mark_recording_processing(&rec.id, now_ms)
+            .await
+            .map_err(RetryError::Store)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("only a failed recording can be retried")]
+    NotFailed,
+    #[error("{0}")]
+    Recorder(RecorderError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Persists what the recorder reports, for as long as the process runs.
+pub async fn persist_events(store: Store, mut events: mpsc::UnboundedReceiver<RecordingEvent>) {
+    while let Some(event) = events.recv().await {
+        let now = crate::clock::now_ms();
+        let result = match &event {
+            RecordingEvent::Ready {
+                id,
+                size_bytes,
+                duration_ms,
+            } => {
+                info!(recording = %id, duration_ms, size_bytes, "recording ready");
+                store
+                    .mark_recording_ready(id, *duration_ms, *size_bytes as i64, now)
+                    .await
+            }
+            RecordingEvent::Failed { id, kind, reason } => {
+                store.mark_recording_failed(id, *kind, reason, now).await
+            }
+        };
+        if let Err(e) = result {
+            warn!("cannot persist {event:?}: {e}");
+        }
+    }
+}
