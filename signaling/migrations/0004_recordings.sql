@@ -1,5 +1,4 @@
 -- Call recordings and the audit log of who played or downloaded them.
-ALTER TABLE enterprises ADD COLUMN recording_enabled BIGINT NOT NULL DEFAULT 1;
 
 CREATE TABLE recordings (
     id              TEXT PRIMARY KEY,

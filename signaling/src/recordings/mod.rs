@@ -46,17 +46,17 @@ impl Recordings {
         call: &Call,
         now_ms: i64,
     ) -> Result<Option<kefu_recorder::TapSink>, StoreError> {
-        if !store.recording_enabled(&call.enterprise_id).await? {
+        let Some(enterprise) = store.enterprise(&call.enterprise_id).await? else {
+            return Ok(None);
+        };
+        if !enterprise.recording_enabled {
             info!(call = %call.id, "enterprise records no calls");
             return Ok(None);
         }
         if store.live_recording_of(&call.id).await?.is_some() {
             return Ok(None);
         }
-        let tz = match store.enterprise(&call.enterprise_id).await? {
-            Some(e) => naming::time_zone(&e.time_zone),
-            None => naming::time_zone(""),
-        };
+        let tz = naming::time_zone(&enterprise.time_zone);
         let kind = match call.kind {
             crate::calls::machine::CallKind::Video => kefu_recorder::RecordingKind::Video,
             crate::calls::machine::CallKind::Voice => kefu_recorder::RecordingKind::Voice,
