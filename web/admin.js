@@ -31,6 +31,7 @@
     body.replaceChildren();
     const select = $('f-agent');
     select.replaceChildren(new Option('全部 all', ''));
+    $('r-agent').replaceChildren(new Option('全部 all', ''));
     for (const a of data) {
       const tr = document.createElement('tr');
       tr.dataset.login = a.login;
@@ -48,6 +49,7 @@
       tr.append(td);
       body.append(tr);
       select.append(new Option(`${a.real_name} (${a.login})`, a.id));
+      $('r-agent').append(new Option(`${a.real_name} (${a.login})`, a.id));
     }
   }
 
@@ -73,6 +75,67 @@
     }
   }
 
+  const STATES = { recording: '录制中 recording', processing: '处理中 processing', ready: '可播放 ready', failed: '失败 failed' };
+  const FAILURES = { recording: '录制失败', transcoding: '转码失败', upload: '上传失败' };
+
+  function recQuery() {
+    const q = new URLSearchParams();
+    if ($('r-agent').value) q.set('agent_id', $('r-agent').value);
+    if ($('r-from').value) q.set('from', String(new Date(`${$('r-from').value}T00:00:00`).getTime()));
+    if ($('r-to').value) q.set('to', String(new Date(`${$('r-to').value}T00:00:00`).getTime() + 86400000));
+    if ($('r-kind').value) q.set('kind', $('r-kind').value);
+    if ($('r-state').value) q.set('state', $('r-state').value);
+    return q.toString();
+  }
+
+  function button(text, onclick) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = text;
+    b.onclick = onclick;
+    return b;
+  }
+
+  async function loadRecordings() {
+    const { status, data } = await api('GET', `/recordings?${recQuery()}`);
+    const body = $('recordings').querySelector('tbody');
+    body.replaceChildren();
+    if (status !== 200) return;
+    for (const r of data) {
+      const tr = document.createElement('tr');
+      tr.dataset.id = r.id;
+      const state = r.state === 'failed' ? `${FAILURES[r.failure_kind] || '失败'}: ${r.failure_reason || ''}` : STATES[r.state];
+      const actions = document.createElement('td');
+      if (r.state === 'ready') {
+        actions.append(button('播放 Play', () => play(r)), button('下载 Download', () => download(r)));
+      } else if (r.retryable) {
+        actions.append(button('重试 Retry', async () => { await api('POST', `/recordings/${r.id}/retry`); loadRecordings(); }));
+      }
+      tr.append(cell(r.name), cell(r.agent_name || ''), cell(r.customer_name || ''), cell(r.duration || ''), cell(state), actions);
+      tr.querySelector('td:nth-child(5)').className = `state-${r.state}`;
+      body.append(tr);
+    }
+  }
+
+  async function play(r) {
+    const { status, data } = await api('POST', `/recordings/${r.id}/play`);
+    if (status !== 200) return;
+    const player = $('player');
+    player.hidden = false;
+    player.src = data.url;
+    player.play().catch(() => {});
+  }
+
+  async function download(r) {
+    const { status, data } = await api('POST', `/recordings/${r.id}/download`);
+    if (status !== 200) return;
+    // The server names the file (Content-Disposition), in the enterprise's words.
+    const a = document.createElement('a');
+    a.href = data.url;
+    a.download = r.name;
+    a.click();
+  }
+
   async function exportCsv() {
     const res = await fetch(`/api/v1/verifications.csv?${query()}`, { headers: { authorization: `Bearer ${admin.token}` } });
     const a = document.createElement('a');
@@ -93,6 +156,7 @@
     $('status').textContent = '已登录 Signed in';
     await loadAgents();
     await loadVerifications();
+    await loadRecordings();
   }
 
   window.addEventListener('DOMContentLoaded', () => {
@@ -117,6 +181,11 @@
       loadVerifications();
     };
     $('export').onclick = exportCsv;
+    $('rec-filters').onsubmit = (e) => {
+      e.preventDefault();
+      loadRecordings();
+    };
+    window.adminConsole.loadRecordings = loadRecordings;
     if (admin.token) open();
   });
 })();

@@ -128,6 +128,7 @@
       const { status, data } = await api('GET', `/calls/${wb.call.id}`);
       if (status === 200) {
         $('call-state').textContent = data.state;
+        if (data.state === 'connected' && wb.call.state !== 'connected') showRecordingNotice();
         wb.call.state = data.state;
         // Cancelling only makes sense before the call connects.
         $('cancel-call').hidden = !['inviting', 'ringing'].includes(data.state);
@@ -138,6 +139,14 @@
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  // Every connected call is recorded; the agent is told for one second.
+  function showRecordingNotice() {
+    const n = $('recording-notice');
+    n.hidden = false;
+    wb.recordingNoticeShownAt = Date.now();
+    setTimeout(() => { n.hidden = true; }, 1000);
   }
 
   function endCall() {

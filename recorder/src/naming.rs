@@ -74,19 +74,21 @@ pub fn display_name(kind: RecordingKind, started_at_ms: i64, tz: Tz) -> String {
     )
 }
 
-/// `enterprise/<id>/recordings/<yyyy>/<mm>/<dd>/<call-id>/<recording-id>.<ext>` (UTC date).
+/// `enterprise/<id>/recordings/<yyyy>/<mm>/<dd>/<recording-id>.<ext>` (UTC date).
+///
+/// The call id is not in the key (the catalogue links recording and call): the
+/// embedded store (s3s-fs) encodes each key into a file name, and with two UUIDs more
+/// the name passed the file system's 255-byte limit.
 pub fn object_key(
     enterprise_id: &str,
-    call_id: &str,
     recording_id: &str,
     kind: RecordingKind,
     started_at_ms: i64,
 ) -> String {
     let day = utc(started_at_ms).format("%Y/%m/%d");
     format!(
-        "enterprise/{}/recordings/{day}/{}/{}.{}",
+        "enterprise/{}/recordings/{day}/{}.{}",
         key_segment(enterprise_id),
-        key_segment(call_id),
         key_segment(recording_id),
         kind.extension()
     )
@@ -166,11 +168,8 @@ mod tests {
 
     #[test]
     fn keys_hold_ids_only() {
-        let key = object_key("ent-1", "call/../x", "rec 1", RecordingKind::Video, START);
-        assert_eq!(
-            key,
-            "enterprise/ent-1/recordings/2026/11/25/call____x/rec_1.mp4"
-        );
+        let key = object_key("ent/../x", "rec 1", RecordingKind::Video, START);
+        assert_eq!(key, "enterprise/ent____x/recordings/2026/11/25/rec_1.mp4");
     }
 
     #[test]

@@ -267,12 +267,11 @@ fn tone_power(samples: &[f32], hz: f32) -> f32 {
 }
 
 fn job(kind: RecordingKind) -> RecordingJob {
-    let id = format!("rec-{}-{}", kind.as_str(), std::process::id());
+    // Full-length ids, as in production: keys must fit the embedded store's file names.
+    let enterprise = "0b7c3f52-94a1-4f5e-9d8a-2f6c1e9a7b30";
+    let id = format!("7f3e2a10-5b6c-4d8e-9f01-{:012}", std::process::id());
     RecordingJob {
-        key: format!(
-            "enterprise/e1/recordings/2026/11/25/call-1/{id}.{}",
-            kind.extension()
-        ),
+        key: kefu_recorder::naming::object_key(enterprise, &id, kind, 1_795_588_205_000),
         id,
         kind,
     }

@@ -64,13 +64,7 @@ impl Recordings {
         let started_at = call.connected_at.unwrap_or(now_ms);
         let id = uuid::Uuid::new_v4().to_string();
         let rec = Recording {
-            object_key: naming::object_key(
-                call.enterprise_id.as_str(),
-                &call.id.0,
-                &id,
-                kind,
-                started_at,
-            ),
+            object_key: naming::object_key(call.enterprise_id.as_str(), &id, kind, started_at),
             display_name: naming::display_name(kind, started_at, tz),
             id,
             enterprise_id: call.enterprise_id.clone(),
