@@ -162,45 +162,43 @@ async fn upload_part(
     retries: &RetryCounter,
 ) -> Result<(), UploadError> {
     let bytes = read_range(&job.spool, offset, len).await?;
-    {
-        let upload_id = match journal.upload_id.clone() {
-            Some(id) => id,
-            None => {
-                let id = retry("create upload", ended_at, job.give_up, retries, || {
-                    store.create_upload(&job.key, &job.content_type)
-                })
-                .await?;
-                journal.upload_id = Some(id.clone());
-                journal.save(&job.journal)?;
-                id
-            }
-        };
-        let number = journal.parts.len() as i32 + 1;
-        let result = retry("upload part", ended_at, job.give_up, retries, || {
-            store.upload_part(&job.key, &upload_id, number, bytes.clone())
-        })
-        .await;
-        match result {
-            Ok(etag) => {
-                journal.parts.push(JournalPart {
-                    number,
-                    offset,
-                    len,
-                    etag,
-                });
-                journal.save(&job.journal)?;
-                return Ok(());
-            }
-            // The store forgot the upload (aborted or expired): start a new one from
-            // the first byte; the caller's loop picks up from the emptied journal.
-            Err(e) if e.not_found => {
-                warn!(key = %job.key, "upload vanished; uploading from the start again");
-                *journal = Journal::default();
-                journal.save(&job.journal)?;
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
+    let upload_id = match journal.upload_id.clone() {
+        Some(id) => id,
+        None => {
+            let id = retry("create upload", ended_at, job.give_up, retries, || {
+                store.create_upload(&job.key, &job.content_type)
+            })
+            .await?;
+            journal.upload_id = Some(id.clone());
+            journal.save(&job.journal)?;
+            id
         }
+    };
+    let number = journal.parts.len() as i32 + 1;
+    let result = retry("upload part", ended_at, job.give_up, retries, || {
+        store.upload_part(&job.key, &upload_id, number, bytes.clone())
+    })
+    .await;
+    match result {
+        Ok(etag) => {
+            journal.parts.push(JournalPart {
+                number,
+                offset,
+                len,
+                etag,
+            });
+            journal.save(&job.journal)?;
+            Ok(())
+        }
+        // The store forgot the upload (aborted or expired): start a new one from
+        // the first byte; the caller's loop picks up from the emptied journal.
+        Err(e) if e.not_found => {
+            warn!(key = %job.key, "upload vanished; uploading from the start again");
+            *journal = Journal::default();
+            journal.save(&job.journal)?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

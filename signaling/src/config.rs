@@ -198,7 +198,11 @@ impl KefuConfig {
             return Err(ConfigError("auth.token_ttl_secs must be positive".into()));
         }
         let video = &self.recording.video;
-        if video.width < 64 || video.height < 64 || video.width % 8 != 0 || video.height % 8 != 0 {
+        if video.width < 64
+            || video.height < 64
+            || !video.width.is_multiple_of(8)
+            || !video.height.is_multiple_of(8)
+        {
             return Err(ConfigError(
                 "recording.video width and height must be multiples of 8, at least 64".into(),
             ));

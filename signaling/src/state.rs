@@ -51,6 +51,8 @@ pub struct AccountState {
 }
 
 impl AppState {
+    // One argument per independent part of the process; a builder would only hide that.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         rooms: Arc<Rooms>,
         tokens: TokenKeys,

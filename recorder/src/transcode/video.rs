@@ -393,6 +393,6 @@ mod tests {
             }
         );
         let portrait = inset.fit(360, 640);
-        assert!(portrait.h == 180 && portrait.w < 320 && portrait.w % 2 == 0);
+        assert!(portrait.h == 180 && portrait.w < 320 && portrait.w.is_multiple_of(2));
     }
 }
