@@ -55,6 +55,53 @@
     KefuCall.setStatus('已登录 Signed in');
     await refreshGate();
     pollQueue();
+    pollRecordings();
+  }
+
+  // The agent's recordings (calls it took part in), newest first. Processing ones show
+  // a loading state and turn playable by themselves.
+  async function loadRecordings() {
+    const { status, data } = await api('GET', '/recordings');
+    if (status !== 200) return [];
+    const list = $('recording-list');
+    list.replaceChildren();
+    for (const r of data.slice(0, 20)) {
+      const li = document.createElement('li');
+      li.dataset.id = r.id;
+      li.dataset.state = r.state;
+      const label = document.createElement('span');
+      label.textContent = `${r.name} ${r.duration || ''} `;
+      li.append(label);
+      if (r.state === 'ready') {
+        const b = document.createElement('button');
+        b.textContent = '播放 Play';
+        b.onclick = async () => {
+          const link = await api('POST', `/recordings/${r.id}/play`);
+          if (link.status !== 200) return;
+          const player = $('record-player');
+          player.hidden = false;
+          player.src = link.data.url;
+          player.play().catch(() => {});
+        };
+        li.append(b);
+      } else {
+        const s = document.createElement('span');
+        s.className = `state-${r.state}`;
+        s.textContent = { recording: '录制中…', processing: '处理中…', failed: '失败' }[r.state] || r.state;
+        li.append(s);
+      }
+      list.append(li);
+    }
+    return data;
+  }
+
+  async function pollRecordings() {
+    while (wb.token) {
+      const data = await loadRecordings();
+      // Poll quickly only while something is on its way.
+      const busy = data.some((r) => r.state === 'recording' || r.state === 'processing');
+      await new Promise((r) => setTimeout(r, busy ? 1000 : 5000));
+    }
   }
 
   function showError(text) {

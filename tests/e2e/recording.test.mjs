@@ -76,6 +76,9 @@ test('a video call is recorded, listed, played and downloaded with the right nam
     const connectedMs = call.data.ended_at - call.data.connected_at;
     assert.ok(Math.abs(rec.duration_ms - connectedMs) <= 500, `recorded ${rec.duration_ms} ms of ${connectedMs} ms connected`);
 
+    // The agent's workbench lists it under "images / audio-video", playable.
+    await agent.page.waitForSelector(`#recording-list li[data-id="${rec.id}"][data-state=ready] button`, { timeout: 10000 });
+
     // Download: the stored name, RFC 5987 encoded; then the file itself.
     const link = await api(kefu.baseUrl, 'POST', `/recordings/${rec.id}/download`, adminToken);
     const res = await fetch(`${kefu.baseUrl}${link.data.url}`);
@@ -139,6 +142,44 @@ test('a video call is recorded, listed, played and downloaded with the right nam
     await agent.close();
     await customer.close();
     await adminPage.close();
+    await kefu.stop();
+  }
+});
+
+test('a voice call is recorded as M4A without any video stream', async () => {
+  const kefu = await startKefu();
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  try {
+    const adminToken = await agentWithVideoService(kefu, 'vera', PASSWORD);
+    await signIn(agent.page, kefu.baseUrl, 'vera', PASSWORD);
+    kefu.run('kefu-test-verify', ['vera', 'passed']);
+    await agent.page.click('#voice-call');
+    await agent.page.waitForSelector('#invite:not([hidden])');
+    const callId = await agent.page.evaluate(() => window.workbench.call.id);
+    await customer.page.goto(await agent.page.inputValue('#invite-url'));
+    await customer.page.check('#agree');
+    await customer.page.click('#accept');
+    await agent.page.waitForSelector('#recording-notice:not([hidden])', { timeout: 20000 });
+    await new Promise((r) => setTimeout(r, 4000));
+    await customer.page.click('#hang-up');
+    const rec = await waitFor('the voice recording to be ready', 30000, async () => {
+      const r = await api(kefu.baseUrl, 'GET', `/recordings?call_id=${callId}`, adminToken);
+      return { done: r.data[0] && r.data[0].state === 'ready', value: r.data[0] };
+    });
+    assert.match(rec.name, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} 语音通话记录\.m4a$/);
+    const link = await api(kefu.baseUrl, 'POST', `/recordings/${rec.id}/download`, adminToken);
+    const res = await fetch(`${kefu.baseUrl}${link.data.url}`);
+    assert.equal(res.headers.get('content-type'), 'audio/mp4');
+    const file = join(artifacts, 'recording.m4a');
+    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file]).toString());
+    assert.deepEqual(probe.streams.map((s) => s.codec_type), ['audio'], 'no video stream');
+    assert.equal(probe.streams[0].codec_name, 'aac');
+    assert.ok(Math.abs(Number(probe.format.duration) * 1000 - rec.duration_ms) <= 500);
+  } finally {
+    await agent.close();
+    await customer.close();
     await kefu.stop();
   }
 });
