@@ -24,13 +24,14 @@ test: build
 
 # WebRTC tests run in a loopback-only network namespace; everything is built before
 # entering it (the namespace has no network, so cargo runs offline). A throwaway
-# PostgreSQL server runs beside them so the store tests cover both databases.
+# PostgreSQL server runs beside them so the store tests cover both databases, and a
+# Ceph radosgw so recordings are also stored in a real external S3 server.
 test-rust:
-	./deploy/netns-run.sh ./deploy/with-postgres.sh $(CARGO) test --locked --offline --workspace
+	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh $(CARGO) test --locked --offline --workspace
 
 test-browser:
 	$(CARGO) build --locked --bin kefu
-	./deploy/netns-run.sh node --test --test-concurrency=1 tests/e2e/
+	./deploy/netns-run.sh ./deploy/with-radosgw.sh node --test --test-concurrency=1 tests/e2e/
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -8,7 +8,8 @@ set -euo pipefail
 # Tests: chromium (Playwright drives it), ffmpeg (fake camera files, ffprobe),
 # iproute2 + util-linux (loopback-only network namespace for WebRTC tests), nodejs + npm,
 # postgresql (a throwaway server for the store tests; Debian does not start it on install),
-# python3 (picks free ports in deploy scripts).
+# python3 (picks free ports in deploy scripts), Ceph's monitor, OSD and S3 gateway (a real
+# external S3 server for the recording tests; Debian does not start them on install).
 PACKAGES=(
   pkg-config clang libclang-dev make gcc g++
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
@@ -16,6 +17,7 @@ PACKAGES=(
   chromium ffmpeg fonts-wqy-microhei
   iproute2 util-linux
   postgresql python3
+  radosgw ceph-mon ceph-osd
   ca-certificates openssl curl
 )
 

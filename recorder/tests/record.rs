@@ -451,3 +451,71 @@ async fn a_crashed_recording_is_cut_at_its_last_fragment_and_recovered() {
     assert_eq!(p.video_errors, 0);
     assert!((p.duration_s * 1000.0 - duration_ms as f64).abs() <= 200.0);
 }
+
+/// The same recording against a real external S3 server (Ceph radosgw, started by
+/// `deploy/with-radosgw.sh`, which `make test` uses). Under CI it must run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_lands_in_an_external_s3_server() {
+    let (Ok(endpoint), Ok(access), Ok(secret)) = (
+        std::env::var("TEST_S3_ENDPOINT"),
+        std::env::var("TEST_S3_ACCESS_KEY"),
+        std::env::var("TEST_S3_SECRET_KEY"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test against radosgw: run under deploy/with-radosgw.sh"
+        );
+        eprintln!("TEST_S3_ENDPOINT not set: external S3 test not run");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = StorageConfig {
+        embedded: false,
+        endpoint,
+        access_key: access,
+        secret_key: secret,
+        bucket: format!("kefu-test-{}", std::process::id()),
+        ..StorageConfig::default()
+    };
+    let store = ObjectStore::new(&cfg);
+    store.ensure_bucket().await.expect("bucket on radosgw");
+    let rcfg = RecorderConfig {
+        spool_dir: dir.path().join("spool"),
+        ..RecorderConfig::default()
+    };
+    let (recorder, mut events) =
+        Recorder::new(rcfg, store.clone(), RecorderMetrics::default()).expect("recorder");
+    let start = Instant::now();
+    let job = job(RecordingKind::Video);
+    let sink = recorder.start(job.clone(), start).expect("start");
+    let mut frames = party_frames(Party::Agent, 440.0, 3.0, Some(3.0), start);
+    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start));
+    for f in frames {
+        sink.try_send(f);
+    }
+    recorder.finish(&job.id, start + Duration::from_secs(3));
+    let event = next_event(&mut events).await;
+    let RecordingEvent::Ready {
+        size_bytes,
+        duration_ms,
+        ..
+    } = event
+    else {
+        panic!("not ready: {event:?}")
+    };
+    assert_eq!(duration_ms, 3000);
+    let copy = dir.path().join("copy.mp4");
+    assert_eq!(download(&store, &job.key, &copy).await, size_bytes);
+    let p = probe(&copy);
+    assert_eq!(
+        p.codecs,
+        vec![ffmpeg::codec::Id::H264, ffmpeg::codec::Id::AAC]
+    );
+    assert!((p.duration_s - 3.0).abs() <= 0.2);
+    let range = store
+        .read(&job.key, Some("bytes=0-99"))
+        .await
+        .expect("range read");
+    assert_eq!(range.content_length, 100);
+    assert_eq!(range.total_size, Some(size_bytes));
+}

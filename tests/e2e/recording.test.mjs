@@ -29,8 +29,21 @@ function power(samples, hz, rate) {
   return (s1 * s1 + s2 * s2 - 2 * Math.cos(w) * s1 * s2) / samples.length;
 }
 
-test('a video call is recorded, listed, played and downloaded with the right name', async () => {
-  const kefu = await startKefu();
+// The embedded store, and a real external S3 server (Ceph radosgw from
+// deploy/with-radosgw.sh; required under CI).
+const external = process.env.TEST_S3_ENDPOINT
+  ? {
+      KEFU_STORAGE__EMBEDDED: 'false',
+      KEFU_STORAGE__ENDPOINT: process.env.TEST_S3_ENDPOINT,
+      KEFU_STORAGE__ACCESS_KEY: process.env.TEST_S3_ACCESS_KEY,
+      KEFU_STORAGE__SECRET_KEY: process.env.TEST_S3_SECRET_KEY,
+    }
+  : null;
+if (!external && process.env.CI) throw new Error('CI must test against radosgw: run under deploy/with-radosgw.sh');
+const stores = [['the embedded store', {}], ...(external ? [['Ceph radosgw', external]] : [])];
+
+for (const [storeName, storeEnv] of stores) test(`a video call is recorded, listed, played and downloaded with the right name (${storeName})`, async () => {
+  const kefu = await startKefu(storeEnv);
   const agent = await launchBrowser({ extraArgs: [`--use-file-for-fake-audio-capture=${tone(440)}`] });
   const customer = await launchBrowser({ mobile: true, extraArgs: [`--use-file-for-fake-audio-capture=${tone(880)}`] });
   const adminPage = await launchBrowser();
