@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser lint fmt clean
+.PHONY: deps build run test test-rust test-browser bench lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -32,6 +32,12 @@ test-rust:
 test-browser:
 	$(CARGO) build --locked --bin kefu
 	./deploy/netns-run.sh ./deploy/with-radosgw.sh node --test --test-concurrency=1 tests/e2e/
+
+## Benchmarks (numbers go to BENCHMARKS.md). Dev profile: every dependency and the
+## recorder are built at opt-level 2 there, and a release build of the whole tree
+## costs ~20 minutes on these machines.
+bench: deps
+	$(CARGO) bench --locked --profile dev -p kefu-recorder --bench recorder
 
 lint:
 	$(CARGO) fmt --all -- --check

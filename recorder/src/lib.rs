@@ -14,6 +14,7 @@ pub mod fmp4;
 pub mod naming;
 pub mod service;
 pub mod store;
+pub mod synthetic;
 pub mod tap;
 pub mod transcode;
 pub mod upload;

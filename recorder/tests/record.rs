@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ffmpeg;
 use kefu_recorder::embedded::EmbeddedS3;
+use kefu_recorder::synthetic::party_frames;
 use kefu_recorder::{
     Codec, ObjectStore, Party, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent,
     RecordingJob, RecordingKind, StorageConfig, TapFrame,
@@ -55,132 +56,6 @@ async fn rig() -> Rig {
         store,
         recorder,
         events,
-    }
-}
-
-/// Encodes `secs` of a tone (Opus, 20 ms packets) and, when `video_until` is set, a
-/// moving test picture (VP8, 30 fps) for that many seconds, as taps from `start`.
-fn party_frames(
-    party: Party,
-    tone_hz: f32,
-    secs: f32,
-    video_until: Option<f32>,
-    start: Instant,
-) -> Vec<TapFrame> {
-    ffmpeg::init().expect("ffmpeg");
-    let mut out = Vec::new();
-    // Opus.
-    let codec = ffmpeg::encoder::find_by_name("libopus").expect("libopus");
-    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .audio()
-        .expect("opus ctx");
-    enc.set_rate(48_000);
-    enc.set_channel_layout(ffmpeg::ChannelLayout::MONO);
-    enc.set_format(ffmpeg::format::Sample::I16(
-        ffmpeg::format::sample::Type::Packed,
-    ));
-    enc.set_bit_rate(48_000);
-    enc.set_time_base((1, 48_000));
-    let mut enc = enc.open().expect("opus open");
-    let mut frame = ffmpeg::frame::Audio::new(
-        ffmpeg::format::Sample::I16(ffmpeg::format::sample::Type::Packed),
-        960,
-        ffmpeg::ChannelLayout::MONO,
-    );
-    frame.set_rate(48_000);
-    let packets = (secs * 50.0) as i64;
-    let mut pkt = ffmpeg::Packet::empty();
-    for n in 0..packets {
-        for (k, b) in frame.data_mut(0).chunks_exact_mut(2).take(960).enumerate() {
-            let t = (n * 960 + k as i64) as f32 / 48_000.0;
-            let v = (t * tone_hz * std::f32::consts::TAU).sin() * 0.4 * 32767.0;
-            b.copy_from_slice(&(v as i16).to_ne_bytes());
-        }
-        frame.set_pts(Some(n * 960));
-        enc.send_frame(&frame).expect("opus send");
-        while enc.receive_packet(&mut pkt).is_ok() {
-            // Packet k carries 20 ms from k × 960 (libopus's own pts start negative).
-            let k = out.len() as u64;
-            out.push(tap(
-                party,
-                Codec::Opus,
-                1000 + k * 960,
-                48_000,
-                start,
-                k as f64 * 0.02,
-                true,
-                pkt.data().unwrap_or(&[]),
-            ));
-        }
-    }
-    // VP8.
-    if let Some(until) = video_until {
-        let codec = ffmpeg::encoder::find_by_name("libvpx").expect("libvpx");
-        let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .expect("vp8 ctx");
-        enc.set_width(320);
-        enc.set_height(240);
-        enc.set_format(ffmpeg::format::Pixel::YUV420P);
-        enc.set_time_base((1, 30));
-        enc.set_bit_rate(300_000);
-        enc.set_gop(30);
-        let mut opts = ffmpeg::Dictionary::new();
-        opts.set("deadline", "realtime");
-        opts.set("cpu-used", "8");
-        let mut enc = enc.open_with(opts).expect("vp8 open");
-        let mut pic = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, 320, 240);
-        for n in 0..(until * 30.0) as i64 {
-            let stride = pic.stride(0);
-            for (i, px) in pic.data_mut(0).iter_mut().enumerate() {
-                *px = ((i % stride) as i64 + n * 4) as u8;
-            }
-            pic.set_pts(Some(n));
-            enc.send_frame(&pic).expect("vp8 send");
-            while enc.receive_packet(&mut pkt).is_ok() {
-                let pts = pkt.pts().unwrap_or(0);
-                let mut f = tap(
-                    party,
-                    Codec::Vp8,
-                    5000 + pts as u64 * 3000,
-                    90_000,
-                    start,
-                    pts as f64 / 30.0,
-                    pkt.is_key(),
-                    pkt.data().unwrap_or(&[]),
-                );
-                f.keyframe = pkt.is_key();
-                out.push(f);
-            }
-        }
-    }
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn tap(
-    party: Party,
-    codec: Codec,
-    rtp: u64,
-    rate: u32,
-    start: Instant,
-    at: f64,
-    key: bool,
-    data: &[u8],
-) -> TapFrame {
-    TapFrame {
-        party,
-        codec,
-        rtp_time: rtp,
-        clock_rate: rate,
-        // 30 ms of network delay.
-        arrival: start + Duration::from_secs_f64(at + 0.03),
-        sender_clock: None,
-        contiguous: true,
-        keyframe: key,
-        data: Arc::from(data),
     }
 }
 
@@ -283,9 +158,12 @@ async fn a_video_call_becomes_a_fragmented_mp4_with_both_voices() {
     let start = Instant::now();
     let job = job(RecordingKind::Video);
     let sink = rig.recorder.start(job.clone(), start).expect("start");
-    let mut frames = party_frames(Party::Agent, 440.0, 4.0, Some(4.0), start);
+    let mut frames =
+        party_frames(Party::Agent, 440.0, 4.0, Some(4.0), start).expect("synthetic media");
     // The customer's camera is on for the first two seconds only.
-    frames.extend(party_frames(Party::Customer, 880.0, 4.0, Some(2.0), start));
+    frames.extend(
+        party_frames(Party::Customer, 880.0, 4.0, Some(2.0), start).expect("synthetic media"),
+    );
     for f in frames {
         assert!(sink.try_send(f), "the tap queue takes a 4 s call");
     }
@@ -346,8 +224,9 @@ async fn a_voice_call_becomes_an_m4a_without_video() {
     let job = job(RecordingKind::Voice);
     let sink = rig.recorder.start(job.clone(), start).expect("start");
     // Video arriving in a voice call is ignored.
-    let mut frames = party_frames(Party::Agent, 440.0, 3.0, Some(1.0), start);
-    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start));
+    let mut frames =
+        party_frames(Party::Agent, 440.0, 3.0, Some(1.0), start).expect("synthetic media");
+    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start).expect("synthetic media"));
     for f in frames {
         sink.try_send(f);
     }
@@ -377,7 +256,7 @@ async fn a_store_outage_delays_the_upload_and_loses_nothing() {
     let start = Instant::now();
     let job = job(RecordingKind::Voice);
     let sink = rig.recorder.start(job.clone(), start).expect("start");
-    for f in party_frames(Party::Agent, 440.0, 2.0, None, start) {
+    for f in party_frames(Party::Agent, 440.0, 2.0, None, start).expect("synthetic media") {
         sink.try_send(f);
     }
     rig.recorder.finish(&job.id, start + Duration::from_secs(2));
@@ -423,7 +302,8 @@ async fn a_crashed_recording_is_cut_at_its_last_fragment_and_recovered() {
             start,
         )
         .expect("transcoder");
-        for f in party_frames(Party::Agent, 440.0, 5.0, Some(5.0), start) {
+        for f in party_frames(Party::Agent, 440.0, 5.0, Some(5.0), start).expect("synthetic media")
+        {
             tc.push(f);
         }
         // Runs to 5 s (minus its output delay), then the process "dies": no trailer.
@@ -488,8 +368,9 @@ async fn a_recording_lands_in_an_external_s3_server() {
     let start = Instant::now();
     let job = job(RecordingKind::Video);
     let sink = recorder.start(job.clone(), start).expect("start");
-    let mut frames = party_frames(Party::Agent, 440.0, 3.0, Some(3.0), start);
-    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start));
+    let mut frames =
+        party_frames(Party::Agent, 440.0, 3.0, Some(3.0), start).expect("synthetic media");
+    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start).expect("synthetic media"));
     for f in frames {
         sink.try_send(f);
     }
