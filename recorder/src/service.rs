@@ -224,6 +224,11 @@ impl Recorder {
         self.active().contains_key(id)
     }
 
+    /// Ids of the recordings capturing now.
+    pub fn active_ids(&self) -> Vec<String> {
+        self.active().keys().cloned().collect()
+    }
+
     /// Starts recording; the returned sink is what the SFU taps into.
     pub fn start(
         self: &Arc<Self>,

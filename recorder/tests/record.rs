@@ -10,8 +10,8 @@ use ffmpeg_next as ffmpeg;
 use kefu_recorder::embedded::EmbeddedS3;
 use kefu_recorder::synthetic::party_frames;
 use kefu_recorder::{
-    Codec, ObjectStore, Party, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent,
-    RecordingJob, RecordingKind, StorageConfig, TapFrame,
+    ObjectStore, Party, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent, RecordingJob,
+    RecordingKind, StorageConfig,
 };
 use tokio::sync::mpsc;
 
@@ -399,4 +399,30 @@ async fn a_recording_lands_in_an_external_s3_server() {
         .expect("range read");
     assert_eq!(range.content_length, 100);
     assert_eq!(range.total_size, Some(size_bytes));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_recording_with_its_reason() {
+    let mut rig = rig().await;
+    let job = job(RecordingKind::Voice);
+    // Every write to the spool hits a full device.
+    std::os::unix::fs::symlink("/dev/full", rig.recorder.spool_path(&job.id, job.kind))
+        .expect("symlink");
+    let start = Instant::now();
+    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    for f in party_frames(Party::Agent, 440.0, 1.0, None, start).expect("synthetic media") {
+        sink.try_send(f);
+    }
+    rig.recorder.finish(&job.id, start + Duration::from_secs(1));
+    let event = next_event(&mut rig.events).await;
+    let RecordingEvent::Failed { kind, reason, .. } = event else {
+        panic!("not failed: {event:?}")
+    };
+    assert_eq!(kind, kefu_recorder::FailureKind::Recording);
+    assert!(reason.contains("No space left"), "reason: {reason}");
+    assert_eq!(
+        rig.store.size(&job.key).await.expect("head"),
+        None,
+        "nothing stored"
+    );
 }

@@ -274,6 +274,13 @@ async fn sweep_calls(state: AppState) {
             Err(e) => tracing::warn!("expiring calls failed: {e}"),
         }
         state.dispatch_all().await;
+        if let Err(e) = state
+            .recordings
+            .reconcile(&state.store, crate::clock::now_ms())
+            .await
+        {
+            tracing::warn!("reconciling recordings failed: {e}");
+        }
     }
 }
 

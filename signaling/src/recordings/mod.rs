@@ -112,6 +112,28 @@ impl Recordings {
         store.mark_recording_processing(&rec.id, now_ms).await
     }
 
+    /// Closes recordings whose call ended without passing through the hang-up path
+    /// (a session that vanished, an operator's change). Run by the sweeper.
+    pub async fn reconcile(&self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
+        for id in self.recorder.active_ids() {
+            let Some(rec) = store.recording(&id).await? else {
+                continue;
+            };
+            if rec.state != RecordingState::Recording {
+                continue;
+            }
+            let ended = match store.call(&rec.call_id).await? {
+                Some(call) => call.state.is_final(),
+                None => true,
+            };
+            if ended {
+                info!(recording = %id, "call ended elsewhere; closing its recording");
+                self.finish_for(store, &rec.call_id, now_ms).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Finalizes what an earlier process left behind.
     pub async fn recover_all(&self, store: &Store, now_ms: i64) -> Result<usize, StoreError> {
         let mut n = 0;
