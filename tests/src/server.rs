@@ -81,6 +81,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
 }
 
 impl TestServer {
+    /// The server's data folder (database, spool, embedded object store).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     /// A valid token for `name` in `room`.
     pub fn token(&self, room: &str, name: &str, role: Role) -> String {
         self.tokens.issue(room, name, role, unix_now())

@@ -376,6 +376,42 @@ async fn authorization_matrix() {
             [401, 401, 403, 200, 200],
         ),
         (
+            Method::GET,
+            "/api/v1/recordings",
+            None,
+            [401, 401, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/recordings/unknown",
+            None,
+            [401, 401, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/recordings/unknown/play",
+            None,
+            [401, 401, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/recordings/unknown/download",
+            None,
+            [401, 401, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/recordings/unknown/retry",
+            None,
+            [401, 401, 403, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/audit",
+            None,
+            [401, 401, 403, 200, 200],
+        ),
+        (
             Method::POST,
             "/api/v1/auth/logout",
             None,
