@@ -29,8 +29,10 @@ test: build
 test-rust:
 	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh $(CARGO) test --locked --offline --workspace
 
+# Same build command as `build`: a plain `--bin kefu` resolves features without the
+# dev-dependencies and would compile much of the tree a second time.
 test-browser:
-	$(CARGO) build --locked --bin kefu
+	$(CARGO) build --locked --workspace --all-targets
 	./deploy/netns-run.sh ./deploy/with-radosgw.sh node --test --test-concurrency=1 tests/e2e/
 
 ## Benchmarks (numbers go to BENCHMARKS.md). Dev profile: every dependency and the
