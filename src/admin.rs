@@ -57,6 +57,14 @@ pub enum AdminCommand {
         group: String,
     },
     /// Set a password (generated and printed unless --password-stdin); ends the user's sessions.
+    /// Turn call recording on or off for an enterprise (on by default). Agents cannot.
+    SetRecording {
+        /// The enterprise's main account.
+        #[arg(long)]
+        enterprise: String,
+        #[arg(long, action = clap::ArgAction::Set)]
+        enabled: bool,
+    },
     SetPassword {
         #[arg(long)]
         login: String,
@@ -124,6 +132,14 @@ pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<(
         AdminCommand::CreateGroup { enterprise, name } => {
             let g = admin::create_group(&store, &enterprise, &name, now).await?;
             println!("group {} created ({})", g.name, g.id);
+        }
+        AdminCommand::SetRecording {
+            enterprise,
+            enabled,
+        } => {
+            admin::set_recording(&store, &enterprise, enabled).await?;
+            let state = if enabled { "on" } else { "off" };
+            println!("call recording {state} for enterprise {enterprise}");
         }
         AdminCommand::AddToGroup { login, group } => {
             admin::add_to_group(&store, &login, &group).await?;

@@ -425,6 +425,11 @@ async fn an_invited_customer_joins_and_the_call_connects_then_ends() {
     )
     .await;
 
+    // Connected: recorded automatically, whatever the agent does.
+    let recordings = format!("/api/v1/recordings?call_id={id}");
+    let (_, live) = call(base, Method::GET, &recordings, Some(&boss), None).await;
+    assert_eq!(live[0]["state"], "recording", "{live}");
+
     drop(customer); // the customer hangs up (closes its signaling channel)
     let ended = kefu_tests::wait_until(
         "the call to end",
@@ -453,6 +458,16 @@ async fn an_invited_customer_joins_and_the_call_connects_then_ends() {
     )
     .await;
     assert_eq!(status, 404, "a finished call's invite is dead");
+    let stored = kefu_tests::wait_until(
+        "the recording to be stored",
+        std::time::Duration::from_secs(15),
+        || async {
+            let (_, r) = call(base, Method::GET, &recordings, Some(&boss), None).await;
+            (r[0]["state"] == "ready").then_some(r)
+        },
+    )
+    .await;
+    assert!(stored[0]["duration_ms"].as_i64() > Some(0));
     drop(agent);
     // Once everyone left, the finished call's room is gone and its tokens open nothing.
     kefu_tests::wait_until(
@@ -628,4 +643,101 @@ async fn service_requests_queue_and_only_their_customer_sees_them() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(cancelled["state"], "cancelled");
+}
+
+/// Connects an invited video call of `agent` with two webrtc-rs clients.
+async fn connected_call(
+    server: &TestServer,
+    agent: &str,
+) -> (String, kefu_tests::RtcClient, kefu_tests::RtcClient) {
+    let base = &server.base_url;
+    let (_, created) = call(
+        base,
+        Method::POST,
+        "/api/v1/calls",
+        Some(agent),
+        Some(json!({"kind": "video"})),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let code = created["invite_url"]
+        .as_str()
+        .expect("invite")
+        .rsplit('/')
+        .next()
+        .expect("code")
+        .to_owned();
+    let (_, ticket) = call(
+        base,
+        Method::POST,
+        &format!("/api/v1/invites/{code}/accept"),
+        None,
+        Some(json!({"display_name": "张三", "consent": true})),
+    )
+    .await;
+    let (_, agent_ticket) = call(
+        base,
+        Method::GET,
+        &format!("/api/v1/calls/{id}/room-token"),
+        Some(agent),
+        None,
+    )
+    .await;
+    let a = kefu_tests::RtcClient::join_with_token(
+        server,
+        agent_ticket["room_token"].as_str().expect("token"),
+        "agent",
+    )
+    .await;
+    let c = kefu_tests::RtcClient::join_with_token(
+        server,
+        ticket["room_token"].as_str().expect("token"),
+        "customer",
+    )
+    .await;
+    c.wait_for_more(20, 20, std::time::Duration::from_secs(15))
+        .await;
+    (id, a, c)
+}
+
+#[tokio::test]
+async fn an_enterprise_with_recording_off_records_nothing() {
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    kefu_signaling::accounts::admin::set_recording(&server.store, "4001", false)
+        .await
+        .expect("recording off");
+    verify(&server, "alice", true).await;
+    let (id, _agent, customer) = connected_call(&server, &alice).await;
+    let base = &server.base_url;
+    kefu_tests::wait_until(
+        "the call to be connected",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (_, c) = call(
+                base,
+                Method::GET,
+                &format!("/api/v1/calls/{id}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+            (c["state"] == "connected").then_some(())
+        },
+    )
+    .await;
+    drop(customer);
+    let (_, none) = call(
+        base,
+        Method::GET,
+        &format!("/api/v1/recordings?call_id={id}"),
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(
+        none,
+        json!([]),
+        "no recording when the enterprise turned it off"
+    );
 }

@@ -104,7 +104,8 @@ pub fn init() {
         if let Err(e) = ffmpeg::init() {
             tracing::error!("FFmpeg failed to initialise: {e}");
         }
-        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Error);
+        // FFmpeg logs to stderr, outside tracing; decode errors are counted instead.
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
     });
 }
 

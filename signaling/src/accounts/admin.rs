@@ -115,6 +115,20 @@ pub async fn create_user(
     Ok((user, generated))
 }
 
+/// Turns call recording on or off for a whole enterprise (on by default).
+pub async fn set_recording(
+    store: &Store,
+    main_account: &str,
+    enabled: bool,
+) -> Result<(), AdminError> {
+    let enterprise = store
+        .enterprise_by_main_account(main_account)
+        .await?
+        .ok_or_else(|| AdminError::UnknownEnterprise(main_account.to_owned()))?;
+    store.set_recording_enabled(&enterprise.id, enabled).await?;
+    Ok(())
+}
+
 pub async fn create_group(
     store: &Store,
     main_account: &str,

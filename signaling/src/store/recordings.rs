@@ -53,6 +53,19 @@ fn recording_from_row(row: &AnyRow) -> Result<Recording, StoreError> {
 }
 
 impl Store {
+    pub async fn set_recording_enabled(
+        &self,
+        enterprise: &EnterpriseId,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE enterprises SET recording_enabled = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(enterprise.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn insert_recording(&self, r: &Recording, now_ms: i64) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO recordings (",
