@@ -85,7 +85,17 @@
     if ($('r-to').value) q.set('to', String(new Date(`${$('r-to').value}T00:00:00`).getTime() + 86400000));
     if ($('r-kind').value) q.set('kind', $('r-kind').value);
     if ($('r-state').value) q.set('state', $('r-state').value);
+    if (admin.customer) q.set('customer_id', admin.customer.id);
     return q.toString();
+  }
+
+  // The customer's trail: clicking a customer lists only their recordings.
+  function filterCustomer(customer) {
+    admin.customer = customer;
+    const chip = $('r-customer');
+    chip.hidden = !customer;
+    chip.textContent = customer ? `客户 ${customer.name} ✕` : '';
+    loadRecordings();
   }
 
   function button(text, onclick) {
@@ -111,7 +121,13 @@
       } else if (r.retryable) {
         actions.append(button('重试 Retry', async () => { await api('POST', `/recordings/${r.id}/retry`); loadRecordings(); }));
       }
-      tr.append(cell(r.name), cell(r.agent_name || ''), cell(r.customer_name || ''), cell(r.duration || ''), cell(state), actions);
+      const who = cell('');
+      if (r.customer_id) {
+        const link = button(r.customer_name || r.customer_id.slice(0, 8), () => filterCustomer({ id: r.customer_id, name: r.customer_name || '' }));
+        link.className = 'link customer-trail';
+        who.append(link);
+      }
+      tr.append(cell(r.name), cell(r.agent_name || ''), who, cell(r.duration || ''), cell(state), actions);
       tr.querySelector('td:nth-child(5)').className = `state-${r.state}`;
       body.append(tr);
     }
@@ -181,6 +197,7 @@
       loadVerifications();
     };
     $('export').onclick = exportCsv;
+    $('r-customer').onclick = () => filterCustomer(null);
     $('rec-filters').onsubmit = (e) => {
       e.preventDefault();
       loadRecordings();

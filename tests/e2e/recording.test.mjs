@@ -133,6 +133,10 @@ for (const [storeName, storeEnv] of stores) test(`a video call is recorded, list
     await page.evaluate(() => { document.getElementById('player').currentTime = 10; });
     await page.waitForFunction(() => document.getElementById('player').currentTime >= 10, null, { timeout: 10000 });
     await page.screenshot({ path: join(artifacts, 'admin-recordings.png'), fullPage: true });
+    // The customer's trail: their recordings only.
+    await row.locator('button.customer-trail').click();
+    await page.waitForSelector('#r-customer:not([hidden])');
+    await page.waitForFunction((id) => [...document.querySelectorAll('#recordings tbody tr')].every((tr) => tr.dataset.id === id), rec.id);
 
     // Access: another agent sees nothing of it; another enterprise's admin gets 404.
     kefu.run('kefu', ['admin', 'create-user', '--enterprise', '10000', '--login', 'sam', '--role', 'agent', '--name', '王五', '--password-stdin'], 'sam password 1\n');
