@@ -12,6 +12,7 @@ pub mod driver;
 pub mod error;
 pub mod ids;
 pub mod metrics;
+pub mod pipeline;
 
 pub use config::MediaConfig;
 pub use core::{DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};

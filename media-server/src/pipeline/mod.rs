@@ -1,0 +1,276 @@
+//! The agent-video pipeline: decode (VP8 or H.264) → beauty filter → encode (the codec
+//! the customer negotiated), one frame at a time.
+//!
+//! [`BeautyPipeline`] is synchronous and clock-free: the caller hands it depacketized
+//! frames and gets encoded frames back, with the RTP time of their input. It never
+//! panics on bad input: a frame that does not decode is counted, later frames are
+//! skipped up to the next keyframe, and the result says a keyframe should be asked
+//! for. The worker thread and queue around it are the driver's business.
+
+mod codec;
+
+use std::sync::Arc;
+
+use ffmpeg_next as ffmpeg;
+use kefu_beauty::{BeautyFilter, BeautyParams, I420};
+
+pub use codec::VideoCodec;
+use codec::{Decoder, Encoder};
+
+/// One depacketized video frame of the agent.
+#[derive(Debug, Clone)]
+pub struct InputFrame {
+    pub codec: VideoCodec,
+    /// RTP time, 90 kHz.
+    pub rtp_time: u64,
+    pub keyframe: bool,
+    /// False when frames were lost just before this one.
+    pub contiguous: bool,
+    pub data: Arc<[u8]>,
+}
+
+/// One frame for the customer, in the customer's codec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFrame {
+    pub rtp_time: u64,
+    pub keyframe: bool,
+    pub data: Vec<u8>,
+}
+
+/// What one input produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Processed {
+    pub frames: Vec<OutputFrame>,
+    /// The input could not be used: ask the agent's browser for a keyframe.
+    pub need_keyframe: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("no {0} encoder in this FFmpeg build")]
+    NoEncoder(&'static str),
+    #[error("encoder: {0}")]
+    Encoder(String),
+}
+
+/// Counters, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    pub decoded: u64,
+    pub encoded: u64,
+    pub decode_errors: u64,
+    pub skipped_waiting_for_keyframe: u64,
+}
+
+/// Owned I420 planes (contiguous rows), reused across frames.
+#[derive(Debug, Default)]
+struct Planes {
+    width: usize,
+    height: usize,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+}
+
+impl Planes {
+    fn resize(&mut self, width: usize, height: usize) {
+        if (self.width, self.height) != (width, height) {
+            *self = Planes {
+                width,
+                height,
+                y: vec![0; width * height],
+                u: vec![0; width / 2 * (height / 2)],
+                v: vec![0; width / 2 * (height / 2)],
+            };
+        }
+    }
+
+    fn as_frame(&mut self) -> I420<'_> {
+        I420 {
+            width: self.width,
+            height: self.height,
+            y: &mut self.y,
+            y_stride: self.width,
+            u: &mut self.u,
+            u_stride: self.width / 2,
+            v: &mut self.v,
+            v_stride: self.width / 2,
+        }
+    }
+}
+
+/// Decode → beauty → encode for one agent stream.
+pub struct BeautyPipeline {
+    output: VideoCodec,
+    params: BeautyParams,
+    bitrate_bps: u32,
+    decoder: Option<Decoder>,
+    encoder: Option<Encoder>,
+    filter: BeautyFilter,
+    planes: Planes,
+    waiting_for_keyframe: bool,
+    force_keyframe: bool,
+    stats: PipelineStats,
+}
+
+impl std::fmt::Debug for BeautyPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeautyPipeline")
+            .field("output", &self.output)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl BeautyPipeline {
+    pub fn new(output: VideoCodec, params: BeautyParams, bitrate_bps: u32) -> Self {
+        codec::init();
+        Self {
+            output,
+            params,
+            bitrate_bps,
+            decoder: None,
+            encoder: None,
+            filter: BeautyFilter::new(),
+            planes: Planes::default(),
+            waiting_for_keyframe: true,
+            force_keyframe: false,
+            stats: PipelineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> PipelineStats {
+        self.stats
+    }
+
+    /// New settings apply from the next frame on.
+    pub fn set_params(&mut self, params: BeautyParams) {
+        self.params = params;
+    }
+
+    /// Follows the bandwidth estimate towards the customer.
+    pub fn set_bitrate(&mut self, bps: u32) {
+        if bps != self.bitrate_bps {
+            self.bitrate_bps = bps;
+            // libvpx and x264 take a new rate only when reopened; the next frame does it.
+            if let Some(e) = self.encoder.as_mut() {
+                e.retarget(bps);
+            }
+        }
+    }
+
+    /// The customer asked for a keyframe (PLI/FIR): our encoder makes the next one.
+    pub fn force_keyframe(&mut self) {
+        self.force_keyframe = true;
+    }
+
+    pub fn process(&mut self, input: &InputFrame) -> Result<Processed, PipelineError> {
+        let mut out = Processed::default();
+        if !input.contiguous {
+            self.waiting_for_keyframe = true;
+        }
+        if self.waiting_for_keyframe && !input.keyframe {
+            self.stats.skipped_waiting_for_keyframe += 1;
+            out.need_keyframe = true;
+            return Ok(out);
+        }
+        if self
+            .decoder
+            .as_ref()
+            .is_none_or(|d| d.codec() != input.codec)
+        {
+            match Decoder::new(input.codec) {
+                Ok(d) => self.decoder = Some(d),
+                Err(e) => {
+                    tracing::warn!("no decoder for {:?}: {e}", input.codec);
+                    self.stats.decode_errors += 1;
+                    return Ok(out);
+                }
+            }
+        }
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Ok(out);
+        };
+        self.waiting_for_keyframe = false;
+        let decoded = match decoder.decode(&input.data, &mut self.planes) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!("agent video frame did not decode: {e}");
+                self.stats.decode_errors += 1;
+                self.waiting_for_keyframe = true;
+                out.need_keyframe = true;
+                return Ok(out);
+            }
+        };
+        for _ in 0..decoded {
+            self.stats.decoded += 1;
+            if let Err(e) = self.filter.apply(&mut self.planes.as_frame(), &self.params) {
+                // A filter failure must not cost the call its picture: send it unfiltered.
+                tracing::warn!("beauty filter failed, frame sent as is: {e}");
+            }
+            let (w, h) = (self.planes.width, self.planes.height);
+            if self.encoder.as_ref().is_none_or(|e| e.size() != (w, h)) {
+                self.encoder = Some(Encoder::new(self.output, w, h, self.bitrate_bps)?);
+                self.force_keyframe = true;
+            }
+            let Some(encoder) = self.encoder.as_mut() else {
+                continue;
+            };
+            let key = std::mem::take(&mut self.force_keyframe);
+            for (data, keyframe) in encoder.encode(&self.planes, input.rtp_time, key)? {
+                self.stats.encoded += 1;
+                out.frames.push(OutputFrame {
+                    rtp_time: input.rtp_time,
+                    keyframe,
+                    data,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Planes {
+    /// Copies a decoded picture in (converting to I420 first if it is not).
+    fn fill_from(&mut self, frame: &ffmpeg::frame::Video) {
+        let (w, h) = (frame.width() as usize & !1, frame.height() as usize & !1);
+        self.resize(w, h);
+        let copy = |dst: &mut [u8], src: &[u8], stride: usize, width: usize, rows: usize| {
+            for row in 0..rows {
+                if let (Some(d), Some(s)) = (
+                    dst.get_mut(row * width..(row + 1) * width),
+                    src.get(row * stride..row * stride + width),
+                ) {
+                    d.copy_from_slice(s);
+                }
+            }
+        };
+        copy(&mut self.y, frame.data(0), frame.stride(0), w, h);
+        copy(&mut self.u, frame.data(1), frame.stride(1), w / 2, h / 2);
+        copy(&mut self.v, frame.data(2), frame.stride(2), w / 2, h / 2);
+    }
+
+    /// Copies the picture into an encoder frame of the same size.
+    fn copy_to(&self, frame: &mut ffmpeg::frame::Video) {
+        let (w, h) = (self.width, self.height);
+        for (plane, src, width, rows) in [
+            (0, &self.y, w, h),
+            (1, &self.u, w / 2, h / 2),
+            (2, &self.v, w / 2, h / 2),
+        ] {
+            let stride = frame.stride(plane);
+            let dst = frame.data_mut(plane);
+            for row in 0..rows {
+                if let (Some(d), Some(s)) = (
+                    dst.get_mut(row * stride..row * stride + width),
+                    src.get(row * width..(row + 1) * width),
+                ) {
+                    d.copy_from_slice(s);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
