@@ -18,6 +18,7 @@ use crate::core::{Sfu, SfuEvent, SfuOutput, TapParty};
 use crate::error::{CandidateError, JoinError, MediaError};
 use crate::ids::{ParticipantId, RoomId};
 use crate::metrics::SfuMetrics;
+use crate::pipeline::{PipelineResult, PipelineWorker};
 
 /// Commands waiting for the driver. Signaling sends few; a full queue means the media
 /// loop is stuck, and callers get `Unavailable` rather than piling up.
@@ -53,6 +54,11 @@ enum Command {
     Untap {
         room: RoomId,
     },
+    Beauty {
+        room: RoomId,
+        agent: ParticipantId,
+        params: Option<kefu_beauty::BeautyParams>,
+    },
 }
 
 /// The controller's handle to a running media server. Cheap to clone.
@@ -70,6 +76,7 @@ impl std::fmt::Debug for Command {
             Command::Leave { participant } => write!(f, "Leave({participant})"),
             Command::Tap { room, .. } => write!(f, "Tap({room})"),
             Command::Untap { room } => write!(f, "Untap({room})"),
+            Command::Beauty { room, .. } => write!(f, "Beauty({room})"),
         }
     }
 }
@@ -137,6 +144,24 @@ impl MediaHandle {
         }
     }
 
+    /// Filters `agent`'s video towards the other member of `room` with `params`
+    /// (again with new settings: they apply from the next frame), or forwards it
+    /// untouched with `None`.
+    pub fn set_beauty(
+        &self,
+        room: RoomId,
+        agent: ParticipantId,
+        params: Option<kefu_beauty::BeautyParams>,
+    ) {
+        if let Err(e) = self.commands.try_send(Command::Beauty {
+            room,
+            agent,
+            params,
+        }) {
+            warn!("beauty setting not delivered to the media server: {e}");
+        }
+    }
+
     /// Removes a participant. Best effort: a stopped server has nobody to remove.
     pub fn leave(&self, participant: ParticipantId) {
         if let Err(e) = self.commands.try_send(Command::Leave { participant }) {
@@ -172,12 +197,16 @@ impl MediaServer {
         info!(%bound, %advertised, "media server listening (UDP)");
 
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (pipeline_tx, pipeline_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             socket,
             sfu: Sfu::new(advertised, Instant::now()),
             commands: commands_rx,
             subscribers: HashMap::new(),
             taps: HashMap::new(),
+            pipelines: HashMap::new(),
+            pipeline_tx,
+            pipeline_rx,
             metrics,
         };
         let task = tokio::spawn(driver.run());
@@ -197,6 +226,9 @@ struct Driver {
     commands: mpsc::Receiver<Command>,
     subscribers: HashMap<ParticipantId, mpsc::Sender<SfuEvent>>,
     taps: HashMap<RoomId, kefu_recorder::TapSink>,
+    pipelines: HashMap<RoomId, PipelineWorker>,
+    pipeline_tx: mpsc::UnboundedSender<PipelineResult>,
+    pipeline_rx: mpsc::UnboundedReceiver<PipelineResult>,
     metrics: SfuMetrics,
 }
 
@@ -221,6 +253,7 @@ impl Driver {
                         Err(e) => warn!("media socket receive failed: {e}"),
                     }
                 }
+                Some(result) = self.pipeline_rx.recv() => self.on_pipeline_result(result),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             self.sfu.handle_timeout(Instant::now());
@@ -277,6 +310,31 @@ impl Driver {
                 self.sfu.untap(&room);
                 self.taps.remove(&room);
             }
+            Command::Beauty {
+                room,
+                agent,
+                params,
+            } => match params {
+                Some(params) => {
+                    if let Some(worker) = self.pipelines.get(&room) {
+                        worker.set_params(params);
+                        return;
+                    }
+                    match PipelineWorker::spawn(room.clone(), params, self.pipeline_tx.clone()) {
+                        Ok(worker) => {
+                            self.pipelines.insert(room.clone(), worker);
+                            self.sfu.set_beauty(now, room, agent, true);
+                        }
+                        Err(e) => {
+                            warn!(%room, "no beauty pipeline (thread): {e}; forwarding as is")
+                        }
+                    }
+                }
+                None => {
+                    self.pipelines.remove(&room);
+                    self.sfu.set_beauty(now, room, agent, false);
+                }
+            },
         }
     }
 
@@ -291,6 +349,24 @@ impl Driver {
                     }
                 }
                 SfuOutput::Event(event) => self.route_event(event),
+                SfuOutput::Beautify {
+                    room,
+                    frame,
+                    output,
+                } => {
+                    let taken = self
+                        .pipelines
+                        .get(&room)
+                        .is_some_and(|w| w.offer(frame, output));
+                    if !taken {
+                        self.metrics.pipeline_dropped.inc();
+                    }
+                }
+                SfuOutput::PipelineKeyframe { room } => {
+                    if let Some(w) = self.pipelines.get(&room) {
+                        w.request_keyframe();
+                    }
+                }
                 SfuOutput::Tap { room, frame } => {
                     // A full recorder queue drops the frame (counted by the recorder).
                     if let Some(sink) = self.taps.get(&room) {
@@ -302,6 +378,20 @@ impl Driver {
         };
         self.metrics.publish(self.sfu.stats());
         deadline
+    }
+
+    fn on_pipeline_result(&mut self, result: PipelineResult) {
+        let now = Instant::now();
+        self.metrics
+            .pipeline_latency
+            .observe(result.latency.as_secs_f64());
+        for frame in result.processed.frames {
+            self.sfu
+                .write_processed(now, &result.room, result.output, frame);
+        }
+        if result.processed.need_keyframe {
+            self.sfu.request_agent_keyframe(now, &result.room);
+        }
     }
 
     fn route_event(&mut self, event: SfuEvent) {

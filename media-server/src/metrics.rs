@@ -4,6 +4,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::core::{DropReason, SfuStats};
@@ -21,12 +22,42 @@ pub struct SfuMetrics {
     packets_forwarded: Counter,
     frames_forwarded: Counter,
     packets_dropped: Family<DropLabels, Counter>,
+    /// Agent video frames the beauty pipeline could not take (it was behind).
+    pub(crate) pipeline_dropped: Counter,
+    /// Seconds from a frame entering the beauty pipeline to its encoded result.
+    pub(crate) pipeline_latency: LatencyHistogram,
     /// What was last published, so counters advance by the difference.
     published: std::sync::Arc<std::sync::Mutex<SfuStats>>,
 }
 
+/// Latency buckets from 1 ms to ≈ 0.5 s.
+#[derive(Clone, Debug)]
+pub(crate) struct LatencyHistogram(Histogram);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self(Histogram::new(exponential_buckets(0.001, 2.0, 10)))
+    }
+}
+
+impl LatencyHistogram {
+    pub(crate) fn observe(&self, seconds: f64) {
+        self.0.observe(seconds);
+    }
+}
+
 impl SfuMetrics {
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "kefu_beauty_frames_dropped",
+            "Agent video frames dropped because the beauty pipeline was behind",
+            self.pipeline_dropped.clone(),
+        );
+        registry.register(
+            "kefu_beauty_latency_seconds",
+            "Time a frame spends in the beauty pipeline (queue, decode, filter, encode)",
+            self.pipeline_latency.0.clone(),
+        );
         registry.register(
             "kefu_sfu_rooms",
             "Rooms with at least one participant in the SFU",

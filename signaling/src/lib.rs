@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api;
 pub mod bootstrap;
+pub mod call_media;
 pub mod calls;
 pub mod clock;
 pub mod config;

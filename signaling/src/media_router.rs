@@ -35,6 +35,14 @@ pub trait MediaRouter: Send + Sync + Debug {
 
     /// Stops tapping the room.
     fn untap(&self, room: RoomId);
+
+    /// Filters the agent's video in `room` (`None`: forward it untouched).
+    fn set_beauty(
+        &self,
+        room: RoomId,
+        agent: ParticipantId,
+        params: Option<kefu_beauty::BeautyParams>,
+    );
 }
 
 /// The SFU running in this process.
@@ -69,5 +77,14 @@ impl MediaRouter for LocalMediaRouter {
 
     fn untap(&self, room: RoomId) {
         self.0.untap(room);
+    }
+
+    fn set_beauty(
+        &self,
+        room: RoomId,
+        agent: ParticipantId,
+        params: Option<kefu_beauty::BeautyParams>,
+    ) {
+        self.0.set_beauty(room, agent, params);
     }
 }

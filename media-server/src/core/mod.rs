@@ -9,6 +9,7 @@
 //! its own audio/video lines as `sendrecv`; the SFU answers `sendrecv` and writes the
 //! other participant's media into the same lines, so nobody ever renegotiates.
 
+mod beauty;
 mod participant;
 mod stats;
 mod tap;
@@ -56,6 +57,17 @@ pub enum SfuOutput {
     /// Send these bytes from the SFU's socket.
     Transmit(Transmit),
     Event(SfuEvent),
+    /// An agent video frame for the beauty pipeline; encode the result as `output`
+    /// and hand it back with [`Sfu::write_processed`].
+    Beautify {
+        room: RoomId,
+        frame: crate::pipeline::InputFrame,
+        output: crate::pipeline::VideoCodec,
+    },
+    /// The customer asked for a keyframe: the pipeline's encoder makes one.
+    PipelineKeyframe {
+        room: RoomId,
+    },
     /// A frame published in a tapped room, for its recorder.
     Tap {
         room: RoomId,
@@ -80,6 +92,8 @@ pub struct Sfu {
     events: VecDeque<SfuEvent>,
     /// Rooms being recorded: who is who among their participants.
     taps: HashMap<RoomId, Vec<TapParty>>,
+    beauty: HashMap<RoomId, beauty::BeautyRoute>,
+    pipeline_out: VecDeque<SfuOutput>,
     tapped: VecDeque<(RoomId, kefu_recorder::TapFrame)>,
     stats: SfuStats,
     /// The latest time handed in; the core has no clock of its own.
@@ -104,6 +118,8 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             taps: HashMap::new(),
+            beauty: HashMap::new(),
+            pipeline_out: VecDeque::new(),
             tapped: VecDeque::new(),
             stats: SfuStats::default(),
             last_now: now,
@@ -246,6 +262,9 @@ impl Sfu {
         if let Some(e) = self.events.pop_front() {
             return SfuOutput::Event(e);
         }
+        if let Some(out) = self.pipeline_out.pop_front() {
+            return out;
+        }
         if let Some((room, frame)) = self.tapped.pop_front() {
             return SfuOutput::Tap { room, frame };
         }
@@ -337,8 +356,11 @@ impl Sfu {
                 }
                 pending.push(Pending { from: idx, data });
             }
+            // A subscriber asks for a keyframe of what we send it: our own encoder
+            // makes it when its video is filtered...
+            Event::KeyframeRequest(_) if self.keyframe_to_pipeline(idx) => {}
+            // ...otherwise relay it to the publisher.
             Event::KeyframeRequest(req) => {
-                // A subscriber asks for a keyframe of what we send it: relay to the publisher.
                 self.request_keyframe_from_others(idx, now, req.kind);
             }
             _ => {}
@@ -372,6 +394,9 @@ impl Sfu {
         };
         let room = self.participants[from].room.clone();
         self.tap_frame(&room, from, &data);
+        if self.divert_to_beauty(&room, from, kind, &data) {
+            return;
+        }
         let payload: Arc<[u8]> = data.data.clone();
         let mut delivered = false;
         for (i, to) in self.participants.iter_mut().enumerate() {

@@ -54,6 +54,8 @@ pub struct SfuStats {
     pub frames_forwarded: u64,
     /// Keyframe requests relayed from a subscriber to the publisher.
     pub keyframe_requests_relayed: u64,
+    /// Agent video frames handed to the beauty pipeline.
+    pub frames_to_pipeline: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 

@@ -192,6 +192,12 @@ struct World {
     loss: Box<LossFn>,
     lost: u64,
     tapped: Vec<(RoomId, kefu_recorder::TapFrame)>,
+    beautify: Vec<(
+        RoomId,
+        crate::pipeline::InputFrame,
+        crate::pipeline::VideoCodec,
+    )>,
+    pipeline_keyframes: Vec<RoomId>,
 }
 
 impl World {
@@ -204,6 +210,8 @@ impl World {
             loss: Box::new(|_, _| false),
             lost: 0,
             tapped: Vec::new(),
+            beautify: Vec::new(),
+            pipeline_keyframes: Vec::new(),
         }
     }
 
@@ -247,6 +255,12 @@ impl World {
                     }
                     SfuOutput::Event(_) => {}
                     SfuOutput::Tap { room, frame } => self.tapped.push((room, frame)),
+                    SfuOutput::Beautify {
+                        room,
+                        frame,
+                        output,
+                    } => self.beautify.push((room, frame, output)),
+                    SfuOutput::PipelineKeyframe { room } => self.pipeline_keyframes.push(room),
                     SfuOutput::Timeout(_) => break,
                 }
             }
@@ -583,4 +597,73 @@ fn a_tapped_room_hands_out_labelled_frames_until_untapped() {
     w.sfu.untap(&RoomId::new("room-1"));
     w.run(Duration::from_millis(500), true);
     assert!(w.tapped.is_empty(), "nothing after untap");
+}
+
+#[test]
+fn with_beauty_on_the_agents_video_goes_through_the_pipeline() {
+    use crate::pipeline::{OutputFrame, VideoCodec};
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    let agent = w.peers[a].id.clone();
+    w.sfu.set_beauty(w.now, RoomId::new("room-1"), agent, true);
+    w.run(Duration::from_secs(1), true);
+
+    // The agent's video left for the pipeline; nothing of it reached the customer.
+    assert!(
+        w.beautify.len() >= 20,
+        "{} frames to the pipeline",
+        w.beautify.len()
+    );
+    assert!(w.beautify.iter().all(|(_, _, out)| *out == VideoCodec::Vp8));
+    assert_eq!(w.peers[b].video_frames_in, 0, "no unfiltered agent video");
+    assert!(
+        w.peers[b].audio_frames_in > 20,
+        "audio is forwarded as always"
+    );
+    assert!(
+        w.peers[a].video_frames_in > 20,
+        "the customer's video still reaches the agent"
+    );
+
+    // What the pipeline encodes reaches the customer.
+    let inputs = std::mem::take(&mut w.beautify);
+    for (n, (room, input, codec)) in inputs.into_iter().enumerate() {
+        let frame = OutputFrame {
+            rtp_time: input.rtp_time,
+            keyframe: n == 0,
+            data: vp8_frame(n == 0, n as u64),
+        };
+        w.sfu.write_processed(w.now, &room, codec, frame);
+    }
+    // Time moves on so the pacer lets the packets out.
+    w.run(Duration::from_millis(500), false);
+    assert!(
+        w.peers[b].video_frames_in >= 20,
+        "customer got {}",
+        w.peers[b].video_frames_in
+    );
+
+    // The customer's PLI goes to our encoder, not to the agent.
+    let before = w.peers[a].keyframe_requests_in;
+    let video = w.peers[b].video;
+    w.peers[b]
+        .rtc
+        .writer(video)
+        .expect("video")
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .expect("pli");
+    w.run(Duration::from_millis(300), false);
+    assert_eq!(w.pipeline_keyframes, vec![RoomId::new("room-1")]);
+    assert_eq!(w.peers[a].keyframe_requests_in, before);
+
+    // Off again: plain forwarding.
+    let agent = w.peers[a].id.clone();
+    w.sfu.set_beauty(w.now, RoomId::new("room-1"), agent, false);
+    w.beautify.clear();
+    let seen = w.peers[b].video_frames_in;
+    w.run(Duration::from_millis(500), true);
+    assert!(w.beautify.is_empty());
+    assert!(w.peers[b].video_frames_in > seen);
 }

@@ -8,6 +8,7 @@
 //! for. The worker thread and queue around it are the driver's business.
 
 mod codec;
+mod worker;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use kefu_beauty::{BeautyFilter, BeautyParams, I420};
 
 pub use codec::VideoCodec;
 use codec::{Decoder, Encoder};
+pub use worker::{PipelineResult, PipelineWorker};
 
 /// One depacketized video frame of the agent.
 #[derive(Debug, Clone)]
@@ -60,6 +62,8 @@ pub struct PipelineStats {
     pub encoded: u64,
     pub decode_errors: u64,
     pub skipped_waiting_for_keyframe: u64,
+    /// Decoded but not filtered or encoded: the pipeline was behind.
+    pub not_encoded: u64,
 }
 
 /// Owned I420 planes (contiguous rows), reused across frames.
@@ -165,6 +169,23 @@ impl BeautyPipeline {
     }
 
     pub fn process(&mut self, input: &InputFrame) -> Result<Processed, PipelineError> {
+        self.process_with(input, true)
+    }
+
+    /// Frames were lost before reaching the decoder (a full queue): the next frames
+    /// reference pictures it never saw, so wait for a keyframe.
+    pub fn resync(&mut self) {
+        self.waiting_for_keyframe = true;
+    }
+
+    /// Decodes `input`; filters and encodes it only with `encode` (a pipeline that is
+    /// behind still decodes every frame, so references stay intact, but only encodes
+    /// the newest).
+    pub fn process_with(
+        &mut self,
+        input: &InputFrame,
+        encode: bool,
+    ) -> Result<Processed, PipelineError> {
         let mut out = Processed::default();
         if !input.contiguous {
             self.waiting_for_keyframe = true;
@@ -202,8 +223,12 @@ impl BeautyPipeline {
                 return Ok(out);
             }
         };
+        self.stats.decoded += decoded as u64;
+        if !encode {
+            self.stats.not_encoded += decoded as u64;
+            return Ok(out);
+        }
         for _ in 0..decoded {
-            self.stats.decoded += 1;
             if let Err(e) = self.filter.apply(&mut self.planes.as_frame(), &self.params) {
                 // A filter failure must not cost the call its picture: send it unfiltered.
                 tracing::warn!("beauty filter failed, frame sent as is: {e}");

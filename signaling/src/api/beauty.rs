@@ -93,6 +93,7 @@ pub async fn put(
         .store
         .save_beauty_settings(&auth.user.id, preset, &params, now_ms())
         .await?;
+    crate::call_media::apply_beauty(&state, &auth.user.id, params).await;
     Ok(Json(view(preset, params)))
 }
 
@@ -108,5 +109,6 @@ pub async fn reset(
         .store
         .save_beauty_settings(&auth.user.id, preset, &preset.params(), now_ms())
         .await?;
+    crate::call_media::apply_beauty(&state, &auth.user.id, preset.params()).await;
     Ok(Json(view(preset, preset.params())))
 }

@@ -1,7 +1,7 @@
 //! HTTP routes.
 
 mod pages;
-mod ws;
+pub(crate) mod ws;
 
 use axum::Router;
 use axum::extract::State;

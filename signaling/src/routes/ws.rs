@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::response::Response;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use kefu_media_server::{CandidateError, JoinError, ParticipantId, RoomId, SfuEvent, TapParty};
+use kefu_media_server::{CandidateError, JoinError, ParticipantId, RoomId, SfuEvent};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -420,7 +420,7 @@ fn call_event(state: &AppState, room: &str, event: CallEvent) {
             Ok(Some(_)) => match service::apply(&store, &id, &event, now_ms()).await {
                 Ok(call) => {
                     info!(call = %id, state = call.state.name(), "call moved");
-                    follow_with_recording(&state, &room, &call).await;
+                    crate::call_media::follow(&state, &room, &call).await;
                 }
                 Err(e) => debug!(call = %id, "call not moved: {e}"),
             },
@@ -430,40 +430,8 @@ fn call_event(state: &AppState, room: &str, event: CallEvent) {
     });
 }
 
-/// Connected: record (both parties tapped). Ended: close the recording.
-async fn follow_with_recording(state: &AppState, room: &str, call: &crate::calls::Call) {
-    let recordings = &state.recordings;
-    let now = now_ms();
-    if call.state == crate::calls::machine::CallState::Connected {
-        match recordings.start_for(&state.store, call, now).await {
-            Ok(Some(sink)) => {
-                let parties = state
-                    .rooms
-                    .members(room)
-                    .into_iter()
-                    .map(|(participant, role)| TapParty {
-                        participant: media_participant_id(room, &participant, role),
-                        party: match role {
-                            Role::Agent => kefu_recorder::Party::Agent,
-                            Role::Customer => kefu_recorder::Party::Customer,
-                        },
-                    })
-                    .collect();
-                state.media.tap(RoomId::new(room), parties, sink);
-            }
-            Ok(None) => {}
-            Err(e) => warn!(call = %call.id, "recording not started: {e}"),
-        }
-    } else if call.state.is_final() {
-        state.media.untap(RoomId::new(room));
-        if let Err(e) = recordings.finish_for(&state.store, &call.id, now).await {
-            warn!(call = %call.id, "recording not closed: {e}");
-        }
-    }
-}
-
 /// The SFU's id for a participant: unique across rooms and roles.
-fn media_participant_id(room: &str, sub: &str, role: Role) -> ParticipantId {
+pub(crate) fn media_participant_id(room: &str, sub: &str, role: Role) -> ParticipantId {
     let role = match role {
         Role::Agent => "agent",
         Role::Customer => "customer",

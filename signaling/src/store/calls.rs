@@ -336,6 +336,15 @@ impl Store {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// The agent's calls whose media is up now.
+    pub async fn connected_calls_of(&self, agent: &UserId) -> Result<Vec<CallId>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM calls WHERE agent_id = $1 AND state = 'connected'")
+            .bind(agent.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(CallId(r.try_get("id")?))).collect()
+    }
+
     pub async fn set_call_customer(
         &self,
         call: &CallId,

@@ -1,0 +1,231 @@
+//! Rooms whose agent video goes through the beauty pipeline.
+//!
+//! With beauty on, the agent's video frames are not written to the customer: they
+//! leave the core as [`SfuOutput::Beautify`] for the pipeline, and what the pipeline
+//! encodes comes back through [`Sfu::write_processed`]. The customer's keyframe
+//! requests go to our encoder ([`SfuOutput::PipelineKeyframe`]), not to the agent.
+//! Audio, and everything with beauty off, is forwarded as before.
+
+use std::time::Instant;
+
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Pt};
+
+use super::{Sfu, SfuOutput};
+use crate::ids::{ParticipantId, RoomId};
+use crate::pipeline::{InputFrame, OutputFrame, VideoCodec};
+
+/// The agent whose video a room filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BeautyRoute {
+    pub agent: ParticipantId,
+    /// The customer's payload type for the pipeline's output, matched to the agent's
+    /// (same codec, same H.264 profile and packetization mode) when known.
+    pub customer_pt: Option<Pt>,
+}
+
+impl Sfu {
+    /// Sends `agent`'s video in `room` through the pipeline (`true`) or forwards it
+    /// untouched (`false`, no decode or encode cost).
+    pub fn set_beauty(&mut self, now: Instant, room: RoomId, agent: ParticipantId, on: bool) {
+        if on {
+            self.beauty.insert(
+                room.clone(),
+                BeautyRoute {
+                    agent,
+                    customer_pt: None,
+                },
+            );
+        } else {
+            self.beauty.remove(&room);
+        }
+        // Either way the customer's decoder needs a fresh keyframe from the new source.
+        if let Some(idx) = self
+            .participants
+            .iter()
+            .position(|p| p.room == room && self.beauty.get(&room).is_none_or(|r| r.agent == p.id))
+        {
+            self.participants[idx].request_keyframe(now, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// When `from` publishes video in a beauty room: hand the frame to the pipeline.
+    /// Returns whether it was taken (and so must not be forwarded as is).
+    pub(super) fn divert_to_beauty(
+        &mut self,
+        room: &RoomId,
+        from: usize,
+        kind: MediaKind,
+        data: &MediaData,
+    ) -> bool {
+        if kind != MediaKind::Video {
+            return false;
+        }
+        let Some(route) = self.beauty.get(room) else {
+            return false;
+        };
+        if self.participants[from].id != route.agent {
+            return false;
+        }
+        let codec = match data.params.spec().codec {
+            RtcCodec::Vp8 => VideoCodec::Vp8,
+            RtcCodec::H264 => VideoCodec::H264,
+            _ => return false,
+        };
+        // Encode for the customer in the codec it negotiated (the agent's if both), on
+        // the payload type the agent's own frames would have been forwarded with.
+        let Some(output) = self.customer_codec(room, from, codec) else {
+            return false;
+        };
+        if output == codec {
+            let pt = self
+                .participants
+                .iter_mut()
+                .enumerate()
+                .find(|(i, p)| *i != from && &p.room == room && p.connected)
+                .and_then(|(_, to)| {
+                    let mid = to.sending_line(MediaKind::Video)?;
+                    super::negotiated_pt(&mut to.rtc, mid, data.params)
+                });
+            if let Some(route) = self.beauty.get_mut(room) {
+                route.customer_pt = pt;
+            }
+        }
+        let frame = InputFrame {
+            codec,
+            rtp_time: data.time.rebase(Frequency::NINETY_KHZ).numer(),
+            keyframe: data.is_keyframe(),
+            contiguous: data.contiguous,
+            data: data.data.clone(),
+        };
+        self.stats.frames_to_pipeline += 1;
+        self.pipeline_out.push_back(SfuOutput::Beautify {
+            room: room.clone(),
+            frame,
+            output,
+        });
+        true
+    }
+
+    /// The video codec the other member of `room` can receive, preferring `wanted`.
+    fn customer_codec(
+        &mut self,
+        room: &RoomId,
+        from: usize,
+        wanted: VideoCodec,
+    ) -> Option<VideoCodec> {
+        let to = self
+            .participants
+            .iter_mut()
+            .enumerate()
+            .find(|(i, p)| *i != from && &p.room == room && p.connected)?
+            .1;
+        let mid = to.sending_line(MediaKind::Video)?;
+        let media = to.rtc.media(mid)?;
+        let remote = media.remote_pts().to_vec();
+        let codecs: Vec<VideoCodec> = to
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .filter(|p| remote.contains(&p.pt()))
+            .filter_map(|p| match p.spec().codec {
+                RtcCodec::Vp8 => Some(VideoCodec::Vp8),
+                RtcCodec::H264 => Some(VideoCodec::H264),
+                _ => None,
+            })
+            .collect();
+        if codecs.contains(&wanted) {
+            Some(wanted)
+        } else {
+            codecs.first().copied()
+        }
+    }
+
+    /// Writes a frame the pipeline encoded to the customer of `room`.
+    pub fn write_processed(
+        &mut self,
+        now: Instant,
+        room: &RoomId,
+        codec: VideoCodec,
+        frame: OutputFrame,
+    ) {
+        let Some(route) = self.beauty.get(room) else {
+            return;
+        };
+        let (agent, known_pt) = (route.agent.clone(), route.customer_pt);
+        let Some(to) = self
+            .participants
+            .iter_mut()
+            .find(|p| &p.room == room && p.id != agent && p.connected)
+        else {
+            return;
+        };
+        let Some(mid) = to.sending_line(MediaKind::Video) else {
+            return;
+        };
+        let wanted = match codec {
+            VideoCodec::Vp8 => RtcCodec::Vp8,
+            VideoCodec::H264 => RtcCodec::H264,
+        };
+        let remote = match to.rtc.media(mid) {
+            Some(m) => m.remote_pts().to_vec(),
+            None => return,
+        };
+        let params = to.rtc.codec_config().params().to_vec();
+        let known = known_pt.filter(|pt| {
+            remote.contains(pt)
+                && params
+                    .iter()
+                    .any(|p| p.pt() == *pt && p.spec().codec == wanted)
+        });
+        // Otherwise the customer's first payload type for the codec, packetization
+        // mode 1 first for H.264 (frames bigger than a packet need it).
+        let mut candidates: Vec<(bool, Pt)> = params
+            .iter()
+            .filter(|p| p.spec().codec == wanted && remote.contains(&p.pt()))
+            .map(|p| (p.spec().format.packetization_mode != Some(1), p.pt()))
+            .collect();
+        candidates.sort();
+        let Some(pt) = known.or(candidates.first().map(|(_, pt)| *pt)) else {
+            return;
+        };
+        let Some(writer) = to.rtc.writer(mid) else {
+            return;
+        };
+        let time = MediaTime::new(frame.rtp_time, Frequency::NINETY_KHZ);
+        match writer.write(pt, now, time, frame.data) {
+            Ok(()) => self.stats.frames_forwarded += 1,
+            Err(e) => tracing::debug!("processed frame refused: {e}"),
+        }
+        self.drain(now);
+    }
+
+    /// The pipeline could not use what the agent sent: ask the agent for a keyframe.
+    pub fn request_agent_keyframe(&mut self, now: Instant, room: &RoomId) {
+        let Some(route) = self.beauty.get(room) else {
+            return;
+        };
+        let agent = route.agent.clone();
+        if let Some(p) = self.participants.iter_mut().find(|p| p.id == agent) {
+            p.request_keyframe(now, KeyframeRequestKind::Pli);
+        }
+        self.drain(now);
+    }
+
+    /// A keyframe request from `idx`: for the customer of a beauty room it goes to
+    /// our encoder. Returns whether it was taken.
+    pub(super) fn keyframe_to_pipeline(&mut self, idx: usize) -> bool {
+        let p = &self.participants[idx];
+        let Some(route) = self.beauty.get(&p.room) else {
+            return false;
+        };
+        if route.agent == p.id {
+            return false;
+        }
+        self.pipeline_out.push_back(SfuOutput::PipelineKeyframe {
+            room: p.room.clone(),
+        });
+        true
+    }
+}

@@ -1,0 +1,101 @@
+// The server-side beauty filter on a real call: the agent's fake camera shows a face
+// photo with sensor noise; the customer measures the high frequencies on the cheek in
+// the frames it decodes, with the agent's settings on "none" (pure forwarding) and
+// then, mid-call, on "natural" (through decode → beauty → encode).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startKefu, launchBrowser, callStats, waitFor, artifacts, repoRoot, agentWithVideoService, signIn, api } from './lib/kefu.mjs';
+
+const PASSWORD = 'agent password 1';
+
+function noisyFace() {
+  mkdirSync(artifacts, { recursive: true });
+  const path = join(artifacts, 'noisy-face.y4m');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-i', join(repoRoot, 'test-data/astronaut.png'),
+    '-vf', 'scale=640:480,noise=alls=24:allf=t', '-t', '3', '-r', '30', '-pix_fmt', 'yuv420p', path]);
+  return path;
+}
+
+/** Mean squared Laplacian of luma on the cheek, over `n` decoded frames. */
+async function cheekEnergy(page, n = 8) {
+  return page.evaluate(async (n) => {
+    const v = document.getElementById('remote-video');
+    const c = document.createElement('canvas');
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      c.width = v.videoWidth;
+      c.height = v.videoHeight;
+      const g = c.getContext('2d', { willReadFrequently: true });
+      g.drawImage(v, 0, 0);
+      // The cheek of the astronaut (x 186–210, y 118–138 of 512×512).
+      const x0 = Math.round(c.width * 0.365), x1 = Math.round(c.width * 0.41);
+      const y0 = Math.round(c.height * 0.232), y1 = Math.round(c.height * 0.27);
+      const img = g.getImageData(0, 0, c.width, c.height).data;
+      const luma = (x, y) => { const k = (y * c.width + x) * 4; return 0.299 * img[k] + 0.587 * img[k + 1] + 0.114 * img[k + 2]; };
+      let e = 0, count = 0;
+      for (let y = y0; y < y1; y++) {
+        for (let x = x0; x < x1; x++) {
+          const lap = 4 * luma(x, y) - luma(x - 1, y) - luma(x + 1, y) - luma(x, y - 1) - luma(x, y + 1);
+          e += lap * lap;
+          count++;
+        }
+      }
+      total += e / count;
+      await new Promise((r) => setTimeout(r, 120));
+    }
+    return total / n;
+  }, n);
+}
+
+async function fps(page) {
+  const a = await callStats(page);
+  await new Promise((r) => setTimeout(r, 2000));
+  const b = await callStats(page);
+  return (b.videoFramesDecoded - a.videoFramesDecoded) / 2;
+}
+
+test('beauty on: the customer decodes a smoother face at full frame rate', async () => {
+  const kefu = await startKefu();
+  const agent = await launchBrowser({ extraArgs: [`--use-file-for-fake-video-capture=${noisyFace()}`] });
+  const customer = await launchBrowser({ mobile: true });
+  try {
+    await agentWithVideoService(kefu, 'bella', PASSWORD);
+    await signIn(agent.page, kefu.baseUrl, 'bella', PASSWORD);
+    const token = await agent.page.evaluate(() => window.workbench.token);
+    const none = await api(kefu.baseUrl, 'PUT', '/me/beauty', token, { preset: 'none' });
+    assert.equal(none.status, 200);
+    kefu.run('kefu-test-verify', ['bella', 'passed']);
+    await agent.page.click('#video-call');
+    await agent.page.waitForSelector('#invite:not([hidden])');
+    await customer.page.goto(await agent.page.inputValue('#invite-url'));
+    await customer.page.check('#agree');
+    await customer.page.click('#accept');
+    await waitFor('the customer to see the agent', 30000, async () => {
+      const s = await callStats(customer.page);
+      return { done: s && s.videoFramesDecoded >= 60, value: s };
+    });
+    const off = await cheekEnergy(customer.page);
+    await customer.page.screenshot({ path: join(artifacts, 'customer-beauty-off.png') });
+
+    // Natural, mid-call: applies from the next frames, through the pipeline.
+    const natural = await api(kefu.baseUrl, 'PUT', '/me/beauty', token, { preset: 'natural' });
+    assert.equal(natural.status, 200);
+    await new Promise((r) => setTimeout(r, 2000));
+    const on = await cheekEnergy(customer.page);
+    const rate = await fps(customer.page);
+    await customer.page.screenshot({ path: join(artifacts, 'customer-beauty-on.png') });
+    console.log(`cheek high-frequency energy: off ${off.toFixed(0)}, on ${on.toFixed(0)}; ${rate} fps with beauty on`);
+    assert.ok(on < 0.8 * off, `beauty on ${on.toFixed(0)} vs off ${off.toFixed(0)}`);
+    assert.ok(rate >= 25, `customer decodes ${rate} fps with beauty on`);
+    const metrics = await (await fetch(`${kefu.baseUrl}/metrics`)).text();
+    const processed = Number((metrics.match(/^kefu_beauty_latency_seconds_count (\d+)/m) || [])[1]);
+    assert.ok(processed > 30, `frames through the pipeline: ${processed}`);
+  } finally {
+    await agent.close();
+    await customer.close();
+    await kefu.stop();
+  }
+});
