@@ -41,6 +41,7 @@ test-browser:
 bench: deps
 	$(CARGO) bench --locked --profile dev -p kefu-recorder --bench recorder
 	$(CARGO) bench --locked --profile dev -p kefu-beauty --bench beauty
+	$(CARGO) bench --locked --profile dev -p kefu-media-server --bench pipeline
 
 lint:
 	$(CARGO) fmt --all -- --check

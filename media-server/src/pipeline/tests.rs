@@ -227,14 +227,21 @@ fn behind_it_decodes_everything_but_encodes_only_the_newest_and_stays_clean() {
         // A burst: only every third frame is the newest in the queue.
         out.extend(p.process_with(f, i % 3 == 2 || i == 0).expect("ok").frames);
     }
-    assert_eq!(p.stats().decoded, 12, "every frame decoded (references intact)");
+    assert_eq!(
+        p.stats().decoded,
+        12,
+        "every frame decoded (references intact)"
+    );
     assert_eq!(p.stats().encoded, 5);
     assert_eq!(p.stats().not_encoded, 7);
     // What was encoded decodes to a clean picture: decoding from broken references
     // (frames dropped before the decoder) gave tens of times the unfiltered energy.
     let (pictures, energy) = face_hf_energy(VideoCodec::Vp8, &out);
     assert_eq!(pictures, 5);
-    let (_, plain) = face_hf_energy(VideoCodec::Vp8, &run(VideoCodec::Vp8, Preset::None.params(), &input).1);
+    let (_, plain) = face_hf_energy(
+        VideoCodec::Vp8,
+        &run(VideoCodec::Vp8, Preset::None.params(), &input).1,
+    );
     assert!(energy < 1.5 * plain, "{energy:.0} vs {plain:.0} unfiltered");
 
     // Frames lost before the decoder: wait for the next keyframe.

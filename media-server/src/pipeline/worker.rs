@@ -68,6 +68,7 @@ impl PipelineWorker {
         let pending = Arc::new(AtomicUsize::new(0));
         let (shared, waiting) = (Arc::clone(&control), Arc::clone(&pending));
         let name = format!("beauty-{}", room.as_str().get(..8).unwrap_or(room.as_str()));
+        kefu_beauty::set_single_threaded();
         std::thread::Builder::new().name(name).spawn(move || {
             let mut pipeline: Option<BeautyPipeline> = None;
             while let Ok((frame, output, queued)) = input.recv() {
