@@ -188,6 +188,46 @@
     }
   }
 
+  // Beauty dialog: opens on the last confirmed settings (natural the first time);
+  // cancel sends nothing; confirm saves and applies at once (also to a live call);
+  // reset goes back to natural.
+  const BEAUTY_KEYS = ['smoothing', 'whitening', 'ruddiness', 'sharpness'];
+
+  function showBeauty(view) {
+    wb.beautyPresets = view.presets;
+    $('beauty-preset').value = view.preset;
+    for (const k of BEAUTY_KEYS) $(`beauty-${k}`).value = String(view.params[k]);
+    $('beauty-error').hidden = true;
+  }
+
+  async function openBeauty() {
+    const { status, data } = await api('GET', '/me/beauty');
+    if (status !== 200) return;
+    showBeauty(data);
+    $('beauty-dialog').showModal();
+  }
+
+  function beautyPresetChanged() {
+    const p = (wb.beautyPresets || []).find((x) => x.name === $('beauty-preset').value);
+    if (p) for (const k of BEAUTY_KEYS) $(`beauty-${k}`).value = String(p.params[k]);
+  }
+
+  async function confirmBeauty() {
+    const params = Object.fromEntries(BEAUTY_KEYS.map((k) => [k, Number($(`beauty-${k}`).value)]));
+    const { status, data } = await api('PUT', '/me/beauty', { preset: $('beauty-preset').value, params });
+    if (status !== 200) {
+      $('beauty-error').textContent = (data && data.message) || '保存失败 · Not saved';
+      $('beauty-error').hidden = false;
+      return;
+    }
+    $('beauty-dialog').close();
+  }
+
+  async function resetBeauty() {
+    const { status, data } = await api('POST', '/me/beauty/reset');
+    if (status === 200) showBeauty(data);
+  }
+
   // Every connected call is recorded; the agent is told for one second.
   function showRecordingNotice() {
     const n = $('recording-notice');
@@ -206,6 +246,11 @@
   }
 
   window.addEventListener('DOMContentLoaded', () => {
+    $('beauty-open').onclick = openBeauty;
+    $('beauty-preset').onchange = beautyPresetChanged;
+    $('beauty-confirm').onclick = confirmBeauty;
+    $('beauty-cancel').onclick = () => $('beauty-dialog').close();
+    $('beauty-reset').onclick = resetBeauty;
     $('login-form').onsubmit = async (e) => {
       e.preventDefault();
       const { status, data } = await api('POST', '/auth/login', { login: $('login').value, password: $('password').value });

@@ -80,9 +80,12 @@ test('beauty on: the customer decodes a smoother face at full frame rate', async
     const off = await cheekEnergy(customer.page);
     await customer.page.screenshot({ path: join(artifacts, 'customer-beauty-off.png') });
 
-    // Natural, mid-call: applies from the next frames, through the pipeline.
-    const natural = await api(kefu.baseUrl, 'PUT', '/me/beauty', token, { preset: 'natural' });
-    assert.equal(natural.status, 200);
+    // Natural, mid-call, through the dialog: applies from the next frames.
+    await agent.page.click('#beauty-open');
+    await agent.page.waitForSelector('#beauty-dialog[open]');
+    await agent.page.selectOption('#beauty-preset', 'natural');
+    await agent.page.click('#beauty-confirm');
+    await agent.page.waitForSelector('#beauty-dialog', { state: 'hidden' });
     await new Promise((r) => setTimeout(r, 2000));
     const on = await cheekEnergy(customer.page);
     const rate = await fps(customer.page);
@@ -96,6 +99,62 @@ test('beauty on: the customer decodes a smoother face at full frame rate', async
   } finally {
     await agent.close();
     await customer.close();
+    await kefu.stop();
+  }
+});
+
+test('the beauty dialog: natural first, cancel keeps, confirm persists, reset returns to natural', async () => {
+  const kefu = await startKefu();
+  const agent = await launchBrowser();
+  try {
+    await agentWithVideoService(kefu, 'dina', PASSWORD);
+    await signIn(agent.page, kefu.baseUrl, 'dina', PASSWORD);
+    const page = agent.page;
+    const values = () => page.evaluate(() => ({
+      preset: document.getElementById('beauty-preset').value,
+      smoothing: Number(document.getElementById('beauty-smoothing').value),
+    }));
+    const saved = async () => {
+      const token = await page.evaluate(() => window.workbench.token);
+      return (await api(kefu.baseUrl, 'GET', '/me/beauty', token)).data;
+    };
+
+    await page.click('#beauty-open');
+    await page.waitForSelector('#beauty-dialog[open]');
+    assert.deepEqual(await values(), { preset: 'natural', smoothing: 0.35 }, 'opens on natural the first time');
+    await page.screenshot({ path: join(artifacts, 'workbench-beauty-dialog.png') });
+
+    // Change, then cancel: nothing changes.
+    await page.fill('#beauty-smoothing', '0.9');
+    await page.click('#beauty-cancel');
+    await page.waitForSelector('#beauty-dialog', { state: 'hidden' });
+    assert.equal((await saved()).params.smoothing, 0.35);
+    await page.click('#beauty-open');
+    await page.waitForSelector('#beauty-dialog[open]');
+    assert.deepEqual(await values(), { preset: 'natural', smoothing: 0.35 }, 'cancel kept the settings');
+
+    // A preset shows its own values; adjust and confirm: kept, and shown next time.
+    await page.selectOption('#beauty-preset', 'smooth');
+    assert.equal((await values()).smoothing, 0.7);
+    await page.fill('#beauty-smoothing', '0.8');
+    await page.click('#beauty-confirm');
+    await page.waitForSelector('#beauty-dialog', { state: 'hidden' });
+    const after = await saved();
+    assert.equal(after.preset, 'smooth');
+    assert.equal(after.params.smoothing, 0.8);
+    await page.reload();
+    await page.waitForSelector('#desk:not([hidden])');
+    await page.click('#beauty-open');
+    await page.waitForSelector('#beauty-dialog[open]');
+    assert.deepEqual(await values(), { preset: 'smooth', smoothing: 0.8 }, 'reopens on the last confirmed');
+
+    // Reset: natural again, kept.
+    await page.click('#beauty-reset');
+    await page.waitForFunction(() => document.getElementById('beauty-preset').value === 'natural');
+    assert.deepEqual(await values(), { preset: 'natural', smoothing: 0.35 });
+    assert.equal((await saved()).preset, 'natural');
+  } finally {
+    await agent.close();
     await kefu.stop();
   }
 });

@@ -27,6 +27,23 @@ pub struct ParamsView {
 pub struct BeautyView {
     pub preset: String,
     pub params: ParamsView,
+    /// Every preset and its parameters, so the dialog shows what a preset means.
+    pub presets: Vec<PresetView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PresetView {
+    pub name: String,
+    pub params: ParamsView,
+}
+
+fn params_view(p: BeautyParams) -> ParamsView {
+    ParamsView {
+        smoothing: p.smoothing,
+        whitening: p.whitening,
+        ruddiness: p.ruddiness,
+        sharpness: p.sharpness,
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -41,12 +58,14 @@ pub struct BeautyUpdate {
 fn view(preset: Preset, p: BeautyParams) -> BeautyView {
     BeautyView {
         preset: preset.as_str().to_owned(),
-        params: ParamsView {
-            smoothing: p.smoothing,
-            whitening: p.whitening,
-            ruddiness: p.ruddiness,
-            sharpness: p.sharpness,
-        },
+        params: params_view(p),
+        presets: Preset::ALL
+            .iter()
+            .map(|p| PresetView {
+                name: p.as_str().to_owned(),
+                params: params_view(p.params()),
+            })
+            .collect(),
     }
 }
 
