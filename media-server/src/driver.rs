@@ -59,6 +59,9 @@ enum Command {
         agent: ParticipantId,
         params: Option<kefu_beauty::BeautyParams>,
     },
+    StopBeauty {
+        room: RoomId,
+    },
 }
 
 /// The controller's handle to a running media server. Cheap to clone.
@@ -77,6 +80,7 @@ impl std::fmt::Debug for Command {
             Command::Tap { room, .. } => write!(f, "Tap({room})"),
             Command::Untap { room } => write!(f, "Untap({room})"),
             Command::Beauty { room, .. } => write!(f, "Beauty({room})"),
+            Command::StopBeauty { room } => write!(f, "StopBeauty({room})"),
         }
     }
 }
@@ -159,6 +163,13 @@ impl MediaHandle {
             params,
         }) {
             warn!("beauty setting not delivered to the media server: {e}");
+        }
+    }
+
+    /// Stops `room`'s pipeline (the call ended), whoever is still there.
+    pub fn stop_beauty(&self, room: RoomId) {
+        if let Err(e) = self.commands.try_send(Command::StopBeauty { room }) {
+            warn!("beauty stop not delivered to the media server: {e}");
         }
     }
 
@@ -335,6 +346,11 @@ impl Driver {
                     self.sfu.set_beauty(now, room, agent, false);
                 }
             },
+            Command::StopBeauty { room } => {
+                // Dropping the worker ends its thread.
+                self.pipelines.remove(&room);
+                self.sfu.clear_beauty(&room);
+            }
         }
     }
 

@@ -32,9 +32,8 @@ pub async fn follow(state: &AppState, room: &str, call: &Call) {
         }
     } else if call.state.is_final() {
         state.media.untap(RoomId::new(room));
-        if let Some(agent_media) = agent_media_id(state, room) {
-            state.media.set_beauty(RoomId::new(room), agent_media, None);
-        }
+        // Whoever is left in the room: the pipeline stops with the call.
+        state.media.stop_beauty(RoomId::new(room));
         if let Err(e) = state
             .recordings
             .finish_for(&state.store, &call.id, now)

@@ -43,6 +43,9 @@ pub trait MediaRouter: Send + Sync + Debug {
         agent: ParticipantId,
         params: Option<kefu_beauty::BeautyParams>,
     );
+
+    /// The call is over: stop the room's pipeline, if any.
+    fn stop_beauty(&self, room: RoomId);
 }
 
 /// The SFU running in this process.
@@ -86,5 +89,9 @@ impl MediaRouter for LocalMediaRouter {
         params: Option<kefu_beauty::BeautyParams>,
     ) {
         self.0.set_beauty(room, agent, params);
+    }
+
+    fn stop_beauty(&self, room: RoomId) {
+        self.0.stop_beauty(room);
     }
 }

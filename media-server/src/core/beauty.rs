@@ -49,6 +49,11 @@ impl Sfu {
         }
     }
 
+    /// Forgets `room`'s pipeline route (the call ended).
+    pub fn clear_beauty(&mut self, room: &RoomId) {
+        self.beauty.remove(room);
+    }
+
     /// When `from` publishes video in a beauty room: hand the frame to the pipeline.
     /// Returns whether it was taken (and so must not be forwarded as is).
     pub(super) fn divert_to_beauty(

@@ -666,4 +666,11 @@ fn with_beauty_on_the_agents_video_goes_through_the_pipeline() {
     w.run(Duration::from_millis(500), true);
     assert!(w.beautify.is_empty());
     assert!(w.peers[b].video_frames_in > seen);
+
+    // On again, then the call ends: the route is gone whoever is left.
+    let agent = w.peers[a].id.clone();
+    w.sfu.set_beauty(w.now, RoomId::new("room-1"), agent, true);
+    w.sfu.clear_beauty(&RoomId::new("room-1"));
+    w.run(Duration::from_millis(300), true);
+    assert!(w.beautify.is_empty(), "nothing diverted after the call ended");
 }
