@@ -672,5 +672,8 @@ fn with_beauty_on_the_agents_video_goes_through_the_pipeline() {
     w.sfu.set_beauty(w.now, RoomId::new("room-1"), agent, true);
     w.sfu.clear_beauty(&RoomId::new("room-1"));
     w.run(Duration::from_millis(300), true);
-    assert!(w.beautify.is_empty(), "nothing diverted after the call ended");
+    assert!(
+        w.beautify.is_empty(),
+        "nothing diverted after the call ended"
+    );
 }
