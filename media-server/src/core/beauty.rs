@@ -19,9 +19,19 @@ use crate::pipeline::{InputFrame, OutputFrame, VideoCodec};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct BeautyRoute {
     pub agent: ParticipantId,
-    /// The customer's payload type for the pipeline's output, matched to the agent's
-    /// (same codec, same H.264 profile and packetization mode) when known.
-    pub customer_pt: Option<Pt>,
+    /// What the pipeline encodes for the customer, worked out on the first frame
+    /// (not on every one); forgotten when somebody joins the room.
+    pub choice: Option<OutputChoice>,
+}
+
+/// The customer's codec for agent frames of codec `input`, and its payload type —
+/// the one the agent's own frames would have been forwarded with (same codec, same
+/// H.264 profile and packetization mode) when the codecs match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct OutputChoice {
+    input: VideoCodec,
+    output: VideoCodec,
+    pt: Option<Pt>,
 }
 
 impl Sfu {
@@ -33,7 +43,7 @@ impl Sfu {
                 room.clone(),
                 BeautyRoute {
                     agent,
-                    customer_pt: None,
+                    choice: None,
                 },
             );
         } else {
@@ -77,25 +87,18 @@ impl Sfu {
             RtcCodec::H264 => VideoCodec::H264,
             _ => return false,
         };
-        // Encode for the customer in the codec it negotiated (the agent's if both), on
-        // the payload type the agent's own frames would have been forwarded with.
-        let Some(output) = self.customer_codec(room, from, codec) else {
-            return false;
-        };
-        if output == codec {
-            let pt = self
-                .participants
-                .iter_mut()
-                .enumerate()
-                .find(|(i, p)| *i != from && &p.room == room && p.connected)
-                .and_then(|(_, to)| {
-                    let mid = to.sending_line(MediaKind::Video)?;
-                    super::negotiated_pt(&mut to.rtc, mid, data.params)
-                });
-            if let Some(route) = self.beauty.get_mut(room) {
-                route.customer_pt = pt;
+        let output = match route.choice {
+            Some(c) if c.input == codec => c.output,
+            _ => {
+                let Some(choice) = self.choose_output(room, from, codec, data) else {
+                    return false;
+                };
+                if let Some(route) = self.beauty.get_mut(room) {
+                    route.choice = Some(choice);
+                }
+                choice.output
             }
-        }
+        };
         let frame = InputFrame {
             codec,
             rtp_time: data.time.rebase(Frequency::NINETY_KHZ).numer(),
@@ -110,6 +113,38 @@ impl Sfu {
             output,
         });
         true
+    }
+
+    /// Encode for the customer in the codec it negotiated (the agent's if both), on the
+    /// payload type the agent's own frames would have been forwarded with.
+    fn choose_output(
+        &mut self,
+        room: &RoomId,
+        from: usize,
+        input: VideoCodec,
+        data: &MediaData,
+    ) -> Option<OutputChoice> {
+        let output = self.customer_codec(room, from, input)?;
+        let pt = if output == input {
+            self.participants
+                .iter_mut()
+                .enumerate()
+                .find(|(i, p)| *i != from && &p.room == room && p.connected)
+                .and_then(|(_, to)| {
+                    let mid = to.sending_line(MediaKind::Video)?;
+                    super::negotiated_pt(&mut to.rtc, mid, data.params)
+                })
+        } else {
+            None
+        };
+        Some(OutputChoice { input, output, pt })
+    }
+
+    /// Somebody joined `room`: payload types may differ now, choose again.
+    pub(super) fn forget_output_choice(&mut self, room: &RoomId) {
+        if let Some(route) = self.beauty.get_mut(room) {
+            route.choice = None;
+        }
     }
 
     /// The video codec the other member of `room` can receive, preferring `wanted`.
@@ -158,7 +193,13 @@ impl Sfu {
         let Some(route) = self.beauty.get(room) else {
             return;
         };
-        let (agent, known_pt) = (route.agent.clone(), route.customer_pt);
+        let agent = route.agent.clone();
+        // The payload type chosen with the first frame (checked against the customer's
+        // negotiated ones then); worked out here only when there was none.
+        let known = route
+            .choice
+            .filter(|c| c.output == codec)
+            .and_then(|c| c.pt);
         let Some(to) = self
             .participants
             .iter_mut()
@@ -169,32 +210,15 @@ impl Sfu {
         let Some(mid) = to.sending_line(MediaKind::Video) else {
             return;
         };
-        let wanted = match codec {
-            VideoCodec::Vp8 => RtcCodec::Vp8,
-            VideoCodec::H264 => RtcCodec::H264,
-        };
-        let remote = match to.rtc.media(mid) {
-            Some(m) => m.remote_pts().to_vec(),
-            None => return,
-        };
-        let params = to.rtc.codec_config().params().to_vec();
-        let known = known_pt.filter(|pt| {
-            remote.contains(pt)
-                && params
-                    .iter()
-                    .any(|p| p.pt() == *pt && p.spec().codec == wanted)
-        });
-        // Otherwise the customer's first payload type for the codec, packetization
-        // mode 1 first for H.264 (frames bigger than a packet need it).
-        let mut candidates: Vec<(bool, Pt)> = params
-            .iter()
-            .filter(|p| p.spec().codec == wanted && remote.contains(&p.pt()))
-            .map(|p| (p.spec().format.packetization_mode != Some(1), p.pt()))
-            .collect();
-        candidates.sort();
-        let Some(pt) = known.or(candidates.first().map(|(_, pt)| *pt)) else {
+        let Some(pt) = known.or_else(|| fallback_pt(to, mid, codec)) else {
             return;
         };
+        if known.is_none()
+            && let Some(c) = self.beauty.get_mut(room).and_then(|r| r.choice.as_mut())
+            && c.output == codec
+        {
+            c.pt = Some(pt);
+        }
         let Some(writer) = to.rtc.writer(mid) else {
             return;
         };
@@ -233,4 +257,28 @@ impl Sfu {
         });
         true
     }
+}
+
+/// The customer's first payload type for `codec` on `mid`, packetization mode 1 first
+/// for H.264 (frames bigger than a packet need it).
+fn fallback_pt(
+    to: &mut super::participant::Participant,
+    mid: str0m::media::Mid,
+    codec: VideoCodec,
+) -> Option<Pt> {
+    let wanted = match codec {
+        VideoCodec::Vp8 => RtcCodec::Vp8,
+        VideoCodec::H264 => RtcCodec::H264,
+    };
+    let remote = to.rtc.media(mid)?.remote_pts().to_vec();
+    let mut candidates: Vec<(bool, Pt)> = to
+        .rtc
+        .codec_config()
+        .params()
+        .iter()
+        .filter(|p| p.spec().codec == wanted && remote.contains(&p.pt()))
+        .map(|p| (p.spec().format.packetization_mode != Some(1), p.pt()))
+        .collect();
+    candidates.sort();
+    candidates.first().map(|(_, pt)| *pt)
 }

@@ -167,6 +167,7 @@ impl Sfu {
             .map_err(|e| JoinError::BadOffer(e.to_string()))?;
 
         info!(%room, %participant, "participant joined the SFU");
+        self.forget_output_choice(&room);
         self.participants
             .push(Participant::new(participant, room, rtc, now));
         self.refresh_sizes();

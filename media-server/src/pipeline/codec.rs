@@ -13,14 +13,9 @@ pub enum VideoCodec {
     H264,
 }
 
+/// FFmpeg's one-time setup, shared with the recorder (same library, same process).
 pub(super) fn init() {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        if let Err(e) = ffmpeg::init() {
-            tracing::error!("FFmpeg failed to initialise: {e}");
-        }
-        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
-    });
+    kefu_recorder::transcode::init();
 }
 
 pub(super) struct Decoder {

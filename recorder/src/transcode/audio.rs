@@ -11,8 +11,8 @@ use ffmpeg::format::sample::Type as SampleType;
 use ffmpeg::util::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::TranscodeError;
 use super::video::codec_err;
+use super::{PacketSink, TranscodeError};
 use crate::tap::Party;
 
 pub(crate) const SAMPLE_RATE: i64 = 48_000;
@@ -126,10 +126,7 @@ impl AudioMixer {
     }
 
     /// Encodes one frame of the mix (silence where nobody spoke).
-    pub(crate) fn encode_next(
-        &mut self,
-        out: &mut dyn FnMut(ffmpeg::Packet, bool) -> Result<(), TranscodeError>,
-    ) -> Result<(), TranscodeError> {
+    pub(crate) fn encode_next(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
         let n = self.frame_size;
         {
             let bytes = self.frame.data_mut(0);
@@ -153,26 +150,13 @@ impl AudioMixer {
         self.frame_size as i64 * 1_000_000 / SAMPLE_RATE
     }
 
-    pub(crate) fn flush(
-        &mut self,
-        out: &mut dyn FnMut(ffmpeg::Packet, bool) -> Result<(), TranscodeError>,
-    ) -> Result<(), TranscodeError> {
+    pub(crate) fn flush(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
         self.encoder.send_eof().map_err(codec_err("AAC encoder"))?;
         self.drain(out)
     }
 
-    fn drain(
-        &mut self,
-        out: &mut dyn FnMut(ffmpeg::Packet, bool) -> Result<(), TranscodeError>,
-    ) -> Result<(), TranscodeError> {
-        let mut packet = ffmpeg::Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            out(
-                std::mem::replace(&mut packet, ffmpeg::Packet::empty()),
-                false,
-            )?;
-        }
-        Ok(())
+    fn drain(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
+        super::drain_encoder(&mut self.encoder, false, out)
     }
 }
 

@@ -97,6 +97,25 @@ impl std::fmt::Debug for Transcoder {
     }
 }
 
+/// Where encoded packets go: `(packet, is_video)`.
+pub(crate) type PacketSink<'a> = dyn FnMut(ffmpeg::Packet, bool) -> Result<(), TranscodeError> + 'a;
+
+/// Hands every packet `encoder` has ready to `out`.
+pub(crate) fn drain_encoder(
+    encoder: &mut ffmpeg::encoder::Encoder,
+    is_video: bool,
+    out: &mut PacketSink<'_>,
+) -> Result<(), TranscodeError> {
+    let mut packet = ffmpeg::Packet::empty();
+    while encoder.receive_packet(&mut packet).is_ok() {
+        out(
+            std::mem::replace(&mut packet, ffmpeg::Packet::empty()),
+            is_video,
+        )?;
+    }
+    Ok(())
+}
+
 /// Initialises FFmpeg once per process.
 pub fn init() {
     static INIT: std::sync::Once = std::sync::Once::new();

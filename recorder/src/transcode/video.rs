@@ -8,7 +8,7 @@ use ffmpeg::software::scaling;
 use ffmpeg::util::frame;
 use ffmpeg_next as ffmpeg;
 
-use super::{Settings, TranscodeError};
+use super::{PacketSink, Settings, TranscodeError};
 use crate::tap::{Codec, Party};
 
 /// A picture older than this counts as "camera off".
@@ -234,10 +234,7 @@ impl VideoComposer {
     }
 
     /// Composes and encodes the next output frame; packets go to `out`.
-    pub(crate) fn encode_next(
-        &mut self,
-        out: &mut dyn FnMut(ffmpeg::Packet, bool) -> Result<(), TranscodeError>,
-    ) -> Result<(), TranscodeError> {
+    pub(crate) fn encode_next(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
         let now = self.next_frame_us();
         for party in Party::ALL {
             let area = self.areas[party.index()];
@@ -261,28 +258,15 @@ impl VideoComposer {
         self.drain(out)
     }
 
-    pub(crate) fn flush(
-        &mut self,
-        out: &mut dyn FnMut(ffmpeg::Packet, bool) -> Result<(), TranscodeError>,
-    ) -> Result<(), TranscodeError> {
+    pub(crate) fn flush(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
         self.encoder
             .send_eof()
             .map_err(codec_err("H.264 encoder"))?;
         self.drain(out)
     }
 
-    fn drain(
-        &mut self,
-        out: &mut dyn FnMut(ffmpeg::Packet, bool) -> Result<(), TranscodeError>,
-    ) -> Result<(), TranscodeError> {
-        let mut packet = ffmpeg::Packet::empty();
-        while self.encoder.receive_packet(&mut packet).is_ok() {
-            out(
-                std::mem::replace(&mut packet, ffmpeg::Packet::empty()),
-                true,
-            )?;
-        }
-        Ok(())
+    fn drain(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
+        super::drain_encoder(&mut self.encoder, true, out)
     }
 }
 
