@@ -383,6 +383,12 @@ impl Driver {
                         w.request_keyframe();
                     }
                 }
+                SfuOutput::PipelineBitrate { room, bps } => {
+                    debug!(%room, bps, "beauty encoder follows the bandwidth estimate");
+                    if let Some(w) = self.pipelines.get(&room) {
+                        w.set_bitrate(bps);
+                    }
+                }
                 SfuOutput::Tap { room, frame } => {
                     // A full recorder queue drops the frame (counted by the recorder).
                     if let Some(sink) = self.taps.get(&room) {

@@ -8,12 +8,30 @@
 
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Pt};
 
 use super::{Sfu, SfuOutput};
 use crate::ids::{ParticipantId, RoomId};
 use crate::pipeline::{InputFrame, OutputFrame, VideoCodec};
+
+/// The encoder's rate before the first estimate, and what BWE starts from.
+pub const START_BITRATE_BPS: u32 = 1_500_000;
+/// What BWE probes for and the encoder's ceiling: plenty for 720p30 of a face.
+pub const MAX_BITRATE_BPS: u32 = 2_500_000;
+/// The encoder's floor: below it VP8/H.264 at 720p is mush; the pipeline keeps it and
+/// lets the network drop what it must.
+pub const MIN_BITRATE_BPS: u32 = 150_000;
+/// Audio (Opus ≈ 40 kbit/s) plus RTP/UDP/SRTP headers come out of the same estimate.
+const AUDIO_AND_OVERHEAD_BPS: u64 = 60_000;
+
+/// The video rate for a bandwidth estimate towards the customer: 90 % of what is left
+/// after audio and headers (the estimate is a guess; leave room for it to be wrong).
+pub fn encoder_bitrate(estimate_bps: u64) -> u32 {
+    let video = estimate_bps.saturating_sub(AUDIO_AND_OVERHEAD_BPS) * 9 / 10;
+    video.clamp(MIN_BITRATE_BPS.into(), MAX_BITRATE_BPS.into()) as u32
+}
 
 /// The agent whose video a room filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +40,8 @@ pub(super) struct BeautyRoute {
     /// What the pipeline encodes for the customer, worked out on the first frame
     /// (not on every one); forgotten when somebody joins the room.
     pub choice: Option<OutputChoice>,
+    /// The encoder rate last handed to the pipeline.
+    pub last_bitrate: Option<u32>,
 }
 
 /// The customer's codec for agent frames of codec `input`, and its payload type —
@@ -44,10 +64,21 @@ impl Sfu {
                 BeautyRoute {
                     agent,
                     choice: None,
+                    last_bitrate: None,
                 },
             );
         } else {
             self.beauty.remove(&room);
+        }
+        // A new pipeline starts from what is known of the customer's bandwidth (BWE
+        // reports changes only).
+        if on
+            && let Some(idx) = self.participants.iter().position(|p| {
+                p.room == room && self.beauty.get(&room).is_some_and(|r| r.agent != p.id)
+            })
+            && let Some(estimate) = self.participants[idx].egress_estimate
+        {
+            self.bitrate_to_pipeline(idx, estimate);
         }
         // Either way the customer's decoder needs a fresh keyframe from the new source.
         if let Some(idx) = self
@@ -240,6 +271,32 @@ impl Sfu {
             p.request_keyframe(now, KeyframeRequestKind::Pli);
         }
         self.drain(now);
+    }
+
+    /// A bandwidth estimate for what we send to `idx`: for the customer of a beauty
+    /// room it sets the pipeline's encoder rate (the pipeline ignores small moves).
+    pub(super) fn bitrate_to_pipeline(&mut self, idx: usize, estimate: Bitrate) {
+        self.participants[idx].egress_estimate = Some(estimate);
+        let p = &self.participants[idx];
+        let Some(route) = self.beauty.get_mut(&p.room) else {
+            return;
+        };
+        if route.agent == p.id {
+            return;
+        }
+        let bps = encoder_bitrate(estimate.as_u64());
+        // Estimates wobble; a move under 5 % is not worth an encoder reconfiguration.
+        if route
+            .last_bitrate
+            .is_some_and(|last| (f64::from(bps) / f64::from(last) - 1.0).abs() < 0.05)
+        {
+            return;
+        }
+        route.last_bitrate = Some(bps);
+        self.pipeline_out.push_back(SfuOutput::PipelineBitrate {
+            room: p.room.clone(),
+            bps,
+        });
     }
 
     /// A keyframe request from `idx`: for the customer of a beauty room it goes to

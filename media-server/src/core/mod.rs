@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Pt};
@@ -28,6 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{CandidateError, JoinError};
 use crate::ids::{ParticipantId, RoomId};
+pub use beauty::{MAX_BITRATE_BPS, MIN_BITRATE_BPS, START_BITRATE_BPS, encoder_bitrate};
 use participant::{MediaLine, Participant};
 pub use stats::{DropReason, SfuStats};
 pub use tap::TapParty;
@@ -67,6 +69,11 @@ pub enum SfuOutput {
     /// The customer asked for a keyframe: the pipeline's encoder makes one.
     PipelineKeyframe {
         room: RoomId,
+    },
+    /// The bandwidth towards the customer changed: the pipeline encodes at `bps`.
+    PipelineBitrate {
+        room: RoomId,
+        bps: u32,
     },
     /// A frame published in a tapped room, for its recorder.
     Tap {
@@ -157,7 +164,13 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
+            // Send-side bandwidth estimation (TWCC) towards every participant: what
+            // the beauty pipeline's encoder follows.
+            .enable_bwe(Some(Bitrate::bps(beauty::START_BITRATE_BPS.into())))
             .build(now);
+        // Probe up to what a 720p call wants, no further; no padding floor of our own.
+        rtc.bwe()
+            .set_bitrate(Bitrate::ZERO, Bitrate::bps(beauty::MAX_BITRATE_BPS.into()));
         let candidate = Candidate::host(self.local_addr, "udp")
             .map_err(|e| JoinError::BadOffer(format!("local candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -364,6 +377,10 @@ impl Sfu {
             Event::KeyframeRequest(req) => {
                 self.request_keyframe_from_others(idx, now, req.kind);
             }
+            // Our own TWCC estimate, or the browser's REMB.
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => self.bitrate_to_pipeline(idx, estimate),
             _ => {}
         }
     }

@@ -27,6 +27,8 @@ pub(crate) struct Participant {
     /// Earliest time str0m wants to be woken; `None` once it is dead.
     pub next_timeout: Option<Instant>,
     pub connected: bool,
+    /// The latest bandwidth estimate for what the SFU sends this participant.
+    pub egress_estimate: Option<str0m::bwe::Bitrate>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -39,6 +41,7 @@ impl Participant {
             lines: Vec::new(),
             next_timeout: Some(now),
             connected: false,
+            egress_estimate: None,
             last_keyframe_request: None,
         }
     }

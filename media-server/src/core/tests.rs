@@ -198,6 +198,9 @@ struct World {
         crate::pipeline::VideoCodec,
     )>,
     pipeline_keyframes: Vec<RoomId>,
+    pipeline_bitrates: Vec<(RoomId, u32)>,
+    /// Hand every frame sent to the pipeline straight back as "encoded".
+    echo_pipeline: bool,
 }
 
 impl World {
@@ -212,6 +215,8 @@ impl World {
             tapped: Vec::new(),
             beautify: Vec::new(),
             pipeline_keyframes: Vec::new(),
+            pipeline_bitrates: Vec::new(),
+            echo_pipeline: false,
         }
     }
 
@@ -259,8 +264,24 @@ impl World {
                         room,
                         frame,
                         output,
+                    } if self.echo_pipeline => {
+                        let n = frame.rtp_time / 3000;
+                        let encoded = crate::pipeline::OutputFrame {
+                            rtp_time: frame.rtp_time,
+                            keyframe: frame.keyframe,
+                            data: vp8_frame(frame.keyframe, n),
+                        };
+                        self.sfu.write_processed(self.now, &room, output, encoded);
+                    }
+                    SfuOutput::Beautify {
+                        room,
+                        frame,
+                        output,
                     } => self.beautify.push((room, frame, output)),
                     SfuOutput::PipelineKeyframe { room } => self.pipeline_keyframes.push(room),
+                    SfuOutput::PipelineBitrate { room, bps } => {
+                        self.pipeline_bitrates.push((room, bps))
+                    }
                     SfuOutput::Timeout(_) => break,
                 }
             }
@@ -379,7 +400,8 @@ fn lost_packets_are_retransmitted_on_nack() {
     let mut w = World::new();
     let a = w.join("room-1", "agent", "127.0.0.1:40001");
     let b = w.join("room-1", "customer", "127.0.0.1:40002");
-    w.run(Duration::from_secs(1), false);
+    // Media from the start: see with_beauty_on_the_agents_video_goes_through_the_pipeline.
+    w.run(Duration::from_secs(1), true);
     // Lose every 10th large RTP datagram (video) from the SFU to the customer.
     let victim = w.peers[b].addr;
     let mut n = 0u64;
@@ -605,9 +627,15 @@ fn with_beauty_on_the_agents_video_goes_through_the_pipeline() {
     let mut w = World::new();
     let a = w.join("room-1", "agent", "127.0.0.1:40001");
     let b = w.join("room-1", "customer", "127.0.0.1:40002");
-    w.run(Duration::from_secs(1), false);
+    // Media flows from the start, as in a call (an idle start would lead the
+    // bandwidth estimate, and the pacer with it, below what the peers send).
+    w.run(Duration::from_secs(1), true);
     let agent = w.peers[a].id.clone();
     w.sfu.set_beauty(w.now, RoomId::new("room-1"), agent, true);
+    // What was paced before the switch still arrives.
+    w.run(Duration::from_millis(200), true);
+    w.beautify.clear();
+    let (customer_video, agent_video) = (w.peers[b].video_frames_in, w.peers[a].video_frames_in);
     w.run(Duration::from_secs(1), true);
 
     // The agent's video left for the pipeline; nothing of it reached the customer.
@@ -617,13 +645,16 @@ fn with_beauty_on_the_agents_video_goes_through_the_pipeline() {
         w.beautify.len()
     );
     assert!(w.beautify.iter().all(|(_, _, out)| *out == VideoCodec::Vp8));
-    assert_eq!(w.peers[b].video_frames_in, 0, "no unfiltered agent video");
+    assert_eq!(
+        w.peers[b].video_frames_in, customer_video,
+        "no unfiltered agent video"
+    );
     assert!(
         w.peers[b].audio_frames_in > 20,
         "audio is forwarded as always"
     );
     assert!(
-        w.peers[a].video_frames_in > 20,
+        w.peers[a].video_frames_in > agent_video + 20,
         "the customer's video still reaches the agent"
     );
 
@@ -676,4 +707,53 @@ fn with_beauty_on_the_agents_video_goes_through_the_pipeline() {
         w.beautify.is_empty(),
         "nothing diverted after the call ended"
     );
+}
+
+#[test]
+fn the_pipeline_follows_the_bandwidth_estimate_towards_the_customer() {
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), true);
+    let agent = w.peers[a].id.clone();
+    w.sfu.set_beauty(w.now, RoomId::new("room-1"), agent, true);
+    w.echo_pipeline = true;
+    w.run(Duration::from_secs(3), true);
+    assert!(w.peers[b].video_frames_in > 30, "the customer gets video");
+    let (room, first) = w
+        .pipeline_bitrates
+        .first()
+        .cloned()
+        .expect("a first estimate");
+    assert_eq!(room.as_str(), "room-1");
+    assert!(
+        (MIN_BITRATE_BPS..=MAX_BITRATE_BPS).contains(&first),
+        "{first}"
+    );
+
+    // A quarter of what goes to the customer is lost: the estimate, and the encoder's
+    // rate with it, go down.
+    let victim = w.peers[b].addr;
+    let mut n = 0u64;
+    w.loss = Box::new(move |dest, _| {
+        n += 1;
+        *dest == victim && n.is_multiple_of(4)
+    });
+    w.run(Duration::from_secs(6), true);
+    let rates: Vec<u32> = w.pipeline_bitrates.iter().map(|(_, bps)| *bps).collect();
+    eprintln!("encoder rates: {rates:?}");
+    let last = *rates.last().expect("rates");
+    assert!(last < first, "rate under loss {last} vs {first} before");
+    assert!(
+        rates
+            .iter()
+            .all(|r| (MIN_BITRATE_BPS..=MAX_BITRATE_BPS).contains(r))
+    );
+}
+
+#[test]
+fn encoder_bitrate_leaves_room_for_audio_and_stays_in_bounds() {
+    assert_eq!(encoder_bitrate(1_060_000), 900_000);
+    assert_eq!(encoder_bitrate(0), MIN_BITRATE_BPS);
+    assert_eq!(encoder_bitrate(100_000_000), MAX_BITRATE_BPS);
 }

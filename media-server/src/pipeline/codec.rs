@@ -93,8 +93,17 @@ pub(super) struct Encoder {
     frame: ffmpeg::frame::Video,
     first_rtp: Option<u64>,
     bitrate_bps: u32,
-    retarget_to: Option<u32>,
+    /// A VP8 rate waiting for [`VP8_REOPEN_UP_AFTER`] frames since the last open.
+    wanted_bps: Option<u32>,
+    frames_since_open: u32,
 }
+
+/// VP8 follows a lower estimate below this share of its rate at once...
+const VP8_REOPEN_DOWN: f64 = 0.7;
+/// ...and a higher one above this share...
+const VP8_REOPEN_UP: f64 = 1.5;
+/// ...once this many frames (5 s at 30 fps) came from the current encoder.
+const VP8_REOPEN_UP_AFTER: u32 = 150;
 
 impl Encoder {
     pub fn new(
@@ -111,7 +120,8 @@ impl Encoder {
             frame: ffmpeg::frame::Video::new(Pixel::YUV420P, width as u32, height as u32),
             first_rtp: None,
             bitrate_bps,
-            retarget_to: None,
+            wanted_bps: None,
+            frames_since_open: 0,
         })
     }
 
@@ -119,9 +129,26 @@ impl Encoder {
         self.size
     }
 
-    /// A new target bitrate, applied at the next keyframe (reopening the encoder).
+    /// A new target bitrate. H.264 takes it from the next frame on, without a
+    /// keyframe (FFmpeg's x264 wrapper reconfigures the rate control when the
+    /// context's rates change; x264 allows that with VBV on, see [`open`]).
+    /// FFmpeg's libvpx wrapper reads the rate only when it opens, and a reopened
+    /// encoder starts on a keyframe, so VP8 follows big moves only: down at once (the
+    /// path is congested; one keyframe costs less than sending too much for seconds),
+    /// up once the encoder has run for 5 s.
     pub fn retarget(&mut self, bps: u32) {
-        self.retarget_to = Some(bps);
+        match self.codec {
+            VideoCodec::H264 => {
+                self.inner.set_bit_rate(bps as usize);
+                self.inner.set_max_bit_rate(bps as usize);
+                self.bitrate_bps = bps;
+            }
+            VideoCodec::Vp8 => {
+                let ratio = f64::from(bps) / f64::from(self.bitrate_bps);
+                self.wanted_bps =
+                    (!(VP8_REOPEN_DOWN..=VP8_REOPEN_UP).contains(&ratio)).then_some(bps);
+            }
+        }
     }
 
     /// Encodes one picture; returns (frame bytes, keyframe) for each packet out.
@@ -131,14 +158,17 @@ impl Encoder {
         rtp_time: u64,
         mut keyframe: bool,
     ) -> Result<Vec<(Vec<u8>, bool)>, PipelineError> {
-        // A big change of rate is worth a reopen; the new encoder starts on a keyframe.
-        if let Some(bps) = self.retarget_to.take()
-            && (bps as f64 / self.bitrate_bps as f64 - 1.0).abs() > 0.2
+        if let Some(bps) = self.wanted_bps
+            && (bps < self.bitrate_bps || self.frames_since_open >= VP8_REOPEN_UP_AFTER)
         {
             self.inner = open(self.codec, self.size.0, self.size.1, bps)?;
             self.bitrate_bps = bps;
+            self.wanted_bps = None;
+            self.frames_since_open = 0;
+            // Timestamps continue from the first frame of the stream.
             keyframe = true;
         }
+        self.frames_since_open = self.frames_since_open.saturating_add(1);
         let first = *self.first_rtp.get_or_insert(rtp_time);
         planes.copy_to(&mut self.frame);
         self.frame
@@ -193,9 +223,12 @@ fn open(
     match codec {
         VideoCodec::Vp8 => {
             opts.set("deadline", "realtime");
-            // 8: faster settings (12, 16) doubled throughput but their artefacts undid
-            // the smoothing the customer sees (measured by the beauty e2e).
-            opts.set("cpu-used", "8");
+            // Negative = a fixed speed. A positive cpu-used lets libvpx spend up to
+            // (16 − n)/16 of the frame interval and slow down when it has time, which
+            // a server running many streams must not do. -8 measured 4 streams per core
+            // on camera-like input; -12 (faster) let artefacts undo the smoothing the
+            // customer sees (beauty e2e).
+            opts.set("cpu-used", "-8");
             opts.set("lag-in-frames", "0");
             opts.set("error-resilient", "1");
             opts.set("auto-alt-ref", "0");
@@ -205,6 +238,10 @@ fn open(
             opts.set("tune", "zerolatency");
             opts.set("profile", "baseline");
             opts.set("forced-idr", "1");
+            // VBV on (a 0.5 s buffer): real-time rate limits, and without it x264
+            // ignores a new bit rate on reconfiguration.
+            opts.set("maxrate", &bitrate_bps.to_string());
+            opts.set("bufsize", &(bitrate_bps / 2).to_string());
             // SPS/PPS with every keyframe, so a subscriber can start at any of them.
             opts.set("x264-params", "repeat-headers=1:annexb=1");
         }

@@ -156,7 +156,6 @@ impl BeautyPipeline {
     pub fn set_bitrate(&mut self, bps: u32) {
         if bps != self.bitrate_bps {
             self.bitrate_bps = bps;
-            // libvpx and x264 take a new rate only when reopened; the next frame does it.
             if let Some(e) = self.encoder.as_mut() {
                 e.retarget(bps);
             }

@@ -249,3 +249,80 @@ fn behind_it_decodes_everything_but_encodes_only_the_newest_and_stays_clean() {
     let r = p.process(&input[1]).expect("ok");
     assert!(r.frames.is_empty() && r.need_keyframe);
 }
+
+/// Bytes per output frame over `frames`, and whether any was a keyframe.
+fn rate_and_keyframes(frames: &[OutputFrame]) -> (f64, bool) {
+    let bytes: usize = frames.iter().map(|f| f.data.len()).sum();
+    (
+        bytes as f64 / frames.len().max(1) as f64,
+        frames.iter().any(|f| f.keyframe),
+    )
+}
+
+/// `n` frames of the agent as a browser sends them: one keyframe, at the start.
+fn browser_stream(n: usize) -> Vec<InputFrame> {
+    let mut input = agent_stream(n);
+    for f in input.iter_mut().skip(1) {
+        f.keyframe = false;
+    }
+    input
+}
+
+/// Runs `input`, calling `set_bitrate` with `changes` (frame index, bps) on the way.
+fn run_with_rates(
+    codec: VideoCodec,
+    input: &[InputFrame],
+    changes: &[(usize, u32)],
+) -> Vec<Vec<OutputFrame>> {
+    let mut p = BeautyPipeline::new(codec, Preset::Natural.params(), 2_000_000);
+    input
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            for (_, bps) in changes.iter().filter(|(at, _)| *at == i) {
+                p.set_bitrate(*bps);
+            }
+            p.process(f).expect("process").frames
+        })
+        .collect()
+}
+
+#[test]
+fn h264_follows_the_bandwidth_estimate_at_once_without_a_keyframe() {
+    let out = run_with_rates(VideoCodec::H264, &browser_stream(120), &[(60, 300_000)]);
+    // Rate control needs a few frames to settle on either side of the change.
+    let (before, _) = rate_and_keyframes(&out[20..60].concat());
+    let (after, key_after) = rate_and_keyframes(&out[60..].concat());
+    let (settled, _) = rate_and_keyframes(&out[80..].concat());
+    eprintln!("H.264: {before:.0} → {settled:.0} bytes per frame");
+    assert!(
+        settled < 0.4 * before,
+        "{before:.0} → {settled:.0} bytes per frame"
+    );
+    assert!(after < 0.5 * before);
+    assert!(!key_after, "no keyframe for a new rate");
+}
+
+#[test]
+fn vp8_follows_big_moves_of_the_estimate_and_ignores_small_ones() {
+    let changes = [
+        (60, 300_000),    // congestion: down at once (a reopen, so one keyframe)
+        (90, 330_000),    // +10 %: not worth a keyframe
+        (100, 1_500_000), // recovery: only 150 frames after the last reopen
+    ];
+    let out = run_with_rates(VideoCodec::Vp8, &browser_stream(240), &changes);
+    let keyframes: Vec<usize> = (1..out.len())
+        .filter(|&i| out[i].iter().any(|f| f.keyframe))
+        .collect();
+    assert_eq!(
+        keyframes,
+        vec![60, 210],
+        "a keyframe per reopen, none for +10 %"
+    );
+    let (before, _) = rate_and_keyframes(&out[20..60].concat());
+    let (low, _) = rate_and_keyframes(&out[70..210].concat());
+    let (high, _) = rate_and_keyframes(&out[215..].concat());
+    eprintln!("VP8: {before:.0} → {low:.0} → {high:.0} bytes per frame");
+    assert!(low < 0.4 * before, "{before:.0} → {low:.0} bytes per frame");
+    assert!(high > 2.0 * low, "{low:.0} → {high:.0} bytes per frame");
+}

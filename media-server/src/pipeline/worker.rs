@@ -22,8 +22,7 @@ use crate::ids::RoomId;
 /// Frames waiting for the pipeline at most (≈ 0.5 s at 30 fps; normally none wait
 /// long, since all but the newest are only decoded).
 const QUEUE: usize = 16;
-/// Starting bitrate towards the customer.
-const START_BITRATE_BPS: u32 = 1_500_000;
+use crate::core::START_BITRATE_BPS;
 
 /// What came out of the pipeline for one input.
 #[derive(Debug)]
@@ -38,6 +37,8 @@ pub struct PipelineResult {
 #[derive(Debug)]
 struct Control {
     params: BeautyParams,
+    /// Follows the bandwidth estimate towards the customer.
+    bitrate_bps: u32,
     keyframe: bool,
     /// Frames were dropped before the decoder.
     overflowed: bool,
@@ -62,6 +63,7 @@ impl PipelineWorker {
         let (frames, input) = sync_channel::<Queued>(QUEUE);
         let control = Arc::new(Mutex::new(Control {
             params,
+            bitrate_bps: START_BITRATE_BPS,
             keyframe: false,
             overflowed: false,
         }));
@@ -73,11 +75,12 @@ impl PipelineWorker {
             let mut pipeline: Option<BeautyPipeline> = None;
             while let Ok((frame, output, queued)) = input.recv() {
                 let newest = waiting.fetch_sub(1, Ordering::AcqRel) <= 1;
-                let (params, keyframe, overflowed) = {
+                let (params, bitrate, keyframe, overflowed) = {
                     // A panic elsewhere leaves plain data behind: still usable.
                     let mut c = shared.lock().unwrap_or_else(|p| p.into_inner());
                     (
                         c.params,
+                        c.bitrate_bps,
                         std::mem::take(&mut c.keyframe),
                         std::mem::take(&mut c.overflowed),
                     )
@@ -86,10 +89,11 @@ impl PipelineWorker {
                     Some(p) if p.output == output => p,
                     _ => {
                         info!(%room, input = ?frame.codec, ?output, "beauty pipeline started");
-                        pipeline.insert(BeautyPipeline::new(output, params, START_BITRATE_BPS))
+                        pipeline.insert(BeautyPipeline::new(output, params, bitrate))
                     }
                 };
                 p.set_params(params);
+                p.set_bitrate(bitrate);
                 if keyframe {
                     p.force_keyframe();
                 }
@@ -146,6 +150,13 @@ impl PipelineWorker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .params = params;
+    }
+
+    pub fn set_bitrate(&self, bps: u32) {
+        self.control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bitrate_bps = bps;
     }
 
     pub fn request_keyframe(&self) {
