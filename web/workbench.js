@@ -205,16 +205,96 @@
     if (status !== 200) return;
     showBeauty(data);
     $('beauty-dialog').showModal();
+    openPreview();
+  }
+
+  /** What the dialog shows now (tried, not yet confirmed). */
+  function beautyDraft() {
+    const params = Object.fromEntries(BEAUTY_KEYS.map((k) => [k, Number($(`beauty-${k}`).value)]));
+    return { preset: $('beauty-preset').value, params };
   }
 
   function beautyPresetChanged() {
     const p = (wb.beautyPresets || []).find((x) => x.name === $('beauty-preset').value);
     if (p) for (const k of BEAUTY_KEYS) $(`beauty-${k}`).value = String(p.params[k]);
+    tryInPreview();
+  }
+
+  // The preview is the server-processed stream, not the local camera: the camera goes
+  // to the SFU in the agent's own preview room and comes back through the beauty
+  // pipeline with the settings being tried, so what the dialog shows is what a
+  // customer would get. Closing the dialog closes it; nothing tried here is saved.
+  const preview = (window.kefuPreview = { pc: null, ws: null, camera: null, tries: 0 });
+
+  async function openPreview() {
+    closePreview();
+    const note = $('beauty-preview-note');
+    const { status, data } = await api('POST', '/me/beauty/preview', beautyDraft());
+    if (status !== 201) {
+      note.textContent = '预览不可用 · Preview unavailable';
+      return;
+    }
+    let camera;
+    try {
+      camera = await navigator.mediaDevices.getUserMedia({
+        video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+      });
+    } catch (e) {
+      note.textContent = '无法打开摄像头 · Camera unavailable: ' + e.message;
+      return;
+    }
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    Object.assign(preview, { pc, ws, camera });
+    const send = (msg) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); };
+    pc.addTransceiver(camera.getVideoTracks()[0], { direction: 'sendrecv', streams: [camera] });
+    pc.ontrack = (e) => { $('beauty-preview').srcObject = new MediaStream([e.track]); };
+    pc.onicecandidate = (e) => send({
+      type: 'candidate',
+      candidate: e.candidate ? e.candidate.candidate : null,
+      sdp_mid: e.candidate ? e.candidate.sdpMid : null,
+      sdp_m_line_index: e.candidate ? e.candidate.sdpMLineIndex : null,
+    });
+    ws.onopen = () => send({ type: 'join', token: data.room_token });
+    ws.onmessage = async (e) => {
+      const msg = JSON.parse(e.data);
+      if (msg.type === 'joined') {
+        const offer = await pc.createOffer();
+        await pc.setLocalDescription(offer);
+        send({ type: 'offer', sdp: offer.sdp });
+      } else if (msg.type === 'answer') {
+        await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+      } else if (msg.type === 'error') {
+        note.textContent = '预览出错 · Preview error: ' + msg.message;
+      }
+    };
+  }
+
+  function closePreview() {
+    if (!preview.pc) return;
+    if (preview.ws.readyState === WebSocket.OPEN) preview.ws.send(JSON.stringify({ type: 'leave' }));
+    preview.ws.close();
+    preview.pc.close();
+    preview.camera.getTracks().forEach((t) => t.stop());
+    $('beauty-preview').srcObject = null;
+    Object.assign(preview, { pc: null, ws: null, camera: null });
+    api('DELETE', '/me/beauty/preview');
+  }
+
+  // Sliders move many times a second: send the newest settings at most every 150 ms.
+  let tryTimer = null;
+  function tryInPreview() {
+    if (tryTimer) return;
+    tryTimer = setTimeout(async () => {
+      tryTimer = null;
+      const { status } = await api('PUT', '/me/beauty/preview', beautyDraft());
+      if (status === 204) preview.tries += 1;
+    }, 150);
   }
 
   async function confirmBeauty() {
-    const params = Object.fromEntries(BEAUTY_KEYS.map((k) => [k, Number($(`beauty-${k}`).value)]));
-    const { status, data } = await api('PUT', '/me/beauty', { preset: $('beauty-preset').value, params });
+    const { status, data } = await api('PUT', '/me/beauty', beautyDraft());
     if (status !== 200) {
       $('beauty-error').textContent = (data && data.message) || '保存失败 · Not saved';
       $('beauty-error').hidden = false;
@@ -225,7 +305,10 @@
 
   async function resetBeauty() {
     const { status, data } = await api('POST', '/me/beauty/reset');
-    if (status === 200) showBeauty(data);
+    if (status === 200) {
+      showBeauty(data);
+      tryInPreview();
+    }
   }
 
   // Every connected call is recorded; the agent is told for one second.
@@ -251,6 +334,9 @@
     $('beauty-confirm').onclick = confirmBeauty;
     $('beauty-cancel').onclick = () => $('beauty-dialog').close();
     $('beauty-reset').onclick = resetBeauty;
+    for (const k of BEAUTY_KEYS) $(`beauty-${k}`).oninput = tryInPreview;
+    // Confirm, cancel and Esc all close the dialog, and the preview with it.
+    $('beauty-dialog').addEventListener('close', closePreview);
     $('login-form').onsubmit = async (e) => {
       e.preventDefault();
       const { status, data } = await api('POST', '/auth/login', { login: $('login').value, password: $('password').value });

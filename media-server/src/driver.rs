@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::MediaConfig;
-use crate::core::{Sfu, SfuEvent, SfuOutput, TapParty};
+use crate::core::{BeautyOutput, Sfu, SfuEvent, SfuOutput, TapParty};
 use crate::error::{CandidateError, JoinError, MediaError};
 use crate::ids::{ParticipantId, RoomId};
 use crate::metrics::SfuMetrics;
@@ -58,6 +58,7 @@ enum Command {
         room: RoomId,
         agent: ParticipantId,
         params: Option<kefu_beauty::BeautyParams>,
+        output: BeautyOutput,
     },
     StopBeauty {
         room: RoomId,
@@ -161,8 +162,29 @@ impl MediaHandle {
             room,
             agent,
             params,
+            output: BeautyOutput::Peer,
         }) {
             warn!("beauty setting not delivered to the media server: {e}");
+        }
+    }
+
+    /// The settings dialog's preview: `agent`, alone in `room`, gets its own video back
+    /// through the pipeline with `params` (all zero still goes through decode and
+    /// encode, as a customer would get it from a real pipeline). Call again to change
+    /// the parameters; [`Self::stop_beauty`] ends it.
+    pub fn preview_beauty(
+        &self,
+        room: RoomId,
+        agent: ParticipantId,
+        params: kefu_beauty::BeautyParams,
+    ) {
+        if let Err(e) = self.commands.try_send(Command::Beauty {
+            room,
+            agent,
+            params: Some(params),
+            output: BeautyOutput::Loopback,
+        }) {
+            warn!("beauty preview not delivered to the media server: {e}");
         }
     }
 
@@ -325,6 +347,7 @@ impl Driver {
                 room,
                 agent,
                 params,
+                output,
             } => match params {
                 Some(params) => {
                     if let Some(worker) = self.pipelines.get(&room) {
@@ -334,7 +357,7 @@ impl Driver {
                     match PipelineWorker::spawn(room.clone(), params, self.pipeline_tx.clone()) {
                         Ok(worker) => {
                             self.pipelines.insert(room.clone(), worker);
-                            self.sfu.set_beauty(now, room, agent, true);
+                            self.sfu.route_beauty(now, room, agent, Some(output));
                         }
                         Err(e) => {
                             warn!(%room, "no beauty pipeline (thread): {e}; forwarding as is")
@@ -343,7 +366,7 @@ impl Driver {
                 }
                 None => {
                     self.pipelines.remove(&room);
-                    self.sfu.set_beauty(now, room, agent, false);
+                    self.sfu.route_beauty(now, room, agent, None);
                 }
             },
             Command::StopBeauty { room } => {

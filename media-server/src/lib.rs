@@ -15,7 +15,7 @@ pub mod metrics;
 pub mod pipeline;
 
 pub use config::MediaConfig;
-pub use core::{DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};
+pub use core::{BeautyOutput, DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};
 pub use driver::{MediaHandle, MediaServer};
 pub use error::{CandidateError, JoinError, MediaError};
 pub use ids::{ParticipantId, RoomId};

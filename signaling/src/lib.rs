@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod beauty_preview;
 pub mod bootstrap;
 pub mod call_media;
 pub mod calls;

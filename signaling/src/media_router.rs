@@ -46,6 +46,10 @@ pub trait MediaRouter: Send + Sync + Debug {
 
     /// The call is over: stop the room's pipeline, if any.
     fn stop_beauty(&self, room: RoomId);
+
+    /// The agent, alone in `room`, gets its own video back filtered with `params`
+    /// (the settings dialog's preview). Call again to change them; `stop_beauty` ends it.
+    fn preview_beauty(&self, room: RoomId, agent: ParticipantId, params: kefu_beauty::BeautyParams);
 }
 
 /// The SFU running in this process.
@@ -93,5 +97,14 @@ impl MediaRouter for LocalMediaRouter {
 
     fn stop_beauty(&self, room: RoomId) {
         self.0.stop_beauty(room);
+    }
+
+    fn preview_beauty(
+        &self,
+        room: RoomId,
+        agent: ParticipantId,
+        params: kefu_beauty::BeautyParams,
+    ) {
+        self.0.preview_beauty(room, agent, params);
     }
 }

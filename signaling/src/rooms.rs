@@ -85,6 +85,17 @@ impl Rooms {
         self.lock().entry(room.to_owned()).or_default();
     }
 
+    /// Removes `room` if nobody is in it (a room opened for somebody who never came).
+    pub fn close_if_empty(&self, room: &str) {
+        let mut rooms = self.lock();
+        if rooms
+            .get(room)
+            .is_some_and(|r| r.members.is_empty() && !r.standing)
+        {
+            rooms.remove(room);
+        }
+    }
+
     pub fn exists(&self, room: &str) -> bool {
         self.lock().contains_key(room)
     }

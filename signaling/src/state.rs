@@ -37,6 +37,8 @@ pub struct AppState {
     pub recordings: crate::recordings::Recordings,
     /// Short-lived play/download links.
     pub media_links: Arc<crate::api::recordings::MediaLinks>,
+    /// Open beauty-dialog previews.
+    pub previews: Arc<crate::beauty_preview::BeautyPreviews>,
     sessions: Arc<AtomicU64>,
 }
 
@@ -77,6 +79,7 @@ impl AppState {
             public_url: accounts.public_url,
             recordings,
             media_links: Arc::default(),
+            previews: Arc::default(),
             dispatch_lock: Arc::new(tokio::sync::Mutex::new(())),
             sessions: Arc::new(AtomicU64::new(1)),
         }

@@ -19,10 +19,10 @@ function noisyFace() {
   return path;
 }
 
-/** Mean squared Laplacian of luma on the cheek, over `n` decoded frames. */
-async function cheekEnergy(page, n = 8) {
-  return page.evaluate(async (n) => {
-    const v = document.getElementById('remote-video');
+/** Mean squared Laplacian of luma on the cheek, over `n` decoded frames of `video`. */
+async function cheekEnergy(page, n = 8, video = 'remote-video') {
+  return page.evaluate(async ([n, video]) => {
+    const v = document.getElementById(video);
     const c = document.createElement('canvas');
     let total = 0;
     for (let i = 0; i < n; i++) {
@@ -47,7 +47,7 @@ async function cheekEnergy(page, n = 8) {
       await new Promise((r) => setTimeout(r, 120));
     }
     return total / n;
-  }, n);
+  }, [n, video]);
 }
 
 async function fps(page) {
@@ -153,6 +153,59 @@ test('the beauty dialog: natural first, cancel keeps, confirm persists, reset re
     await page.waitForFunction(() => document.getElementById('beauty-preset').value === 'natural');
     assert.deepEqual(await values(), { preset: 'natural', smoothing: 0.35 });
     assert.equal((await saved()).preset, 'natural');
+  } finally {
+    await agent.close();
+    await kefu.stop();
+  }
+});
+
+test('the dialog previews the server-processed stream with the settings being tried', async () => {
+  const kefu = await startKefu();
+  const agent = await launchBrowser({ extraArgs: [`--use-file-for-fake-video-capture=${noisyFace()}`] });
+  try {
+    await agentWithVideoService(kefu, 'erin', PASSWORD);
+    await signIn(agent.page, kefu.baseUrl, 'erin', PASSWORD);
+    const page = agent.page;
+    const token = await page.evaluate(() => window.workbench.token);
+    const previewFrames = () => page.evaluate(() => {
+      const v = document.getElementById('beauty-preview');
+      return v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
+    });
+    await page.click('#beauty-open');
+    await page.waitForSelector('#beauty-dialog[open]');
+    await waitFor('the preview to play', 30000, async () => {
+      const n = await previewFrames();
+      return { done: n >= 30, value: n };
+    });
+    // What plays is the stream the SFU sends back, not the local camera.
+    const remote = await page.evaluate(() => {
+      const shown = document.getElementById('beauty-preview').srcObject.getVideoTracks()[0];
+      const received = window.kefuPreview.pc.getReceivers().map((r) => r.track);
+      const local = window.kefuPreview.camera.getVideoTracks()[0];
+      return received.includes(shown) && shown !== local;
+    });
+    assert.ok(remote, 'the preview shows the received (server-processed) track');
+
+    // Tried, not confirmed: "none", then "smooth"; the preview follows each.
+    await page.selectOption('#beauty-preset', 'none');
+    await new Promise((r) => setTimeout(r, 2000));
+    const none = await cheekEnergy(page, 8, 'beauty-preview');
+    await page.selectOption('#beauty-preset', 'smooth');
+    await new Promise((r) => setTimeout(r, 2000));
+    const smooth = await cheekEnergy(page, 8, 'beauty-preview');
+    await page.screenshot({ path: join(artifacts, 'workbench-beauty-preview.png') });
+    console.log(`preview cheek high-frequency energy: none ${none.toFixed(0)}, smooth ${smooth.toFixed(0)}`);
+    assert.ok(smooth < 0.8 * none, `preview smooth ${smooth.toFixed(0)} vs none ${none.toFixed(0)}`);
+    assert.equal((await api(kefu.baseUrl, 'GET', '/me/beauty', token)).data.preset, 'natural', 'trying saves nothing');
+
+    // Cancel closes the preview, on the page and on the server.
+    await page.click('#beauty-cancel');
+    await page.waitForSelector('#beauty-dialog', { state: 'hidden' });
+    assert.equal(await page.evaluate(() => window.kefuPreview.pc), null);
+    await waitFor('the server to close the preview', 5000, async () => {
+      const r = await api(kefu.baseUrl, 'PUT', '/me/beauty/preview', token, { preset: 'smooth' });
+      return { done: r.status === 404, value: r.status };
+    });
   } finally {
     await agent.close();
     await kefu.stop();

@@ -316,6 +316,24 @@ async fn authorization_matrix() {
         ),
         (
             Method::POST,
+            "/api/v1/me/beauty/preview",
+            Some(json!({"preset": "natural"})),
+            [401, 401, 201, 403, 403],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/me/beauty/preview",
+            Some(json!({"preset": "fair"})),
+            [401, 401, 204, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/me/beauty/preview",
+            None,
+            [401, 401, 204, 403, 403],
+        ),
+        (
+            Method::POST,
             "/api/v1/calls/unknown/accept",
             None,
             [401, 401, 404, 403, 403],
@@ -500,4 +518,109 @@ async fn beauty_settings_open_on_natural_keep_the_last_confirmed_and_reset() {
     assert_eq!(reset["preset"], "natural");
     let (_, after) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
     assert_eq!(after["preset"], "natural");
+}
+
+#[tokio::test]
+async fn the_beauty_preview_opens_tries_settings_without_saving_and_closes() {
+    let server = spawn_app().await;
+    server.enterprise("4001").await;
+    server
+        .user("4001", "alice", UserRole::Agent, PASSWORD)
+        .await;
+    let alice = server.login("alice", PASSWORD).await;
+    let base = &server.base_url;
+    let smooth = json!({"preset": "smooth"});
+    let (status, _) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        Some(smooth.clone()),
+    )
+    .await;
+    assert_eq!(status, 404, "nothing to try settings on before it opens");
+
+    let (status, opened) = call(
+        base,
+        Method::POST,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        Some(json!({"preset": "natural"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let room = opened["room"].as_str().expect("room");
+    assert!(room.starts_with("preview-"), "{room}");
+    assert!(opened["room_token"].as_str().is_some_and(|t| t.len() > 20));
+
+    let bad = json!({"preset": "smooth", "params": {"smoothing": 1.5, "whitening": 0.2, "ruddiness": 0.1, "sharpness": 0.1}});
+    let (status, body) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["fields"]["smoothing"].is_string(), "{body}");
+    let (status, body) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        Some(json!({"preset": "glow"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        Some(smooth),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, saved) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    assert_eq!(saved["preset"], "natural", "trying is not confirming");
+
+    // A second preview replaces the first.
+    let (_, again) = call(
+        base,
+        Method::POST,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        Some(json!({"preset": "none"})),
+    )
+    .await;
+    assert_ne!(again["room"], opened["room"]);
+
+    let (status, _) = call(
+        base,
+        Method::DELETE,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        base,
+        Method::PUT,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        Some(json!({"preset": "fair"})),
+    )
+    .await;
+    assert_eq!(status, 404, "closed");
+    let (status, _) = call(
+        base,
+        Method::DELETE,
+        "/api/v1/me/beauty/preview",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "closing twice is fine");
 }

@@ -5,6 +5,10 @@
 //! encodes comes back through [`Sfu::write_processed`]. The customer's keyframe
 //! requests go to our encoder ([`SfuOutput::PipelineKeyframe`]), not to the agent.
 //! Audio, and everything with beauty off, is forwarded as before.
+//!
+//! A preview room ([`BeautyOutput::Loopback`]) has the agent alone: what the pipeline
+//! encodes goes back to the agent, so the settings dialog shows exactly what a
+//! customer would get.
 
 use std::time::Instant;
 
@@ -33,10 +37,20 @@ pub fn encoder_bitrate(estimate_bps: u64) -> u32 {
     video.clamp(MIN_BITRATE_BPS.into(), MAX_BITRATE_BPS.into()) as u32
 }
 
+/// Who receives the filtered video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeautyOutput {
+    /// The other participant of the room (the customer).
+    Peer,
+    /// The agent itself: the settings dialog's preview.
+    Loopback,
+}
+
 /// The agent whose video a room filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct BeautyRoute {
     pub agent: ParticipantId,
+    pub output: BeautyOutput,
     /// What the pipeline encodes for the customer, worked out on the first frame
     /// (not on every one); forgotten when somebody joins the room.
     pub choice: Option<OutputChoice>,
@@ -58,36 +72,73 @@ impl Sfu {
     /// Sends `agent`'s video in `room` through the pipeline (`true`) or forwards it
     /// untouched (`false`, no decode or encode cost).
     pub fn set_beauty(&mut self, now: Instant, room: RoomId, agent: ParticipantId, on: bool) {
-        if on {
-            self.beauty.insert(
-                room.clone(),
-                BeautyRoute {
-                    agent,
+        let output = on.then_some(BeautyOutput::Peer);
+        self.route_beauty(now, room, agent, output);
+    }
+
+    /// Sends `agent`'s video in `room` through the pipeline to `output`, or (None)
+    /// forwards it untouched.
+    pub fn route_beauty(
+        &mut self,
+        now: Instant,
+        room: RoomId,
+        agent: ParticipantId,
+        output: Option<BeautyOutput>,
+    ) {
+        match output {
+            Some(output) => {
+                let route = BeautyRoute {
+                    agent: agent.clone(),
+                    output,
                     choice: None,
                     last_bitrate: None,
-                },
-            );
-        } else {
-            self.beauty.remove(&room);
+                };
+                self.beauty.insert(room.clone(), route);
+                // A new pipeline starts from what is known of the receiver's bandwidth
+                // (BWE reports changes only).
+                if let Some(idx) = self.receiver_index(&room)
+                    && let Some(estimate) = self.participants[idx].egress_estimate
+                {
+                    self.bitrate_to_pipeline(idx, estimate);
+                }
+            }
+            None => {
+                self.beauty.remove(&room);
+            }
         }
-        // A new pipeline starts from what is known of the customer's bandwidth (BWE
-        // reports changes only).
-        if on
-            && let Some(idx) = self.participants.iter().position(|p| {
-                p.room == room && self.beauty.get(&room).is_some_and(|r| r.agent != p.id)
-            })
-            && let Some(estimate) = self.participants[idx].egress_estimate
-        {
-            self.bitrate_to_pipeline(idx, estimate);
-        }
-        // Either way the customer's decoder needs a fresh keyframe from the new source.
-        if let Some(idx) = self
+        // Either way the receiver's decoder needs a fresh keyframe from the new source.
+        if let Some(p) = self
             .participants
-            .iter()
-            .position(|p| p.room == room && self.beauty.get(&room).is_none_or(|r| r.agent == p.id))
+            .iter_mut()
+            .find(|p| p.room == room && p.id == agent)
         {
-            self.participants[idx].request_keyframe(now, KeyframeRequestKind::Pli);
+            p.request_keyframe(now, KeyframeRequestKind::Pli);
         }
+    }
+
+    /// The participant that receives `room`'s filtered video, if connected.
+    fn receiver_index(&self, room: &RoomId) -> Option<usize> {
+        let route = self.beauty.get(room)?;
+        self.participants.iter().position(|p| {
+            &p.room == room
+                && p.connected
+                && match route.output {
+                    BeautyOutput::Peer => p.id != route.agent,
+                    BeautyOutput::Loopback => p.id == route.agent,
+                }
+        })
+    }
+
+    /// Whether `idx` is who receives its room's filtered video: its keyframe requests
+    /// and bandwidth estimates concern our encoder.
+    fn is_receiver(&self, idx: usize) -> bool {
+        let p = &self.participants[idx];
+        self.beauty
+            .get(&p.room)
+            .is_some_and(|route| match route.output {
+                BeautyOutput::Peer => route.agent != p.id,
+                BeautyOutput::Loopback => route.agent == p.id,
+            })
     }
 
     /// Forgets `room`'s pipeline route (the call ended).
@@ -121,7 +172,7 @@ impl Sfu {
         let output = match route.choice {
             Some(c) if c.input == codec => c.output,
             _ => {
-                let Some(choice) = self.choose_output(room, from, codec, data) else {
+                let Some(choice) = self.choose_output(room, codec, data) else {
                     return false;
                 };
                 if let Some(route) = self.beauty.get_mut(room) {
@@ -151,20 +202,16 @@ impl Sfu {
     fn choose_output(
         &mut self,
         room: &RoomId,
-        from: usize,
         input: VideoCodec,
         data: &MediaData,
     ) -> Option<OutputChoice> {
-        let output = self.customer_codec(room, from, input)?;
+        let output = self.customer_codec(room, input)?;
         let pt = if output == input {
-            self.participants
-                .iter_mut()
-                .enumerate()
-                .find(|(i, p)| *i != from && &p.room == room && p.connected)
-                .and_then(|(_, to)| {
-                    let mid = to.sending_line(MediaKind::Video)?;
-                    super::negotiated_pt(&mut to.rtc, mid, data.params)
-                })
+            self.receiver_index(room).and_then(|i| {
+                let to = &mut self.participants[i];
+                let mid = to.sending_line(MediaKind::Video)?;
+                super::negotiated_pt(&mut to.rtc, mid, data.params)
+            })
         } else {
             None
         };
@@ -178,19 +225,11 @@ impl Sfu {
         }
     }
 
-    /// The video codec the other member of `room` can receive, preferring `wanted`.
-    fn customer_codec(
-        &mut self,
-        room: &RoomId,
-        from: usize,
-        wanted: VideoCodec,
-    ) -> Option<VideoCodec> {
-        let to = self
-            .participants
-            .iter_mut()
-            .enumerate()
-            .find(|(i, p)| *i != from && &p.room == room && p.connected)?
-            .1;
+    /// The video codec the receiver of `room`'s filtered video can take, preferring
+    /// `wanted`.
+    fn customer_codec(&mut self, room: &RoomId, wanted: VideoCodec) -> Option<VideoCodec> {
+        let idx = self.receiver_index(room)?;
+        let to = &mut self.participants[idx];
         let mid = to.sending_line(MediaKind::Video)?;
         let media = to.rtc.media(mid)?;
         let remote = media.remote_pts().to_vec();
@@ -224,20 +263,16 @@ impl Sfu {
         let Some(route) = self.beauty.get(room) else {
             return;
         };
-        let agent = route.agent.clone();
-        // The payload type chosen with the first frame (checked against the customer's
+        // The payload type chosen with the first frame (checked against the receiver's
         // negotiated ones then); worked out here only when there was none.
         let known = route
             .choice
             .filter(|c| c.output == codec)
             .and_then(|c| c.pt);
-        let Some(to) = self
-            .participants
-            .iter_mut()
-            .find(|p| &p.room == room && p.id != agent && p.connected)
-        else {
+        let Some(idx) = self.receiver_index(room) else {
             return;
         };
+        let to = &mut self.participants[idx];
         let Some(mid) = to.sending_line(MediaKind::Video) else {
             return;
         };
@@ -277,13 +312,13 @@ impl Sfu {
     /// room it sets the pipeline's encoder rate (the pipeline ignores small moves).
     pub(super) fn bitrate_to_pipeline(&mut self, idx: usize, estimate: Bitrate) {
         self.participants[idx].egress_estimate = Some(estimate);
+        if !self.is_receiver(idx) {
+            return;
+        }
         let p = &self.participants[idx];
         let Some(route) = self.beauty.get_mut(&p.room) else {
             return;
         };
-        if route.agent == p.id {
-            return;
-        }
         let bps = encoder_bitrate(estimate.as_u64());
         // Estimates wobble; a move under 5 % is not worth an encoder reconfiguration.
         if route
@@ -302,15 +337,11 @@ impl Sfu {
     /// A keyframe request from `idx`: for the customer of a beauty room it goes to
     /// our encoder. Returns whether it was taken.
     pub(super) fn keyframe_to_pipeline(&mut self, idx: usize) -> bool {
-        let p = &self.participants[idx];
-        let Some(route) = self.beauty.get(&p.room) else {
-            return false;
-        };
-        if route.agent == p.id {
+        if !self.is_receiver(idx) {
             return false;
         }
         self.pipeline_out.push_back(SfuOutput::PipelineKeyframe {
-            room: p.room.clone(),
+            room: self.participants[idx].room.clone(),
         });
         true
     }

@@ -29,7 +29,9 @@ use tracing::{debug, info, warn};
 
 use crate::error::{CandidateError, JoinError};
 use crate::ids::{ParticipantId, RoomId};
-pub use beauty::{MAX_BITRATE_BPS, MIN_BITRATE_BPS, START_BITRATE_BPS, encoder_bitrate};
+pub use beauty::{
+    BeautyOutput, MAX_BITRATE_BPS, MIN_BITRATE_BPS, START_BITRATE_BPS, encoder_bitrate,
+};
 use participant::{MediaLine, Participant};
 pub use stats::{DropReason, SfuStats};
 pub use tap::TapParty;

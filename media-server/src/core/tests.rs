@@ -757,3 +757,45 @@ fn encoder_bitrate_leaves_room_for_audio_and_stays_in_bounds() {
     assert_eq!(encoder_bitrate(0), MIN_BITRATE_BPS);
     assert_eq!(encoder_bitrate(100_000_000), MAX_BITRATE_BPS);
 }
+
+#[test]
+fn a_preview_room_sends_the_agent_its_own_filtered_video() {
+    let mut w = World::new();
+    let a = w.join("preview-1", "agent", "127.0.0.1:40001");
+    w.run(Duration::from_secs(1), true);
+    assert_eq!(w.peers[a].video_frames_in, 0, "alone: nothing comes back");
+    let agent = w.peers[a].id.clone();
+    w.sfu.route_beauty(
+        w.now,
+        RoomId::new("preview-1"),
+        agent,
+        Some(BeautyOutput::Loopback),
+    );
+    w.run(Duration::from_secs(1), true);
+    assert!(
+        w.beautify.len() >= 20,
+        "{} to the pipeline",
+        w.beautify.len()
+    );
+
+    // What the pipeline encodes comes back to the agent.
+    w.echo_pipeline = true;
+    w.run(Duration::from_secs(1), true);
+    assert!(
+        w.peers[a].video_frames_in >= 20,
+        "agent got {} of its filtered frames",
+        w.peers[a].video_frames_in
+    );
+    // The agent's keyframe request is about our encoder's stream.
+    let before = w.peers[a].keyframe_requests_in;
+    let video = w.peers[a].video;
+    w.peers[a]
+        .rtc
+        .writer(video)
+        .expect("video")
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .expect("pli");
+    w.run(Duration::from_millis(300), false);
+    assert_eq!(w.pipeline_keyframes, vec![RoomId::new("preview-1")]);
+    assert_eq!(w.peers[a].keyframe_requests_in, before);
+}

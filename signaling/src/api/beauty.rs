@@ -4,15 +4,20 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use kefu_beauty::{BeautyParams, ParamError, Preset};
+use kefu_media_server::RoomId;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::accounts::UserRole;
+use crate::beauty_preview::Tried;
 use crate::clock::now_ms;
+use crate::routes::ws::media_participant_id;
 use crate::state::AppState;
+use crate::token::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -97,17 +102,7 @@ pub async fn put(
     ApiJson(req): ApiJson<BeautyUpdate>,
 ) -> Result<Json<BeautyView>, ApiError> {
     auth.require(UserRole::Agent)?;
-    let preset: Preset = req.preset.parse().map_err(field_error)?;
-    let params = match req.params {
-        Some(p) => BeautyParams {
-            smoothing: p.smoothing,
-            whitening: p.whitening,
-            ruddiness: p.ruddiness,
-            sharpness: p.sharpness,
-        },
-        None => preset.params(),
-    };
-    params.validate().map_err(field_error)?;
+    let (preset, params) = requested_params(&req)?;
     state
         .store
         .save_beauty_settings(&auth.user.id, preset, &params, now_ms())
@@ -130,4 +125,93 @@ pub async fn reset(
         .await?;
     crate::call_media::apply_beauty(&state, &auth.user.id, preset.params()).await;
     Ok(Json(view(preset, preset.params())))
+}
+
+/// A preview to open: the settings the dialog starts from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PreviewOpened {
+    /// The agent's own preview room.
+    pub room: String,
+    /// Joins the room through the signaling WebSocket (docs/signaling.md).
+    pub room_token: String,
+}
+
+/// Settings from a request: the preset's own, or the adjusted ones; validated.
+fn requested_params(req: &BeautyUpdate) -> Result<(Preset, BeautyParams), ApiError> {
+    let preset: Preset = req.preset.parse().map_err(field_error)?;
+    let params = match req.params {
+        Some(p) => BeautyParams {
+            smoothing: p.smoothing,
+            whitening: p.whitening,
+            ruddiness: p.ruddiness,
+            sharpness: p.sharpness,
+        },
+        None => preset.params(),
+    };
+    params.validate().map_err(field_error)?;
+    Ok((preset, params))
+}
+
+/// Opens the dialog's preview: the agent's camera, sent into the returned room, comes
+/// back through the beauty pipeline with the settings being tried. Replaces the
+/// agent's previous preview. Nothing is saved.
+#[utoipa::path(post, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 201, body = PreviewOpened), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+pub async fn open_preview(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<BeautyUpdate>,
+) -> Result<(StatusCode, Json<PreviewOpened>), ApiError> {
+    auth.require(UserRole::Agent)?;
+    let (_, params) = requested_params(&req)?;
+    let agent = auth.user.id.as_str();
+    let (room, replaced) = state.previews.open(agent, params);
+    if let Some(old) = replaced {
+        state.media.stop_beauty(RoomId::new(&old));
+        state.rooms.close_if_empty(&old);
+    }
+    state.rooms.open(&room);
+    let room_token = state
+        .tokens
+        .issue(&room, agent, Role::Agent, crate::token::unix_now());
+    Ok((
+        StatusCode::CREATED,
+        Json(PreviewOpened { room, room_token }),
+    ))
+}
+
+/// Settings to try in the open preview, from the next frame on. Not saved.
+#[utoipa::path(put, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 204, description = "applied to the preview"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "no preview open", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+pub async fn try_preview(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    ApiJson(req): ApiJson<BeautyUpdate>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let (_, params) = requested_params(&req)?;
+    let agent = auth.user.id.as_str();
+    match state.previews.set_params(agent, params) {
+        Tried::NoPreview => Err(ApiError::NotFound),
+        Tried::Pending => Ok(StatusCode::NO_CONTENT),
+        Tried::Live { room } => {
+            let media_id = media_participant_id(&room, agent, Role::Agent);
+            state
+                .media
+                .preview_beauty(RoomId::new(&room), media_id, params);
+            Ok(StatusCode::NO_CONTENT)
+        }
+    }
+}
+
+/// Closes the preview (the dialog closed); closing the page does it too.
+#[utoipa::path(delete, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), responses((status = 204, description = "closed, or none was open"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
+pub async fn close_preview(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<StatusCode, ApiError> {
+    auth.require(UserRole::Agent)?;
+    if let Some(room) = state.previews.close(auth.user.id.as_str()) {
+        state.media.stop_beauty(RoomId::new(&room));
+        state.rooms.close_if_empty(&room);
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -39,6 +39,12 @@ pub fn router() -> Router<AppState> {
         .route("/me/queue", get(calls::my_queue))
         .route("/me/beauty", get(beauty::get).put(beauty::put))
         .route("/me/beauty/reset", post(beauty::reset))
+        .route(
+            "/me/beauty/preview",
+            post(beauty::open_preview)
+                .put(beauty::try_preview)
+                .delete(beauty::close_preview),
+        )
         .route("/calls/{id}/accept", post(calls::accept))
         .route("/service/{main_account}", get(service::page))
         .route("/service/{main_account}/requests", post(service::create))

@@ -16,7 +16,7 @@ use super::{auth, beauty, calls, invites, recordings, service, users, verificati
         calls::room_token, calls::invite_qr,
         invites::show, invites::accept,
         service::page, service::create, service::status, service::cancel,
-        beauty::get, beauty::put, beauty::reset,
+        beauty::get, beauty::put, beauty::reset, beauty::open_preview, beauty::try_preview, beauty::close_preview,
         verifications::list, verifications::csv,
         recordings::list, recordings::get, recordings::play, recordings::download,
         recordings::retry, recordings::audit_log,

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::accounts::CallId;
+use crate::beauty_preview;
 use crate::calls::machine::{CallEvent, Party};
 use crate::calls::service;
 use crate::clock::now_ms;
@@ -286,6 +287,7 @@ impl Session {
             Ok((answer, events)) => {
                 self.media_events = Some(events);
                 self.reply(ServerMessage::Answer { sdp: answer });
+                self.start_preview();
             }
             Err(JoinError::BadOffer(why)) => {
                 self.reply_error(
@@ -388,7 +390,33 @@ impl Session {
         self.reply(ServerMessage::error(code, message));
     }
 
+    /// In the agent's own preview room, the pipeline loops the agent's video back.
+    fn start_preview(&self) {
+        let Some(joined) = &self.joined else {
+            return;
+        };
+        if joined.role != Role::Agent || !joined.room.starts_with(beauty_preview::ROOM_PREFIX) {
+            return;
+        }
+        if let Some(params) = self
+            .state
+            .previews
+            .went_live(&joined.room, &joined.participant)
+        {
+            self.state.media.preview_beauty(
+                RoomId::new(&joined.room),
+                joined.media_id.clone(),
+                params,
+            );
+        }
+    }
+
     fn leave(&mut self) {
+        if let Some(joined) = &self.joined
+            && self.state.previews.close_room(&joined.room)
+        {
+            self.state.media.stop_beauty(RoomId::new(&joined.room));
+        }
         if let Some(joined) = self.joined.take() {
             if self
                 .state
