@@ -219,9 +219,11 @@ fn open(
     // Keyframes come on request (PLI) or every 10 s as a safety net.
     enc.set_gop(300);
     let mut opts = ffmpeg::Dictionary::new();
-    opts.set("threads", "1");
     match codec {
         VideoCodec::Vp8 => {
+            // Two threads (macroblock rows): the same CPU per frame as one (measured),
+            // a quarter less latency; libvpx is the pipeline's slowest stage.
+            opts.set("threads", "2");
             opts.set("deadline", "realtime");
             // Negative = a fixed speed. A positive cpu-used lets libvpx spend up to
             // (16 − n)/16 of the frame interval and slow down when it has time, which
@@ -234,6 +236,7 @@ fn open(
             opts.set("auto-alt-ref", "0");
         }
         VideoCodec::H264 => {
+            opts.set("threads", "1");
             opts.set("preset", "ultrafast");
             opts.set("tune", "zerolatency");
             opts.set("profile", "baseline");
