@@ -45,7 +45,13 @@
     const localVideo = document.getElementById('local-video');
     if (localVideo) localVideo.srcObject = local;
 
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
+    // STUN/TURN (with short-lived credentials) and the relay-only switch come from the
+    // server with `joined`.
+    const pc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle',
+      iceServers: opts.iceServers || [],
+      iceTransportPolicy: opts.iceTransportPolicy || 'all',
+    });
     kefu.pc = pc;
     // One sendrecv line per kind: the SFU sends the other participant's media back on it.
     // A video line without a camera track still receives, and takes the camera later
@@ -118,7 +124,7 @@
         kefu.peers = msg.peers;
         showCallStatus();
         try {
-          await startMedia(opts);
+          await startMedia({ ...opts, iceServers: msg.ice_servers, iceTransportPolicy: msg.ice_transport_policy });
         } catch (e) {
           setStatus('Camera or microphone unavailable: ' + e.message, 'error');
         }

@@ -243,23 +243,30 @@
       note.textContent = '无法打开摄像头 · Camera unavailable: ' + e.message;
       return;
     }
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers: [] });
+    let pc = null;
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}/ws`);
-    Object.assign(preview, { pc, ws, camera });
+    Object.assign(preview, { ws, camera });
     const send = (msg) => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); };
-    pc.addTransceiver(camera.getVideoTracks()[0], { direction: 'sendrecv', streams: [camera] });
-    pc.ontrack = (e) => { $('beauty-preview').srcObject = new MediaStream([e.track]); };
-    pc.onicecandidate = (e) => send({
-      type: 'candidate',
-      candidate: e.candidate ? e.candidate.candidate : null,
-      sdp_mid: e.candidate ? e.candidate.sdpMid : null,
-      sdp_m_line_index: e.candidate ? e.candidate.sdpMLineIndex : null,
-    });
     ws.onopen = () => send({ type: 'join', token: data.room_token });
     ws.onmessage = async (e) => {
       const msg = JSON.parse(e.data);
       if (msg.type === 'joined') {
+        // The same ICE servers and policy as a call.
+        pc = new RTCPeerConnection({
+          bundlePolicy: 'max-bundle',
+          iceServers: msg.ice_servers || [],
+          iceTransportPolicy: msg.ice_transport_policy || 'all',
+        });
+        preview.pc = pc;
+        pc.addTransceiver(camera.getVideoTracks()[0], { direction: 'sendrecv', streams: [camera] });
+        pc.ontrack = (ev) => { $('beauty-preview').srcObject = new MediaStream([ev.track]); };
+        pc.onicecandidate = (ev) => send({
+          type: 'candidate',
+          candidate: ev.candidate ? ev.candidate.candidate : null,
+          sdp_mid: ev.candidate ? ev.candidate.sdpMid : null,
+          sdp_m_line_index: ev.candidate ? ev.candidate.sdpMLineIndex : null,
+        });
         const offer = await pc.createOffer();
         await pc.setLocalDescription(offer);
         send({ type: 'offer', sdp: offer.sdp });
@@ -272,10 +279,10 @@
   }
 
   function closePreview() {
-    if (!preview.pc) return;
+    if (!preview.ws) return;
     if (preview.ws.readyState === WebSocket.OPEN) preview.ws.send(JSON.stringify({ type: 'leave' }));
     preview.ws.close();
-    preview.pc.close();
+    if (preview.pc) preview.pc.close();
     preview.camera.getTracks().forEach((t) => t.stop());
     $('beauty-preview').srcObject = null;
     Object.assign(preview, { pc: null, ws: null, camera: null });

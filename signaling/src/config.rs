@@ -126,6 +126,8 @@ pub struct SignalingConfig {
     pub join_timeout_secs: u64,
     /// Rooms that exist from the start (the demo room `make run` prints links for).
     pub rooms: Vec<String>,
+    /// STUN/TURN servers for browsers (`[signaling.ice]`).
+    pub ice: crate::turn::IceConfig,
 }
 
 impl Default for SignalingConfig {
@@ -134,6 +136,7 @@ impl Default for SignalingConfig {
             max_message_bytes: 64 * 1024,
             join_timeout_secs: 10,
             rooms: vec!["demo".into()],
+            ice: crate::turn::IceConfig::default(),
         }
     }
 }
@@ -261,6 +264,26 @@ mod tests {
                 64 * 1024,
                 "defaults stay"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn ice_servers_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "KEFU_SIGNALING__ICE__TURN_URLS",
+                r#"["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"]"#,
+            );
+            jail.set_env("KEFU_SIGNALING__ICE__TURN_SECRET", "s3cret");
+            jail.set_env("KEFU_SIGNALING__ICE__FORCE_RELAY", "true");
+            let config = KefuConfig::load(None).expect("valid");
+            let ice = &config.signaling.ice;
+            assert_eq!(ice.turn_urls.len(), 2);
+            assert_eq!(ice.turn_urls[1], "turn:127.0.0.1:3478?transport=tcp");
+            assert_eq!(ice.turn_secret, "s3cret");
+            assert!(ice.force_relay);
+            assert_eq!(ice.turn_credential_ttl_secs, 600, "default");
             Ok(())
         });
     }

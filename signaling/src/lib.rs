@@ -21,6 +21,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod turn;
 
 pub use config::KefuConfig;
 pub use kefu_media_server::MediaConfig;

@@ -43,6 +43,11 @@ pub enum ServerMessage {
         role: Role,
         /// Who is already in the room.
         peers: Vec<PeerInfo>,
+        /// For `RTCConfiguration.iceServers`: STUN, and TURN with credentials made
+        /// for this participant (short-lived).
+        ice_servers: Vec<crate::turn::IceServer>,
+        /// For `RTCConfiguration.iceTransportPolicy`.
+        ice_transport_policy: crate::turn::IceTransportPolicy,
     },
     /// The SFU's answer. It carries the SFU's candidates; the SFU trickles none.
     Answer {

@@ -1,6 +1,7 @@
 //! Test harness: an in-process kefu on free loopback ports, a signaling client, and an
 //! independent WebRTC client (webrtc-rs) that publishes synthetic Opus + VP8.
 
+pub mod coturn;
 pub mod http;
 pub mod server;
 pub mod signaling;

@@ -259,14 +259,19 @@ impl Session {
             }
         };
         info!(room = %claims.room, role = ?claims.role, "joined");
+        let ice = &self.state.signaling.ice;
+        let media_id = media_participant_id(&claims.room, &claims.sub, claims.role);
         self.reply(ServerMessage::Joined {
             room: claims.room.clone(),
             participant: claims.sub.clone(),
             role: claims.role,
             peers,
+            // TURN usernames carry the media id, not a person's name or number.
+            ice_servers: ice.servers_for(media_id.as_str(), unix_now()),
+            ice_transport_policy: ice.transport_policy(),
         });
         self.joined = Some(Joined {
-            media_id: media_participant_id(&claims.room, &claims.sub, claims.role),
+            media_id,
             room: claims.room,
             participant: claims.sub,
             role: claims.role,

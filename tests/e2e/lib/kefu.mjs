@@ -1,5 +1,6 @@
 // Helpers for browser tests: start the real kefu binary, launch headless Chromium,
 // read WebRTC stats. Everything listens on 127.0.0.1 and is stopped by the test.
+import net from 'node:net';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,6 +145,11 @@ export async function callStats(page) {
     const pair = pairId && stats.get(pairId);
     if (pair) {
       out.pairState = pair.state;
+      const local = stats.get(pair.localCandidateId);
+      if (local) {
+        out.localCandidateType = local.candidateType;
+        out.relayProtocol = local.relayProtocol || null;
+      }
       const remote = stats.get(pair.remoteCandidateId);
       if (remote) {
         out.remotePort = remote.port;
@@ -207,4 +213,45 @@ export async function signIn(page, baseUrl, login, password) {
   await page.fill('#password', password);
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#desk:not([hidden])');
+}
+
+/**
+ * A coturn TURN server on 127.0.0.1 (UDP and TCP on one free port) with TURN REST
+ * credentials; `stop()` ends it. Debian's coturn, installed by deploy/install-deps.sh.
+ */
+export async function startCoturn() {
+  const port = await new Promise((ok, fail) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => ok(p));
+    });
+    srv.on('error', fail);
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'kefu-coturn-'));
+  const secret = `e2e-secret-${process.pid}`;
+  const child = spawn('turnserver', [
+    '-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+    '--min-port=41000', '--max-port=41999', '--use-auth-secret', `--static-auth-secret=${secret}`,
+    '--realm=kefu', '--allow-loopback-peers', '--no-tls', '--no-dtls', '--no-cli',
+    `--userdb=${join(dir, 'turndb')}`, `--pidfile=${join(dir, 'pid')}`, '--log-file=stdout', '--simple-log',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (d) => { log += d; });
+  await waitFor('coturn to listen', 10000, async () => {
+    const up = await new Promise((ok) => {
+      const sock = net.connect(port, '127.0.0.1', () => { sock.destroy(); ok(true); });
+      sock.on('error', () => ok(false));
+    });
+    return { done: up, value: log.slice(-300) };
+  });
+  return {
+    port,
+    secret,
+    log: () => log,
+    stop() {
+      child.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
