@@ -21,6 +21,7 @@ pub struct SfuMetrics {
     participants: Gauge,
     packets_forwarded: Counter,
     frames_forwarded: Counter,
+    remb_sent: Counter,
     packets_dropped: Family<DropLabels, Counter>,
     /// Agent video frames the beauty pipeline could not take (it was behind).
     pub(crate) pipeline_dropped: Counter,
@@ -79,6 +80,11 @@ impl SfuMetrics {
             self.frames_forwarded.clone(),
         );
         registry.register(
+            "kefu_sfu_remb_sent",
+            "Bitrate caps (REMB) asked of publishers as a subscriber's bandwidth estimate moved",
+            self.remb_sent.clone(),
+        );
+        registry.register(
             "kefu_sfu_packets_dropped",
             "Datagrams or media the SFU dropped, by reason",
             self.packets_dropped.clone(),
@@ -105,6 +111,8 @@ impl SfuMetrics {
         );
         self.frames_forwarded
             .inc_by(stats.frames_forwarded.saturating_sub(last.frames_forwarded));
+        self.remb_sent
+            .inc_by(stats.remb_sent.saturating_sub(last.remb_sent));
         for reason in DropReason::ALL {
             let delta = stats.dropped(reason).saturating_sub(last.dropped(reason));
             if delta > 0 {

@@ -131,7 +131,7 @@ impl Sfu {
 
     /// Whether `idx` is who receives its room's filtered video: its keyframe requests
     /// and bandwidth estimates concern our encoder.
-    fn is_receiver(&self, idx: usize) -> bool {
+    pub(super) fn is_beauty_receiver(&self, idx: usize) -> bool {
         let p = &self.participants[idx];
         self.beauty
             .get(&p.room)
@@ -312,7 +312,7 @@ impl Sfu {
     /// room it sets the pipeline's encoder rate (the pipeline ignores small moves).
     pub(super) fn bitrate_to_pipeline(&mut self, idx: usize, estimate: Bitrate) {
         self.participants[idx].egress_estimate = Some(estimate);
-        if !self.is_receiver(idx) {
+        if !self.is_beauty_receiver(idx) {
             return;
         }
         let p = &self.participants[idx];
@@ -337,7 +337,7 @@ impl Sfu {
     /// A keyframe request from `idx`: for the customer of a beauty room it goes to
     /// our encoder. Returns whether it was taken.
     pub(super) fn keyframe_to_pipeline(&mut self, idx: usize) -> bool {
-        if !self.is_receiver(idx) {
+        if !self.is_beauty_receiver(idx) {
             return false;
         }
         self.pipeline_out.push_back(SfuOutput::PipelineKeyframe {

@@ -382,8 +382,42 @@ impl Sfu {
             // Our own TWCC estimate, or the browser's REMB.
             Event::EgressBitrateEstimate(
                 BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
-            ) => self.bitrate_to_pipeline(idx, estimate),
+            ) => {
+                self.bitrate_to_pipeline(idx, estimate);
+                self.cap_publishers(idx, estimate);
+            }
             _ => {}
+        }
+    }
+
+    /// What the SFU can send `idx` is `estimate`; video forwarded to it as published
+    /// cannot adapt here (one layer, no transcoding), so ask its publishers (REMB) to
+    /// send no more video than that. Video that goes through the beauty pipeline is
+    /// adapted by our encoder instead.
+    fn cap_publishers(&mut self, idx: usize, estimate: Bitrate) {
+        if self.is_beauty_receiver(idx) {
+            return;
+        }
+        let bps = encoder_bitrate(estimate.as_u64());
+        let room = self.participants[idx].room.clone();
+        for (i, p) in self.participants.iter_mut().enumerate() {
+            if i == idx || p.room != room || !p.connected {
+                continue;
+            }
+            // A move under 5 % is not worth a REMB.
+            if p.remb_sent
+                .is_some_and(|last| (f64::from(bps) / f64::from(last) - 1.0).abs() < 0.05)
+            {
+                continue;
+            }
+            let Some(mid) = p.receiving_line(MediaKind::Video) else {
+                continue;
+            };
+            if let Some(rx) = p.rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_remb(Bitrate::bps(bps.into()));
+                p.remb_sent = Some(bps);
+                self.stats.remb_sent += 1;
+            }
         }
     }
 

@@ -29,6 +29,8 @@ pub(crate) struct Participant {
     pub connected: bool,
     /// The latest bandwidth estimate for what the SFU sends this participant.
     pub egress_estimate: Option<str0m::bwe::Bitrate>,
+    /// The last REMB cap asked of this participant's video, bit/s.
+    pub remb_sent: Option<u32>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -42,6 +44,7 @@ impl Participant {
             next_timeout: Some(now),
             connected: false,
             egress_estimate: None,
+            remb_sent: None,
             last_keyframe_request: None,
         }
     }

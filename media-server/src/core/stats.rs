@@ -56,6 +56,8 @@ pub struct SfuStats {
     pub keyframe_requests_relayed: u64,
     /// Agent video frames handed to the beauty pipeline.
     pub frames_to_pipeline: u64,
+    /// REMB caps asked of publishers (a subscriber's bandwidth estimate moved).
+    pub remb_sent: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 

@@ -26,6 +26,8 @@ struct TestPeer {
     video_frames_in: u64,
     video_gaps_in: u64,
     keyframe_requests_in: u64,
+    /// REMB caps the SFU sent this peer, bit/s.
+    remb_in: Vec<u64>,
     video_frames_out: u64,
     frame_no: u64,
     video_codec: Codec,
@@ -67,6 +69,7 @@ impl TestPeer {
             video_frames_in: 0,
             video_gaps_in: 0,
             keyframe_requests_in: 0,
+            remb_in: Vec::new(),
             video_frames_out: 0,
             frame_no: 0,
             video_codec,
@@ -142,6 +145,10 @@ impl TestPeer {
                     }
                 }
                 Output::Event(Event::KeyframeRequest(_)) => self.keyframe_requests_in += 1,
+                Output::Event(Event::EgressBitrateEstimate(str0m::bwe::BweKind::Remb {
+                    estimate,
+                    ..
+                })) => self.remb_in.push(estimate.as_u64()),
                 Output::Event(_) => {}
             }
         }
@@ -798,4 +805,35 @@ fn a_preview_room_sends_the_agent_its_own_filtered_video() {
     w.run(Duration::from_millis(300), false);
     assert_eq!(w.pipeline_keyframes, vec![RoomId::new("preview-1")]);
     assert_eq!(w.peers[a].keyframe_requests_in, before);
+}
+
+#[test]
+fn a_subscribers_estimate_caps_what_its_publisher_sends() {
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(3), true);
+    assert!(!w.peers[a].remb_in.is_empty(), "the agent got a first cap");
+    let first = w.peers[a].remb_in[0];
+
+    // A quarter of what goes to the customer is lost: its estimate falls, and the
+    // agent is asked to send less video.
+    let victim = w.peers[b].addr;
+    let mut n = 0u64;
+    w.loss = Box::new(move |dest, _| {
+        n += 1;
+        *dest == victim && n.is_multiple_of(4)
+    });
+    w.run(Duration::from_secs(6), true);
+    let caps = w.peers[a].remb_in.clone();
+    let last = *caps.last().expect("caps");
+    assert!(last < first, "caps {caps:?}");
+    assert!(
+        caps.iter()
+            .all(|c| (u64::from(MIN_BITRATE_BPS)..=u64::from(MAX_BITRATE_BPS)).contains(c))
+    );
+    assert_eq!(
+        w.sfu.stats().remb_sent as usize,
+        caps.len() + w.peers[b].remb_in.len()
+    );
 }
