@@ -201,7 +201,8 @@ test('the dialog previews the server-processed stream with the settings being tr
     // Cancel closes the preview, on the page and on the server.
     await page.click('#beauty-cancel');
     await page.waitForSelector('#beauty-dialog', { state: 'hidden' });
-    assert.equal(await page.evaluate(() => window.kefuPreview.pc), null);
+    // The dialog's close event comes a moment after it hides.
+    await page.waitForFunction(() => window.kefuPreview.pc === null && window.kefuPreview.ws === null);
     await waitFor('the server to close the preview', 5000, async () => {
       const r = await api(kefu.baseUrl, 'PUT', '/me/beauty/preview', token, { preset: 'smooth' });
       return { done: r.status === 404, value: r.status };
