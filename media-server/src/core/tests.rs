@@ -126,6 +126,15 @@ impl TestPeer {
         }
     }
 
+    /// Asks the SFU for a keyframe of the video it sends this peer.
+    fn send_pli(&mut self) {
+        self.rtc
+            .writer(self.video)
+            .expect("video line")
+            .request_keyframe(None, KeyframeRequestKind::Pli)
+            .expect("the peer receives video, so it can ask");
+    }
+
     /// Drains str0m; returns datagrams for the SFU.
     fn poll(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();
@@ -299,6 +308,16 @@ impl World {
         panic!("the network never settled");
     }
 
+    /// From now on a quarter of the SFU's datagrams to peer `idx` are lost.
+    fn lose_every_fourth_datagram_to(&mut self, idx: usize) {
+        let victim = self.peers[idx].addr;
+        let mut n = 0u64;
+        self.loss = Box::new(move |dest, _| {
+            n += 1;
+            *dest == victim && n.is_multiple_of(4)
+        });
+    }
+
     /// Runs `duration` of virtual time; peers publish every 20 ms when `publish`.
     fn run(&mut self, duration: Duration, publish: bool) {
         let end = self.now + duration;
@@ -444,13 +463,7 @@ fn keyframe_request_is_relayed_to_the_publisher() {
     w.run(Duration::from_secs(1), false);
     w.run(Duration::from_secs(1), true);
     let before = w.peers[a].keyframe_requests_in;
-    let video = w.peers[b].video;
-    w.peers[b]
-        .rtc
-        .writer(video)
-        .expect("video line")
-        .request_keyframe(None, KeyframeRequestKind::Pli)
-        .expect("customer receives video, so it can ask");
+    w.peers[b].send_pli();
     w.run(Duration::from_millis(500), true);
     assert!(
         w.peers[a].keyframe_requests_in > before,
@@ -685,13 +698,7 @@ fn with_beauty_on_the_agents_video_goes_through_the_pipeline() {
 
     // The customer's PLI goes to our encoder, not to the agent.
     let before = w.peers[a].keyframe_requests_in;
-    let video = w.peers[b].video;
-    w.peers[b]
-        .rtc
-        .writer(video)
-        .expect("video")
-        .request_keyframe(None, KeyframeRequestKind::Pli)
-        .expect("pli");
+    w.peers[b].send_pli();
     w.run(Duration::from_millis(300), false);
     assert_eq!(w.pipeline_keyframes, vec![RoomId::new("room-1")]);
     assert_eq!(w.peers[a].keyframe_requests_in, before);
@@ -740,12 +747,7 @@ fn the_pipeline_follows_the_bandwidth_estimate_towards_the_customer() {
 
     // A quarter of what goes to the customer is lost: the estimate, and the encoder's
     // rate with it, go down.
-    let victim = w.peers[b].addr;
-    let mut n = 0u64;
-    w.loss = Box::new(move |dest, _| {
-        n += 1;
-        *dest == victim && n.is_multiple_of(4)
-    });
+    w.lose_every_fourth_datagram_to(b);
     w.run(Duration::from_secs(6), true);
     let rates: Vec<u32> = w.pipeline_bitrates.iter().map(|(_, bps)| *bps).collect();
     eprintln!("encoder rates: {rates:?}");
@@ -795,13 +797,7 @@ fn a_preview_room_sends_the_agent_its_own_filtered_video() {
     );
     // The agent's keyframe request is about our encoder's stream.
     let before = w.peers[a].keyframe_requests_in;
-    let video = w.peers[a].video;
-    w.peers[a]
-        .rtc
-        .writer(video)
-        .expect("video")
-        .request_keyframe(None, KeyframeRequestKind::Pli)
-        .expect("pli");
+    w.peers[a].send_pli();
     w.run(Duration::from_millis(300), false);
     assert_eq!(w.pipeline_keyframes, vec![RoomId::new("preview-1")]);
     assert_eq!(w.peers[a].keyframe_requests_in, before);
@@ -818,12 +814,7 @@ fn a_subscribers_estimate_caps_what_its_publisher_sends() {
 
     // A quarter of what goes to the customer is lost: its estimate falls, and the
     // agent is asked to send less video.
-    let victim = w.peers[b].addr;
-    let mut n = 0u64;
-    w.loss = Box::new(move |dest, _| {
-        n += 1;
-        *dest == victim && n.is_multiple_of(4)
-    });
+    w.lose_every_fourth_datagram_to(b);
     w.run(Duration::from_secs(6), true);
     let caps = w.peers[a].remb_in.clone();
     let last = *caps.last().expect("caps");

@@ -227,9 +227,9 @@ fn open(
             opts.set("deadline", "realtime");
             // Negative = a fixed speed. A positive cpu-used lets libvpx spend up to
             // (16 − n)/16 of the frame interval and slow down when it has time, which
-            // a server running many streams must not do. -8 measured 4 streams per core
-            // on camera-like input; -12 (faster) let artefacts undo the smoothing the
-            // customer sees (beauty e2e).
+            // a server running many streams must not do. -10 and -12 (faster) let
+            // artefacts undo the smoothing the customer sees (beauty e2e); numbers in
+            // BENCHMARKS.md.
             opts.set("cpu-used", "-8");
             opts.set("lag-in-frames", "0");
             opts.set("error-resilient", "1");

@@ -166,8 +166,7 @@ pub async fn open_preview(
     let agent = auth.user.id.as_str();
     let (room, replaced) = state.previews.open(agent, params);
     if let Some(old) = replaced {
-        state.media.stop_beauty(RoomId::new(&old));
-        state.rooms.close_if_empty(&old);
+        end_preview(&state, &old);
     }
     state.rooms.open(&room);
     let room_token = state
@@ -210,8 +209,14 @@ pub async fn close_preview(
 ) -> Result<StatusCode, ApiError> {
     auth.require(UserRole::Agent)?;
     if let Some(room) = state.previews.close(auth.user.id.as_str()) {
-        state.media.stop_beauty(RoomId::new(&room));
-        state.rooms.close_if_empty(&room);
+        end_preview(&state, &room);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops a preview room's pipeline and drops the room if its page never joined (a
+/// joined page leaving closes it through the WebSocket).
+fn end_preview(state: &AppState, room: &str) {
+    state.media.stop_beauty(RoomId::new(room));
+    state.rooms.close_if_empty(room);
 }
