@@ -81,7 +81,15 @@ async fn serve(config: KefuConfig) -> anyhow::Result<()> {
     let app = App::build(config).await.context("starting kefu")?;
     println!("kefu is ready");
     println!("  http:  {}", app.base_url());
-    println!("  media: udp {}", app.media_addr());
+    if app.media_addr() == app.media_bound_addr() {
+        println!("  media: udp {}", app.media_addr());
+    } else {
+        println!(
+            "  media: udp {} (bound at {})",
+            app.media_addr(),
+            app.media_bound_addr()
+        );
+    }
     for room in rooms.iter().take(1) {
         let (agent, customer) = app.room_links(room);
         println!("  agent page:    {agent}");

@@ -3,13 +3,22 @@
 // KefuCall.join({ token, kind, cameraOn }) joins the room named in a room token through
 // the signaling WebSocket, publishes the microphone (and camera, for video calls) to
 // the SFU and plays what the other participant sends. Protocol: docs/signaling.md.
-// State is exposed on window.kefu for tests.
+// When the network changes, the call goes on: a lost ICE path is restarted on the same
+// peer connection, and a WebSocket that drops is opened again and re-joins (the server
+// keeps our place for a while). State is exposed on window.kefu for tests.
 'use strict';
 
 (function () {
   const kefu = (window.kefu = {
     pc: null, ws: null, state: 'idle', peers: [], errors: [], kind: null, mediaUp: false,
+    iceRestarts: 0, reconnects: 0, rejoined: 0, lostAt: null, iceLog: [], wsLog: [],
   });
+  // Reconnecting the WebSocket: first retry after this, doubling up to once a second
+  // (a new network is usually there at once), for about as long as the server keeps
+  // our place (signaling.reconnect_grace_secs).
+  const RECONNECT_FIRST_MS = 250;
+  const RECONNECT_MAX_MS = 1000;
+  const RECONNECT_GIVE_UP_MS = 15000;
 
   function setStatus(text, kind) {
     kefu.state = text;
@@ -37,7 +46,8 @@
   async function startMedia(opts) {
     const wantVideo = opts.kind === 'video';
     // A voice call never asks for the camera; a video call may start with it off.
-    const local = await navigator.mediaDevices.getUserMedia({
+    // A peer connection made anew (the server lost ours) keeps the tracks we have.
+    const local = kefu.local || await navigator.mediaDevices.getUserMedia({
       audio: true,
       video: wantVideo && opts.cameraOn ? VIDEO : false,
     });
@@ -57,6 +67,7 @@
     // A video line without a camera track still receives, and takes the camera later
     // through replaceTrack, without renegotiation.
     const kinds = wantVideo ? ['audio', 'video'] : ['audio'];
+    kefu.videoTransceiver = null;
     for (const kind of kinds) {
       const track = local.getTracks().find((t) => t.kind === kind);
       const transceiver = pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [local] });
@@ -82,9 +93,32 @@
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === 'failed') setStatus('Media connection failed', 'error');
     };
+    // No path to the SFU any more (Wi-Fi gone, 4G instead): find a new one at once.
+    pc.oniceconnectionstatechange = () => {
+      const s = pc.iceConnectionState;
+      kefu.iceLog.push({ state: s, at: Date.now() });
+      if (pc === kefu.pc && (s === 'disconnected' || s === 'failed')) restartIce();
+    };
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     send({ type: 'offer', sdp: offer.sdp });
+  }
+
+  /** ICE restart on the same peer connection, with fresh TURN credentials if given. */
+  async function restartIce(iceServers) {
+    const pc = kefu.pc;
+    if (!pc || pc.signalingState === 'closed') return;
+    if (iceServers) pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+    // One offer at a time, and only over a working WebSocket: the rest waits.
+    if (pc.signalingState !== 'stable' || !kefu.ws || kefu.ws.readyState !== WebSocket.OPEN) {
+      kefu.restartPending = true;
+      return;
+    }
+    kefu.restartPending = false;
+    kefu.iceRestarts += 1;
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    send({ type: 'restart', sdp: offer.sdp });
   }
 
   /** Turns the camera on or off during a video call. */
@@ -121,16 +155,27 @@
   async function onMessage(msg, opts) {
     switch (msg.type) {
       case 'joined':
+        kefu.lostAt = null;
+        kefu.rejoined = kefu.reconnects;
         kefu.peers = msg.peers;
+        kefu.iceConfig = { iceServers: msg.ice_servers, iceTransportPolicy: msg.ice_transport_policy };
         showCallStatus();
+        // Back after the WebSocket dropped: the peer connection carries on.
+        if (kefu.pc && kefu.pc.signalingState !== 'closed') {
+          kefu.restartPending = false;
+          if (kefu.pc.signalingState !== 'stable') await kefu.pc.setLocalDescription({ type: 'rollback' });
+          await restartIce(msg.ice_servers);
+          break;
+        }
         try {
-          await startMedia({ ...opts, iceServers: msg.ice_servers, iceTransportPolicy: msg.ice_transport_policy });
+          await startMedia({ ...opts, ...kefu.iceConfig });
         } catch (e) {
           setStatus('Camera or microphone unavailable: ' + e.message, 'error');
         }
         break;
       case 'answer':
         await kefu.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        if (kefu.restartPending) await restartIce();
         break;
       case 'peer_joined':
         kefu.peers.push({ participant: msg.participant, role: msg.role });
@@ -149,6 +194,13 @@
         setStatus('Media disconnected', 'error');
         break;
       case 'error':
+        if (msg.code === 'restart_failed') {
+          // The SFU let our peer connection go: offer a new one.
+          kefu.pc.close();
+          kefu.pc = null;
+          await startMedia({ ...opts, ...kefu.iceConfig });
+          break;
+        }
         kefu.errors.push(msg);
         setStatus(msg.message, 'error');
         break;
@@ -157,6 +209,7 @@
   }
 
   function hangUp() {
+    kefu.ended = true;
     send({ type: 'leave' });
     if (kefu.pc) kefu.pc.close();
     if (kefu.local) kefu.local.getTracks().forEach((t) => t.stop());
@@ -166,13 +219,36 @@
   /** Joins a call. opts: { token, kind: 'video'|'voice', cameraOn, onMessage }. */
   function join(opts) {
     kefu.kind = opts.kind;
+    // A new call in the same page (the workbench) starts from nothing.
+    Object.assign(kefu, { pc: null, local: null, ended: false, lostAt: null, restartPending: false });
+    setStatus('Connecting…');
+    connect(opts);
+  }
+
+  function connect(opts) {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const ws = new WebSocket(`${scheme}://${location.host}/ws`);
     kefu.ws = ws;
-    setStatus('Connecting…');
-    ws.onopen = () => send({ type: 'join', token: opts.token });
+    kefu.wsLog.push({ event: 'connect', at: Date.now() });
+    ws.onopen = () => {
+      kefu.wsLog.push({ event: 'open', at: Date.now() });
+      send({ type: 'join', token: opts.token });
+    };
     ws.onmessage = (e) => onMessage(JSON.parse(e.data), opts);
-    ws.onclose = () => {
+    ws.onclose = (e) => {
+      kefu.wsLog.push({ event: 'close', code: e.code, at: Date.now() });
+      if (ws !== kefu.ws || kefu.ended) return;
+      // 1006: the connection broke without a close frame (network change). Anything
+      // else is a deliberate close, and the error message before it says why.
+      const broken = e.code === 1006 && kefu.pc;
+      if (broken && !kefu.lostAt) kefu.lostAt = Date.now();
+      if (broken && Date.now() - kefu.lostAt < RECONNECT_GIVE_UP_MS) {
+        setStatus('Reconnecting…', 'warn');
+        const delay = Math.min(RECONNECT_FIRST_MS * 2 ** (kefu.reconnects - kefu.rejoined), RECONNECT_MAX_MS);
+        kefu.reconnects += 1;
+        setTimeout(() => connect(opts), delay);
+        return;
+      }
       if (kefu.state !== 'Call ended' && !kefu.errors.length) setStatus('Disconnected from the server', 'warn');
     };
   }

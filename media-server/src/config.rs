@@ -15,6 +15,9 @@ pub struct MediaConfig {
     /// IP put in the host candidate. `None`: the first non-loopback IPv4 of this
     /// machine (reachable from a browser on the same machine or LAN), else 127.0.0.1.
     pub advertise_ip: Option<IpAddr>,
+    /// UDP port put in the host candidate. `None`: the bound port. Set it when a NAT
+    /// or load balancer forwards another public port to ours.
+    pub advertise_port: Option<u16>,
 }
 
 impl Default for MediaConfig {
@@ -23,6 +26,7 @@ impl Default for MediaConfig {
             bind_ip: None,
             port: 50000,
             advertise_ip: None,
+            advertise_port: None,
         }
     }
 }

@@ -38,6 +38,12 @@ enum Command {
         events: mpsc::Sender<SfuEvent>,
         reply: oneshot::Sender<Result<String, JoinError>>,
     },
+    Restart {
+        participant: ParticipantId,
+        offer: String,
+        events: mpsc::Sender<SfuEvent>,
+        reply: oneshot::Sender<Result<String, JoinError>>,
+    },
     Candidate {
         participant: ParticipantId,
         candidate: String,
@@ -70,12 +76,14 @@ enum Command {
 pub struct MediaHandle {
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
+    bound_addr: SocketAddr,
 }
 
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Join { participant, .. } => write!(f, "Join({participant})"),
+            Command::Restart { participant, .. } => write!(f, "Restart({participant})"),
             Command::Candidate { participant, .. } => write!(f, "Candidate({participant})"),
             Command::Leave { participant } => write!(f, "Leave({participant})"),
             Command::Tap { room, .. } => write!(f, "Tap({room})"),
@@ -90,6 +98,12 @@ impl MediaHandle {
     /// The UDP address peers send media to (the advertised host candidate).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The UDP address the SFU's socket is bound to (differs from
+    /// [`Self::local_addr`] behind a port-forwarding NAT).
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound_addr
     }
 
     /// Adds a participant; returns the SDP answer and a stream of its media events.
@@ -110,6 +124,28 @@ impl MediaHandle {
         };
         self.commands
             .try_send(cmd)
+            .map_err(|_| JoinError::Unavailable)?;
+        let answer = answer.await.map_err(|_| JoinError::Unavailable)??;
+        Ok((answer, events_rx))
+    }
+
+    /// An ICE restart: a new offer from `participant`'s existing peer connection
+    /// (its network changed). Returns the SDP answer; the participant's media events
+    /// go to the new stream from now on (the signaling connection may be new too).
+    pub async fn restart(
+        &self,
+        participant: ParticipantId,
+        offer: String,
+    ) -> Result<(String, mpsc::Receiver<SfuEvent>), JoinError> {
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .try_send(Command::Restart {
+                participant,
+                offer,
+                events,
+                reply,
+            })
             .map_err(|_| JoinError::Unavailable)?;
         let answer = answer.await.map_err(|_| JoinError::Unavailable)??;
         Ok((answer, events_rx))
@@ -221,7 +257,10 @@ impl MediaServer {
         let bound = socket
             .local_addr()
             .map_err(|source| MediaError::Bind { addr: bind, source })?;
-        let advertised = SocketAddr::new(config.resolve_advertised_ip(), bound.port());
+        let advertised = SocketAddr::new(
+            config.resolve_advertised_ip(),
+            config.advertise_port.unwrap_or(bound.port()),
+        );
         if advertised.ip().is_unspecified() {
             return Err(MediaError::Address(format!(
                 "{advertised} cannot be advertised to peers; set media.advertise_ip"
@@ -247,6 +286,7 @@ impl MediaServer {
             handle: MediaHandle {
                 commands,
                 local_addr: advertised,
+                bound_addr: bound,
             },
             task,
         })
@@ -315,6 +355,18 @@ impl Driver {
                 reply,
             } => {
                 let result = self.sfu.join(now, room, participant.clone(), &offer);
+                if result.is_ok() {
+                    self.subscribers.insert(participant, events);
+                }
+                let _ = reply.send(result); // the caller may have given up
+            }
+            Command::Restart {
+                participant,
+                offer,
+                events,
+                reply,
+            } => {
+                let result = self.sfu.restart(now, &participant, &offer);
                 if result.is_ok() {
                     self.subscribers.insert(participant, events);
                 }

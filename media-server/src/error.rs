@@ -14,6 +14,9 @@ pub enum JoinError {
     /// The media server is shutting down or its task has ended.
     #[error("the media server is not running")]
     Unavailable,
+    /// An ICE restart for a participant the media server no longer has.
+    #[error("no such participant")]
+    UnknownParticipant,
 }
 
 /// Why a trickled ICE candidate was not added.

@@ -14,6 +14,11 @@ struct DropLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IceLabels {
+    event: &'static str,
+}
+
 /// Handles to the SFU's metrics; cheap to clone (all `Arc`s inside).
 #[derive(Clone, Debug, Default)]
 pub struct SfuMetrics {
@@ -22,6 +27,7 @@ pub struct SfuMetrics {
     packets_forwarded: Counter,
     frames_forwarded: Counter,
     remb_sent: Counter,
+    ice_events: Family<IceLabels, Counter>,
     packets_dropped: Family<DropLabels, Counter>,
     /// Agent video frames the beauty pipeline could not take (it was behind).
     pub(crate) pipeline_dropped: Counter,
@@ -85,6 +91,14 @@ impl SfuMetrics {
             self.remb_sent.clone(),
         );
         registry.register(
+            "kefu_sfu_ice_events",
+            "ICE restarts accepted, paths recovered, participants dropped for a lost path",
+            self.ice_events.clone(),
+        );
+        for event in ["restart", "recovered", "lost"] {
+            drop(self.ice_events.get_or_create(&IceLabels { event }));
+        }
+        registry.register(
             "kefu_sfu_packets_dropped",
             "Datagrams or media the SFU dropped, by reason",
             self.packets_dropped.clone(),
@@ -113,6 +127,15 @@ impl SfuMetrics {
             .inc_by(stats.frames_forwarded.saturating_sub(last.frames_forwarded));
         self.remb_sent
             .inc_by(stats.remb_sent.saturating_sub(last.remb_sent));
+        for (event, now, before) in [
+            ("restart", stats.ice_restarts, last.ice_restarts),
+            ("recovered", stats.ice_recoveries, last.ice_recoveries),
+            ("lost", stats.ice_lost, last.ice_lost),
+        ] {
+            self.ice_events
+                .get_or_create(&IceLabels { event })
+                .inc_by(now.saturating_sub(before));
+        }
         for reason in DropReason::ALL {
             let delta = stats.dropped(reason).saturating_sub(last.dropped(reason));
             if delta > 0 {

@@ -124,6 +124,9 @@ pub struct SignalingConfig {
     pub max_message_bytes: usize,
     /// Seconds a new WebSocket has to send `join`.
     pub join_timeout_secs: u64,
+    /// Seconds a participant whose WebSocket dropped without `leave` (a network
+    /// change) keeps its place in the call, waiting for it to join again.
+    pub reconnect_grace_secs: u64,
     /// Rooms that exist from the start (the demo room `make run` prints links for).
     pub rooms: Vec<String>,
     /// STUN/TURN servers for browsers (`[signaling.ice]`).
@@ -135,6 +138,7 @@ impl Default for SignalingConfig {
         Self {
             max_message_bytes: 64 * 1024,
             join_timeout_secs: 10,
+            reconnect_grace_secs: 15,
             rooms: vec!["demo".into()],
             ice: crate::turn::IceConfig::default(),
         }

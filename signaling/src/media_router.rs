@@ -20,6 +20,14 @@ pub trait MediaRouter: Send + Sync + Debug {
         offer: String,
     ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>>;
 
+    /// An ICE restart from the participant's existing peer connection; returns the
+    /// answer and its media events from now on.
+    fn restart(
+        &self,
+        participant: ParticipantId,
+        offer: String,
+    ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>>;
+
     /// Hands a trickled ICE candidate to the participant's peer connection.
     fn add_remote_candidate(
         &self,
@@ -64,6 +72,14 @@ impl MediaRouter for LocalMediaRouter {
         offer: String,
     ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
         Box::pin(self.0.join(room, participant, offer))
+    }
+
+    fn restart(
+        &self,
+        participant: ParticipantId,
+        offer: String,
+    ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
+        Box::pin(self.0.restart(participant, offer))
     }
 
     fn add_remote_candidate(

@@ -12,6 +12,11 @@ pub enum ClientMessage {
     Join { token: String },
     /// An SDP offer for this participant's peer connection with the SFU.
     Offer { sdp: String },
+    /// An ICE restart: a new offer from the same peer connection (after
+    /// `pc.restartIce()`), when the network changed. Also valid from a new WebSocket
+    /// after re-joining with the same token. Answered with `answer`, or
+    /// `restart_failed` when the SFU no longer has the peer connection.
+    Restart { sdp: String },
     /// A trickled ICE candidate (`candidate:` line). `null` marks the end of gathering.
     Candidate {
         candidate: Option<String>,
@@ -96,6 +101,9 @@ pub enum ErrorCode {
     BadSdp,
     /// The ICE candidate is malformed. The session stays.
     BadCandidate,
+    /// The SFU no longer has this participant's peer connection (the grace period
+    /// after losing the network passed): send a new `offer` from a new one.
+    RestartFailed,
     /// The same participant joined from another connection; this one is closed.
     Replaced,
     /// Something failed on our side; details are in the server log.

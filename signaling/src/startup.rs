@@ -139,6 +139,11 @@ impl App {
         self.media.handle.local_addr()
     }
 
+    /// The UDP address the SFU's socket is bound to.
+    pub fn media_bound_addr(&self) -> SocketAddr {
+        self.media.handle.bound_addr()
+    }
+
     /// `http://host:port` or `https://…`.
     pub fn base_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };

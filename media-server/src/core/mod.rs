@@ -39,13 +39,18 @@ pub use tap::TapParty;
 /// Participants a room forwards between: one agent, one customer.
 pub const MAX_PARTICIPANTS_PER_ROOM: usize = 2;
 
+/// How long a participant whose ICE lost every path is kept, waiting for it to come
+/// back or for an ICE restart (a phone moving from Wi-Fi to 4G), before it is dropped.
+pub const ICE_RECOVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// How long the core sleeps when it has no participant at all.
 const IDLE_WAKEUP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the core tells its controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SfuEvent {
-    /// ICE and DTLS are up: media can flow.
+    /// ICE and DTLS are up: media can flow. Sent again when ICE comes back after
+    /// losing every path (by itself or through an ICE restart).
     Connected { participant: ParticipantId },
     /// The peer connection ended (ICE timeout, DTLS failure, error). The participant
     /// is gone from the core.
@@ -162,6 +167,11 @@ impl Sfu {
         }
 
         let mut rtc = Rtc::builder()
+            // ICE-lite, as SFUs with a public address do: the browser checks our one
+            // candidate and we only answer. A full agent would also probe the
+            // browser's candidates from our socket and could settle on a path around
+            // whatever sits in front of us (a port-forwarding NAT, the test relay).
+            .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
@@ -183,10 +193,45 @@ impl Sfu {
 
         info!(%room, %participant, "participant joined the SFU");
         self.forget_output_choice(&room);
+        let fingerprint = dtls_fingerprint(offer_sdp).map(str::to_owned);
         self.participants
-            .push(Participant::new(participant, room, rtc, now));
+            .push(Participant::new(participant, room, rtc, fingerprint, now));
         self.refresh_sizes();
         // Collect MediaAdded events and the first transmits/timeouts right away.
+        self.drain(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// A new offer from a participant's existing peer connection: an ICE restart after
+    /// its network changed (new ICE credentials, same DTLS). The participant keeps its
+    /// room, media lines, recording tap and pipeline; only the path is found anew.
+    pub fn restart(
+        &mut self,
+        now: Instant,
+        participant: &ParticipantId,
+        offer_sdp: &str,
+    ) -> Result<String, JoinError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        let p = self
+            .participants
+            .iter_mut()
+            .find(|p| &p.id == participant)
+            .ok_or(JoinError::UnknownParticipant)?;
+        if p.fingerprint.as_deref() != dtls_fingerprint(offer_sdp) {
+            return Err(JoinError::BadOffer(
+                "an ICE restart must come from the peer connection that joined (another \
+                 DTLS fingerprint); send a new offer instead"
+                    .into(),
+            ));
+        }
+        let answer = p
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        info!(%participant, "ICE restart");
+        self.stats.ice_restarts += 1;
         self.drain(now);
         Ok(answer.to_sdp_string())
     }
@@ -261,6 +306,14 @@ impl Sfu {
     /// Advances every participant's clock.
     pub fn handle_timeout(&mut self, now: Instant) {
         for p in &mut self.participants {
+            if p.ice_lost_since
+                .is_some_and(|since| now >= since + ICE_RECOVERY_GRACE)
+            {
+                warn!(participant = %p.id, "ICE stayed without a path; dropping the participant");
+                self.stats.ice_lost += 1;
+                p.rtc.disconnect();
+                continue;
+            }
             if p.next_timeout.is_some_and(|t| t <= now)
                 && let Err(reason) = p.handle_input(Input::Timeout(now))
             {
@@ -287,7 +340,8 @@ impl Sfu {
         let next = self
             .participants
             .iter()
-            .filter_map(|p| p.next_timeout)
+            .flat_map(|p| [p.next_timeout, p.ice_lost_since.map(|t| t + ICE_RECOVERY_GRACE)])
+            .flatten()
             .min();
         // With nobody to serve, a far wake-up keeps the driver idle.
         SfuOutput::Timeout(next.unwrap_or(self.last_now + IDLE_WAKEUP))
@@ -346,6 +400,8 @@ impl Sfu {
     fn handle_event(&mut self, idx: usize, now: Instant, event: Event, pending: &mut Vec<Pending>) {
         let p = &mut self.participants[idx];
         match event {
+            // A renegotiation (ICE restart) announces the lines again.
+            Event::MediaAdded(m) if p.kind_of(m.mid).is_some() => {}
             Event::MediaAdded(m) => {
                 debug!(participant = %p.id, mid = %m.mid, kind = ?m.kind, dir = ?m.direction, "media line");
                 p.lines.push(MediaLine {
@@ -362,8 +418,27 @@ impl Sfu {
                 // A newcomer needs a keyframe from whoever already publishes.
                 self.request_keyframe_from_others(idx, now, KeyframeRequestKind::Pli);
             }
+            // No path left: wait for it to come back, or for an ICE restart, within
+            // the grace period (see `handle_timeout`).
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                p.rtc.disconnect();
+                if p.ice_lost_since.is_none() {
+                    info!(participant = %p.id, "ICE lost its path; waiting for it to recover");
+                    p.ice_lost_since = Some(now);
+                }
+            }
+            Event::IceConnectionStateChange(
+                IceConnectionState::Connected | IceConnectionState::Completed,
+            ) if p.ice_lost_since.is_some() => {
+                p.ice_lost_since = None;
+                if p.connected {
+                    let participant = p.id.clone();
+                    info!(%participant, "ICE found a path again");
+                    self.stats.ice_recoveries += 1;
+                    self.events.push_back(SfuEvent::Connected { participant });
+                    // Both directions lost frames during the gap: fresh keyframes.
+                    self.participants[idx].request_keyframe(now, KeyframeRequestKind::Pli);
+                    self.request_keyframe_from_others(idx, now, KeyframeRequestKind::Pli);
+                }
             }
             Event::MediaData(data) => {
                 if !data.contiguous && p.kind_of(data.mid) == Some(MediaKind::Video) {
@@ -533,6 +608,13 @@ impl Sfu {
         self.stats.rooms = rooms.len() as u64;
         self.stats.participants = self.participants.len() as u64;
     }
+}
+
+/// The `a=fingerprint:` value of an SDP (session or first media level).
+fn dtls_fingerprint(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .map(str::trim)
 }
 
 /// The subscriber's payload type for `params` on `mid`, if that line negotiated it.

@@ -31,11 +31,22 @@ pub(crate) struct Participant {
     pub egress_estimate: Option<str0m::bwe::Bitrate>,
     /// The last REMB cap asked of this participant's video, bit/s.
     pub remb_sent: Option<u32>,
+    /// The DTLS fingerprint of the peer connection that joined: an ICE restart must
+    /// come from the same one.
+    pub fingerprint: Option<String>,
+    /// Since when ICE has had no working path (`None`: it has one).
+    pub ice_lost_since: Option<Instant>,
     last_keyframe_request: Option<Instant>,
 }
 
 impl Participant {
-    pub fn new(id: ParticipantId, room: RoomId, rtc: Rtc, now: Instant) -> Self {
+    pub fn new(
+        id: ParticipantId,
+        room: RoomId,
+        rtc: Rtc,
+        fingerprint: Option<String>,
+        now: Instant,
+    ) -> Self {
         Self {
             id,
             room,
@@ -45,6 +56,8 @@ impl Participant {
             connected: false,
             egress_estimate: None,
             remb_sent: None,
+            fingerprint,
+            ice_lost_since: None,
             last_keyframe_request: None,
         }
     }

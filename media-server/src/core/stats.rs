@@ -58,6 +58,12 @@ pub struct SfuStats {
     pub frames_to_pipeline: u64,
     /// REMB caps asked of publishers (a subscriber's bandwidth estimate moved).
     pub remb_sent: u64,
+    /// ICE restarts accepted (a participant's network changed).
+    pub ice_restarts: u64,
+    /// Participants whose lost ICE connectivity came back within the grace period.
+    pub ice_recoveries: u64,
+    /// Participants dropped because their ICE connectivity stayed lost.
+    pub ice_lost: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 

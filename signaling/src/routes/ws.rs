@@ -3,6 +3,10 @@
 //! A session must `join` with a room token first; then it exchanges SDP and trickled
 //! ICE with the SFU and hears about the other participant. Bad input gets an `error`
 //! message; only authentication failures and oversized messages close the socket.
+//!
+//! A connection that drops without `leave` or a close frame (the phone changed
+//! networks) keeps its participant in the call for `reconnect_grace_secs`: joining
+//! again with the same token and sending `restart` picks the call up where it was.
 
 use std::time::Duration;
 
@@ -66,6 +70,15 @@ enum Flow {
     Close(u16, &'static str),
 }
 
+/// How a session ended, which decides when its participant leaves the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// `leave`, a close frame, or a close of ours: the participant is gone now.
+    Closed,
+    /// The connection broke (no close frame): keep the place for a while.
+    Lost,
+}
+
 struct Session {
     state: AppState,
     id: u64,
@@ -97,21 +110,34 @@ impl Session {
         tokio::pin!(join_deadline);
         let mut shutdown = self.state.shutdown.clone();
 
+        let mut ending = Ending::Closed;
         let close = loop {
             let mut flow = tokio::select! {
                 incoming = stream.next() => match incoming {
-                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Close(_))) => break None,
+                    // Ended without a close frame: the network went away under it.
+                    None => {
+                        ending = Ending::Lost;
+                        break None;
+                    }
                     Some(Ok(Message::Text(text))) => self.on_text(&text).await,
                     Some(Ok(Message::Binary(_))) => {
                         self.reply_error(ErrorCode::InvalidMessage, "binary frames are not part of the protocol");
                         Flow::Continue
                     }
                     Some(Ok(_)) => Flow::Continue, // ping/pong: answered by the library
+                    Some(Err(e)) if connection_gone(&e) => {
+                        ending = Ending::Lost;
+                        break None;
+                    }
                     Some(Err(e)) => self.on_read_error(e),
                 },
                 Some(msg) = self.inbox.recv() => match self.deliver(&mut sink, msg).await {
                     Ok(flow) => flow,
-                    Err(_) => break None,
+                    Err(_) => {
+                        ending = Ending::Lost;
+                        break None;
+                    }
                 },
                 Some(event) = next_event(&mut self.media_events) => {
                     self.on_media_event(event);
@@ -136,6 +162,7 @@ impl Session {
                 }
             }
             if broken {
+                ending = Ending::Lost;
                 break None;
             }
             if let Flow::Close(code, reason) = flow {
@@ -160,7 +187,7 @@ impl Session {
             })
             .await;
         }
-        self.leave();
+        self.leave(ending);
     }
 
     /// Sends one queued message; a `replaced` notice also ends this session.
@@ -204,6 +231,7 @@ impl Session {
         match msg {
             ClientMessage::Join { token } => self.on_join(&token).await,
             ClientMessage::Offer { sdp } => self.on_offer(sdp).await,
+            ClientMessage::Restart { sdp } => self.on_restart(sdp).await,
             ClientMessage::Candidate { candidate, .. } => self.on_candidate(candidate).await,
             ClientMessage::Leave {} => Flow::Close(CLOSE_NORMAL, "left"),
             ClientMessage::Ping {} => {
@@ -301,8 +329,36 @@ impl Session {
                 );
             }
             Err(JoinError::RoomFull) => self.reply_error(ErrorCode::RoomFull, "the room is full"),
-            Err(JoinError::Unavailable) => {
+            Err(JoinError::Unavailable | JoinError::UnknownParticipant) => {
                 warn!("media server unavailable for an offer");
+                self.reply_error(ErrorCode::Internal, "the media server is not available");
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_restart(&mut self, sdp: String) -> Flow {
+        let Some(joined) = &self.joined else {
+            self.reply_error(ErrorCode::NotJoined, "send join first");
+            return Flow::Continue;
+        };
+        let media = self.state.media.clone();
+        match media.restart(joined.media_id.clone(), sdp).await {
+            Ok((answer, events)) => {
+                info!(room = %joined.room, "ICE restart");
+                self.media_events = Some(events);
+                self.reply(ServerMessage::Answer { sdp: answer });
+            }
+            Err(JoinError::UnknownParticipant) => self.reply_error(
+                ErrorCode::RestartFailed,
+                "the media session is gone; send a new offer",
+            ),
+            Err(JoinError::BadOffer(why)) => self.reply_error(
+                ErrorCode::BadSdp,
+                format!("the ICE restart offer was rejected: {why}"),
+            ),
+            Err(JoinError::RoomFull | JoinError::Unavailable) => {
+                warn!("media server unavailable for an ICE restart");
                 self.reply_error(ErrorCode::Internal, "the media server is not available");
             }
         }
@@ -416,29 +472,49 @@ impl Session {
         }
     }
 
-    fn leave(&mut self) {
+    fn leave(&mut self, ending: Ending) {
         if let Some(joined) = &self.joined
             && self.state.previews.close_room(&joined.room)
         {
             self.state.media.stop_beauty(RoomId::new(&joined.room));
         }
-        if let Some(joined) = self.joined.take() {
-            if self
-                .state
-                .rooms
-                .leave(&joined.room, &joined.participant, self.id)
-            {
-                self.state.media.leave(joined.media_id);
-                let by = match joined.role {
-                    Role::Agent => Party::Agent,
-                    Role::Customer => Party::Customer,
-                };
-                let reason = "hung up".to_owned();
-                call_event(&self.state, &joined.room, CallEvent::HangUp { by, reason });
-            }
+        let Some(joined) = self.joined.take() else {
+            return;
+        };
+        if ending == Ending::Closed {
+            hang_up(&self.state, &joined, self.id);
             info!("left");
+            return;
         }
+        // A new connection joining as this participant replaces this session, and
+        // then the delayed hang-up below finds someone else holding the place.
+        let grace = Duration::from_secs(self.state.signaling.reconnect_grace_secs);
+        info!(room = %joined.room, ?grace, "connection lost; the participant keeps its place");
+        let state = self.state.clone();
+        let session = self.id;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if hang_up(&state, &joined, session) {
+                info!(room = %joined.room, "did not come back; left");
+            }
+        });
     }
+}
+
+/// Takes the participant out of its room and the SFU, and hangs the call up, if
+/// `session` still holds its place. Returns whether it did.
+fn hang_up(state: &AppState, joined: &Joined, session: u64) -> bool {
+    if !state.rooms.leave(&joined.room, &joined.participant, session) {
+        return false;
+    }
+    state.media.leave(joined.media_id.clone());
+    let by = match joined.role {
+        Role::Agent => Party::Agent,
+        Role::Customer => Party::Customer,
+    };
+    let reason = "hung up".to_owned();
+    call_event(state, &joined.room, CallEvent::HangUp { by, reason });
+    true
 }
 
 /// Moves the call behind a room, when the room is a call. Best effort and off the
@@ -470,6 +546,22 @@ pub(crate) fn media_participant_id(room: &str, sub: &str, role: Role) -> Partici
         Role::Customer => "customer",
     };
     ParticipantId::new(format!("{room}/{role}/{sub}"))
+}
+
+/// Whether a read error means the connection itself is gone (reset, broken pipe,
+/// closed without a handshake) rather than a bad frame on a working one.
+fn connection_gone(e: &axum::Error) -> bool {
+    use tungstenite::error::ProtocolError;
+    let inner = std::error::Error::source(e).and_then(|s| s.downcast_ref::<tungstenite::Error>());
+    matches!(
+        inner,
+        Some(
+            tungstenite::Error::Io(_)
+                | tungstenite::Error::ConnectionClosed
+                | tungstenite::Error::AlreadyClosed
+                | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+        )
+    )
 }
 
 /// The next media event; pends forever when there is no (or no longer a) stream.

@@ -70,6 +70,8 @@ export async function startKefu(extraEnv = {}) {
     run,
     baseUrl: pick(/http:\s+(\S+)/),
     mediaPort: Number(pick(/media: udp [\d.]+:(\d+)/)),
+    /** Where the SFU's socket is bound (differs from mediaPort behind a relay). */
+    mediaBoundPort: Number((out.match(/bound at [\d.]+:(\d+)/) || out.match(/media: udp [\d.]+:(\d+)/))[1]),
     agentUrl: pick(/agent page:\s+(\S+)/),
     customerUrl: pick(/customer page:\s+(\S+)/),
     /** SIGTERM, then resolves with the exit status. */
@@ -129,16 +131,26 @@ export async function callStats(page) {
     const pc = window.kefu && window.kefu.pc;
     if (!pc) return null;
     const stats = await pc.getStats();
-    const out = { videoFramesDecoded: 0, videoInbound: 0, audioPacketsReceived: 0, audioSamplesReceived: 0, remotePort: null, remoteAddress: null, pairState: null };
+    const out = {
+      videoFramesDecoded: 0, videoInbound: 0, videoBytesReceived: 0, freezeCount: 0, totalFreezesDuration: 0,
+      audioPacketsReceived: 0, audioPacketsLost: 0, audioSamplesReceived: 0, audioConcealedSamples: 0,
+      remotePort: null, remoteAddress: null, localPort: null, pairState: null,
+      iceState: pc.iceConnectionState, at: Date.now(),
+    };
     let pairId = null;
     stats.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         out.videoInbound += 1;
         out.videoFramesDecoded += s.framesDecoded || 0;
+        out.videoBytesReceived += s.bytesReceived || 0;
+        out.freezeCount += s.freezeCount || 0;
+        out.totalFreezesDuration += s.totalFreezesDuration || 0;
       }
       if (s.type === 'inbound-rtp' && s.kind === 'audio') {
         out.audioPacketsReceived += s.packetsReceived || 0;
         out.audioSamplesReceived += s.totalSamplesReceived || 0;
+        out.audioPacketsLost += s.packetsLost || 0;
+        out.audioConcealedSamples += s.concealedSamples || 0;
       }
       if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
     });
@@ -148,6 +160,7 @@ export async function callStats(page) {
       const local = stats.get(pair.localCandidateId);
       if (local) {
         out.localCandidateType = local.candidateType;
+        out.localPort = local.port;
         out.relayProtocol = local.relayProtocol || null;
       }
       const remote = stats.get(pair.remoteCandidateId);
@@ -170,6 +183,95 @@ export async function waitFor(what, ms, check) {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last && last.value)}`);
+}
+
+/**
+ * The user-space impairment relay (`kefu-netem-relay`) on a free 127.0.0.1 port.
+ * `cmd(line)` sends one command (`set PORT delay_ms=50 loss=0.05`, `block PORT`,
+ * `rebind PORT`, `upstream ADDR`, `stats`) and resolves with its answer line.
+ */
+export async function startRelay() {
+  const child = spawn(binary('kefu-netem-relay'), [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  const waiting = [];
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (waiting.length) waiting.shift()(line);
+      else lines.push(line);
+    }
+  });
+  const next = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((ok) => waiting.push(ok)));
+  const first = await next();
+  const m = first.match(/relay: udp [\d.]+:(\d+)/);
+  if (!m) throw new Error(`relay said ${first}`);
+  return {
+    port: Number(m[1]),
+    async cmd(line) {
+      child.stdin.write(line + '\n');
+      const answer = await next();
+      if (answer.startsWith('error')) throw new Error(`relay: ${line}: ${answer}`);
+      return answer;
+    },
+    stop() {
+      child.kill('SIGTERM');
+    },
+  };
+}
+
+/**
+ * A TCP proxy on a free 127.0.0.1 port in front of `targetPort`, for a page whose
+ * HTTP and WebSocket must be cut off: `cut()` destroys every open connection (the
+ * browser sees the WebSocket fail with 1006, the server sees it end without a close
+ * frame), and `down` refuses new ones while true.
+ */
+export async function startTcpProxy(targetPort) {
+  const open = new Set();
+  const proxy = {
+    down: false,
+    port: 0,
+    cut() {
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+    stop() {
+      proxy.cut();
+      server.close();
+    },
+  };
+  const server = net.createServer((client) => {
+    if (proxy.down) return client.destroy();
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    for (const [a, b] of [[client, upstream], [upstream, client]]) {
+      open.add(a);
+      a.pipe(b);
+      a.on('error', () => b.destroy());
+      a.on('close', () => {
+        open.delete(a);
+        b.destroy();
+      });
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  proxy.port = server.address().port;
+  return proxy;
+}
+
+/** kefu whose SFU is reached only through a relay: it advertises the relay's port. */
+export async function startKefuBehindRelay(extraEnv = {}) {
+  const relay = await startRelay();
+  const kefu = await startKefu({ KEFU_MEDIA__ADVERTISE_PORT: String(relay.port), ...extraEnv });
+  await relay.cmd(`upstream 127.0.0.1:${kefu.mediaBoundPort}`);
+  const stop = kefu.stop;
+  kefu.stop = async () => {
+    relay.stop();
+    return stop();
+  };
+  return { kefu, relay };
 }
 
 /** Calls the REST API; returns { status, data }. */
