@@ -24,6 +24,7 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::media::Sample;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::track::track_local::TrackLocal;
@@ -55,6 +56,11 @@ pub struct RtcClient {
     pub received: Arc<Received>,
     /// Every message the server sent on this client's signaling channel.
     pub messages: Arc<Mutex<Vec<ServerMessage>>>,
+    /// Messages for the signaling connection (candidates, `leave`, `restart`); kept
+    /// across reconnects.
+    outgoing: mpsc::UnboundedSender<String>,
+    outgoing_rx: Arc<Mutex<mpsc::UnboundedReceiver<String>>>,
+    /// The signaling pump first, then the publishers.
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -129,61 +135,26 @@ impl RtcClient {
             })
         }));
 
-        let (cand_tx, mut cand_rx) = mpsc::unbounded_channel::<String>();
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<String>();
+        let cand_tx = outgoing.clone();
         pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
             let cand_tx = cand_tx.clone();
             Box::pin(async move {
                 if let Some(init) = c.and_then(|c| c.to_json().ok()) {
-                    let _ = cand_tx.send(init.candidate);
+                    let msg = serde_json::json!({"type": "candidate", "candidate": init.candidate, "sdp_mid": "0"});
+                    let _ = cand_tx.send(msg.to_string());
                 }
             })
         }));
-
-        let (ws, _) = connect_async(&server.ws_url)
-            .await
-            .expect("signaling connects");
-        let (mut sink, mut stream) = ws.split();
-        let join = serde_json::json!({"type": "join", "token": token});
-        sink.send(Message::Text(join.to_string().into()))
-            .await
-            .expect("send join");
+        let outgoing_rx = Arc::new(Mutex::new(outgoing_rx));
+        let pump = signaling_pump(server, token, &pc, &messages, &outgoing_rx).await;
 
         let offer = pc.create_offer(None).await.expect("offer");
         pc.set_local_description(offer.clone())
             .await
             .expect("local description");
         let offer_msg = serde_json::json!({"type": "offer", "sdp": offer.sdp});
-        sink.send(Message::Text(offer_msg.to_string().into()))
-            .await
-            .expect("send offer");
-
-        // Signaling pump: trickle our candidates out, apply the answer, log everything.
-        let pump_pc = pc.clone();
-        let log = messages.clone();
-        let pump = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(candidate) = cand_rx.recv() => {
-                        let msg = serde_json::json!({"type": "candidate", "candidate": candidate, "sdp_mid": "0"});
-                        if sink.send(Message::Text(msg.to_string().into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    frame = stream.next() => {
-                        let Some(Ok(Message::Text(text))) = frame else {
-                            if matches!(frame, Some(Ok(_))) { continue; }
-                            return;
-                        };
-                        let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else { continue };
-                        if let ServerMessage::Answer { sdp } = &msg {
-                            let answer = RTCSessionDescription::answer(sdp.clone()).expect("answer SDP");
-                            pump_pc.set_remote_description(answer).await.expect("remote description");
-                        }
-                        log.lock().await.push(msg);
-                    }
-                }
-            }
-        });
+        let _ = outgoing.send(offer_msg.to_string());
 
         let audio_task = tokio::spawn(publish(audio, Duration::from_millis(20), |_| {
             vec![0xf8; 80]
@@ -194,8 +165,40 @@ impl RtcClient {
             pc,
             received,
             messages,
+            outgoing,
+            outgoing_rx,
             tasks: vec![pump, audio_task, video_task],
         }
+    }
+
+    /// Hangs up as the page's button does: `leave`, then the connection closes.
+    pub fn hang_up(&self) {
+        let _ = self.outgoing.send(serde_json::json!({"type": "leave"}).to_string());
+    }
+
+    /// The network under the signaling connection goes away: it ends without a
+    /// close frame (the peer connection stays).
+    pub fn lose_signaling(&mut self) {
+        self.tasks[0].abort();
+    }
+
+    /// Back on a new network: a new signaling connection joins with `token` and
+    /// restarts ICE on the same peer connection.
+    pub async fn reconnect(&mut self, server: &TestServer, token: &str) {
+        self.tasks[0].abort();
+        let pump = signaling_pump(server, token, &self.pc, &self.messages, &self.outgoing_rx).await;
+        self.tasks[0] = pump;
+        let options = RTCOfferOptions {
+            ice_restart: true,
+            ..Default::default()
+        };
+        let offer = self.pc.create_offer(Some(options)).await.expect("offer");
+        self.pc
+            .set_local_description(offer.clone())
+            .await
+            .expect("local description");
+        let restart = serde_json::json!({"type": "restart", "sdp": offer.sdp});
+        let _ = self.outgoing.send(restart.to_string());
     }
 
     pub fn counts(&self) -> Counts {
@@ -218,6 +221,53 @@ impl RtcClient {
         })
         .await
     }
+}
+
+/// Opens a signaling connection, sends `join`, and pumps messages both ways: what is
+/// queued in `outgoing` goes out; an answer is applied to `pc`; everything received is
+/// logged in `messages`.
+async fn signaling_pump(
+    server: &TestServer,
+    token: &str,
+    pc: &Arc<RTCPeerConnection>,
+    messages: &Arc<Mutex<Vec<ServerMessage>>>,
+    outgoing: &Arc<Mutex<mpsc::UnboundedReceiver<String>>>,
+) -> JoinHandle<()> {
+    let (ws, _) = connect_async(&server.ws_url)
+        .await
+        .expect("signaling connects");
+    let (mut sink, mut stream) = ws.split();
+    let join = serde_json::json!({"type": "join", "token": token});
+    sink.send(Message::Text(join.to_string().into()))
+        .await
+        .expect("send join");
+    let pc = pc.clone();
+    let log = messages.clone();
+    let outgoing = outgoing.clone();
+    tokio::spawn(async move {
+        let mut outgoing = outgoing.lock().await;
+        loop {
+            tokio::select! {
+                Some(text) = outgoing.recv() => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                frame = stream.next() => {
+                    let Some(Ok(Message::Text(text))) = frame else {
+                        if matches!(frame, Some(Ok(_))) { continue; }
+                        return;
+                    };
+                    let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else { continue };
+                    if let ServerMessage::Answer { sdp } = &msg {
+                        let answer = RTCSessionDescription::answer(sdp.clone()).expect("answer SDP");
+                        pc.set_remote_description(answer).await.expect("remote description");
+                    }
+                    log.lock().await.push(msg);
+                }
+            }
+        }
+    })
 }
 
 /// Writes a sample every `period` (only once connected; earlier writes are dropped
@@ -243,6 +293,20 @@ fn vp8_frame(n: u64) -> Vec<u8> {
     frame.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
     frame.resize(2500, (n % 251) as u8);
     frame
+}
+
+/// The SDP offer of a fresh peer connection (audio + video, its own DTLS certificate),
+/// for signaling tests that need a real offer but no media.
+pub async fn sample_offer() -> String {
+    let pc = new_peer_connection().await;
+    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        pc.add_transceiver_from_kind(kind, None)
+            .await
+            .expect("transceiver");
+    }
+    let offer = pc.create_offer(None).await.expect("offer");
+    let _ = pc.close().await;
+    offer.sdp
 }
 
 async fn new_peer_connection() -> RTCPeerConnection {

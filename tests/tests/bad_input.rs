@@ -241,3 +241,43 @@ async fn garbage_udp_datagrams_are_counted_and_dropped() {
     );
     assert_call_unaffected(&agent, &customer).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ice_restarts_get_clear_errors_and_the_session_stays() {
+    let server = spawn_app().await;
+    let (agent, customer) = running_call(&server).await;
+    let offer = kefu_tests::webrtc_client::sample_offer().await;
+
+    let mut anonymous = SignalingClient::connect(&server.ws_url).await;
+    anonymous
+        .send_json(serde_json::json!({"type": "restart", "sdp": offer}))
+        .await;
+    assert_eq!(error_code(&anonymous.recv().await), ErrorCode::NotJoined);
+
+    // Joined, but no peer connection in the SFU to restart: start a new one.
+    let mut ws = joined_session(&server, "side").await;
+    ws.send_json(serde_json::json!({"type": "restart", "sdp": offer}))
+        .await;
+    assert_eq!(error_code(&ws.recv().await), ErrorCode::RestartFailed);
+
+    ws.send_json(serde_json::json!({"type": "offer", "sdp": offer}))
+        .await;
+    assert!(matches!(ws.recv().await, ServerMessage::Answer { .. }));
+    // Not SDP; then a real offer, but from another peer connection.
+    let other = kefu_tests::webrtc_client::sample_offer().await;
+    for sdp in ["hello", other.as_str()] {
+        ws.send_json(serde_json::json!({"type": "restart", "sdp": sdp}))
+            .await;
+        let reply = ws.recv().await;
+        assert_eq!(error_code(&reply), ErrorCode::BadSdp, "restart {sdp:?}");
+    }
+    ws.send_json(serde_json::json!({"type": "ping"})).await;
+    assert_eq!(ws.recv().await, ServerMessage::Pong, "the session stays");
+    assert_call_unaffected(&agent, &customer).await;
+    assert_eq!(
+        server
+            .metric("kefu_sfu_ice_events_total{event=\"restart\"}")
+            .await,
+        0.0
+    );
+}

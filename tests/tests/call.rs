@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use kefu_signaling::protocol::ServerMessage;
+use kefu_signaling::token::Role;
 use kefu_tests::{running_call, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,8 +57,8 @@ async fn each_client_receives_the_others_audio_and_video() {
 async fn hanging_up_tells_the_other_side_and_frees_the_sfu() {
     let server = spawn_app().await;
     let (agent, customer) = running_call(&server).await;
+    customer.hang_up();
     customer.pc.close().await.expect("close");
-    drop(customer); // closes its signaling connection
     kefu_tests::wait_until("peer_left at the agent", Duration::from_secs(5), || async {
         let messages = agent.messages.lock().await;
         messages
@@ -113,4 +114,86 @@ async fn a_reloaded_page_replaces_its_old_connection_and_media_resumes() {
     agent.wait_for_more(50, 30, Duration::from_secs(10)).await;
     assert_eq!(server.metric("kefu_participants").await, 2.0);
     assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
+}
+
+/// The customer's network changes: its signaling connection ends without a close
+/// frame, and it comes back on a new one with an ICE restart of the same peer
+/// connection. Nobody is told it left, and media resumes both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_keeps_its_place_and_an_ice_restart_resumes_media() {
+    let server = spawn_app().await;
+    let (agent, mut customer) = running_call(&server).await;
+    customer.lose_signaling();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !agent
+            .messages
+            .lock()
+            .await
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerLeft { .. })),
+        "the agent is not told the customer left"
+    );
+    assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
+
+    let token = server.token("call", "customer-1", Role::Customer);
+    customer.reconnect(&server, &token).await;
+    kefu_tests::wait_until("the restart's answer", Duration::from_secs(5), || async {
+        let messages = customer.messages.lock().await;
+        let joined = messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Joined { .. }))
+            .count();
+        let answers = messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Answer { .. }))
+            .count();
+        (joined == 2 && answers == 2).then_some(())
+    })
+    .await;
+    customer.wait_for_more(50, 30, Duration::from_secs(10)).await;
+    agent.wait_for_more(50, 30, Duration::from_secs(10)).await;
+    assert_eq!(
+        server
+            .metric("kefu_sfu_ice_events_total{event=\"restart\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
+    assert!(
+        !agent
+            .messages
+            .lock()
+            .await
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerLeft { .. }))
+    );
+}
+
+/// A lost connection that does not come back within the grace period hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_that_stays_away_leaves_after_the_grace_period() {
+    let server = kefu_tests::spawn_app_with(|c| c.signaling.reconnect_grace_secs = 2).await;
+    let (agent, mut customer) = running_call(&server).await;
+    customer.lose_signaling();
+    let lost_at = std::time::Instant::now();
+    kefu_tests::wait_until("peer_left at the agent", Duration::from_secs(10), || async {
+        let messages = agent.messages.lock().await;
+        messages
+            .iter()
+            .any(|m| matches!(m, ServerMessage::PeerLeft { participant } if participant == "customer-1"))
+            .then_some(())
+    })
+    .await;
+    let waited = lost_at.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "left only after the grace period, not after {waited:?}"
+    );
+    kefu_tests::wait_until(
+        "the SFU to drop the customer",
+        Duration::from_secs(5),
+        || async { (server.metric("kefu_sfu_participants").await == 1.0).then_some(()) },
+    )
+    .await;
 }

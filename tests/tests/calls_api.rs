@@ -442,7 +442,7 @@ async fn an_invited_customer_joins_and_the_call_connects_then_ends() {
     let (_, live) = call(base, Method::GET, &recordings, Some(&boss), None).await;
     assert_eq!(live[0]["state"], "recording", "{live}");
 
-    drop(customer); // the customer hangs up (closes its signaling channel)
+    customer.hang_up(); // as the page's button: `leave`
     let ended = kefu_tests::wait_until(
         "the call to end",
         std::time::Duration::from_secs(5),
@@ -480,7 +480,7 @@ async fn an_invited_customer_joins_and_the_call_connects_then_ends() {
     )
     .await;
     assert!(stored[0]["duration_ms"].as_i64() > Some(0));
-    drop(agent);
+    agent.hang_up();
     // Once everyone left, the finished call's room is gone and its tokens open nothing.
     kefu_tests::wait_until(
         "the call room to close",
@@ -738,7 +738,7 @@ async fn an_enterprise_with_recording_off_records_nothing() {
         },
     )
     .await;
-    drop(customer);
+    customer.hang_up();
     let (_, none) = call(
         base,
         Method::GET,
