@@ -90,6 +90,9 @@ async fn serve(config: KefuConfig) -> anyhow::Result<()> {
             app.media_bound_addr()
         );
     }
+    if let Some(tcp) = app.media_tcp_addr() {
+        println!("  media: tcp {tcp} (ICE-TCP)");
+    }
     for room in rooms.iter().take(1) {
         let (agent, customer) = app.room_links(room);
         println!("  agent page:    {agent}");

@@ -18,6 +18,10 @@ pub struct MediaConfig {
     /// UDP port put in the host candidate. `None`: the bound port. Set it when a NAT
     /// or load balancer forwards another public port to ours.
     pub advertise_port: Option<u16>,
+    /// ICE-TCP: also accept media over TCP (RFC 4571 framing), on the same port
+    /// number as UDP, for networks that block UDP. Its candidate advertises
+    /// `advertise_ip` and the bound TCP port.
+    pub ice_tcp: bool,
 }
 
 impl Default for MediaConfig {
@@ -27,6 +31,7 @@ impl Default for MediaConfig {
             port: 50000,
             advertise_ip: None,
             advertise_port: None,
+            ice_tcp: true,
         }
     }
 }

@@ -8,7 +8,8 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
+use str0m::net::Protocol;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -19,6 +20,7 @@ use crate::error::{CandidateError, JoinError, MediaError};
 use crate::ids::{ParticipantId, RoomId};
 use crate::metrics::SfuMetrics;
 use crate::pipeline::{PipelineResult, PipelineWorker};
+use crate::tcp::{self, TcpEvent};
 
 /// Commands waiting for the driver. Signaling sends few; a full queue means the media
 /// loop is stuck, and callers get `Unavailable` rather than piling up.
@@ -77,6 +79,7 @@ pub struct MediaHandle {
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
     bound_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Command {
@@ -104,6 +107,11 @@ impl MediaHandle {
     /// [`Self::local_addr`] behind a port-forwarding NAT).
     pub fn bound_addr(&self) -> SocketAddr {
         self.bound_addr
+    }
+
+    /// The advertised ICE-TCP address, when `media.ice_tcp` is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     /// Adds a participant; returns the SDP answer and a stream of its media events.
@@ -267,12 +275,29 @@ impl MediaServer {
             )));
         }
         info!(%bound, %advertised, "media server listening (UDP)");
+        let mut sfu = Sfu::new(advertised, Instant::now());
+        let (tcp_addr, tcp_events) = if config.ice_tcp {
+            let at = SocketAddr::new(bound.ip(), bound.port());
+            let listener = TcpListener::bind(at)
+                .await
+                .map_err(|source| MediaError::Bind { addr: at, source })?;
+            let tcp_addr = SocketAddr::new(advertised.ip(), bound.port());
+            info!(%at, advertised = %tcp_addr, "media server listening (ICE-TCP)");
+            sfu.enable_tcp(tcp_addr);
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(tcp::accept_loop(listener, tx));
+            (Some(tcp_addr), Some(rx))
+        } else {
+            (None, None)
+        };
 
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (pipeline_tx, pipeline_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             socket,
-            sfu: Sfu::new(advertised, Instant::now()),
+            tcp_events,
+            tcp_writers: HashMap::new(),
+            sfu,
             commands: commands_rx,
             subscribers: HashMap::new(),
             taps: HashMap::new(),
@@ -287,6 +312,7 @@ impl MediaServer {
                 commands,
                 local_addr: advertised,
                 bound_addr: bound,
+                tcp_addr,
             },
             task,
         })
@@ -295,6 +321,9 @@ impl MediaServer {
 
 struct Driver {
     socket: UdpSocket,
+    /// ICE-TCP connections' frames (`None`: TCP is off) and their writers by peer.
+    tcp_events: Option<mpsc::Receiver<TcpEvent>>,
+    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     sfu: Sfu,
     commands: mpsc::Receiver<Command>,
     subscribers: HashMap<ParticipantId, mpsc::Sender<SfuEvent>>,
@@ -327,6 +356,7 @@ impl Driver {
                     }
                 }
                 Some(result) = self.pipeline_rx.recv() => self.on_pipeline_result(result),
+                Some(event) = next_tcp_event(&mut self.tcp_events) => self.on_tcp_event(event),
                 _ = tokio::time::sleep_until(deadline.into()) => {}
             }
             self.sfu.handle_timeout(Instant::now());
@@ -433,6 +463,15 @@ impl Driver {
     fn flush(&mut self) -> Instant {
         let deadline = loop {
             match self.sfu.poll_output() {
+                SfuOutput::Transmit(t) if t.proto == Protocol::Tcp => {
+                    let sent = self
+                        .tcp_writers
+                        .get(&t.destination)
+                        .is_some_and(|w| w.try_send(t.contents.to_vec()).is_ok());
+                    if !sent {
+                        self.sfu.count_send_failure();
+                    }
+                }
                 SfuOutput::Transmit(t) => {
                     if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
                         debug!("media send failed: {e}");
@@ -477,6 +516,20 @@ impl Driver {
         deadline
     }
 
+    fn on_tcp_event(&mut self, event: TcpEvent) {
+        match event {
+            TcpEvent::Opened { peer, writer } => {
+                self.tcp_writers.insert(peer, writer);
+            }
+            TcpEvent::Frame { peer, data } => {
+                self.sfu.handle_tcp_frame(Instant::now(), peer, &data);
+            }
+            TcpEvent::Closed { peer } => {
+                self.tcp_writers.remove(&peer);
+            }
+        }
+    }
+
     fn on_pipeline_result(&mut self, result: PipelineResult) {
         let now = Instant::now();
         self.metrics
@@ -504,5 +557,13 @@ impl Driver {
         if gone {
             self.subscribers.remove(&participant);
         }
+    }
+}
+
+/// The next ICE-TCP event; pends forever when TCP is off.
+async fn next_tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod metrics;
 pub mod pipeline;
+mod tcp;
 
 pub use config::MediaConfig;
 pub use core::{BeautyOutput, DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};

@@ -139,6 +139,11 @@ impl App {
         self.media.handle.local_addr()
     }
 
+    /// The advertised ICE-TCP address, when on.
+    pub fn media_tcp_addr(&self) -> Option<SocketAddr> {
+        self.media.handle.tcp_addr()
+    }
+
     /// The UDP address the SFU's socket is bound to.
     pub fn media_bound_addr(&self) -> SocketAddr {
         self.media.handle.bound_addr()

@@ -100,3 +100,28 @@ test('a 300 kbit/s bottleneck: video bitrate comes down, audio stays continuous'
     await call.close();
   }
 });
+
+test('a network that blocks UDP: the call runs over ICE-TCP to the SFU', async () => {
+  const { kefu, relay } = await startKefuBehindRelay();
+  // Every UDP datagram to the SFU's advertised port is lost, from the first one on.
+  await relay.cmd('set all loss=1');
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  try {
+    assert.ok(kefu.mediaTcpPort > 0, 'kefu listens for ICE-TCP');
+    await agent.page.goto(kefu.agentUrl);
+    await customer.page.goto(kefu.customerUrl);
+    for (const [who, page] of [['agent', agent.page], ['customer', customer.page]]) {
+      const s = await waitFor(`the ${who} to decode video over TCP`, 30000, async () => {
+        const st = await callStats(page);
+        return { done: st && st.videoFramesDecoded >= 30 && st.audioPacketsReceived > 0, value: st };
+      });
+      assert.equal(s.localProtocol, 'tcp', `${who}: ${JSON.stringify(s)}`);
+      assert.equal(s.remotePort, kefu.mediaTcpPort, `${who} talks to the SFU's TCP port`);
+    }
+  } finally {
+    await agent.close();
+    await customer.close();
+    await kefu.stop();
+  }
+});

@@ -48,14 +48,15 @@ impl Impairment {
             config = config.loss(RandomLoss::new(Probability::new(self.loss)));
         }
         if self.kbps > 0 {
-            let queue_ms = if self.queue_ms == 0 { 200 } else { self.queue_ms };
+            let queue_ms = if self.queue_ms == 0 {
+                200
+            } else {
+                self.queue_ms
+            };
             // Netem counts packets waiting out their delay as queued too.
             let in_flight_ms = queue_ms + self.delay_ms + self.jitter_ms;
             let buffer = (self.kbps * in_flight_ms / 8).max(MAX_DATAGRAM as u64);
-            config = config.link(
-                Bitrate::kbps(self.kbps),
-                DataSize::bytes(buffer as i64),
-            );
+            config = config.link(Bitrate::kbps(self.kbps), DataSize::bytes(buffer as i64));
         }
         config
     }
@@ -210,9 +211,7 @@ impl Flow {
     fn matches(&self, target: Target) -> bool {
         match target {
             Target::All => true,
-            Target::Port(port) => {
-                self.stats.peer_port == port || self.stats.upstream_port == port
-            }
+            Target::Port(port) => self.stats.peer_port == port || self.stats.upstream_port == port,
         }
     }
 }
@@ -248,11 +247,11 @@ impl Relay {
                 },
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, peer)) = received {
-                        self.from_peer(peer, buf[..n].to_vec()).await;
+                        self.on_peer_datagram(peer, buf[..n].to_vec()).await;
                     }
                 }
                 Some((peer, generation, data)) = self.from_upstream_rx.recv() => {
-                    self.from_upstream(peer, generation, data);
+                    self.on_upstream_datagram(peer, generation, data);
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
@@ -269,7 +268,7 @@ impl Relay {
             .map_or(far, |t| t.min(far))
     }
 
-    async fn from_peer(&mut self, peer: SocketAddr, data: Vec<u8>) {
+    async fn on_peer_datagram(&mut self, peer: SocketAddr, data: Vec<u8>) {
         if !self.flows.contains_key(&peer) {
             match self.new_flow(peer).await {
                 Ok(flow) => {
@@ -289,7 +288,7 @@ impl Relay {
         }
     }
 
-    fn from_upstream(&mut self, peer: SocketAddr, generation: u64, data: Vec<u8>) {
+    fn on_upstream_datagram(&mut self, peer: SocketAddr, generation: u64, data: Vec<u8>) {
         if let Some(flow) = self.flows.get_mut(&peer)
             && flow.generation == generation
         {
@@ -331,7 +330,11 @@ impl Relay {
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; MAX_DATAGRAM];
             while let Ok((n, _)) = reader_socket.recv_from(&mut buf).await {
-                if tx.send((peer, generation, buf[..n].to_vec())).await.is_err() {
+                if tx
+                    .send((peer, generation, buf[..n].to_vec()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -345,7 +348,9 @@ impl Relay {
             flow.up.handle_input(Input::Timeout(now));
             while let Some(out) = flow.up.poll_output() {
                 let Output::Packet(data) = out else { break };
-                let Some(upstream) = self.upstream else { continue };
+                let Some(upstream) = self.upstream else {
+                    continue;
+                };
                 if flow.upstream.send_to(&data, upstream).await.is_ok() {
                     flow.stats.up_out += 1;
                 }
@@ -437,7 +442,7 @@ mod tests {
     #[test]
     fn parses_commands_and_refuses_nonsense() {
         assert_eq!(
-            Command::parse("set 5000 delay_ms=50 loss=0.05").unwrap(),
+            Command::parse("set 5000 delay_ms=50 loss=0.05").expect("valid"),
             Command::Set(
                 Target::Port(5000),
                 Impairment {
@@ -448,7 +453,7 @@ mod tests {
             )
         );
         assert_eq!(
-            Command::parse("rebind all").unwrap(),
+            Command::parse("rebind all").expect("valid"),
             Command::Rebind(Target::All)
         );
         assert!(Command::parse("set all loss=1.5").is_err());

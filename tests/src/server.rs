@@ -20,6 +20,8 @@ pub struct TestServer {
     pub base_url: String,
     pub ws_url: String,
     pub media_addr: SocketAddr,
+    /// The SFU's ICE-TCP address (on by default).
+    pub media_tcp_addr: Option<SocketAddr>,
     pub tokens: TokenKeys,
     pub store: Store,
     pub data_key: DataKey,
@@ -58,6 +60,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
     let base_url = app.base_url();
     let ws_url = base_url.replacen("http", "ws", 1) + "/ws";
     let media_addr = app.media_addr();
+    let media_tcp_addr = app.media_tcp_addr();
     let tokens = app.tokens().clone();
     let store = app.store().clone();
     let data_key = app.data_key().clone();
@@ -70,6 +73,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
         base_url,
         ws_url,
         media_addr,
+        media_tcp_addr,
         tokens,
         store,
         data_key,

@@ -173,7 +173,9 @@ impl RtcClient {
 
     /// Hangs up as the page's button does: `leave`, then the connection closes.
     pub fn hang_up(&self) {
-        let _ = self.outgoing.send(serde_json::json!({"type": "leave"}).to_string());
+        let _ = self
+            .outgoing
+            .send(serde_json::json!({"type": "leave"}).to_string());
     }
 
     /// The network under the signaling connection goes away: it ends without a

@@ -281,3 +281,45 @@ async fn bad_ice_restarts_get_clear_errors_and_the_session_stays() {
         0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_ice_tcp_is_counted_and_oversized_frames_close_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = spawn_app().await;
+    let (agent, customer) = running_call(&server).await;
+    let addr = server.media_tcp_addr.expect("ICE-TCP is on by default");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut sent = 0u64;
+    for len in [1u16, 2, 13, 100, 1200] {
+        for n in 0..20u8 {
+            let mut frame = len.to_be_bytes().to_vec();
+            frame.extend((0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(n)));
+            conn.write_all(&frame).await.expect("write");
+            sent += 1;
+        }
+    }
+    kefu_tests::wait_until(
+        "TCP drops to be counted",
+        Duration::from_secs(5),
+        || async {
+            let malformed = server
+                .metric("kefu_sfu_packets_dropped_total{reason=\"malformed\"}")
+                .await;
+            let unknown = server
+                .metric("kefu_sfu_packets_dropped_total{reason=\"unknown_source\"}")
+                .await;
+            (malformed + unknown >= sent as f64).then_some(())
+        },
+    )
+    .await;
+    // A length no WebRTC packet has: the SFU hangs up on that connection.
+    conn.write_all(&60_000u16.to_be_bytes())
+        .await
+        .expect("write");
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut byte))
+        .await
+        .expect("the SFU closes the connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed, got {read:?}");
+    assert_call_unaffected(&agent, &customer).await;
+}

@@ -151,7 +151,9 @@ async fn a_lost_connection_keeps_its_place_and_an_ice_restart_resumes_media() {
         (joined == 2 && answers == 2).then_some(())
     })
     .await;
-    customer.wait_for_more(50, 30, Duration::from_secs(10)).await;
+    customer
+        .wait_for_more(50, 30, Duration::from_secs(10))
+        .await;
     agent.wait_for_more(50, 30, Duration::from_secs(10)).await;
     assert_eq!(
         server

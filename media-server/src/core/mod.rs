@@ -23,7 +23,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Pt};
-use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
+use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
@@ -101,6 +101,8 @@ struct Pending {
 pub struct Sfu {
     /// The address peers send to: the host candidate we advertise and the socket's address.
     local_addr: SocketAddr,
+    /// The advertised ICE-TCP address (passive host candidate), when TCP is on.
+    tcp_addr: Option<SocketAddr>,
     participants: Vec<Participant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
@@ -128,6 +130,7 @@ impl Sfu {
         crate::init_crypto();
         Self {
             local_addr,
+            tcp_addr: None,
             participants: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -142,6 +145,13 @@ impl Sfu {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Also offers a passive ICE-TCP candidate at `addr` to participants joining from
+    /// now on (for networks that block UDP). Frames arrive through
+    /// [`Self::handle_tcp_frame`]; transmits for them carry `Protocol::Tcp`.
+    pub fn enable_tcp(&mut self, addr: SocketAddr) {
+        self.tcp_addr = Some(addr);
     }
 
     pub fn stats(&self) -> &SfuStats {
@@ -186,6 +196,15 @@ impl Sfu {
         let candidate = Candidate::host(self.local_addr, "udp")
             .map_err(|e| JoinError::BadOffer(format!("local candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = self.tcp_addr {
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| JoinError::BadOffer(format!("local TCP candidate: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -278,8 +297,28 @@ impl Sfu {
         self.taps.remove(room);
     }
 
-    /// Handles one datagram received on the SFU's socket.
+    /// Handles one datagram received on the SFU's UDP socket.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        self.handle_receive(now, Protocol::Udp, source, self.local_addr, contents);
+    }
+
+    /// Handles one frame (RFC 4571, length prefix removed) from an ICE-TCP connection.
+    pub fn handle_tcp_frame(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
+        let Some(destination) = self.tcp_addr else {
+            self.stats.count_drop(DropReason::UnknownSource, 1);
+            return;
+        };
+        self.handle_receive(now, Protocol::Tcp, source, destination, contents);
+    }
+
+    fn handle_receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
         let Ok(contents) = DatagramRecv::try_from(contents) else {
             self.stats.count_drop(DropReason::Malformed, 1);
             return;
@@ -287,9 +326,9 @@ impl Sfu {
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
-                destination: self.local_addr,
+                destination,
                 contents,
             },
         );
@@ -340,7 +379,12 @@ impl Sfu {
         let next = self
             .participants
             .iter()
-            .flat_map(|p| [p.next_timeout, p.ice_lost_since.map(|t| t + ICE_RECOVERY_GRACE)])
+            .flat_map(|p| {
+                [
+                    p.next_timeout,
+                    p.ice_lost_since.map(|t| t + ICE_RECOVERY_GRACE),
+                ]
+            })
             .flatten()
             .min();
         // With nobody to serve, a far wake-up keeps the driver idle.
@@ -420,11 +464,11 @@ impl Sfu {
             }
             // No path left: wait for it to come back, or for an ICE restart, within
             // the grace period (see `handle_timeout`).
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                if p.ice_lost_since.is_none() {
-                    info!(participant = %p.id, "ICE lost its path; waiting for it to recover");
-                    p.ice_lost_since = Some(now);
-                }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if p.ice_lost_since.is_none() =>
+            {
+                info!(participant = %p.id, "ICE lost its path; waiting for it to recover");
+                p.ice_lost_since = Some(now);
             }
             Event::IceConnectionStateChange(
                 IceConnectionState::Connected | IceConnectionState::Completed,

@@ -872,7 +872,10 @@ fn an_ice_restart_moves_a_participant_to_its_new_address_and_keeps_its_call() {
     );
     w.run(Duration::from_secs(2), true);
     let before = (w.peers[a].video_frames_in, w.peers[b].video_frames_in);
-    assert!(before.0 > 10 && before.1 > 10, "media flows first: {before:?}");
+    assert!(
+        before.0 > 10 && before.1 > 10,
+        "media flows first: {before:?}"
+    );
 
     // Wi-Fi gone: nothing reaches the old address any more; the peer is on 4G.
     restart_from(&mut w, b, "127.0.0.1:40102").expect("the SFU accepts the restart");
@@ -885,7 +888,10 @@ fn an_ice_restart_moves_a_participant_to_its_new_address_and_keeps_its_call() {
         before.1,
         w.peers[b].video_frames_in
     );
-    assert!(w.peers[a].video_frames_in > before.0 + 20, "and is received");
+    assert!(
+        w.peers[a].video_frames_in > before.0 + 20,
+        "and is received"
+    );
     assert_eq!(w.sfu.stats().ice_restarts, 1);
     assert_eq!(w.sfu.stats().participants, 2, "nobody left or joined");
     let customer_frames = w
@@ -893,7 +899,10 @@ fn an_ice_restart_moves_a_participant_to_its_new_address_and_keeps_its_call() {
         .iter()
         .filter(|(_, f)| f.party == kefu_recorder::Party::Customer)
         .count();
-    assert!(customer_frames > 20, "the recording goes on with the moved peer");
+    assert!(
+        customer_frames > 20,
+        "the recording goes on with the moved peer"
+    );
 }
 
 #[test]
@@ -912,7 +921,8 @@ fn a_restart_needs_the_participant_and_its_own_peer_connection() {
         Err(JoinError::BadOffer(why)) if why.contains("peer connection that joined")
     ));
     assert!(matches!(
-        w.sfu.restart(w.now, &ParticipantId::new("agent"), "not sdp"),
+        w.sfu
+            .restart(w.now, &ParticipantId::new("agent"), "not sdp"),
         Err(JoinError::BadOffer(_))
     ));
     assert_eq!(w.sfu.stats().ice_restarts, 0);

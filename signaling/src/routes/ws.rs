@@ -504,7 +504,10 @@ impl Session {
 /// Takes the participant out of its room and the SFU, and hangs the call up, if
 /// `session` still holds its place. Returns whether it did.
 fn hang_up(state: &AppState, joined: &Joined, session: u64) -> bool {
-    if !state.rooms.leave(&joined.room, &joined.participant, session) {
+    if !state
+        .rooms
+        .leave(&joined.room, &joined.participant, session)
+    {
         return false;
     }
     state.media.leave(joined.media_id.clone());

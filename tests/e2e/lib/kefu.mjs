@@ -71,6 +71,7 @@ export async function startKefu(extraEnv = {}) {
     baseUrl: pick(/http:\s+(\S+)/),
     mediaPort: Number(pick(/media: udp [\d.]+:(\d+)/)),
     /** Where the SFU's socket is bound (differs from mediaPort behind a relay). */
+    mediaTcpPort: Number((out.match(/media: tcp [\d.]+:(\d+)/) || [])[1]),
     mediaBoundPort: Number((out.match(/bound at [\d.]+:(\d+)/) || out.match(/media: udp [\d.]+:(\d+)/))[1]),
     agentUrl: pick(/agent page:\s+(\S+)/),
     customerUrl: pick(/customer page:\s+(\S+)/),
@@ -161,6 +162,7 @@ export async function callStats(page) {
       if (local) {
         out.localCandidateType = local.candidateType;
         out.localPort = local.port;
+        out.localProtocol = local.protocol;
         out.relayProtocol = local.relayProtocol || null;
       }
       const remote = stats.get(pair.remoteCandidateId);

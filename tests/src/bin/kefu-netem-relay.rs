@@ -10,7 +10,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 async fn main() -> std::io::Result<()> {
     let upstream = match std::env::args().nth(1) {
         Some(a) => Some(a.parse().map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("upstream {a:?}: {e}"))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("upstream {a:?}: {e}"),
+            )
         })?),
         None => None,
     };
