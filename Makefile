@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser bench lint fmt clean
+.PHONY: deps build run test test-rust test-browser bench fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -42,6 +42,20 @@ bench: deps
 	$(CARGO) bench --locked --profile dev -p kefu-recorder --bench recorder
 	$(CARGO) bench --locked --profile dev -p kefu-beauty --bench beauty
 	$(CARGO) bench --locked --profile dev -p kefu-media-server --bench pipeline
+
+## Every fuzz target (fuzz/) for FUZZ_SECONDS each, from the seed corpus (real
+## captures, fuzz/capture-seeds.mjs); a crash fails it and leaves the input under
+## fuzz/artifacts. cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP on this toolchain.
+## No sanitizer: the code is safe Rust (unsafe_code = forbid); panics are what we hunt.
+FUZZ_SECONDS ?= 20
+fuzz-smoke: deps
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build -s none
+	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
+	  mkdir -p corpus/$$t seeds/$$t; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none $$t corpus/$$t seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

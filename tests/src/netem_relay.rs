@@ -176,9 +176,54 @@ impl RelayHandle {
     }
 }
 
+/// Keeps the first datagrams of each kind (STUN, DTLS, RTP/RTCP, other) in each
+/// direction as files: seeds for the fuzz targets, from real browsers.
+#[derive(Debug)]
+pub struct Capture {
+    dir: std::path::PathBuf,
+    per_kind: usize,
+    counts: HashMap<String, usize>,
+}
+
+impl Capture {
+    pub fn new(dir: impl Into<std::path::PathBuf>, per_kind: usize) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            dir,
+            per_kind,
+            counts: HashMap::new(),
+        })
+    }
+
+    fn keep(&mut self, direction: &str, data: &[u8]) {
+        // RFC 7983 demultiplexing by the first byte.
+        let kind = match data.first() {
+            Some(0..=3) => "stun",
+            Some(20..=63) => "dtls",
+            Some(128..=191) => "rtp",
+            _ => "other",
+        };
+        let key = format!("{direction}-{kind}");
+        let n = self.counts.entry(key.clone()).or_default();
+        if *n < self.per_kind {
+            *n += 1;
+            let _ = std::fs::write(self.dir.join(format!("{key}-{n:02}")), data);
+        }
+    }
+}
+
 /// Starts a relay on 127.0.0.1 (free port) in front of `upstream` (or one named later
 /// with [`Command::Upstream`]).
 pub async fn start(upstream: Option<SocketAddr>) -> std::io::Result<RelayHandle> {
+    start_capturing(upstream, None).await
+}
+
+/// [`start`], keeping samples of what passes in `capture`.
+pub async fn start_capturing(
+    upstream: Option<SocketAddr>,
+    capture: Option<Capture>,
+) -> std::io::Result<RelayHandle> {
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     let addr = socket.local_addr()?;
     let (commands, commands_rx) = mpsc::channel(16);
@@ -192,6 +237,7 @@ pub async fn start(upstream: Option<SocketAddr>) -> std::io::Result<RelayHandle>
         from_upstream,
         from_upstream_rx,
         next_seed: 1,
+        capture,
     };
     tokio::spawn(relay.run());
     Ok(RelayHandle { addr, commands })
@@ -231,6 +277,7 @@ struct Relay {
     from_upstream: mpsc::Sender<(SocketAddr, u64, Vec<u8>)>,
     from_upstream_rx: mpsc::Receiver<(SocketAddr, u64, Vec<u8>)>,
     next_seed: u64,
+    capture: Option<Capture>,
 }
 
 impl Relay {
@@ -280,6 +327,9 @@ impl Relay {
                 }
             }
         }
+        if let Some(capture) = &mut self.capture {
+            capture.keep("to-sfu", &data);
+        }
         if let Some(flow) = self.flows.get_mut(&peer) {
             flow.stats.up_in += 1;
             if !flow.stats.blocked {
@@ -289,6 +339,9 @@ impl Relay {
     }
 
     fn on_upstream_datagram(&mut self, peer: SocketAddr, generation: u64, data: Vec<u8>) {
+        if let Some(capture) = &mut self.capture {
+            capture.keep("from-sfu", &data);
+        }
         if let Some(flow) = self.flows.get_mut(&peer)
             && flow.generation == generation
         {

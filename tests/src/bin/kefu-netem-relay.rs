@@ -1,7 +1,8 @@
 //! The impairment relay as a process, for the browser tests: prints
 //! `relay: udp 127.0.0.1:PORT`, then reads commands from stdin (one per line, see
 //! `kefu_tests::netem_relay::Command`) and answers each with one line: `ok`, the stats
-//! JSON, or `error: …`. Ends when stdin closes.
+//! JSON, or `error: …`. Ends when stdin closes. With `NETEM_CAPTURE_DIR` set, the first
+//! datagrams of each kind are kept there as files (fuzzing seeds).
 
 use kefu_tests::netem_relay::{self, Command};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -17,7 +18,11 @@ async fn main() -> std::io::Result<()> {
         })?),
         None => None,
     };
-    let relay = netem_relay::start(upstream).await?;
+    let capture = match std::env::var_os("NETEM_CAPTURE_DIR") {
+        Some(dir) => Some(netem_relay::Capture::new(dir, 12)?),
+        None => None,
+    };
+    let relay = netem_relay::start_capturing(upstream, capture).await?;
     let mut out = tokio::io::stdout();
     out.write_all(format!("relay: udp {}\n", relay.addr).as_bytes())
         .await?;
