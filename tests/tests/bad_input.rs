@@ -22,6 +22,21 @@ fn error_code(msg: &ServerMessage) -> ErrorCode {
     }
 }
 
+/// Waits until the SFU counted `sent` packets as malformed or from an unknown source;
+/// returns both counts.
+async fn wait_for_drops(server: &TestServer, sent: u64) -> (f64, f64) {
+    kefu_tests::wait_until("drops to be counted", Duration::from_secs(5), || async {
+        let malformed = server
+            .metric("kefu_sfu_packets_dropped_total{reason=\"malformed\"}")
+            .await;
+        let unknown = server
+            .metric("kefu_sfu_packets_dropped_total{reason=\"unknown_source\"}")
+            .await;
+        (malformed + unknown >= sent as f64).then_some((malformed, unknown))
+    })
+    .await
+}
+
 async fn joined_session(server: &TestServer, room: &str) -> SignalingClient {
     let mut ws = SignalingClient::connect(&server.ws_url).await;
     let reply = ws.join(&server.token(room, "tester", Role::Customer)).await;
@@ -225,16 +240,7 @@ async fn garbage_udp_datagrams_are_counted_and_dropped() {
             }
         }
     }
-    let dropped = kefu_tests::wait_until("drops to be counted", Duration::from_secs(5), || async {
-        let malformed = server
-            .metric("kefu_sfu_packets_dropped_total{reason=\"malformed\"}")
-            .await;
-        let unknown = server
-            .metric("kefu_sfu_packets_dropped_total{reason=\"unknown_source\"}")
-            .await;
-        (malformed + unknown >= sent as f64).then_some((malformed, unknown))
-    })
-    .await;
+    let dropped = wait_for_drops(&server, sent).await;
     assert!(
         dropped.0 > 0.0 && dropped.1 > 0.0,
         "both kinds seen: {dropped:?}"
@@ -298,20 +304,7 @@ async fn garbage_on_ice_tcp_is_counted_and_oversized_frames_close_the_connection
             sent += 1;
         }
     }
-    kefu_tests::wait_until(
-        "TCP drops to be counted",
-        Duration::from_secs(5),
-        || async {
-            let malformed = server
-                .metric("kefu_sfu_packets_dropped_total{reason=\"malformed\"}")
-                .await;
-            let unknown = server
-                .metric("kefu_sfu_packets_dropped_total{reason=\"unknown_source\"}")
-                .await;
-            (malformed + unknown >= sent as f64).then_some(())
-        },
-    )
-    .await;
+    wait_for_drops(&server, sent).await;
     // A length no WebRTC packet has: the SFU hangs up on that connection.
     conn.write_all(&60_000u16.to_be_bytes())
         .await

@@ -4,7 +4,30 @@ use std::time::Duration;
 
 use kefu_signaling::protocol::ServerMessage;
 use kefu_signaling::token::Role;
-use kefu_tests::{running_call, spawn_app};
+use kefu_tests::{RtcClient, TestServer, running_call, spawn_app};
+
+/// Whether `client` was told that the other participant left.
+async fn told_left(client: &RtcClient) -> bool {
+    client.messages.lock().await.iter().any(
+        |m| matches!(m, ServerMessage::PeerLeft { participant } if participant == "customer-1"),
+    )
+}
+
+async fn wait_until_told_left(client: &RtcClient, timeout: Duration) {
+    kefu_tests::wait_until("peer_left at the agent", timeout, || async {
+        told_left(client).await.then_some(())
+    })
+    .await;
+}
+
+async fn wait_until_sfu_holds(server: &TestServer, participants: f64) {
+    kefu_tests::wait_until(
+        "the SFU to hold its participants",
+        Duration::from_secs(5),
+        || async { (server.metric("kefu_sfu_participants").await == participants).then_some(()) },
+    )
+    .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_client_receives_the_others_audio_and_video() {
@@ -59,20 +82,8 @@ async fn hanging_up_tells_the_other_side_and_frees_the_sfu() {
     let (agent, customer) = running_call(&server).await;
     customer.hang_up();
     customer.pc.close().await.expect("close");
-    kefu_tests::wait_until("peer_left at the agent", Duration::from_secs(5), || async {
-        let messages = agent.messages.lock().await;
-        messages
-            .iter()
-            .any(|m| matches!(m, ServerMessage::PeerLeft { participant } if participant == "customer-1"))
-            .then_some(())
-    })
-    .await;
-    kefu_tests::wait_until(
-        "the SFU to drop the customer",
-        Duration::from_secs(5),
-        || async { (server.metric("kefu_sfu_participants").await == 1.0).then_some(()) },
-    )
-    .await;
+    wait_until_told_left(&agent, Duration::from_secs(5)).await;
+    wait_until_sfu_holds(&server, 1.0).await;
     assert_eq!(server.metric("kefu_calls").await, 0.0);
 }
 
@@ -126,12 +137,7 @@ async fn a_lost_connection_keeps_its_place_and_an_ice_restart_resumes_media() {
     customer.lose_signaling();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        !agent
-            .messages
-            .lock()
-            .await
-            .iter()
-            .any(|m| matches!(m, ServerMessage::PeerLeft { .. })),
+        !told_left(&agent).await,
         "the agent is not told the customer left"
     );
     assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
@@ -162,14 +168,7 @@ async fn a_lost_connection_keeps_its_place_and_an_ice_restart_resumes_media() {
         1.0
     );
     assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
-    assert!(
-        !agent
-            .messages
-            .lock()
-            .await
-            .iter()
-            .any(|m| matches!(m, ServerMessage::PeerLeft { .. }))
-    );
+    assert!(!told_left(&agent).await);
 }
 
 /// A lost connection that does not come back within the grace period hangs up.
@@ -179,23 +178,11 @@ async fn a_lost_connection_that_stays_away_leaves_after_the_grace_period() {
     let (agent, mut customer) = running_call(&server).await;
     customer.lose_signaling();
     let lost_at = std::time::Instant::now();
-    kefu_tests::wait_until("peer_left at the agent", Duration::from_secs(10), || async {
-        let messages = agent.messages.lock().await;
-        messages
-            .iter()
-            .any(|m| matches!(m, ServerMessage::PeerLeft { participant } if participant == "customer-1"))
-            .then_some(())
-    })
-    .await;
+    wait_until_told_left(&agent, Duration::from_secs(10)).await;
     let waited = lost_at.elapsed();
     assert!(
         waited >= Duration::from_millis(1900),
         "left only after the grace period, not after {waited:?}"
     );
-    kefu_tests::wait_until(
-        "the SFU to drop the customer",
-        Duration::from_secs(5),
-        || async { (server.metric("kefu_sfu_participants").await == 1.0).then_some(()) },
-    )
-    .await;
+    wait_until_sfu_holds(&server, 1.0).await;
 }
