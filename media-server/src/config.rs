@@ -19,7 +19,8 @@ pub struct MediaConfig {
     /// or load balancer forwards another public port to ours.
     pub advertise_port: Option<u16>,
     /// ICE-TCP: also accept media over TCP (RFC 4571 framing), on the same port
-    /// number as UDP, for networks that block UDP. Its candidate advertises
+    /// number as UDP (with `port = 0`, any free one if that is taken), for networks
+    /// that block UDP. Its candidate advertises
     /// `advertise_ip` and the bound TCP port.
     pub ice_tcp: bool,
 }

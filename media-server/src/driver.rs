@@ -277,11 +277,16 @@ impl MediaServer {
         info!(%bound, %advertised, "media server listening (UDP)");
         let mut sfu = Sfu::new(advertised, Instant::now());
         let (tcp_addr, tcp_events) = if config.ice_tcp {
-            let at = SocketAddr::new(bound.ip(), bound.port());
-            let listener = TcpListener::bind(at)
-                .await
-                .map_err(|source| MediaError::Bind { addr: at, source })?;
-            let tcp_addr = SocketAddr::new(advertised.ip(), bound.port());
+            let listener = bind_tcp(bound, config.port == 0).await?;
+            let tcp_port = listener
+                .local_addr()
+                .map_err(|source| MediaError::BindTcp {
+                    addr: bound,
+                    source,
+                })?
+                .port();
+            let at = SocketAddr::new(bound.ip(), tcp_port);
+            let tcp_addr = SocketAddr::new(advertised.ip(), tcp_port);
             info!(%at, advertised = %tcp_addr, "media server listening (ICE-TCP)");
             sfu.enable_tcp(tcp_addr);
             let (tx, rx) = mpsc::channel(1024);
@@ -565,5 +570,37 @@ async fn next_tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// The ICE-TCP listener on the UDP socket's port number. With a port picked by the
+/// system (`media.port = 0`) that number may be taken for TCP: then any free one.
+async fn bind_tcp(udp: SocketAddr, any_port: bool) -> Result<TcpListener, MediaError> {
+    match TcpListener::bind(udp).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if any_port && e.kind() == ErrorKind::AddrInUse => {
+            let any = SocketAddr::new(udp.ip(), 0);
+            TcpListener::bind(any)
+                .await
+                .map_err(|source| MediaError::BindTcp { addr: any, source })
+        }
+        Err(source) => Err(MediaError::BindTcp { addr: udp, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ice_tcp_takes_another_port_only_when_the_port_was_picked_for_us() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = taken.local_addr().expect("address");
+        let other = bind_tcp(addr, true).await.expect("any free port");
+        assert_ne!(other.local_addr().expect("address").port(), addr.port());
+        assert!(matches!(
+            bind_tcp(addr, false).await,
+            Err(MediaError::BindTcp { .. })
+        ));
     }
 }

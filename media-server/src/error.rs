@@ -42,6 +42,12 @@ pub enum MediaError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// The ICE-TCP listener could not be bound.
+    #[error("cannot bind the media TCP listener (ICE-TCP) on {addr}: {source}")]
+    BindTcp {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     /// The address to advertise to peers is not usable.
     #[error("invalid media address: {0}")]
     Address(String),
