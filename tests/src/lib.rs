@@ -3,6 +3,7 @@
 
 pub mod coturn;
 pub mod http;
+pub mod load;
 pub mod netem_relay;
 pub mod server;
 pub mod signaling;

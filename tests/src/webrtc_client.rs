@@ -1,6 +1,7 @@
 //! An independent WebRTC peer (webrtc-rs, not str0m) that joins through signaling,
 //! publishes synthetic Opus and VP8, and counts the RTP it receives.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -312,6 +313,12 @@ pub async fn sample_offer() -> String {
 }
 
 async fn new_peer_connection() -> RTCPeerConnection {
+    new_peer_connection_on(None).await
+}
+
+/// A peer connection that gathers loopback candidates, plus `extra` when given (the
+/// load benchmark's private interface inside its network namespace).
+pub async fn new_peer_connection_on(extra: Option<IpAddr>) -> RTCPeerConnection {
     let mut media = MediaEngine::default();
     media.register_default_codecs().expect("codecs");
     let registry =
@@ -319,7 +326,7 @@ async fn new_peer_connection() -> RTCPeerConnection {
     let mut settings = SettingEngine::default();
     // Loopback only: tests never send to any other address.
     settings.set_include_loopback_candidate(true);
-    settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    settings.set_ip_filter(Box::new(move |ip| ip.is_loopback() || Some(ip) == extra));
     settings.set_network_types(vec![NetworkType::Udp4]);
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     let api = APIBuilder::new()

@@ -1,0 +1,98 @@
+//! `kefu-load`: the SFU load benchmark (see `kefu_tests::load`). Runs the same calls
+//! against kefu and Janus, alternating, and prints a Markdown table with kefu/Janus
+//! ratios; `--json` also writes every run. Meant to run inside `deploy/bench-sfu.sh`
+//! (a private network namespace with the interface Janus needs).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use kefu_tests::load::media::VideoProfile;
+use kefu_tests::load::{self, LoadConfig, Target};
+
+#[derive(Parser, Debug)]
+#[command(name = "kefu-load", about = "Side-by-side SFU load: kefu and Janus")]
+struct Args {
+    /// One-to-one calls (2 publishers, 2 subscribers, 4 forwarded streams each).
+    #[arg(long, default_value_t = 20)]
+    calls: usize,
+    /// Seconds measured per run, after the warm-up.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    #[arg(long, default_value_t = 1000)]
+    video_kbps: u32,
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Runs per SFU, alternating kefu and Janus.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// The `kefu` binary; without it kefu is not measured.
+    #[arg(long)]
+    kefu: Option<PathBuf>,
+    /// The `janus` binary; without it Janus is not measured.
+    #[arg(long)]
+    janus: Option<PathBuf>,
+    /// Address of the benchmark interface Janus's media uses.
+    #[arg(long, default_value = "10.77.0.1")]
+    private_ip: IpAddr,
+    #[arg(long, default_value = "target/kefu-load")]
+    work_dir: PathBuf,
+    /// Also write the runs as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    kefu_signaling::startup::install_tls_provider();
+    let mut targets = Vec::new();
+    if let Some(bin) = &args.kefu {
+        targets.push(Target::Kefu { bin: bin.clone() });
+    }
+    if let Some(bin) = &args.janus {
+        targets.push(Target::Janus { bin: bin.clone() });
+    }
+    anyhow::ensure!(
+        !targets.is_empty(),
+        "nothing to measure: give --kefu and/or --janus"
+    );
+    let config = LoadConfig {
+        calls: args.calls,
+        warmup: Duration::from_secs(args.warmup),
+        measure: Duration::from_secs(args.seconds),
+        video: VideoProfile {
+            kbps: args.video_kbps,
+            fps: args.fps,
+            keyframe_secs: 2,
+        },
+        work_dir: args.work_dir.clone(),
+        private_ip: args.private_ip,
+    };
+    let mut reports = Vec::new();
+    for round in 0..args.rounds {
+        for target in &targets {
+            eprintln!(
+                "kefu-load: round {} of {}: {}",
+                round + 1,
+                args.rounds,
+                target.name()
+            );
+            let report = load::run(target, &config).await?;
+            eprintln!("{}", serde_json::to_string(&report)?);
+            reports.push(report);
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)?;
+    }
+    println!(
+        "{} calls, {} kbit/s VP8 at {} fps + Opus 32 kbit/s per publisher, {} s measured after {} s warm-up\n",
+        args.calls, args.video_kbps, args.fps, args.seconds, args.warmup
+    );
+    println!("{}", load::markdown(&reports));
+    Ok(())
+}
