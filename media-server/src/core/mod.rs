@@ -45,6 +45,10 @@ pub const ICE_RECOVERY_GRACE: std::time::Duration = std::time::Duration::from_se
 
 /// How long the core sleeps when it has no participant at all.
 const IDLE_WAKEUP: std::time::Duration = std::time::Duration::from_secs(1);
+/// Timeouts already due that one poll of a participant runs itself.
+const MAX_IMMEDIATE_ROUNDS: u32 = 4;
+/// Source addresses remembered for the datagram → participant lookup.
+const MAX_REMEMBERED_SOURCES: usize = 4096;
 
 /// What the core tells its controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +108,10 @@ pub struct Sfu {
     /// The advertised ICE-TCP address (passive host candidate), when TCP is on.
     tcp_addr: Option<SocketAddr>,
     participants: Vec<Participant>,
+    /// Which participant a source address last belonged to (an index into
+    /// `participants`, checked with `Rtc::accepts` before use); cleared whenever the
+    /// list changes. Saves asking every peer connection about every datagram.
+    sources: HashMap<SocketAddr, usize>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
     /// Rooms being recorded: who is who among their participants.
@@ -132,6 +140,7 @@ impl Sfu {
             local_addr,
             tcp_addr: None,
             participants: Vec::new(),
+            sources: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             taps: HashMap::new(),
@@ -271,6 +280,7 @@ impl Sfu {
             .find(|p| &p.id == participant)
             .ok_or(CandidateError::UnknownParticipant)?;
         p.rtc.add_remote_candidate(parsed);
+        p.wake(self.last_now);
         Ok(())
     }
 
@@ -332,18 +342,43 @@ impl Sfu {
                 contents,
             },
         );
-        let Some(p) = self.participants.iter_mut().find(|p| p.rtc.accepts(&input)) else {
+        let Some(idx) = self.participant_accepting(source, &input) else {
             self.stats.count_drop(DropReason::UnknownSource, 1);
             return;
         };
+        let p = &mut self.participants[idx];
         if let Err(reason) = p.handle_input(input) {
             warn!(participant = %p.id, %reason, "peer connection failed on input");
         }
-        self.drain(now);
+        let room = p.room.clone();
+        self.drain_room(now, &room);
     }
 
-    /// Advances every participant's clock.
+    /// The participant whose peer connection takes `input` from `source`.
+    fn participant_accepting(&mut self, source: SocketAddr, input: &Input) -> Option<usize> {
+        if let Some(&idx) = self.sources.get(&source)
+            && self
+                .participants
+                .get(idx)
+                .is_some_and(|p| p.rtc.accepts(input))
+        {
+            return Some(idx);
+        }
+        let idx = self
+            .participants
+            .iter()
+            .position(|p| p.rtc.accepts(input))?;
+        // Only accepted sources are remembered; a bound keeps ICE churn from growing it.
+        if self.sources.len() >= MAX_REMEMBERED_SOURCES {
+            self.sources.clear();
+        }
+        self.sources.insert(source, idx);
+        Some(idx)
+    }
+
+    /// Advances the clock of every participant whose timeout is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due_rooms: Vec<RoomId> = Vec::new();
         for p in &mut self.participants {
             if p.ice_lost_since
                 .is_some_and(|since| now >= since + ICE_RECOVERY_GRACE)
@@ -351,15 +386,22 @@ impl Sfu {
                 warn!(participant = %p.id, "ICE stayed without a path; dropping the participant");
                 self.stats.ice_lost += 1;
                 p.rtc.disconnect();
+            } else if p.next_timeout.is_some_and(|t| t <= now) {
+                if let Err(reason) = p.handle_input(Input::Timeout(now)) {
+                    warn!(participant = %p.id, %reason, "peer connection failed on timeout");
+                }
+            } else {
                 continue;
             }
-            if p.next_timeout.is_some_and(|t| t <= now)
-                && let Err(reason) = p.handle_input(Input::Timeout(now))
-            {
-                warn!(participant = %p.id, %reason, "peer connection failed on timeout");
+            if !due_rooms.contains(&p.room) {
+                due_rooms.push(p.room.clone());
             }
         }
-        self.drain(now);
+        self.last_now = self.last_now.max(now);
+        for room in &due_rooms {
+            self.drain_room(now, room);
+        }
+        self.reap_dead();
     }
 
     /// Next output; call until it returns [`SfuOutput::Timeout`].
@@ -398,11 +440,25 @@ impl Sfu {
 
     /// Polls every participant until quiet, forwarding media between them.
     fn drain(&mut self, now: Instant) {
+        self.drain_matching(now, None);
+    }
+
+    /// Polls the participants of `room` until quiet. Whatever one participant's input
+    /// causes (forwarded media, keyframe requests, REMB caps) stays inside its room,
+    /// and a peer connection that got no input has nothing new to say, so the other
+    /// rooms need no poll: the cost of a datagram does not grow with the calls.
+    fn drain_room(&mut self, now: Instant, room: &RoomId) {
+        self.drain_matching(now, Some(room));
+    }
+
+    fn drain_matching(&mut self, now: Instant, room: Option<&RoomId>) {
         self.last_now = self.last_now.max(now);
         loop {
             let mut pending = Vec::new();
             for idx in 0..self.participants.len() {
-                self.poll_participant(idx, now, &mut pending);
+                if room.is_none_or(|r| &self.participants[idx].room == r) {
+                    self.poll_participant(idx, now, &mut pending);
+                }
             }
             if pending.is_empty() {
                 break;
@@ -415,6 +471,7 @@ impl Sfu {
     }
 
     fn poll_participant(&mut self, idx: usize, now: Instant, pending: &mut Vec<Pending>) {
+        let mut immediate_rounds = 0;
         loop {
             let p = &mut self.participants[idx];
             if !p.rtc.is_alive() {
@@ -431,6 +488,16 @@ impl Sfu {
                 }
             };
             match output {
+                // Media just written is packetized and paced out on str0m's next
+                // timeout, which is due at once: run it here rather than going back
+                // to the driver for a wake-up per forwarded frame. Bounded, in case
+                // str0m keeps asking for "now" without anything to do.
+                Output::Timeout(t) if t <= now && immediate_rounds < MAX_IMMEDIATE_ROUNDS => {
+                    immediate_rounds += 1;
+                    if let Err(reason) = p.handle_input(Input::Timeout(now)) {
+                        warn!(participant = %p.id, %reason, "peer connection failed on timeout");
+                    }
+                }
                 Output::Timeout(t) => {
                     p.next_timeout = Some(t);
                     return;
@@ -645,7 +712,9 @@ impl Sfu {
         self.refresh_sizes();
     }
 
+    /// After any change to the participant list (indices move).
     fn refresh_sizes(&mut self) {
+        self.sources.clear();
         let mut rooms: Vec<&RoomId> = self.participants.iter().map(|p| &p.room).collect();
         rooms.sort();
         rooms.dedup();

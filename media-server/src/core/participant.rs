@@ -110,8 +110,18 @@ impl Participant {
         // Fails when no RTP arrived yet (no receive stream); the next request retries.
         if writer.request_keyframe(None, kind).is_ok() {
             self.last_keyframe_request = Some(now);
+            self.wake(now);
             return true;
         }
         false
+    }
+
+    /// Something changed the peer connection outside its own input (a request queued,
+    /// a candidate added): make it due, so the next timeout round polls what it
+    /// has to send.
+    pub fn wake(&mut self, now: Instant) {
+        if self.rtc.is_alive() {
+            self.next_timeout = Some(self.next_timeout.map_or(now, |t| t.min(now)));
+        }
     }
 }
