@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser bench fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser bench bench-sfu fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -42,6 +42,15 @@ bench: deps
 	$(CARGO) bench --locked --profile dev -p kefu-recorder --bench recorder
 	$(CARGO) bench --locked --profile dev -p kefu-beauty --bench beauty
 	$(CARGO) bench --locked --profile dev -p kefu-media-server --bench pipeline
+	$(MAKE) --no-print-directory bench-sfu
+
+## The SFU load benchmark: the same calls through kefu and through Janus, alternating
+## (deploy/bench-sfu.sh, tests/src/load). A release build: Janus is Debian's optimised
+## build, so kefu is measured optimised too.
+BENCH_SFU_ARGS ?= --calls 20 --seconds 20 --warmup 5 --rounds 2
+bench-sfu: deps
+	$(CARGO) build --locked --release --workspace --bin kefu --bin kefu-load
+	BENCH_SFU_PROFILE_DIR=release ./deploy/bench-sfu.sh $(BENCH_SFU_ARGS)
 
 ## Every fuzz target (fuzz/) for FUZZ_SECONDS each, from the seed corpus (real
 ## captures, fuzz/capture-seeds.mjs); a crash fails it and leaves the input under

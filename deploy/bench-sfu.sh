@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The SFU load benchmark: kefu and Janus under the same calls, side by side
-# (tests/src/load). Runs in a private network namespace: loopback, plus a dummy
-# interface with a private address for Janus, which never gathers ICE candidates on
+# (tests/src/load). Runs in a private network namespace: loopback, plus a private
+# address on a virtual interface for Janus, which never gathers ICE candidates on
 # loopback. Nothing sent in the namespace can leave it.
 # Usage: deploy/bench-sfu.sh [kefu-load options], e.g. --calls 20 --rounds 2.
+# Binaries: $CARGO_TARGET_DIR/$BENCH_SFU_PROFILE_DIR (default debug), or BENCH_SFU_KEFU
+# and BENCH_SFU_LOAD. Logs and configs: BENCH_SFU_WORK_DIR (default $target/kefu-load).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$here/target}"
 profile_dir="${BENCH_SFU_PROFILE_DIR:-debug}"
-kefu="$target/$profile_dir/kefu"
-load="$target/$profile_dir/kefu-load"
+kefu="${BENCH_SFU_KEFU:-$target/$profile_dir/kefu}"
+load="${BENCH_SFU_LOAD:-$target/$profile_dir/kefu-load}"
 for bin in "$kefu" "$load"; do
   [ -x "$bin" ] || { echo "bench-sfu: $bin is missing; build it first" >&2; exit 1; }
 done
@@ -29,4 +31,4 @@ fi
 ip addr add 10.77.0.1/32 dev kbench0
 ip link set kbench0 up
 exec "$load" --kefu "$kefu" --janus "$janus" --private-ip 10.77.0.1 \
-  --work-dir "$target/kefu-load" "$@"
+  --work-dir "${BENCH_SFU_WORK_DIR:-$target/kefu-load}" "$@"

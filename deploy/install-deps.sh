@@ -11,7 +11,8 @@ set -euo pipefail
 # postgresql (a throwaway server for the store tests; Debian does not start it on install),
 # python3 (picks free ports in deploy scripts), Ceph's monitor, OSD and S3 gateway (a real
 # external S3 server for the recording tests; Debian does not start them on install),
-# coturn (the TURN server the relay tests start; its service stays off without systemd).
+# coturn (the TURN server the relay tests start; its service stays off without systemd),
+# janus (the SFU the load benchmark compares kefu with; started only by that benchmark).
 PACKAGES=(
   pkg-config clang libclang-dev make gcc g++
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
@@ -21,7 +22,7 @@ PACKAGES=(
   iproute2 util-linux
   postgresql python3
   radosgw ceph-mon ceph-osd
-  coturn
+  coturn janus
   ca-certificates openssl curl
 )
 

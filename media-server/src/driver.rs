@@ -11,7 +11,6 @@ use std::time::Instant;
 use str0m::net::Protocol;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::MediaConfig;
@@ -247,20 +246,23 @@ impl MediaHandle {
     }
 }
 
-/// A running media server: its handle and the task driving it.
+/// A running media server: its handle and the thread driving it.
 #[derive(Debug)]
 pub struct MediaServer {
     pub handle: MediaHandle,
-    pub task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MediaServer {
-    /// Binds the UDP socket and starts the driver task. It stops when every
-    /// [`MediaHandle`] is dropped.
+    /// Binds the UDP socket and starts the driver on a thread of its own (a
+    /// single-threaded runtime: every datagram is handled where it was read, without
+    /// waking other workers). It stops on [`MediaServer::stop`], when dropped, or when
+    /// every [`MediaHandle`] is dropped.
     pub async fn start(config: &MediaConfig, metrics: SfuMetrics) -> Result<Self, MediaError> {
         let bind = config.bind_addr();
-        let socket = UdpSocket::bind(bind)
-            .await
+        let socket = std::net::UdpSocket::bind(bind)
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
             .map_err(|source| MediaError::Bind { addr: bind, source })?;
         let bound = socket
             .local_addr()
@@ -298,20 +300,36 @@ impl MediaServer {
 
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (pipeline_tx, pipeline_rx) = mpsc::unbounded_channel();
-        let driver = Driver {
-            socket,
-            tcp_events,
-            tcp_writers: HashMap::new(),
-            sfu,
-            commands: commands_rx,
-            subscribers: HashMap::new(),
-            taps: HashMap::new(),
-            pipelines: HashMap::new(),
-            pipeline_tx,
-            pipeline_rx,
-            metrics,
-        };
-        let task = tokio::spawn(driver.run());
+        let (stop, stopped) = oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(MediaError::Runtime)?;
+        let thread = std::thread::Builder::new()
+            .name("kefu-sfu".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let socket = match UdpSocket::from_std(socket) {
+                        Ok(s) => s,
+                        Err(e) => return warn!("media socket unusable: {e}"),
+                    };
+                    let driver = Driver {
+                        socket,
+                        tcp_events,
+                        tcp_writers: HashMap::new(),
+                        sfu,
+                        commands: commands_rx,
+                        subscribers: HashMap::new(),
+                        taps: HashMap::new(),
+                        pipelines: HashMap::new(),
+                        pipeline_tx,
+                        pipeline_rx,
+                        metrics,
+                    };
+                    driver.run(stopped).await;
+                })
+            })
+            .map_err(MediaError::Runtime)?;
         Ok(Self {
             handle: MediaHandle {
                 commands,
@@ -319,8 +337,24 @@ impl MediaServer {
                 bound_addr: bound,
                 tcp_addr,
             },
-            task,
+            stop: Some(stop),
+            thread: Some(thread),
         })
+    }
+
+    /// Stops the driver and waits for its thread (peer connections end with it).
+    pub fn stop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join(); // a panic there was already reported
+        }
+    }
+}
+
+impl Drop for MediaServer {
+    fn drop(&mut self) {
+        // Without waiting: a drop may happen on an async worker.
+        self.stop.take();
     }
 }
 
@@ -340,11 +374,18 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self) {
+    async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        // One timer, moved rather than made anew on every wake-up.
+        let sleep = tokio::time::sleep_until(Instant::now().into());
+        tokio::pin!(sleep);
         loop {
             let deadline = self.flush();
+            if sleep.deadline() != deadline.into() {
+                sleep.as_mut().reset(deadline.into());
+            }
             tokio::select! {
+                _ = &mut stopped => break,
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.handle_command(cmd),
                     None => break, // every handle dropped: shut down
@@ -362,7 +403,7 @@ impl Driver {
                 }
                 Some(result) = self.pipeline_rx.recv() => self.on_pipeline_result(result),
                 Some(event) = next_tcp_event(&mut self.tcp_events) => self.on_tcp_event(event),
-                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = &mut sleep => {}
             }
             self.sfu.handle_timeout(Instant::now());
         }

@@ -51,4 +51,7 @@ pub enum MediaError {
     /// The address to advertise to peers is not usable.
     #[error("invalid media address: {0}")]
     Address(String),
+    /// The driver's thread or runtime could not be started.
+    #[error("cannot start the media driver thread: {0}")]
+    Runtime(std::io::Error),
 }

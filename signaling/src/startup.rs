@@ -197,7 +197,7 @@ impl App {
             listener,
             tls,
             state,
-            media,
+            mut media,
             shutdown_tx,
             grace,
             ..
@@ -227,11 +227,11 @@ impl App {
             }
         };
         served.context("HTTP server failed")?;
-        // Dropping the last handle stops the media driver.
         sweeper.abort();
         state.store.close().await;
         drop(state);
-        media.task.abort();
+        // The driver thread ends at once; joining it takes the peer connections down.
+        media.stop();
         info!("stopped");
         Ok(())
     }

@@ -95,25 +95,30 @@ pub async fn run(target: &Target, config: &LoadConfig) -> anyhow::Result<RunRepo
     std::fs::create_dir_all(&dir)?;
     let tally = Arc::new(Tally::default());
     let setup_started = Instant::now();
-    let (process, peers) = match target {
+    // The targets live until the end: Janus's API session (kept alive by its long
+    // poll) owns the handles, and its expiry would end the media.
+    let (mut kefu_sfu, mut janus_sfu, mut peers) = (None, None, Vec::new());
+    let process = match target {
         Target::Kefu { bin } => {
-            let sfu = kefu::KefuTarget::start(bin, &dir, config.calls).await?;
-            let mut peers = Vec::new();
+            let sfu = kefu_sfu.insert(kefu::KefuTarget::start(bin, &dir, config.calls).await?);
             for i in 0..config.calls {
-                let phase = phase(i, config);
-                peers.extend(sfu.connect_call(i, config.video, phase, &tally).await?);
+                peers.extend(
+                    sfu.connect_call(i, config.video, phase(i, config), &tally)
+                        .await?,
+                );
             }
-            (sfu.process, peers)
+            &mut sfu.process
         }
         Target::Janus { bin } => {
-            let sfu = janus::JanusTarget::start(bin, &dir, config.private_ip).await?;
-            let mut peers = Vec::new();
+            let sfu =
+                janus_sfu.insert(janus::JanusTarget::start(bin, &dir, config.private_ip).await?);
             for i in 0..config.calls {
-                let phase = phase(i, config);
-                peers.extend(sfu.connect_call(i, config.video, phase, &tally).await?);
+                peers.extend(
+                    sfu.connect_call(i, config.video, phase(i, config), &tally)
+                        .await?,
+                );
             }
-            // The API session may go; the handles and media stay until Janus stops.
-            (sfu.process, peers)
+            &mut sfu.process
         }
     };
     let report = measure(target, config, process, &tally, setup_started).await;
@@ -132,7 +137,7 @@ fn phase(call: usize, config: &LoadConfig) -> Duration {
 async fn measure(
     target: &Target,
     config: &LoadConfig,
-    mut process: ServerProcess,
+    process: &mut ServerProcess,
     tally: &Arc<Tally>,
     setup_started: Instant,
 ) -> anyhow::Result<RunReport> {
@@ -186,6 +191,9 @@ async fn measure(
     })
 }
 
+/// One figure of a run, for the ratio table.
+type Figure = fn(&RunReport) -> f64;
+
 /// A Markdown table of the runs, then kefu/Janus ratios when both ran.
 pub fn markdown(reports: &[RunReport]) -> String {
     let mut out = String::from(
@@ -215,11 +223,11 @@ pub fn markdown(reports: &[RunReport]) -> String {
             r.client_cores,
         );
     }
-    let mean = |sfu: &str, f: fn(&RunReport) -> f64| {
+    let mean = |sfu: &str, f: Figure| {
         let runs: Vec<f64> = reports.iter().filter(|r| r.sfu == sfu).map(f).collect();
         (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64)
     };
-    let rows: [(&str, fn(&RunReport) -> f64); 4] = [
+    let rows: [(&str, Figure); 4] = [
         ("pkt/s per busy core", |r| r.packets_per_busy_core),
         ("CPU per forwarded stream", |r| r.millicores_per_stream),
         ("forwarding delay p50", |r| r.delivery.delay_p50_ms),
