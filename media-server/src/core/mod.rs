@@ -112,6 +112,10 @@ pub struct Sfu {
     /// `participants`, checked with `Rtc::accepts` before use); cleared whenever the
     /// list changes. Saves asking every peer connection about every datagram.
     sources: HashMap<SocketAddr, usize>,
+    /// Participants (indices) of each room, and each participant's room among them;
+    /// rebuilt with `sources`. A datagram polls its room's members only.
+    room_members: Vec<Vec<usize>>,
+    room_of: Vec<usize>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
     /// Rooms being recorded: who is who among their participants.
@@ -141,6 +145,8 @@ impl Sfu {
             tcp_addr: None,
             participants: Vec::new(),
             sources: HashMap::new(),
+            room_members: Vec::new(),
+            room_of: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             taps: HashMap::new(),
@@ -350,8 +356,7 @@ impl Sfu {
         if let Err(reason) = p.handle_input(input) {
             warn!(participant = %p.id, %reason, "peer connection failed on input");
         }
-        let room = p.room.clone();
-        self.drain_room(now, &room);
+        self.drain_room(now, self.room_of[idx]);
     }
 
     /// The participant whose peer connection takes `input` from `source`.
@@ -378,8 +383,8 @@ impl Sfu {
 
     /// Advances the clock of every participant whose timeout is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut due_rooms: Vec<RoomId> = Vec::new();
-        for p in &mut self.participants {
+        let mut due_rooms: Vec<usize> = Vec::new();
+        for (idx, p) in self.participants.iter_mut().enumerate() {
             if p.ice_lost_since
                 .is_some_and(|since| now >= since + ICE_RECOVERY_GRACE)
             {
@@ -393,12 +398,13 @@ impl Sfu {
             } else {
                 continue;
             }
-            if !due_rooms.contains(&p.room) {
-                due_rooms.push(p.room.clone());
+            let room = self.room_of[idx];
+            if !due_rooms.contains(&room) {
+                due_rooms.push(room);
             }
         }
         self.last_now = self.last_now.max(now);
-        for room in &due_rooms {
+        for room in due_rooms {
             self.drain_room(now, room);
         }
         self.reap_dead();
@@ -447,18 +453,20 @@ impl Sfu {
     /// causes (forwarded media, keyframe requests, REMB caps) stays inside its room,
     /// and a peer connection that got no input has nothing new to say, so the other
     /// rooms need no poll: the cost of a datagram does not grow with the calls.
-    fn drain_room(&mut self, now: Instant, room: &RoomId) {
+    fn drain_room(&mut self, now: Instant, room: usize) {
         self.drain_matching(now, Some(room));
     }
 
-    fn drain_matching(&mut self, now: Instant, room: Option<&RoomId>) {
+    /// `room`: an index into `room_members`; `None`: everybody. Polling and forwarding
+    /// leave the participant list as it is (the dead are reaped after).
+    fn drain_matching(&mut self, now: Instant, room: Option<usize>) {
         self.last_now = self.last_now.max(now);
         loop {
             let mut pending = Vec::new();
-            for idx in 0..self.participants.len() {
-                if room.is_none_or(|r| &self.participants[idx].room == r) {
-                    self.poll_participant(idx, now, &mut pending);
-                }
+            let count = room.map_or(self.participants.len(), |r| self.room_members[r].len());
+            for k in 0..count {
+                let idx = room.map_or(k, |r| self.room_members[r][k]);
+                self.poll_participant(idx, now, &mut pending);
             }
             if pending.is_empty() {
                 break;
@@ -712,13 +720,23 @@ impl Sfu {
         self.refresh_sizes();
     }
 
-    /// After any change to the participant list (indices move).
+    /// After any change to the participant list (indices move): the lookups and the
+    /// sizes anew.
     fn refresh_sizes(&mut self) {
         self.sources.clear();
-        let mut rooms: Vec<&RoomId> = self.participants.iter().map(|p| &p.room).collect();
-        rooms.sort();
-        rooms.dedup();
-        self.stats.rooms = rooms.len() as u64;
+        self.room_members.clear();
+        self.room_of.clear();
+        let mut slots: HashMap<&RoomId, usize> = HashMap::new();
+        for (idx, p) in self.participants.iter().enumerate() {
+            let next = slots.len();
+            let slot = *slots.entry(&p.room).or_insert(next);
+            if slot == self.room_members.len() {
+                self.room_members.push(Vec::new());
+            }
+            self.room_members[slot].push(idx);
+            self.room_of.push(slot);
+        }
+        self.stats.rooms = self.room_members.len() as u64;
         self.stats.participants = self.participants.len() as u64;
     }
 }
