@@ -47,7 +47,7 @@ bench: deps
 ## The SFU load benchmark: the same calls through kefu and through Janus, alternating
 ## (deploy/bench-sfu.sh, tests/src/load). A release build: Janus is Debian's optimised
 ## build, so kefu is measured optimised too.
-BENCH_SFU_ARGS ?= --calls 20 --seconds 20 --warmup 5 --rounds 2
+BENCH_SFU_ARGS ?= --calls 40 --seconds 20 --warmup 5 --rounds 2
 bench-sfu: deps
 	$(CARGO) build --locked --release --workspace --bin kefu --bin kefu-load
 	BENCH_SFU_PROFILE_DIR=release ./deploy/bench-sfu.sh $(BENCH_SFU_ARGS)
