@@ -63,7 +63,11 @@ CONF
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/mon.keyring"
   ceph-mon -c "$conf" -i a -f >"$dir/log/mon.out" 2>&1 &
   echo $! >"$dir/mon.pid"
-  timeout 30 ceph -c "$conf" osd create >/dev/null
+  if ! timeout 30 ceph -c "$conf" osd create >/dev/null; then
+    echo "radosgw.sh: the Ceph monitor did not answer within 30 s; its log:" >&2
+    tail -n 20 "$dir/log/mon.out" "$dir"/log/mon.a.log >&2 2>/dev/null || true
+    exit 1
+  fi
   ceph-osd -c "$conf" -i 0 --mkfs >"$dir/log/osd-mkfs.out" 2>&1
   ceph-osd -c "$conf" -i 0 -f >"$dir/log/osd.out" 2>&1 &
   echo $! >"$dir/osd.pid"
