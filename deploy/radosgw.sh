@@ -47,6 +47,10 @@ osd pool default min size = 1
 osd crush chooseleaf type = 0
 mon allow pool size one = true
 mon warn on pool no redundancy = false
+# A throwaway monitor with a few MB of data: refuse to start only on a really full
+# disk (the default, 5 % free, stopped it on a 252 GB disk with 15 GB free).
+mon data avail crit = 1
+mon data avail warn = 2
 mon data = $dir/mon
 osd data = $dir/osd
 osd objectstore = memstore
