@@ -475,7 +475,16 @@ impl Sfu {
                 self.forward(now, item);
             }
         }
-        self.reap_dead();
+        // Only the polled can have died; looking at everyone would cost O(participants)
+        // per datagram.
+        let polled_died = room.is_none_or(|r| {
+            self.room_members[r]
+                .iter()
+                .any(|&i| !self.participants[i].rtc.is_alive())
+        });
+        if polled_died {
+            self.reap_dead();
+        }
     }
 
     fn poll_participant(&mut self, idx: usize, now: Instant, pending: &mut Vec<Pending>) {
