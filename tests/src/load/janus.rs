@@ -22,7 +22,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
 use super::media::{Tally, VideoProfile};
 use super::peer::Peer;
-use super::process::{ServerProcess, free_port, wait_ready};
+use super::process::{ServerProcess, free_port};
 
 /// The dummy interface `deploy/bench-sfu.sh` creates; Janus gathers only on it.
 pub const BENCH_INTERFACE: &str = "kbench0";
@@ -52,54 +52,15 @@ impl JanusTarget {
             .arg("--configs-folder")
             .arg(&conf)
             .arg("--disable-colors");
-        let mut process = ServerProcess::spawn("janus", command, dir)?;
         let base = format!("http://127.0.0.1:{port}/janus");
-        wait_ready(
-            &mut process,
-            &format!("{base}/info"),
-            Duration::from_secs(30),
-        )
-        .await?;
+        let process =
+            ServerProcess::spawn_ready("janus", command, dir, &format!("{base}/info")).await?;
         let api = JanusApi::connect(base).await?;
         Ok(Self {
             process,
             api,
             private_ip,
         })
-    }
-
-    /// Two publishers in call `index`'s room, each subscribed to the other.
-    pub async fn connect_call(
-        &self,
-        index: usize,
-        video: VideoProfile,
-        phase: Duration,
-        tally: &Arc<Tally>,
-    ) -> anyhow::Result<Vec<Peer>> {
-        let room = FIRST_ROOM + index as u64;
-        let control = self.api.attach().await?;
-        let created = self
-            .api
-            .message(
-                control,
-                json!({"request": "create", "room": room, "publishers": 2,
-                       "audiocodec": "opus", "videocodec": "vp8", "bitrate": 0}),
-                None,
-            )
-            .await?;
-        plugin_data(&created)?;
-
-        let mut peers = Vec::new();
-        let mut feeds = Vec::new();
-        for name in ["agent", "customer"] {
-            let (peer, feed) = self.publish(room, name, video, phase, tally).await?;
-            peers.push(peer);
-            feeds.push(feed);
-        }
-        for feed in feeds.iter().rev() {
-            peers.push(self.subscribe(room, *feed, tally).await?);
-        }
-        Ok(peers)
     }
 
     async fn publish(
@@ -180,6 +141,46 @@ impl JanusTarget {
             .await?;
         plugin_data(&started)?;
         Ok(peer)
+    }
+}
+
+impl super::SfuUnderLoad for JanusTarget {
+    /// Two publishers in call `index`'s room, each subscribed to the other.
+    async fn add_call(
+        &self,
+        index: usize,
+        video: VideoProfile,
+        phase: Duration,
+        tally: &Arc<Tally>,
+    ) -> anyhow::Result<Vec<Peer>> {
+        let room = FIRST_ROOM + index as u64;
+        let control = self.api.attach().await?;
+        let created = self
+            .api
+            .message(
+                control,
+                json!({"request": "create", "room": room, "publishers": 2,
+                       "audiocodec": "opus", "videocodec": "vp8", "bitrate": 0}),
+                None,
+            )
+            .await?;
+        plugin_data(&created)?;
+
+        let mut peers = Vec::new();
+        let mut feeds = Vec::new();
+        for name in ["agent", "customer"] {
+            let (peer, feed) = self.publish(room, name, video, phase, tally).await?;
+            peers.push(peer);
+            feeds.push(feed);
+        }
+        for feed in feeds.iter().rev() {
+            peers.push(self.subscribe(room, *feed, tally).await?);
+        }
+        Ok(peers)
+    }
+
+    fn process(&mut self) -> &mut ServerProcess {
+        &mut self.process
     }
 }
 

@@ -18,7 +18,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
 use super::media::{Tally, VideoProfile};
 use super::peer::Peer;
-use super::process::{ServerProcess, free_port, wait_ready};
+use super::process::{ServerProcess, free_port};
 
 /// The token secret of the throwaway server (it lives only for the run).
 const TOKEN_SECRET: &str = "kefu-load-benchmark-token-secret-0123456789";
@@ -48,41 +48,13 @@ impl KefuTarget {
         std::fs::write(&config_path, config)?;
         let mut command = Command::new(bin);
         command.arg("serve").env("KEFU_CONFIG", &config_path);
-        let mut process = ServerProcess::spawn("kefu", command, dir)?;
-        let base = format!("http://127.0.0.1:{port}");
-        wait_ready(
-            &mut process,
-            &format!("{base}/healthz"),
-            Duration::from_secs(30),
-        )
-        .await?;
+        let ready = format!("http://127.0.0.1:{port}/healthz");
+        let process = ServerProcess::spawn_ready("kefu", command, dir, &ready).await?;
         Ok(Self {
             process,
             ws_url: format!("ws://127.0.0.1:{port}/ws"),
             tokens: TokenKeys::new(TOKEN_SECRET.as_bytes(), 3600),
         })
-    }
-
-    /// An agent and a customer in call `index`'s room, each publishing and receiving
-    /// the other.
-    pub async fn connect_call(
-        &self,
-        index: usize,
-        video: VideoProfile,
-        phase: Duration,
-        tally: &Arc<Tally>,
-    ) -> anyhow::Result<Vec<Peer>> {
-        let room = room(index);
-        let mut peers = Vec::new();
-        for (name, role) in [("agent", Role::Agent), ("customer", Role::Customer)] {
-            let token = self.tokens.issue(&room, name, role, unix_now());
-            let mut peer = Peer::new(None, tally).await;
-            peer.publish(&format!("{room}-{name}"), video, phase, tally)
-                .await?;
-            self.join(&mut peer, &token).await?;
-            peers.push(peer);
-        }
-        Ok(peers)
     }
 
     /// Joins over signaling, sends the offer and trickles candidates; the answer is
@@ -144,6 +116,34 @@ impl KefuTarget {
             Ok(None) => bail!("signaling closed before an answer"),
             Err(_) => bail!("no answer within 20 s"),
         }
+    }
+}
+
+impl super::SfuUnderLoad for KefuTarget {
+    /// An agent and a customer in call `index`'s room, each publishing and receiving
+    /// the other.
+    async fn add_call(
+        &self,
+        index: usize,
+        video: VideoProfile,
+        phase: Duration,
+        tally: &Arc<Tally>,
+    ) -> anyhow::Result<Vec<Peer>> {
+        let room = room(index);
+        let mut peers = Vec::new();
+        for (name, role) in [("agent", Role::Agent), ("customer", Role::Customer)] {
+            let token = self.tokens.issue(&room, name, role, unix_now());
+            let mut peer = Peer::new(None, tally).await;
+            peer.publish(&format!("{room}-{name}"), video, phase, tally)
+                .await?;
+            self.join(&mut peer, &token).await?;
+            peers.push(peer);
+        }
+        Ok(peers)
+    }
+
+    fn process(&mut self) -> &mut ServerProcess {
+        &mut self.process
     }
 }
 

@@ -20,6 +20,7 @@ use anyhow::bail;
 use serde::Serialize;
 
 use media::{Delivery, Tally, VideoProfile};
+use peer::Peer;
 use process::{ServerProcess, Usage};
 
 #[derive(Debug, Clone)]
@@ -95,33 +96,49 @@ pub async fn run(target: &Target, config: &LoadConfig) -> anyhow::Result<RunRepo
     std::fs::create_dir_all(&dir)?;
     let tally = Arc::new(Tally::default());
     let setup_started = Instant::now();
-    // The targets live until the end: Janus's API session (kept alive by its long
-    // poll) owns the handles, and its expiry would end the media.
-    let (mut kefu_sfu, mut janus_sfu, mut peers) = (None, None, Vec::new());
-    let process = match target {
+    match target {
         Target::Kefu { bin } => {
-            let sfu = kefu_sfu.insert(kefu::KefuTarget::start(bin, &dir, config.calls).await?);
-            for i in 0..config.calls {
-                peers.extend(
-                    sfu.connect_call(i, config.video, phase(i, config), &tally)
-                        .await?,
-                );
-            }
-            &mut sfu.process
+            let sfu = kefu::KefuTarget::start(bin, &dir, config.calls).await?;
+            drive(sfu, target, config, &tally, setup_started).await
         }
         Target::Janus { bin } => {
-            let sfu =
-                janus_sfu.insert(janus::JanusTarget::start(bin, &dir, config.private_ip).await?);
-            for i in 0..config.calls {
-                peers.extend(
-                    sfu.connect_call(i, config.video, phase(i, config), &tally)
-                        .await?,
-                );
-            }
-            &mut sfu.process
+            let sfu = janus::JanusTarget::start(bin, &dir, config.private_ip).await?;
+            drive(sfu, target, config, &tally, setup_started).await
         }
-    };
-    let report = measure(target, config, process, &tally, setup_started).await;
+    }
+}
+
+/// An SFU started for one run: how a call is put on it, and its process.
+trait SfuUnderLoad {
+    async fn add_call(
+        &self,
+        index: usize,
+        video: VideoProfile,
+        phase: Duration,
+        tally: &Arc<Tally>,
+    ) -> anyhow::Result<Vec<Peer>>;
+
+    fn process(&mut self) -> &mut ServerProcess;
+}
+
+/// Connects every call, measures, hangs up. `sfu` lives until the end: Janus's API
+/// session (kept alive by its long poll) owns the handles, and its expiry would end
+/// the media.
+async fn drive(
+    mut sfu: impl SfuUnderLoad,
+    target: &Target,
+    config: &LoadConfig,
+    tally: &Arc<Tally>,
+    setup_started: Instant,
+) -> anyhow::Result<RunReport> {
+    let mut peers = Vec::new();
+    for i in 0..config.calls {
+        peers.extend(
+            sfu.add_call(i, config.video, phase(i, config), tally)
+                .await?,
+        );
+    }
+    let report = measure(target, config, sfu.process(), tally, setup_started).await;
     for peer in peers {
         peer.close().await;
     }

@@ -31,6 +31,18 @@ impl ServerProcess {
         Ok(Self { name, child })
     }
 
+    /// [`Self::spawn`], then waits until `ready_url` answers (at most 30 s).
+    pub async fn spawn_ready(
+        name: &'static str,
+        command: Command,
+        dir: &Path,
+        ready_url: &str,
+    ) -> anyhow::Result<Self> {
+        let mut process = Self::spawn(name, command, dir)?;
+        wait_ready(&mut process, ready_url, Duration::from_secs(30)).await?;
+        Ok(process)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -102,7 +114,7 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Polls `url` until it answers 2xx, the process dies, or `timeout` passes.
-pub async fn wait_ready(
+async fn wait_ready(
     process: &mut ServerProcess,
     url: &str,
     timeout: Duration,
