@@ -10,12 +10,17 @@
 //! At full resolution: a lightening tone curve (a lookup table, rebuilt only when the
 //! parameter changes) and a light unsharp mask. Every buffer is allocated once per
 //! frame size; the hot path allocates nothing.
+//!
+//! The source is only read ([`BeautyFilter::load`]) and the result is written plane by
+//! plane wherever the caller wants it, so a pipeline goes from the decoder's picture
+//! straight into the encoder's frame without copies of its own.
 
 use opencv::core::{self, CV_8U, CV_32F, Mat, Scalar, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
 
-use crate::frame::I420;
+use crate::frame::{I420, I420Ref, plane_fits};
+use crate::guided;
 use crate::params::BeautyParams;
 
 /// Skin in BT.601 YCbCr (Chai & Ngan): Cb 77–127, Cr 133–173.
@@ -26,6 +31,8 @@ const CR_RANGE: (f64, f64) = (133.0, 173.0);
 pub enum FilterError {
     #[error("the frame's planes do not match its size and strides")]
     BadFrame,
+    #[error("no picture loaded into the filter")]
+    NotLoaded,
     #[error("OpenCV: {0}")]
     OpenCv(#[from] opencv::Error),
 }
@@ -34,17 +41,13 @@ pub enum FilterError {
 struct Buffers {
     size: (i32, i32),
     y: Mat,
-    y_out: Mat,
     u: Mat,
     v: Mat,
-    // Quarter resolution, f32: the guided filter's statistics.
+    // Quarter resolution, f32: the guide and the guided filter's coefficients.
     luma_q: Mat,
-    mean_i_q: Mat,
-    mean_ii_q: Mat,
-    sq_q: Mat,
-    var_q: Mat,
-    a_q: Mat,
-    b_q: Mat,
+    mean_a_q: Mat,
+    mean_b_q: Mat,
+    guided: guided::Scratch,
     // Half resolution, f32.
     luma: Mat,
     mean_i: Mat,
@@ -74,16 +77,12 @@ impl Buffers {
         Ok(Self {
             size: (width, height),
             y: full(CV_8U)?,
-            y_out: full(CV_8U)?,
             u: half(CV_8U)?,
             v: half(CV_8U)?,
             luma_q: quarter(CV_32F)?,
-            mean_i_q: quarter(CV_32F)?,
-            mean_ii_q: quarter(CV_32F)?,
-            sq_q: quarter(CV_32F)?,
-            var_q: quarter(CV_32F)?,
-            a_q: quarter(CV_32F)?,
-            b_q: quarter(CV_32F)?,
+            mean_a_q: quarter(CV_32F)?,
+            mean_b_q: quarter(CV_32F)?,
+            guided: guided::Scratch::default(),
             luma: half(CV_32F)?,
             mean_i: half(CV_32F)?,
             mean_ii: half(CV_32F)?,
@@ -104,10 +103,25 @@ impl Buffers {
 }
 
 /// One stream's filter: keep it across frames (buffers and the tone curve are reused).
+///
+/// [`Self::load`] reads a picture and does the work; [`Self::write_y`],
+/// [`Self::write_u`] and [`Self::write_v`] then put the result into any planes of the
+/// same size (one at a time, e.g. an encoder's frame). [`Self::apply`] does both in
+/// place.
 pub struct BeautyFilter {
     bufs: Option<Buffers>,
-    lut: Mat,
+    lut: [u8; 256],
     lut_for: Option<f64>,
+    /// What the loaded picture needs on the way out; `None` until a load succeeds.
+    loaded: Option<Loaded>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Loaded {
+    /// All-zero parameters (the "none" preset): the picture goes out as it came in.
+    identity: bool,
+    sharpen_q8: i16,
+    ruddy: bool,
 }
 
 impl std::fmt::Debug for BeautyFilter {
@@ -124,12 +138,17 @@ impl Default for BeautyFilter {
     }
 }
 
+fn is_identity(params: &BeautyParams) -> bool {
+    params.fields().iter().all(|(_, v)| *v == 0.0)
+}
+
 impl BeautyFilter {
     pub fn new() -> Self {
         Self {
             bufs: None,
-            lut: Mat::default(),
+            lut: [0; 256],
             lut_for: None,
+            loaded: None,
         }
     }
 
@@ -143,38 +162,51 @@ impl BeautyFilter {
         if !frame.is_consistent() {
             return Err(FilterError::BadFrame);
         }
-        if params.fields().iter().all(|(_, v)| *v == 0.0) {
+        if is_identity(params) {
             return Ok(());
         }
-        let (w, h) = (frame.width as i32, frame.height as i32);
+        self.load(&frame.as_ref(), params)?;
+        self.write_y(frame.y, frame.y_stride)?;
+        // Chroma: Cb never changes, Cr only with ruddiness.
+        if params.ruddiness > 0.0 {
+            self.write_v(frame.v, frame.v_stride)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `src` and filters it with `params` (already validated) into the filter's
+    /// own buffers; `src` is left as it is.
+    pub fn load(&mut self, src: &I420Ref<'_>, params: &BeautyParams) -> Result<(), FilterError> {
+        self.loaded = None;
+        if !src.is_consistent() {
+            return Err(FilterError::BadFrame);
+        }
+        let (w, h) = (src.width as i32, src.height as i32);
         if self.bufs.as_ref().is_none_or(|b| b.size != (w, h)) {
             self.bufs = Some(Buffers::new(w, h)?);
         }
-        if params.whitening > 0.0 && self.lut_for != Some(params.whitening) {
-            self.lut = tone_curve(params.whitening)?;
+        let identity = is_identity(params);
+        let curved = !identity && params.whitening > 0.0;
+        if curved && self.lut_for != Some(params.whitening) {
+            self.lut = tone_curve(params.whitening);
             self.lut_for = Some(params.whitening);
         }
         let Some(b) = self.bufs.as_mut() else {
             return Ok(());
         };
-        // Tone curve first, so smoothing works on the lightened picture; read straight
-        // from the frame when its rows are contiguous (one full-resolution pass less).
-        if params.whitening > 0.0 && frame.y_stride == frame.width {
-            let plane = frame
-                .y
-                .get(..frame.width * frame.height)
-                .ok_or(FilterError::BadFrame)?;
-            let src = Mat::new_rows_cols_with_data(h, w, plane)?;
-            core::lut(&src, &self.lut, &mut b.y)?;
-        } else {
-            copy_in(&mut b.y, frame.y, frame.y_stride)?;
-            if params.whitening > 0.0 {
-                core::lut(&b.y, &self.lut, &mut b.y_out)?;
-                std::mem::swap(&mut b.y, &mut b.y_out);
-            }
+        // Tone curve first, so smoothing works on the lightened picture; applied while
+        // reading the source (no pass of its own).
+        copy_in(&mut b.y, src.y, src.y_stride, curved.then_some(&self.lut))?;
+        copy_in(&mut b.u, src.u, src.u_stride, None)?;
+        copy_in(&mut b.v, src.v, src.v_stride, None)?;
+        if identity {
+            self.loaded = Some(Loaded {
+                identity,
+                sharpen_q8: 0,
+                ruddy: false,
+            });
+            return Ok(());
         }
-        copy_in(&mut b.u, frame.u, frame.u_stride)?;
-        copy_in(&mut b.v, frame.v, frame.v_stride)?;
 
         skin_mask(b)?;
         if params.smoothing > 0.0 {
@@ -190,11 +222,8 @@ impl BeautyFilter {
             b.weight8.set_to(&Scalar::all(0.0), &core::no_array())?;
             b.q_full.set_to(&Scalar::all(0.0), &core::no_array())?;
         }
-        // k ≤ 128 keeps every product of the per-pixel pass inside i16.
-        let sharpen = (params.sharpness * 0.5 * 256.0).round().clamp(0.0, 128.0) as i16;
-        compose_luma(b, sharpen, frame.y, frame.y_stride)?;
-
-        if params.ruddiness > 0.0 {
+        let ruddy = params.ruddiness > 0.0;
+        if ruddy {
             // Cr up to +12 inside the skin mask.
             core::add_weighted(
                 &b.v,
@@ -205,9 +234,54 @@ impl BeautyFilter {
                 &mut b.scratch8,
                 CV_8U,
             )?;
-            copy_out(&b.scratch8, frame.v, frame.v_stride)?;
+        }
+        self.loaded = Some(Loaded {
+            identity,
+            // k ≤ 128 keeps every product of the per-pixel pass inside i16.
+            sharpen_q8: (params.sharpness * 0.5 * 256.0).round().clamp(0.0, 128.0) as i16,
+            ruddy,
+        });
+        Ok(())
+    }
+
+    /// Writes the loaded picture's luma (the last full-resolution pass runs here).
+    pub fn write_y(&mut self, dst: &mut [u8], stride: usize) -> Result<(), FilterError> {
+        let (Some(loaded), Some(b)) = (self.loaded, self.bufs.as_mut()) else {
+            return Err(FilterError::NotLoaded);
+        };
+        let (w, h) = (b.size.0 as usize, b.size.1 as usize);
+        if !plane_fits(dst.len(), stride, w, h) {
+            return Err(FilterError::BadFrame);
+        }
+        if loaded.identity {
+            copy_out(&b.y, dst, stride)?;
+        } else {
+            compose_luma(b, loaded.sharpen_q8, dst, stride)?;
         }
         Ok(())
+    }
+
+    /// Writes the loaded picture's Cb plane.
+    pub fn write_u(&self, dst: &mut [u8], stride: usize) -> Result<(), FilterError> {
+        let (_, b) = self.loaded_chroma(dst, stride)?;
+        copy_out(&b.u, dst, stride)
+    }
+
+    /// Writes the loaded picture's Cr plane.
+    pub fn write_v(&self, dst: &mut [u8], stride: usize) -> Result<(), FilterError> {
+        let (loaded, b) = self.loaded_chroma(dst, stride)?;
+        copy_out(if loaded.ruddy { &b.scratch8 } else { &b.v }, dst, stride)
+    }
+
+    fn loaded_chroma(&self, dst: &[u8], stride: usize) -> Result<(Loaded, &Buffers), FilterError> {
+        let (Some(loaded), Some(b)) = (self.loaded, self.bufs.as_ref()) else {
+            return Err(FilterError::NotLoaded);
+        };
+        let (w, h) = (b.size.0 as usize / 2, b.size.1 as usize / 2);
+        if !plane_fits(dst.len(), stride, w, h) {
+            return Err(FilterError::BadFrame);
+        }
+        Ok((loaded, b))
     }
 }
 
@@ -353,34 +427,21 @@ fn smoothed_luma(b: &mut Buffers, strength: f64) -> Result<(), opencv::Error> {
         imgproc::INTER_AREA,
     )?;
     // Radius in quarter-res pixels and the edge threshold grow with the strength.
-    let r = 1 + (strength * 3.0).round() as i32;
+    let r = 1 + (strength * 3.0).round() as usize;
     let eps = 0.002 + 0.012 * strength;
-    let win = Size::new(2 * r + 1, 2 * r + 1);
-    let anchor = core::Point::new(-1, -1);
-    let bf = |src: &Mat, dst: &mut Mat| {
-        imgproc::box_filter(src, dst, -1, win, anchor, true, core::BORDER_REFLECT)
-    };
-    bf(&b.luma_q, &mut b.mean_i_q)?;
-    core::multiply(&b.luma_q, &b.luma_q, &mut b.sq_q, 1.0, -1)?;
-    bf(&b.sq_q, &mut b.mean_ii_q)?;
-    // var = E[I²] − E[I]²; a = var / (var + eps); b = (1 − a)·E[I]
-    core::multiply(&b.mean_i_q, &b.mean_i_q, &mut b.sq_q, 1.0, -1)?;
-    core::subtract(&b.mean_ii_q, &b.sq_q, &mut b.var_q, &core::no_array(), -1)?;
-    core::add(
-        &b.var_q,
-        &Scalar::all(eps),
-        &mut b.sq_q,
-        &core::no_array(),
-        -1,
-    )?;
-    core::divide2(&b.var_q, &b.sq_q, &mut b.a_q, 1.0, -1)?;
-    core::multiply(&b.a_q, &b.mean_i_q, &mut b.sq_q, 1.0, -1)?;
-    core::subtract(&b.mean_i_q, &b.sq_q, &mut b.b_q, &core::no_array(), -1)?;
-    bf(&b.a_q, &mut b.mean_i_q)?;
-    bf(&b.b_q, &mut b.mean_ii_q)?;
+    guided::coefficients(
+        b.luma_q.data_typed::<f32>()?,
+        b.luma_q.cols() as usize,
+        b.luma_q.rows() as usize,
+        r,
+        eps as f32,
+        &mut b.guided,
+        b.mean_a_q.data_typed_mut::<f32>()?,
+        b.mean_b_q.data_typed_mut::<f32>()?,
+    );
     let half = Size::new(w / 2, h / 2);
     imgproc::resize(
-        &b.mean_i_q,
+        &b.mean_a_q,
         &mut b.mean_i,
         half,
         0.0,
@@ -388,7 +449,7 @@ fn smoothed_luma(b: &mut Buffers, strength: f64) -> Result<(), opencv::Error> {
         imgproc::INTER_LINEAR,
     )?;
     imgproc::resize(
-        &b.mean_ii_q,
+        &b.mean_b_q,
         &mut b.mean_ii,
         half,
         0.0,
@@ -410,41 +471,54 @@ fn smoothed_luma(b: &mut Buffers, strength: f64) -> Result<(), opencv::Error> {
 }
 
 /// Lightening curve: y' = 255·log(1 + (β−1)·y/255) / log β, β growing with `w`.
-fn tone_curve(w: f64) -> Result<Mat, opencv::Error> {
+fn tone_curve(w: f64) -> [u8; 256] {
     let beta = 1.0 + 6.0 * w;
-    let values: Vec<u8> = (0..256)
-        .map(|y| {
-            let x = f64::from(y) / 255.0;
-            let curved = (1.0 + (beta - 1.0) * x).ln() / beta.ln();
-            // Blend with identity so small settings stay subtle.
-            let out = x + (curved - x) * w.min(1.0);
-            (out * 255.0).round().clamp(0.0, 255.0) as u8
-        })
-        .collect();
-    Mat::from_slice(&values)?.try_clone()
+    let mut lut = [0; 256];
+    for (y, out) in lut.iter_mut().enumerate() {
+        let x = y as f64 / 255.0;
+        let curved = (1.0 + (beta - 1.0) * x).ln() / beta.ln();
+        // Blend with identity so small settings stay subtle.
+        let v = x + (curved - x) * w.min(1.0);
+        *out = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+    }
+    lut
 }
 
-/// Copies a strided plane into a contiguous Mat of the same size.
-fn copy_in(dst: &mut Mat, src: &[u8], stride: usize) -> Result<(), opencv::Error> {
+/// Copies a strided plane into a contiguous Mat of the same size, through `curve`
+/// when there is one.
+fn copy_in(
+    dst: &mut Mat,
+    src: &[u8],
+    stride: usize,
+    curve: Option<&[u8; 256]>,
+) -> Result<(), FilterError> {
     let cols = dst.cols() as usize;
     let data = dst.data_bytes_mut()?;
     for (row, out) in data.chunks_exact_mut(cols).enumerate() {
-        let start = row * stride;
-        if let Some(line) = src.get(start..start + cols) {
-            out.copy_from_slice(line);
+        let line = src
+            .get(row * stride..row * stride + cols)
+            .ok_or(FilterError::BadFrame)?;
+        match curve {
+            Some(lut) => {
+                for (o, &v) in out.iter_mut().zip(line) {
+                    *o = lut[usize::from(v)];
+                }
+            }
+            None => out.copy_from_slice(line),
         }
     }
     Ok(())
 }
 
-fn copy_out(src: &Mat, dst: &mut [u8], stride: usize) -> Result<(), opencv::Error> {
+/// Copies a contiguous Mat into a strided plane (already checked to fit).
+fn copy_out(src: &Mat, dst: &mut [u8], stride: usize) -> Result<(), FilterError> {
     let cols = src.cols() as usize;
     let data = src.data_bytes()?;
     for (row, line) in data.chunks_exact(cols).enumerate() {
-        let start = row * stride;
-        if let Some(out) = dst.get_mut(start..start + cols) {
-            out.copy_from_slice(line);
-        }
+        let out = dst
+            .get_mut(row * stride..row * stride + cols)
+            .ok_or(FilterError::BadFrame)?;
+        out.copy_from_slice(line);
     }
     Ok(())
 }

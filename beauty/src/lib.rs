@@ -5,10 +5,11 @@
 
 mod filter;
 mod frame;
+mod guided;
 mod params;
 
 pub use filter::{BeautyFilter, FilterError};
-pub use frame::I420;
+pub use frame::{I420, I420Ref};
 pub use params::{BeautyParams, ParamError, Preset};
 
 /// Keeps OpenCV to the calling thread (process-wide). Each stream's filter runs on its

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use kefu_beauty::{BeautyFilter, BeautyParams, I420, Preset};
+use kefu_beauty::{BeautyFilter, BeautyParams, FilterError, I420, I420Ref, Preset};
 use opencv::core::{self, Mat, Rect, Scalar, Size};
 use opencv::prelude::*;
 use opencv::{imgcodecs, imgproc};
@@ -306,6 +306,90 @@ fn bad_frames_are_errors() {
             .apply(&mut frame, &Preset::Natural.params())
             .is_err()
     );
+}
+
+/// A pipeline reads the decoder's picture and writes the encoder's: the result must be
+/// the one `apply` gives in place, with the source untouched, into planes of another
+/// stride.
+#[test]
+fn load_then_write_equals_in_place_and_leaves_the_source_alone() {
+    for preset in [Preset::Natural, Preset::Smooth, Preset::None] {
+        let params = preset.params();
+        let source = Picture::load("astronaut.png", 320, 240);
+        let mut in_place = Picture::load("astronaut.png", 320, 240);
+        BeautyFilter::new()
+            .apply(&mut in_place.frame(), &params)
+            .expect("in place");
+        let (w, h, stride) = (source.width, source.height, source.width + 7);
+        let (mut y, mut u, mut v) = (
+            vec![0u8; stride * h],
+            vec![0u8; stride / 2 * (h / 2)],
+            vec![0u8; stride / 2 * (h / 2)],
+        );
+        let mut filter = BeautyFilter::new();
+        let src = I420Ref {
+            width: w,
+            height: h,
+            y: &source.y,
+            y_stride: source.stride,
+            u: &source.u,
+            u_stride: source.stride / 2,
+            v: &source.v,
+            v_stride: source.stride / 2,
+        };
+        filter.load(&src, &params).expect("load");
+        filter.write_y(&mut y, stride).expect("y");
+        filter.write_u(&mut u, stride / 2).expect("u");
+        filter.write_v(&mut v, stride / 2).expect("v");
+        let rows = |plane: &[u8], stride: usize, width: usize, rows: usize| -> Vec<u8> {
+            (0..rows)
+                .flat_map(|r| plane[r * stride..r * stride + width].to_vec())
+                .collect()
+        };
+        let name = preset.as_str();
+        assert_eq!(
+            rows(&y, stride, w, h),
+            rows(&in_place.y, in_place.stride, w, h),
+            "{name} Y"
+        );
+        for (out, want) in [(&u, &in_place.u), (&v, &in_place.v)] {
+            assert_eq!(
+                rows(out, stride / 2, w / 2, h / 2),
+                rows(want, in_place.stride / 2, w / 2, h / 2),
+                "{name} chroma"
+            );
+        }
+        let original = Picture::load("astronaut.png", 320, 240);
+        assert!(
+            source.y == original.y && source.u == original.u && source.v == original.v,
+            "the source is only read"
+        );
+    }
+}
+
+#[test]
+fn writing_before_a_load_or_into_a_short_plane_is_an_error() {
+    let mut filter = BeautyFilter::new();
+    let mut plane = vec![0u8; 64 * 64];
+    assert!(matches!(
+        filter.write_y(&mut plane, 64),
+        Err(FilterError::NotLoaded)
+    ));
+    let mut pic = Picture::load("astronaut.png", 64, 64);
+    let frame = pic.frame();
+    filter
+        .load(&frame.as_ref(), &Preset::Natural.params())
+        .expect("load");
+    let mut short = vec![0u8; 64 * 63];
+    assert!(matches!(
+        filter.write_y(&mut short, 64),
+        Err(FilterError::BadFrame)
+    ));
+    assert!(matches!(
+        filter.write_v(&mut short[..100], 32),
+        Err(FilterError::BadFrame)
+    ));
+    assert!(filter.write_y(&mut plane, 64).is_ok());
 }
 
 /// The natural preset on the astronaut, against a stored result (downscaled luma, PNG).

@@ -24,17 +24,25 @@ fn main() {
     // The filter runs on the pipeline's own thread; OpenCV must not fan out further.
     kefu_beauty::set_single_threaded();
     kefu_recorder::transcode::init();
-    let inputs = [("camera", camera_frames()), ("ramp", ramp_frames())];
-    for (input, frames) in &inputs {
+    // `cargo bench … -- <text>` runs the benchmarks whose names contain the text.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let inputs: [(&str, MakeInput); 2] = [("camera", camera_frames), ("ramp", ramp_frames)];
+    for (input, make_frames) in inputs {
+        let mut frames = None;
         for (label, output) in [("vp8", VideoCodec::Vp8), ("h264", VideoCodec::H264)] {
-            run(
-                &format!("pipeline/720p30_{input}_vp8_to_{label}"),
-                frames,
-                output,
-            );
+            let name = format!("pipeline/720p30_{input}_vp8_to_{label}");
+            if name.contains(&filter) {
+                run(&name, frames.get_or_insert_with(make_frames), output);
+            }
         }
     }
 }
+
+/// Encodes one input stream (before timing starts).
+type MakeInput = fn() -> Vec<InputFrame>;
 
 fn run(name: &str, frames: &[InputFrame], output: VideoCodec) {
     let mut pipeline = BeautyPipeline::new(output, Preset::Natural.params(), 1_500_000);

@@ -13,7 +13,7 @@ mod worker;
 use std::sync::Arc;
 
 use ffmpeg_next as ffmpeg;
-use kefu_beauty::{BeautyFilter, BeautyParams, I420};
+use kefu_beauty::{BeautyFilter, BeautyParams, I420Ref};
 
 pub use codec::VideoCodec;
 use codec::{Decoder, Encoder};
@@ -66,43 +66,6 @@ pub struct PipelineStats {
     pub not_encoded: u64,
 }
 
-/// Owned I420 planes (contiguous rows), reused across frames.
-#[derive(Debug, Default)]
-struct Planes {
-    width: usize,
-    height: usize,
-    y: Vec<u8>,
-    u: Vec<u8>,
-    v: Vec<u8>,
-}
-
-impl Planes {
-    fn resize(&mut self, width: usize, height: usize) {
-        if (self.width, self.height) != (width, height) {
-            *self = Planes {
-                width,
-                height,
-                y: vec![0; width * height],
-                u: vec![0; width / 2 * (height / 2)],
-                v: vec![0; width / 2 * (height / 2)],
-            };
-        }
-    }
-
-    fn as_frame(&mut self) -> I420<'_> {
-        I420 {
-            width: self.width,
-            height: self.height,
-            y: &mut self.y,
-            y_stride: self.width,
-            u: &mut self.u,
-            u_stride: self.width / 2,
-            v: &mut self.v,
-            v_stride: self.width / 2,
-        }
-    }
-}
-
 /// Decode → beauty → encode for one agent stream.
 pub struct BeautyPipeline {
     output: VideoCodec,
@@ -111,7 +74,6 @@ pub struct BeautyPipeline {
     decoder: Option<Decoder>,
     encoder: Option<Encoder>,
     filter: BeautyFilter,
-    planes: Planes,
     waiting_for_keyframe: bool,
     force_keyframe: bool,
     stats: PipelineStats,
@@ -136,7 +98,6 @@ impl BeautyPipeline {
             decoder: None,
             encoder: None,
             filter: BeautyFilter::new(),
-            planes: Planes::default(),
             waiting_for_keyframe: true,
             force_keyframe: false,
             stats: PipelineStats::default(),
@@ -212,27 +173,30 @@ impl BeautyPipeline {
             return Ok(out);
         };
         self.waiting_for_keyframe = false;
-        let decoded = match decoder.decode(&input.data, &mut self.planes) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!("agent video frame did not decode: {e}");
-                self.stats.decode_errors += 1;
-                self.waiting_for_keyframe = true;
-                out.need_keyframe = true;
-                return Ok(out);
-            }
-        };
-        self.stats.decoded += decoded as u64;
-        if !encode {
-            self.stats.not_encoded += decoded as u64;
+        if let Err(e) = decoder.send(&input.data) {
+            tracing::debug!("agent video frame did not decode: {e}");
+            self.stats.decode_errors += 1;
+            self.waiting_for_keyframe = true;
+            out.need_keyframe = true;
             return Ok(out);
         }
-        for _ in 0..decoded {
-            if let Err(e) = self.filter.apply(&mut self.planes.as_frame(), &self.params) {
-                // A filter failure must not cost the call its picture: send it unfiltered.
-                tracing::warn!("beauty filter failed, frame sent as is: {e}");
+        // The decoder's picture is read by the filter, which writes straight into the
+        // encoder's frame: no copies of the pipeline's own.
+        loop {
+            let picture = match decoder.next_picture() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("decoded picture not converted to I420: {e}");
+                    break;
+                }
+            };
+            self.stats.decoded += 1;
+            if !encode {
+                self.stats.not_encoded += 1;
+                continue;
             }
-            let (w, h) = (self.planes.width, self.planes.height);
+            let (w, h) = (picture.width, picture.height);
             if self.encoder.as_ref().is_none_or(|e| e.size() != (w, h)) {
                 self.encoder = Some(Encoder::new(self.output, w, h, self.bitrate_bps)?);
                 self.force_keyframe = true;
@@ -240,8 +204,14 @@ impl BeautyPipeline {
             let Some(encoder) = self.encoder.as_mut() else {
                 continue;
             };
+            let target = encoder.picture_mut();
+            if let Err(e) = filter_into(&mut self.filter, &self.params, &picture, target) {
+                // A filter failure must not cost the call its picture: send it unfiltered.
+                tracing::warn!("beauty filter failed, frame sent as is: {e}");
+                copy_into(&picture, target);
+            }
             let key = std::mem::take(&mut self.force_keyframe);
-            for (data, keyframe) in encoder.encode(&self.planes, input.rtp_time, key)? {
+            for (data, keyframe) in encoder.encode(input.rtp_time, key)? {
                 self.stats.encoded += 1;
                 out.frames.push(OutputFrame {
                     rtp_time: input.rtp_time,
@@ -254,43 +224,37 @@ impl BeautyPipeline {
     }
 }
 
-impl Planes {
-    /// Copies a decoded picture in (converting to I420 first if it is not).
-    fn fill_from(&mut self, frame: &ffmpeg::frame::Video) {
-        let (w, h) = (frame.width() as usize & !1, frame.height() as usize & !1);
-        self.resize(w, h);
-        let copy = |dst: &mut [u8], src: &[u8], stride: usize, width: usize, rows: usize| {
-            for row in 0..rows {
-                if let (Some(d), Some(s)) = (
-                    dst.get_mut(row * width..(row + 1) * width),
-                    src.get(row * stride..row * stride + width),
-                ) {
-                    d.copy_from_slice(s);
-                }
-            }
-        };
-        copy(&mut self.y, frame.data(0), frame.stride(0), w, h);
-        copy(&mut self.u, frame.data(1), frame.stride(1), w / 2, h / 2);
-        copy(&mut self.v, frame.data(2), frame.stride(2), w / 2, h / 2);
-    }
+/// The filtered picture into the encoder's frame (of the picture's size), plane by plane.
+fn filter_into(
+    filter: &mut BeautyFilter,
+    params: &BeautyParams,
+    picture: &I420Ref<'_>,
+    target: &mut ffmpeg::frame::Video,
+) -> Result<(), kefu_beauty::FilterError> {
+    filter.load(picture, params)?;
+    let stride = |plane| target.stride(plane);
+    let (sy, su, sv) = (stride(0), stride(1), stride(2));
+    filter.write_y(target.data_mut(0), sy)?;
+    filter.write_u(target.data_mut(1), su)?;
+    filter.write_v(target.data_mut(2), sv)
+}
 
-    /// Copies the picture into an encoder frame of the same size.
-    fn copy_to(&self, frame: &mut ffmpeg::frame::Video) {
-        let (w, h) = (self.width, self.height);
-        for (plane, src, width, rows) in [
-            (0, &self.y, w, h),
-            (1, &self.u, w / 2, h / 2),
-            (2, &self.v, w / 2, h / 2),
-        ] {
-            let stride = frame.stride(plane);
-            let dst = frame.data_mut(plane);
-            for row in 0..rows {
-                if let (Some(d), Some(s)) = (
-                    dst.get_mut(row * stride..row * stride + width),
-                    src.get(row * width..(row + 1) * width),
-                ) {
-                    d.copy_from_slice(s);
-                }
+/// The picture into the encoder's frame as it is.
+fn copy_into(picture: &I420Ref<'_>, target: &mut ffmpeg::frame::Video) {
+    let (w, h) = (picture.width, picture.height);
+    for (plane, src, src_stride, width, rows) in [
+        (0, picture.y, picture.y_stride, w, h),
+        (1, picture.u, picture.u_stride, w / 2, h / 2),
+        (2, picture.v, picture.v_stride, w / 2, h / 2),
+    ] {
+        let stride = target.stride(plane);
+        let dst = target.data_mut(plane);
+        for row in 0..rows {
+            if let (Some(d), Some(s)) = (
+                dst.get_mut(row * stride..row * stride + width),
+                src.get(row * src_stride..row * src_stride + width),
+            ) {
+                d.copy_from_slice(s);
             }
         }
     }
