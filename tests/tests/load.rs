@@ -34,11 +34,12 @@ fn the_load_tool_measures_kefu_and_janus_side_by_side() {
         "bench-sfu.sh failed:\n{stdout}\n{stderr}"
     );
 
-    let runs: Vec<Value> =
+    let all: Value =
         serde_json::from_slice(&std::fs::read(&json).expect("runs JSON")).expect("JSON");
+    let runs = all["runs"].as_array().expect("runs");
     let sfus: Vec<&str> = runs.iter().filter_map(|r| r["sfu"].as_str()).collect();
     assert_eq!(sfus, ["kefu", "janus"]);
-    for run in &runs {
+    for run in runs {
         let sfu = &run["sfu"];
         let d = &run["delivery"];
         let count = |k: &str| d[k].as_u64().unwrap_or(0);
@@ -65,7 +66,23 @@ fn the_load_tool_measures_kefu_and_janus_side_by_side() {
             run["sfu_cores"].as_f64().unwrap_or(0.0) > 0.0,
             "{sfu}: {run}"
         );
+        let user = run["sfu_user_us_per_packet"].as_f64().unwrap_or(-1.0);
+        let kernel = run["sfu_kernel_us_per_packet"].as_f64().unwrap_or(-1.0);
+        assert!(
+            user >= 0.0 && kernel >= 0.0 && user + kernel > 0.0,
+            "{sfu}: {run}"
+        );
     }
+    // The kernel's floor ran at kefu's rate and relayed what it was offered.
+    let floor = &all["floor"];
+    let kefu_pps = runs[0]["forwarded_pps"].as_f64().unwrap_or(0.0);
+    assert!(
+        (floor["offered_pps"].as_f64().unwrap_or(0.0) - kefu_pps).abs() < 1e-6,
+        "{floor}"
+    );
+    let relayed = floor["relayed"].as_u64().unwrap_or(0) as f64;
+    assert!(relayed >= kefu_pps * 3.0 * 0.8, "{floor}");
+    assert!(stdout.contains("Kernel floor"), "{stdout}");
     assert!(
         stdout.contains("| kefu / Janus"),
         "ratios printed:\n{stdout}"

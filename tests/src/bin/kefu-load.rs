@@ -86,13 +86,27 @@ async fn main() -> anyhow::Result<()> {
             reports.push(report);
         }
     }
+    // The kernel's share of forwarding, at the load kefu carried (see load::floor).
+    let floor = match load::floor_load(&reports) {
+        Some((pps, bytes)) => {
+            eprintln!("kefu-load: kernel floor at {pps:.0} packets/s of {bytes} bytes");
+            let window = config.measure;
+            let floor =
+                tokio::task::spawn_blocking(move || load::floor::measure(pps, bytes, window))
+                    .await??;
+            eprintln!("{}", serde_json::to_string(&floor)?);
+            Some(floor)
+        }
+        None => None,
+    };
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&reports)?)?;
+        let all = serde_json::json!({ "runs": reports, "floor": floor });
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
     }
     println!(
         "{} calls, {} kbit/s VP8 at {} fps + Opus 32 kbit/s per publisher, {} s measured after {} s warm-up\n",
         args.calls, args.video_kbps, args.fps, args.seconds, args.warmup
     );
-    println!("{}", load::markdown(&reports));
+    println!("{}", load::markdown(&reports, floor.as_ref()));
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! `2 × calls` publishers (Opus + VP8 each) and `2 × calls` subscribers, every party
 //! receiving the other; `4 × calls` forwarded streams.
 
+pub mod floor;
 pub mod janus;
 pub mod kefu;
 pub mod media;
@@ -67,6 +68,10 @@ pub struct RunReport {
     pub client_cores: f64,
     pub packets_per_busy_core: f64,
     pub millicores_per_stream: f64,
+    /// The SFU's CPU per forwarded packet, in its own code and libraries...
+    pub sfu_user_us_per_packet: f64,
+    /// ...and in the kernel (UDP send and receive, epoll, timers).
+    pub sfu_kernel_us_per_packet: f64,
 }
 
 impl RunReport {
@@ -191,7 +196,9 @@ async fn measure(
 
     let delivery = tally.delivery();
     let sfu_cores = (sfu_after.cpu_secs - sfu_before.cpu_secs) / window_secs;
+    let sfu_kernel_cores = (sfu_after.kernel_secs - sfu_before.kernel_secs) / window_secs;
     let forwarded_pps = delivery.window_packets as f64 / window_secs;
+    let us_per_packet = |cores: f64| cores * 1e6 / forwarded_pps.max(1e-6);
     Ok(RunReport {
         sfu: target.name(),
         calls: config.calls,
@@ -205,30 +212,35 @@ async fn measure(
         client_cores: (client_after.cpu_secs - client_before.cpu_secs) / window_secs,
         packets_per_busy_core: forwarded_pps / sfu_cores.max(1e-6),
         millicores_per_stream: sfu_cores * 1000.0 / delivery.streams.max(1) as f64,
+        sfu_user_us_per_packet: us_per_packet(sfu_cores - sfu_kernel_cores),
+        sfu_kernel_us_per_packet: us_per_packet(sfu_kernel_cores),
     })
 }
 
 /// One figure of a run, for the ratio table.
 type Figure = fn(&RunReport) -> f64;
 
-/// A Markdown table of the runs, then kefu/Janus ratios when both ran.
-pub fn markdown(reports: &[RunReport]) -> String {
+/// A Markdown table of the runs, then kefu/Janus ratios when both ran, then the
+/// kernel's floor when it was measured.
+pub fn markdown(reports: &[RunReport], floor: Option<&floor::FloorReport>) -> String {
     let mut out = String::from(
         "| SFU | streams | forwarded pkt/s | Mbit/s | SFU cores | pkt/s per busy core | \
-         millicores per stream | delay p50 / p99 ms | jitter ms | audio / video delivered | \
-         seq loss | peak RSS MiB | load-gen cores |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         µs per packet: user / kernel | millicores per stream | delay p50 / p99 ms | \
+         jitter ms | audio / video delivered | seq loss | peak RSS MiB | load-gen cores |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         out += &format!(
-            "| {} | {} | {:.0} | {:.1} | {:.3} | {:.0} | {:.2} | {:.2} / {:.2} | {:.2} | \
-             {:.2} % / {:.2} % | {:.3} % | {:.1} | {:.2} |\n",
+            "| {} | {} | {:.0} | {:.1} | {:.3} | {:.0} | {:.1} / {:.1} | {:.2} | {:.2} / {:.2} | \
+             {:.2} | {:.2} % / {:.2} % | {:.3} % | {:.1} | {:.2} |\n",
             r.sfu,
             r.delivery.streams,
             r.forwarded_pps,
             r.forwarded_mbps,
             r.sfu_cores,
             r.packets_per_busy_core,
+            r.sfu_user_us_per_packet,
+            r.sfu_kernel_us_per_packet,
             r.millicores_per_stream,
             r.delivery.delay_p50_ms,
             r.delivery.delay_p99_ms,
@@ -258,5 +270,39 @@ pub fn markdown(reports: &[RunReport]) -> String {
             }
         }
     }
+    if let Some(f) = floor.filter(|f| !f.measurable) {
+        out += &format!(
+            "\nKernel floor: {} packets relayed, too little CPU to measure per packet.\n",
+            f.relayed
+        );
+    }
+    if let Some(f) = floor.filter(|f| f.measurable) {
+        out += &format!(
+            "\nKernel floor (a relay thread that only receives and sends, no WebRTC, \
+             {:.0} packets/s of {} bytes on the same loopback path): \
+             **{:.0} pkt/s per busy core**, {:.1} / {:.1} µs per packet user / kernel \
+             ({} relayed, {} arrived).\n",
+            f.offered_pps,
+            f.packet_bytes,
+            f.packets_per_busy_core,
+            f.user_us_per_packet,
+            f.kernel_us_per_packet,
+            f.relayed,
+            f.received,
+        );
+    }
     out
+}
+
+/// The floor's load: the packet rate and mean size the kefu runs forwarded (on the
+/// wire: payload plus ≈ 40 bytes of RTP header, extensions and SRTP tag).
+pub fn floor_load(reports: &[RunReport]) -> Option<(f64, usize)> {
+    let kefu: Vec<&RunReport> = reports.iter().filter(|r| r.sfu == "kefu").collect();
+    let packets: u64 = kefu.iter().map(|r| r.delivery.window_packets).sum();
+    if packets == 0 {
+        return None;
+    }
+    let bytes: u64 = kefu.iter().map(|r| r.delivery.window_bytes).sum();
+    let pps = kefu.iter().map(|r| r.forwarded_pps).sum::<f64>() / kefu.len() as f64;
+    Some((pps, (bytes / packets) as usize + 40))
 }

@@ -71,10 +71,12 @@ impl Drop for ServerProcess {
     }
 }
 
-/// CPU time used so far and memory resident now.
+/// CPU time used so far (user + kernel) and memory resident now.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
     pub cpu_secs: f64,
+    /// The kernel's share of `cpu_secs` (system calls: the UDP path, epoll).
+    pub kernel_secs: f64,
     pub rss_bytes: u64,
 }
 
@@ -82,8 +84,10 @@ impl Usage {
     pub fn of(pid: u32) -> anyhow::Result<Self> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let (user, kernel) = cpu_split_from_stat(&stat).context("unreadable /proc stat")?;
         Ok(Self {
-            cpu_secs: cpu_secs_from_stat(&stat).context("unreadable /proc stat")?,
+            cpu_secs: user + kernel,
+            kernel_secs: kernel,
             rss_bytes: rss_from_status(&status).context("no VmRSS")?,
         })
     }
@@ -93,13 +97,14 @@ impl Usage {
     }
 }
 
-/// utime + stime (fields 14 and 15; the command name before them may hold spaces).
-fn cpu_secs_from_stat(stat: &str) -> Option<f64> {
+/// (utime, stime) in seconds from a /proc stat line (fields 14 and 15; the command
+/// name before them may hold spaces).
+pub(super) fn cpu_split_from_stat(stat: &str) -> Option<(f64, f64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SEC)
+    Some((utime as f64 / TICKS_PER_SEC, stime as f64 / TICKS_PER_SEC))
 }
 
 fn rss_from_status(status: &str) -> Option<u64> {
@@ -142,8 +147,8 @@ mod tests {
     #[test]
     fn reads_cpu_time_past_a_command_name_with_spaces() {
         let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
-        assert_eq!(cpu_secs_from_stat(stat), Some(3.0));
-        assert_eq!(cpu_secs_from_stat("garbage"), None);
+        assert_eq!(cpu_split_from_stat(stat), Some((2.5, 0.5)));
+        assert_eq!(cpu_split_from_stat("garbage"), None);
     }
 
     #[test]
