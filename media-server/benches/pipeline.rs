@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ffmpeg;
 use kefu_beauty::Preset;
+use kefu_media_server::Vp8Version;
 use kefu_media_server::pipeline::{BeautyPipeline, InputFrame, VideoCodec};
 use kefu_recorder::synthetic::party_frames_sized;
 use kefu_recorder::{Codec, Party};
@@ -32,10 +33,22 @@ fn main() {
     let inputs: [(&str, MakeInput); 2] = [("camera", camera_frames), ("ramp", ramp_frames)];
     for (input, make_frames) in inputs {
         let mut frames = None;
-        for (label, output) in [("vp8", VideoCodec::Vp8), ("h264", VideoCodec::H264)] {
+        // VP8 out as configured by default (version 0), and as `media.beauty_vp8 =
+        // "simple"` makes it (version 1), on the camera input.
+        let outputs = [
+            ("vp8", VideoCodec::Vp8, Vp8Version::Normal),
+            ("vp8_version1", VideoCodec::Vp8, Vp8Version::Simple),
+            ("h264", VideoCodec::H264, Vp8Version::Normal),
+        ];
+        for (label, output, version) in outputs {
             let name = format!("pipeline/720p30_{input}_vp8_to_{label}");
-            if name.contains(&filter) {
-                run(&name, frames.get_or_insert_with(make_frames), output);
+            if name.contains(&filter) && (input == "camera" || version == Vp8Version::Normal) {
+                run(
+                    &name,
+                    frames.get_or_insert_with(make_frames),
+                    output,
+                    version,
+                );
             }
         }
     }
@@ -44,8 +57,9 @@ fn main() {
 /// Encodes one input stream (before timing starts).
 type MakeInput = fn() -> Vec<InputFrame>;
 
-fn run(name: &str, frames: &[InputFrame], output: VideoCodec) {
-    let mut pipeline = BeautyPipeline::new(output, Preset::Natural.params(), 1_500_000);
+fn run(name: &str, frames: &[InputFrame], output: VideoCodec, version: Vp8Version) {
+    let mut pipeline =
+        BeautyPipeline::new(output, Preset::Natural.params(), 1_500_000).with_vp8_version(version);
     let mut latencies: Vec<Duration> = Vec::with_capacity(frames.len());
     let cpu0 = cpu_seconds();
     for f in frames {

@@ -23,6 +23,34 @@ pub struct MediaConfig {
     /// that block UDP. Its candidate advertises
     /// `advertise_ip` and the bound TCP port.
     pub ice_tcp: bool,
+    /// The VP8 bitstream version the beauty pipeline's encoder writes.
+    pub beauty_vp8: Vp8Version,
+}
+
+/// VP8 bitstream versions (RFC 6386 §9.1) the beauty pipeline can write. Decoders are
+/// meant to take all of them (libvpx and FFmpeg do; VA-API names its VP8 profile
+/// "Version0_3"), but browsers' encoders only ever send version 0, so a phone's
+/// hardware decoder may never have met another: version 0 is the default, version 1
+/// an opt-in for operators who know their customers' devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vp8Version {
+    /// Version 0: six-tap prediction filters and the normal loop filter.
+    #[default]
+    Normal,
+    /// Version 1: bilinear prediction and the simple loop filter, ≈ 20 % less encoder
+    /// CPU at the same quality on a face (BENCHMARKS.md).
+    Simple,
+}
+
+impl Vp8Version {
+    /// The number in the frame tag (and libvpx's `g_profile`).
+    pub fn number(self) -> u8 {
+        match self {
+            Vp8Version::Normal => 0,
+            Vp8Version::Simple => 1,
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -33,6 +61,7 @@ impl Default for MediaConfig {
             advertise_ip: None,
             advertise_port: None,
             ice_tcp: true,
+            beauty_vp8: Vp8Version::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::config::MediaConfig;
+use crate::config::{MediaConfig, Vp8Version};
 use crate::core::{BeautyOutput, Sfu, SfuEvent, SfuOutput, TapParty};
 use crate::error::{CandidateError, JoinError, MediaError};
 use crate::ids::{ParticipantId, RoomId};
@@ -298,6 +298,7 @@ impl MediaServer {
             (None, None)
         };
 
+        let beauty_vp8 = config.beauty_vp8;
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (pipeline_tx, pipeline_rx) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel();
@@ -322,6 +323,7 @@ impl MediaServer {
                         subscribers: HashMap::new(),
                         taps: HashMap::new(),
                         pipelines: HashMap::new(),
+                        beauty_vp8,
                         pipeline_tx,
                         pipeline_rx,
                         metrics,
@@ -368,6 +370,7 @@ struct Driver {
     subscribers: HashMap<ParticipantId, mpsc::Sender<SfuEvent>>,
     taps: HashMap<RoomId, kefu_recorder::TapSink>,
     pipelines: HashMap<RoomId, PipelineWorker>,
+    beauty_vp8: Vp8Version,
     pipeline_tx: mpsc::UnboundedSender<PipelineResult>,
     pipeline_rx: mpsc::UnboundedReceiver<PipelineResult>,
     metrics: SfuMetrics,
@@ -482,7 +485,12 @@ impl Driver {
                         worker.set_params(params);
                         return;
                     }
-                    match PipelineWorker::spawn(room.clone(), params, self.pipeline_tx.clone()) {
+                    match PipelineWorker::spawn(
+                        room.clone(),
+                        params,
+                        self.beauty_vp8,
+                        self.pipeline_tx.clone(),
+                    ) {
                         Ok(worker) => {
                             self.pipelines.insert(room.clone(), worker);
                             self.sfu.route_beauty(now, room, agent, Some(output));

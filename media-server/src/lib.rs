@@ -15,7 +15,7 @@ pub mod metrics;
 pub mod pipeline;
 mod tcp;
 
-pub use config::MediaConfig;
+pub use config::{MediaConfig, Vp8Version};
 pub use core::{BeautyOutput, DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};
 pub use driver::{MediaHandle, MediaServer};
 pub use error::{CandidateError, JoinError, MediaError};

@@ -311,6 +311,24 @@ mod tests {
     }
 
     #[test]
+    fn the_beauty_encoders_vp8_version_is_normal_unless_set_and_checked() {
+        use kefu_media_server::Vp8Version;
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                KefuConfig::load(None).expect("defaults").media.beauty_vp8,
+                Vp8Version::Normal
+            );
+            jail.create_file("kefu.toml", "[media]\nbeauty_vp8 = \"simple\"\n")?;
+            let config = KefuConfig::load(Some(Path::new("kefu.toml"))).expect("valid");
+            assert_eq!(config.media.beauty_vp8, Vp8Version::Simple);
+            jail.create_file("bad.toml", "[media]\nbeauty_vp8 = \"fast\"\n")?;
+            let err = KefuConfig::load(Some(Path::new("bad.toml"))).expect_err("not a version");
+            assert!(err.to_string().contains("fast"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn short_token_secret_is_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KEFU_AUTH__TOKEN_SECRET", "short");

@@ -7,6 +7,7 @@ use ffmpeg_next as ffmpeg;
 use kefu_beauty::I420Ref;
 
 use super::PipelineError;
+use crate::config::Vp8Version;
 
 /// Video codecs the SFU forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,6 +114,7 @@ pub(super) struct Encoder {
     frame: ffmpeg::frame::Video,
     first_rtp: Option<u64>,
     bitrate_bps: u32,
+    vp8_version: Vp8Version,
     /// A VP8 rate waiting for [`VP8_REOPEN_UP_AFTER`] frames since the last open.
     wanted_bps: Option<u32>,
     frames_since_open: u32,
@@ -128,11 +130,11 @@ const VP8_REOPEN_UP_AFTER: u32 = 150;
 impl Encoder {
     pub fn new(
         codec: VideoCodec,
-        width: usize,
-        height: usize,
+        (width, height): (usize, usize),
         bitrate_bps: u32,
+        vp8_version: Vp8Version,
     ) -> Result<Self, PipelineError> {
-        let inner = open(codec, width, height, bitrate_bps)?;
+        let inner = open(codec, (width, height), bitrate_bps, vp8_version)?;
         Ok(Self {
             codec,
             size: (width, height),
@@ -140,6 +142,7 @@ impl Encoder {
             frame: ffmpeg::frame::Video::new(Pixel::YUV420P, width as u32, height as u32),
             first_rtp: None,
             bitrate_bps,
+            vp8_version,
             wanted_bps: None,
             frames_since_open: 0,
         })
@@ -186,7 +189,7 @@ impl Encoder {
         if let Some(bps) = self.wanted_bps
             && (bps < self.bitrate_bps || self.frames_since_open >= VP8_REOPEN_UP_AFTER)
         {
-            self.inner = open(self.codec, self.size.0, self.size.1, bps)?;
+            self.inner = open(self.codec, self.size, bps, self.vp8_version)?;
             self.bitrate_bps = bps;
             self.wanted_bps = None;
             self.frames_since_open = 0;
@@ -218,9 +221,9 @@ impl Encoder {
 
 fn open(
     codec: VideoCodec,
-    width: usize,
-    height: usize,
+    (width, height): (usize, usize),
     bitrate_bps: u32,
+    vp8_version: Vp8Version,
 ) -> Result<ffmpeg::encoder::Video, PipelineError> {
     let (name, label) = match codec {
         VideoCodec::Vp8 => ("libvpx", "VP8"),
@@ -255,10 +258,9 @@ fn open(
             // artefacts undo the smoothing the customer sees (beauty e2e); numbers in
             // BENCHMARKS.md.
             opts.set("cpu-used", "-8");
-            // VP8 version 1 (RFC 6386 §9.1): bilinear prediction filters and the simple
-            // loop filter; every VP8 decoder handles it. Measured on a face at 1.5 Mbit/s:
-            // 10–25 % less encoder CPU at the same PSNR (BENCHMARKS.md).
-            opts.set("profile", "1");
+            // The bitstream version (media.beauty_vp8): 0 unless configured; 1 costs
+            // ≈ 20 % less encoder CPU at the same PSNR on a face (BENCHMARKS.md).
+            opts.set("profile", &vp8_version.number().to_string());
             opts.set("lag-in-frames", "0");
             opts.set("error-resilient", "1");
             opts.set("auto-alt-ref", "0");

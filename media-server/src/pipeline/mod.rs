@@ -15,6 +15,8 @@ use std::sync::Arc;
 use ffmpeg_next as ffmpeg;
 use kefu_beauty::{BeautyFilter, BeautyParams, I420Ref};
 
+use crate::config::Vp8Version;
+
 pub use codec::VideoCodec;
 use codec::{Decoder, Encoder};
 pub use worker::{PipelineResult, PipelineWorker};
@@ -69,6 +71,7 @@ pub struct PipelineStats {
 /// Decode → beauty → encode for one agent stream.
 pub struct BeautyPipeline {
     output: VideoCodec,
+    vp8_version: Vp8Version,
     params: BeautyParams,
     bitrate_bps: u32,
     decoder: Option<Decoder>,
@@ -93,6 +96,7 @@ impl BeautyPipeline {
         codec::init();
         Self {
             output,
+            vp8_version: Vp8Version::default(),
             params,
             bitrate_bps,
             decoder: None,
@@ -102,6 +106,13 @@ impl BeautyPipeline {
             force_keyframe: false,
             stats: PipelineStats::default(),
         }
+    }
+
+    /// Which VP8 version the encoder writes when the output is VP8 (from the next
+    /// encoder opened on).
+    pub fn with_vp8_version(mut self, version: Vp8Version) -> Self {
+        self.vp8_version = version;
+        self
     }
 
     pub fn stats(&self) -> PipelineStats {
@@ -198,7 +209,12 @@ impl BeautyPipeline {
             }
             let (w, h) = (picture.width, picture.height);
             if self.encoder.as_ref().is_none_or(|e| e.size() != (w, h)) {
-                self.encoder = Some(Encoder::new(self.output, w, h, self.bitrate_bps)?);
+                self.encoder = Some(Encoder::new(
+                    self.output,
+                    (w, h),
+                    self.bitrate_bps,
+                    self.vp8_version,
+                )?);
                 self.force_keyframe = true;
             }
             let Some(encoder) = self.encoder.as_mut() else {

@@ -141,11 +141,11 @@ fn beauty_on_removes_noise_from_the_face_and_every_frame_comes_out() {
     assert_eq!(off.stats().encoded, 20);
     assert_eq!(on.stats().encoded, 20);
     assert!(smoothed[0].keyframe, "the stream starts on a keyframe");
-    // RFC 6386 §9.1: bits 1–3 of the frame tag hold the version (1: bilinear
-    // prediction, simple loop filter), chosen for encoder speed.
+    // RFC 6386 §9.1: bits 1–3 of the frame tag hold the version; 0 (what browsers
+    // send) unless configured otherwise.
     assert!(
-        smoothed.iter().all(|f| (f.data[0] >> 1) & 7 == 1),
-        "every frame is VP8 version 1"
+        smoothed.iter().all(|f| (f.data[0] >> 1) & 7 == 0),
+        "every frame is VP8 version 0"
     );
     let (n_off, e_off) = face_hf_energy(VideoCodec::Vp8, &plain);
     let (n_on, e_on) = face_hf_energy(VideoCodec::Vp8, &smoothed);
@@ -155,6 +155,20 @@ fn beauty_on_removes_noise_from_the_face_and_every_frame_comes_out() {
         e_on < 0.7 * e_off,
         "face high-frequency energy: beauty on {e_on:.0}, off {e_off:.0}"
     );
+}
+
+#[test]
+fn vp8_version_1_comes_out_when_configured() {
+    let input = agent_stream(5);
+    let mut p = BeautyPipeline::new(VideoCodec::Vp8, Preset::Natural.params(), 1_000_000)
+        .with_vp8_version(Vp8Version::Simple);
+    let mut out = Vec::new();
+    for f in &input {
+        out.extend(p.process(f).expect("process").frames);
+    }
+    assert_eq!(out.len(), 5);
+    assert!(out.iter().all(|f| (f.data[0] >> 1) & 7 == 1), "version 1");
+    assert_eq!(face_hf_energy(VideoCodec::Vp8, &out).0, 5, "and it decodes");
 }
 
 #[test]

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
 use super::{BeautyPipeline, InputFrame, Processed, VideoCodec};
+use crate::config::Vp8Version;
 use crate::ids::RoomId;
 
 /// Frames waiting for the pipeline at most (≈ 0.5 s at 30 fps; normally none wait
@@ -58,6 +59,7 @@ impl PipelineWorker {
     pub fn spawn(
         room: RoomId,
         params: BeautyParams,
+        vp8_version: Vp8Version,
         results: UnboundedSender<PipelineResult>,
     ) -> std::io::Result<Self> {
         let (frames, input) = sync_channel::<Queued>(QUEUE);
@@ -89,7 +91,10 @@ impl PipelineWorker {
                     Some(p) if p.output == output => p,
                     _ => {
                         info!(%room, input = ?frame.codec, ?output, "beauty pipeline started");
-                        pipeline.insert(BeautyPipeline::new(output, params, bitrate))
+                        pipeline.insert(
+                            BeautyPipeline::new(output, params, bitrate)
+                                .with_vp8_version(vp8_version),
+                        )
                     }
                 };
                 p.set_params(params);
