@@ -73,15 +73,20 @@ fn the_load_tool_measures_kefu_and_janus_side_by_side() {
             "{sfu}: {run}"
         );
     }
-    // The kernel's floor ran at kefu's rate and relayed what it was offered.
-    let floor = &all["floor"];
+    // The kernel's floors ran at kefu's rate and relayed what they were offered.
+    let floors = all["floors"].as_array().expect("floors");
+    let relays: Vec<&str> = floors.iter().filter_map(|f| f["relay"].as_str()).collect();
+    assert_eq!(relays, ["per_packet", "batched"]);
     let kefu_pps = runs[0]["forwarded_pps"].as_f64().unwrap_or(0.0);
-    assert!(
-        (floor["offered_pps"].as_f64().unwrap_or(0.0) - kefu_pps).abs() < 1e-6,
-        "{floor}"
-    );
-    let relayed = floor["relayed"].as_u64().unwrap_or(0) as f64;
-    assert!(relayed >= kefu_pps * 3.0 * 0.8, "{floor}");
+    for floor in floors {
+        assert!(
+            (floor["offered_pps"].as_f64().unwrap_or(0.0) - kefu_pps).abs() < 1e-6,
+            "{floor}"
+        );
+        let relayed = floor["relayed"].as_u64().unwrap_or(0) as f64;
+        assert!(relayed >= kefu_pps * 3.0 * 0.8, "{floor}");
+        assert_eq!(floor["relayed"], floor["received"], "{floor}");
+    }
     assert!(stdout.contains("Kernel floor"), "{stdout}");
     assert!(
         stdout.contains("| kefu / Janus"),

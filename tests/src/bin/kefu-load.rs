@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use kefu_tests::load::floor::Relay;
 use kefu_tests::load::media::VideoProfile;
 use kefu_tests::load::{self, LoadConfig, Target};
 
@@ -87,26 +88,27 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     // The kernel's share of forwarding, at the load kefu carried (see load::floor).
-    let floor = match load::floor_load(&reports) {
-        Some((pps, bytes)) => {
-            eprintln!("kefu-load: kernel floor at {pps:.0} packets/s of {bytes} bytes");
+    let mut floors = Vec::new();
+    if let Some((pps, bytes)) = load::floor_load(&reports) {
+        for relay in [Relay::PerPacket, Relay::Batched] {
+            eprintln!("kefu-load: kernel floor ({relay:?}) at {pps:.0} packets/s of {bytes} bytes");
             let window = config.measure;
-            let floor =
-                tokio::task::spawn_blocking(move || load::floor::measure(pps, bytes, window))
-                    .await??;
+            let floor = tokio::task::spawn_blocking(move || {
+                load::floor::measure(relay, pps, bytes, window)
+            })
+            .await??;
             eprintln!("{}", serde_json::to_string(&floor)?);
-            Some(floor)
+            floors.push(floor);
         }
-        None => None,
-    };
+    }
     if let Some(path) = &args.json {
-        let all = serde_json::json!({ "runs": reports, "floor": floor });
+        let all = serde_json::json!({ "runs": reports, "floors": floors });
         std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
     }
     println!(
         "{} calls, {} kbit/s VP8 at {} fps + Opus 32 kbit/s per publisher, {} s measured after {} s warm-up\n",
         args.calls, args.video_kbps, args.fps, args.seconds, args.warmup
     );
-    println!("{}", load::markdown(&reports, floor.as_ref()));
+    println!("{}", load::markdown(&reports, &floors));
     Ok(())
 }

@@ -222,7 +222,7 @@ type Figure = fn(&RunReport) -> f64;
 
 /// A Markdown table of the runs, then kefu/Janus ratios when both ran, then the
 /// kernel's floor when it was measured.
-pub fn markdown(reports: &[RunReport], floor: Option<&floor::FloorReport>) -> String {
+pub fn markdown(reports: &[RunReport], floors: &[floor::FloorReport]) -> String {
     let mut out = String::from(
         "| SFU | streams | forwarded pkt/s | Mbit/s | SFU cores | pkt/s per busy core | \
          µs per packet: user / kernel | millicores per stream | delay p50 / p99 ms | \
@@ -270,26 +270,35 @@ pub fn markdown(reports: &[RunReport], floor: Option<&floor::FloorReport>) -> St
             }
         }
     }
-    if let Some(f) = floor.filter(|f| !f.measurable) {
+    if let Some(f) = floors.first() {
         out += &format!(
-            "\nKernel floor: {} packets relayed, too little CPU to measure per packet.\n",
-            f.relayed
+            "\nKernel floor: a relay thread that only receives and sends (no WebRTC), \
+             {:.0} packets/s of {} bytes on the same loopback path.\n\n\
+             | relay | pkt/s per busy core | µs per packet: user / kernel | relayed / arrived |\n\
+             |---|---|---|---|\n",
+            f.offered_pps, f.packet_bytes,
         );
     }
-    if let Some(f) = floor.filter(|f| f.measurable) {
-        out += &format!(
-            "\nKernel floor (a relay thread that only receives and sends, no WebRTC, \
-             {:.0} packets/s of {} bytes on the same loopback path): \
-             **{:.0} pkt/s per busy core**, {:.1} / {:.1} µs per packet user / kernel \
-             ({} relayed, {} arrived).\n",
-            f.offered_pps,
-            f.packet_bytes,
-            f.packets_per_busy_core,
-            f.user_us_per_packet,
-            f.kernel_us_per_packet,
-            f.relayed,
-            f.received,
-        );
+    for f in floors {
+        let relay = match f.relay {
+            floor::Relay::PerPacket => "recv_from + send_to".to_string(),
+            floor::Relay::Batched => format!("recvmmsg + sendmmsg (≤ {})", floor::BATCH),
+        };
+        if f.measurable {
+            out += &format!(
+                "| {relay} | {:.0} | {:.1} / {:.1} | {} / {} |\n",
+                f.packets_per_busy_core,
+                f.user_us_per_packet,
+                f.kernel_us_per_packet,
+                f.relayed,
+                f.received,
+            );
+        } else {
+            out += &format!(
+                "| {relay} | too little CPU to measure | — | {} / {} |\n",
+                f.relayed, f.received
+            );
+        }
     }
     out
 }
