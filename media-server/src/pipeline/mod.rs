@@ -197,9 +197,15 @@ impl BeautyPipeline {
             let picture = match decoder.next_picture() {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
+                // As before the decoder handed out views: a picture that cannot be
+                // made I420 counts as a decode error, and the stream waits for a
+                // keyframe.
                 Err(e) => {
-                    tracing::warn!("decoded picture not converted to I420: {e}");
-                    break;
+                    tracing::debug!("decoded picture not converted to I420: {e}");
+                    self.stats.decode_errors += 1;
+                    self.waiting_for_keyframe = true;
+                    out.need_keyframe = true;
+                    return Ok(out);
                 }
             };
             self.stats.decoded += 1;
