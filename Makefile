@@ -13,8 +13,9 @@ build: deps
 	$(CARGO) build --locked --workspace --all-targets
 
 ## Start kefu on 127.0.0.1:8080 with all state under ./data; prints the page links.
-run: deps
-	$(CARGO) build --locked --bin kefu
+## The same build command as `make test`: a plain `--bin kefu` build resolves features
+## without the dev-dependencies and would compile much of the tree a second time.
+run: build
 	mkdir -p data
 	KEFU_DATA_DIR=$(CURDIR)/data $(KEFU) serve
 

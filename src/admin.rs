@@ -32,9 +32,11 @@ pub enum AdminCommand {
         role: RoleArg,
         #[arg(long)]
         name: String,
-        /// Resident ID number (stored encrypted, shown masked).
+        /// Read the resident ID number (stored encrypted, shown masked) from the first
+        /// line of standard input, so it stays out of shell history and process lists.
+        /// With --password-stdin the password is the next line.
         #[arg(long)]
-        id_number: Option<String>,
+        id_number_stdin: bool,
         /// Concurrent calls an agent takes at most.
         #[arg(long, default_value_t = 1)]
         capacity: u32,
@@ -56,7 +58,6 @@ pub enum AdminCommand {
         #[arg(long)]
         group: String,
     },
-    /// Set a password (generated and printed unless --password-stdin); ends the user's sessions.
     /// Turn call recording on or off for an enterprise (on by default). Agents cannot.
     SetRecording {
         /// The enterprise's main account.
@@ -65,6 +66,7 @@ pub enum AdminCommand {
         #[arg(long, action = clap::ArgAction::Set)]
         enabled: bool,
     },
+    /// Set a password (generated and printed unless --password-stdin); ends the user's sessions.
     SetPassword {
         #[arg(long)]
         login: String,
@@ -79,16 +81,22 @@ pub enum RoleArg {
     Admin,
 }
 
-fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
+/// The next line of standard input, when `from_stdin`; `what` names it in errors.
+fn read_line(from_stdin: bool, what: &str) -> anyhow::Result<Option<String>> {
     if !from_stdin {
         return Ok(None);
     }
     let mut line = String::new();
-    std::io::stdin()
+    let read = std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .context("reading the password")?;
+        .with_context(|| format!("reading the {what}"))?;
+    anyhow::ensure!(read > 0, "standard input ended before the {what}");
     Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
+    read_line(from_stdin, "password")
 }
 
 pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<()> {
@@ -106,10 +114,12 @@ pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<(
             login,
             role,
             name,
-            id_number,
+            id_number_stdin,
             capacity,
             password_stdin,
         } => {
+            // Read in this order: the ID number first, then the password.
+            let id_number = read_line(id_number_stdin, "ID number")?;
             let key = startup::data_key(config)?;
             let spec = UserSpec {
                 main_account: enterprise,

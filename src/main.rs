@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use kefu_signaling::token::{Role, unix_now};
+use kefu_signaling::token::{Side, unix_now};
 use kefu_signaling::{App, KefuConfig, startup, telemetry};
 
 #[derive(Parser, Debug)]
@@ -65,8 +65,8 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let tokens = startup::token_keys(&config)?;
             let (role, page) = match role {
-                RoleArg::Agent => (Role::Agent, "agent"),
-                RoleArg::Customer => (Role::Customer, "customer"),
+                RoleArg::Agent => (Side::Agent, "agent"),
+                RoleArg::Customer => (Side::Customer, "customer"),
             };
             let name = name.unwrap_or_else(|| page.to_owned());
             let token = tokens.issue(&room, &name, role, unix_now());
@@ -107,6 +107,7 @@ async fn serve(config: KefuConfig) -> anyhow::Result<()> {
         );
     }
     println!("  agent workbench: {}/workbench", app.base_url());
+    println!("  admin console:   {}/admin", app.base_url());
     println!("press Ctrl-C to stop");
     app.run_until_stopped(stop_signal()).await
 }

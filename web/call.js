@@ -193,6 +193,15 @@
         kefu.mediaUp = false;
         setStatus('Media disconnected', 'error');
         break;
+      case 'call_ended':
+        // The server ended the call (the other side left, a cancel, a shutdown) and
+        // closes this connection next: release the camera, do not reconnect.
+        kefu.ended = true;
+        kefu.endReason = msg.reason;
+        if (kefu.pc) kefu.pc.close();
+        if (kefu.local) kefu.local.getTracks().forEach((t) => t.stop());
+        setStatus('Call ended');
+        break;
       case 'error':
         if (msg.code === 'restart_failed') {
           // The SFU let our peer connection go: offer a new one.

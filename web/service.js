@@ -41,25 +41,37 @@
     watch();
   }
 
-  async function status() {
+  // The request's state and queue position come over the event channel (/ws/events)
+  // as they change; a dropped channel comes back after a second with a fresh snapshot.
+  function watch() {
     const r = page.request;
-    const res = await fetch(`/api/v1/service/requests/${r.call_id}`, { headers: { authorization: `Bearer ${r.room_token}` } });
-    return res.status === 200 ? res.json() : null;
+    if (!r || page.joined) return;
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/events`);
+    page.events = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', room_token: r.room_token }));
+    ws.onmessage = (e) => {
+      const msg = JSON.parse(e.data);
+      if (msg.type === 'request') show(msg);
+    };
+    ws.onclose = () => {
+      if (page.events === ws && page.request && !page.over && !page.joined) setTimeout(watch, 1000);
+    };
   }
 
-  async function watch() {
-    while (page.request) {
-      const s = await status();
-      if (s) {
-        page.request.state = s.state;
-        $('position').textContent = Math.max(0, s.position - 1);
-        if (s.state === 'connecting' || s.state === 'connected') return join();
-        if (['cancelled', 'rejected', 'timed_out', 'failed', 'ended'].includes(s.state)) {
-          $('waiting').querySelector('h2').textContent = '客服暂时无法接听，请稍后再试';
-          return;
-        }
-      }
-      await new Promise((r) => setTimeout(r, 1000));
+  function show(s) {
+    if (!page.request || page.joined || page.over) return;
+    page.request.state = s.state;
+    page.position = s.position;
+    $('position').textContent = Math.max(0, s.position - 1);
+    if (s.state === 'connecting' || s.state === 'connected') {
+      page.joined = true;
+      page.events.close();
+      join();
+    } else if (['cancelled', 'rejected', 'timed_out', 'failed', 'ended'].includes(s.state)) {
+      page.over = true;
+      page.events.close();
+      $('waiting').querySelector('h2').textContent = '客服暂时无法接听，请稍后再试';
     }
   }
 
@@ -67,6 +79,8 @@
     const r = page.request;
     await fetch(`/api/v1/service/requests/${r.call_id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${r.room_token}` } });
     page.request = null;
+    page.over = true;
+    if (page.events) page.events.close();
     $('waiting').querySelector('h2').textContent = '已取消';
   }
 

@@ -28,6 +28,8 @@
   function signOut() {
     sessionStorage.removeItem('kefu.session');
     wb.token = null;
+    if (wb.events) wb.events.close();
+    wb.events = null;
     $('desk').hidden = true;
     $('login-panel').hidden = false;
   }
@@ -54,7 +56,7 @@
     $('no-service').hidden = data.video_enabled;
     KefuCall.setStatus('已登录 Signed in');
     await refreshGate();
-    pollQueue();
+    listen();
     pollRecordings();
   }
 
@@ -133,23 +135,53 @@
     $('hang-up').hidden = false;
     const ticket = await api('GET', `/calls/${data.id}/room-token`);
     KefuCall.join({ token: ticket.data.room_token, kind, cameraOn: kind === 'video' });
-    pollCall();
     await refreshGate();
   }
 
-  /** Polls the queue count and calls ringing here, once a second. */
-  async function pollQueue() {
-    while (wb.token) {
-      const { status, data } = await api('GET', '/me/queue');
-      if (status === 200) {
-        $('queue-count').textContent = data.waiting;
-        const ring = !wb.call && data.ringing[0];
-        wb.ringing = ring || null;
-        $('incoming').hidden = !ring;
-        if (ring) $('incoming-kind').textContent = ring.kind === 'video' ? '视频 video' : '语音 voice';
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+  // The event channel (/ws/events): the server pushes the queue and this agent's
+  // calls as they change; nothing is polled. A dropped channel comes back after a
+  // second and starts with a fresh snapshot (and the current call re-read once).
+  function listen() {
+    if (!wb.token || (wb.events && wb.events.readyState <= 1)) return;
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/events`);
+    wb.events = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', session: wb.token }));
+    ws.onmessage = (e) => onEvent(JSON.parse(e.data));
+    ws.onclose = () => {
+      if (wb.events !== ws || !wb.token) return;
+      wb.events = null;
+      setTimeout(async () => {
+        listen();
+        if (wb.call) {
+          const { status, data } = await api('GET', `/calls/${wb.call.id}`);
+          if (status === 200) showCall(data);
+        }
+      }, 1000);
+    };
+  }
+
+  function onEvent(msg) {
+    if (msg.type === 'queue') showQueue(msg);
+    else if (msg.type === 'call' && wb.call && msg.call.id === wb.call.id) showCall(msg.call);
+  }
+
+  function showQueue(data) {
+    $('queue-count').textContent = data.waiting;
+    const ring = !wb.call && data.ringing[0];
+    wb.ringing = ring || null;
+    $('incoming').hidden = !ring;
+    if (ring) $('incoming-kind').textContent = ring.kind === 'video' ? '视频 video' : '语音 voice';
+  }
+
+  function showCall(data) {
+    if (!wb.call) return;
+    $('call-state').textContent = data.state;
+    if (data.state === 'connected' && wb.call.state !== 'connected') showRecordingNotice();
+    wb.call.state = data.state;
+    // Cancelling only makes sense before the call connects.
+    $('cancel-call').hidden = !['inviting', 'ringing', 'connecting'].includes(data.state);
+    if (['ended', 'cancelled', 'rejected', 'timed_out', 'failed'].includes(data.state)) endCall();
   }
 
   async function answer() {
@@ -167,25 +199,6 @@
     $('hang-up').hidden = false;
     const ticket = await api('GET', `/calls/${data.id}/room-token`);
     KefuCall.join({ token: ticket.data.room_token, kind: data.kind, cameraOn: data.kind === 'video' });
-    pollCall();
-  }
-
-  async function pollCall() {
-    while (wb.call) {
-      const { status, data } = await api('GET', `/calls/${wb.call.id}`);
-      if (status === 200) {
-        $('call-state').textContent = data.state;
-        if (data.state === 'connected' && wb.call.state !== 'connected') showRecordingNotice();
-        wb.call.state = data.state;
-        // Cancelling only makes sense before the call connects.
-        $('cancel-call').hidden = !['inviting', 'ringing'].includes(data.state);
-        if (['ended', 'cancelled', 'rejected', 'timed_out', 'failed'].includes(data.state)) {
-          endCall();
-          return;
-        }
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
   }
 
   // Beauty dialog: opens on the last confirmed settings (natural the first time);

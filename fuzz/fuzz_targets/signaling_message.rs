@@ -2,7 +2,7 @@
 //! (JSON) or refused, never a panic; what parses serializes back to the same message.
 #![no_main]
 
-use kefu_signaling::protocol::ClientMessage;
+use kefu_proto::signaling::ClientMessage;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

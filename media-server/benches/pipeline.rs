@@ -4,7 +4,7 @@
 //! - `camera`: what a browser sends of an agent: a real face photo (test-data/
 //!   astronaut.png, from Debian's python3-skimage) swaying gently with sensor noise,
 //!   libvpx realtime at 2.5 Mbps, one keyframe at the start;
-//! - `ramp`: kefu_recorder::synthetic's moving ramp with a keyframe every second (a
+//! - `ramp`: kefu_synthetic's moving ramp with a keyframe every second (a
 //!   harsher case: every keyframe changes every block the encoder sees).
 
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use ffmpeg_next as ffmpeg;
 use kefu_beauty::Preset;
 use kefu_media_server::Vp8Version;
 use kefu_media_server::pipeline::{BeautyPipeline, InputFrame, VideoCodec};
-use kefu_recorder::synthetic::party_frames_sized;
-use kefu_recorder::{Codec, Party};
+use kefu_proto::{Codec, Side};
+use kefu_synthetic::party_frames_sized;
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -24,7 +24,7 @@ const SECONDS: u32 = 20;
 fn main() {
     // The filter runs on the pipeline's own thread; OpenCV must not fan out further.
     kefu_beauty::set_single_threaded();
-    kefu_recorder::transcode::init();
+    ffmpeg::init().expect("FFmpeg initialises");
     // `cargo bench … -- <text>` runs the benchmarks whose names contain the text.
     let filter = std::env::args()
         .skip(1)
@@ -86,7 +86,7 @@ fn run(name: &str, frames: &[InputFrame], output: VideoCodec, version: Vp8Versio
 
 fn ramp_frames() -> Vec<InputFrame> {
     party_frames_sized(
-        Party::Agent,
+        Side::Agent,
         440.0,
         SECONDS as f32,
         Some((SECONDS as f32, WIDTH, HEIGHT)),

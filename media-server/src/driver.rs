@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::net::Protocol;
@@ -16,10 +17,10 @@ use tracing::{debug, info, warn};
 use crate::config::{MediaConfig, Vp8Version};
 use crate::core::{BeautyOutput, Sfu, SfuEvent, SfuOutput, TapParty};
 use crate::error::{CandidateError, JoinError, MediaError};
-use crate::ids::{ParticipantId, RoomId};
 use crate::metrics::SfuMetrics;
 use crate::pipeline::{PipelineResult, PipelineWorker};
 use crate::tcp::{self, TcpEvent};
+use kefu_proto::{FrameSink, ParticipantId, RoomId};
 
 /// Commands waiting for the driver. Signaling sends few; a full queue means the media
 /// loop is stuck, and callers get `Unavailable` rather than piling up.
@@ -56,7 +57,7 @@ enum Command {
     Tap {
         room: RoomId,
         parties: Vec<TapParty>,
-        sink: kefu_recorder::TapSink,
+        sink: Arc<dyn FrameSink>,
     },
     Untap {
         room: RoomId,
@@ -175,7 +176,7 @@ impl MediaHandle {
     }
 
     /// Hands `room`'s published frames to a recorder from now on.
-    pub fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: kefu_recorder::TapSink) {
+    pub fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: Arc<dyn FrameSink>) {
         if let Err(e) = self.commands.try_send(Command::Tap {
             room,
             parties,
@@ -368,7 +369,7 @@ struct Driver {
     sfu: Sfu,
     commands: mpsc::Receiver<Command>,
     subscribers: HashMap<ParticipantId, mpsc::Sender<SfuEvent>>,
-    taps: HashMap<RoomId, kefu_recorder::TapSink>,
+    taps: HashMap<RoomId, Arc<dyn FrameSink>>,
     pipelines: HashMap<RoomId, PipelineWorker>,
     beauty_vp8: Vp8Version,
     pipeline_tx: mpsc::UnboundedSender<PipelineResult>,

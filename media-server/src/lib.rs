@@ -10,7 +10,6 @@ pub mod config;
 pub mod core;
 pub mod driver;
 pub mod error;
-pub mod ids;
 pub mod metrics;
 pub mod pipeline;
 mod tcp;
@@ -19,7 +18,7 @@ pub use config::{MediaConfig, Vp8Version};
 pub use core::{BeautyOutput, DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};
 pub use driver::{MediaHandle, MediaServer};
 pub use error::{CandidateError, JoinError, MediaError};
-pub use ids::{ParticipantId, RoomId};
+pub use kefu_proto::{ParticipantId, RoomId};
 pub use metrics::SfuMetrics;
 
 /// Installs str0m's crypto provider (aws-lc-rs) as the process default.

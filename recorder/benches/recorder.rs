@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kefu_recorder::embedded::EmbeddedS3;
-use kefu_recorder::synthetic::party_frames_sized;
 use kefu_recorder::transcode::{Settings, Transcoder};
 use kefu_recorder::upload::{self, SpoolState, UploadJob};
-use kefu_recorder::{ObjectStore, Party, RecordingKind, StorageConfig, TapFrame, naming};
+use kefu_recorder::{ObjectStore, RecordingKind, Side, StorageConfig, TapFrame, naming};
+use kefu_synthetic::party_frames_sized;
 
 const LOOP_SECS: f32 = 10.0;
 
 /// Ten seconds of a 720p30 agent and a 640×360 customer, both talking.
 fn source(start: Instant) -> Vec<TapFrame> {
     let mut frames = party_frames_sized(
-        Party::Agent,
+        Side::Agent,
         440.0,
         LOOP_SECS,
         Some((LOOP_SECS, 1280, 720)),
@@ -33,7 +33,7 @@ fn source(start: Instant) -> Vec<TapFrame> {
     .expect("agent media");
     frames.extend(
         party_frames_sized(
-            Party::Customer,
+            Side::Customer,
             880.0,
             LOOP_SECS,
             Some((LOOP_SECS, 640, 360)),

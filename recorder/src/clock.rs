@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::tap::TapFrame;
+use kefu_proto::TapFrame;
 
 #[derive(Debug, Clone, Copy)]
 struct StreamAnchor {
@@ -46,7 +46,7 @@ impl Timeline {
     /// The frame's place on the timeline, in microseconds.
     pub fn place(&mut self, frame: &TapFrame) -> i64 {
         let rate = i64::from(frame.clock_rate.max(1));
-        let party = frame.party.index();
+        let party = frame.side.index();
         if let Some(sr) = frame.sender_clock {
             // RTP timestamps wrap at 32 bits; the report may predate an extension step.
             let ticks = i64::from((frame.rtp_time as u32).wrapping_sub(sr.rtp_time as u32) as i32);
@@ -84,12 +84,12 @@ fn shift(t: SystemTime, micros: i64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tap::{Codec, Party, SenderClock};
+    use kefu_proto::{Codec, SenderClock, Side};
     use std::sync::Arc;
 
-    fn frame(party: Party, codec: Codec, rtp: u64, rate: u32, arrival: Instant) -> TapFrame {
+    fn frame(party: Side, codec: Codec, rtp: u64, rate: u32, arrival: Instant) -> TapFrame {
         TapFrame {
-            party,
+            side: party,
             codec,
             rtp_time: rtp,
             clock_rate: rate,
@@ -106,7 +106,7 @@ mod tests {
         let t0 = Instant::now();
         let mut tl = Timeline::new(t0);
         let a = frame(
-            Party::Agent,
+            Side::Agent,
             Codec::Opus,
             1000,
             48_000,
@@ -115,7 +115,7 @@ mod tests {
         assert_eq!(tl.place(&a), 100_000);
         // 20 ms of audio later, but it arrived 35 ms late: the RTP clock wins.
         let b = frame(
-            Party::Agent,
+            Side::Agent,
             Codec::Opus,
             1960,
             48_000,
@@ -132,7 +132,7 @@ mod tests {
         // Audio captured at wall+0 arrives at 50 ms; video captured at the same instant
         // arrives 80 ms later (bigger frame, more packets).
         let mut audio = frame(
-            Party::Customer,
+            Side::Customer,
             Codec::Opus,
             48_000,
             48_000,
@@ -143,7 +143,7 @@ mod tests {
             rtp_time: 48_000,
         });
         let mut video = frame(
-            Party::Customer,
+            Side::Customer,
             Codec::Vp8,
             90_000,
             90_000,
@@ -165,7 +165,7 @@ mod tests {
         let t0 = Instant::now();
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
         let mut tl = Timeline::new(t0);
-        let mut f = frame(Party::Agent, Codec::Vp8, (1u64 << 32) + 900, 90_000, t0);
+        let mut f = frame(Side::Agent, Codec::Vp8, (1u64 << 32) + 900, 90_000, t0);
         f.sender_clock = Some(SenderClock {
             ntp_time: wall,
             rtp_time: u64::from(u32::MAX) - 8_999,

@@ -1,6 +1,6 @@
 //! Call recorder: capture both parties, transcode live, upload to S3-compatible storage.
 //!
-//! - [`tap`]: the frames the media server hands over.
+//! - frames come from the media server as `kefu_proto::TapFrame`s, through [`TapSink`].
 //! - [`clock`] and [`transcode`]: the timeline and the live transcoder (ffmpeg-next),
 //!   synchronous and clock-free, run by a worker thread per recording.
 //! - [`fmp4`]: how much of a spool file is complete (the spool is the journal).
@@ -14,17 +14,15 @@ pub mod fmp4;
 pub mod naming;
 pub mod service;
 pub mod store;
-pub mod synthetic;
-pub mod tap;
 pub mod transcode;
 pub mod upload;
 pub mod worker;
 
+pub use kefu_proto::{Codec, SenderClock, Side, TapFrame};
 pub use naming::RecordingKind;
 pub use service::{
     FailureKind, Recorder, RecorderConfig, RecorderError, RecorderMetrics, RecordingEvent,
     RecordingJob, TapSink,
 };
 pub use store::{ObjectStore, StorageConfig};
-pub use tap::{Codec, Party, SenderClock, TapFrame};
 pub use transcode::Settings as VideoSettings;

@@ -19,11 +19,11 @@ use tracing::{error, info, warn};
 
 use crate::naming::RecordingKind;
 use crate::store::ObjectStore;
-use crate::tap::TapFrame;
 use crate::transcode::{Settings, TranscodeError};
 use crate::upload::{self, SpoolState, UploadError, UploadJob};
 use crate::worker::{Worker, WorkerInput};
 use crate::{fmp4, transcode};
+use kefu_proto::TapFrame;
 
 /// Recorder settings (`[recording]` in the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -168,6 +168,12 @@ impl TapSink {
             }
             Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+}
+
+impl kefu_proto::FrameSink for TapSink {
+    fn try_send(&self, frame: TapFrame) -> bool {
+        TapSink::try_send(self, frame)
     }
 }
 

@@ -9,9 +9,9 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::naming::RecordingKind;
-use crate::tap::TapFrame;
 use crate::transcode::{Settings, TranscodeError, Transcoder};
 use crate::upload::SpoolState;
+use kefu_proto::TapFrame;
 
 /// How often the transcoder is advanced when no frame arrives.
 const TICK: Duration = Duration::from_millis(50);

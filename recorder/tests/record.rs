@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ffmpeg;
 use kefu_recorder::embedded::EmbeddedS3;
-use kefu_recorder::synthetic::party_frames;
 use kefu_recorder::{
-    ObjectStore, Party, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent, RecordingJob,
-    RecordingKind, StorageConfig,
+    ObjectStore, Recorder, RecorderConfig, RecorderMetrics, RecordingEvent, RecordingJob,
+    RecordingKind, Side, StorageConfig,
 };
+use kefu_synthetic::party_frames;
 use tokio::sync::mpsc;
 
 const KEY: &str = "test-access";
@@ -159,10 +159,10 @@ async fn a_video_call_becomes_a_fragmented_mp4_with_both_voices() {
     let job = job(RecordingKind::Video);
     let sink = rig.recorder.start(job.clone(), start).expect("start");
     let mut frames =
-        party_frames(Party::Agent, 440.0, 4.0, Some(4.0), start).expect("synthetic media");
+        party_frames(Side::Agent, 440.0, 4.0, Some(4.0), start).expect("synthetic media");
     // The customer's camera is on for the first two seconds only.
     frames.extend(
-        party_frames(Party::Customer, 880.0, 4.0, Some(2.0), start).expect("synthetic media"),
+        party_frames(Side::Customer, 880.0, 4.0, Some(2.0), start).expect("synthetic media"),
     );
     for f in frames {
         assert!(sink.try_send(f), "the tap queue takes a 4 s call");
@@ -225,8 +225,8 @@ async fn a_voice_call_becomes_an_m4a_without_video() {
     let sink = rig.recorder.start(job.clone(), start).expect("start");
     // Video arriving in a voice call is ignored.
     let mut frames =
-        party_frames(Party::Agent, 440.0, 3.0, Some(1.0), start).expect("synthetic media");
-    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start).expect("synthetic media"));
+        party_frames(Side::Agent, 440.0, 3.0, Some(1.0), start).expect("synthetic media");
+    frames.extend(party_frames(Side::Customer, 880.0, 3.0, None, start).expect("synthetic media"));
     for f in frames {
         sink.try_send(f);
     }
@@ -256,7 +256,7 @@ async fn a_store_outage_delays_the_upload_and_loses_nothing() {
     let start = Instant::now();
     let job = job(RecordingKind::Voice);
     let sink = rig.recorder.start(job.clone(), start).expect("start");
-    for f in party_frames(Party::Agent, 440.0, 2.0, None, start).expect("synthetic media") {
+    for f in party_frames(Side::Agent, 440.0, 2.0, None, start).expect("synthetic media") {
         sink.try_send(f);
     }
     rig.recorder.finish(&job.id, start + Duration::from_secs(2));
@@ -302,8 +302,7 @@ async fn a_crashed_recording_is_cut_at_its_last_fragment_and_recovered() {
             start,
         )
         .expect("transcoder");
-        for f in party_frames(Party::Agent, 440.0, 5.0, Some(5.0), start).expect("synthetic media")
-        {
+        for f in party_frames(Side::Agent, 440.0, 5.0, Some(5.0), start).expect("synthetic media") {
             tc.push(f);
         }
         // Runs to 5 s (minus its output delay), then the process "dies": no trailer.
@@ -369,8 +368,8 @@ async fn a_recording_lands_in_an_external_s3_server() {
     let job = job(RecordingKind::Video);
     let sink = recorder.start(job.clone(), start).expect("start");
     let mut frames =
-        party_frames(Party::Agent, 440.0, 3.0, Some(3.0), start).expect("synthetic media");
-    frames.extend(party_frames(Party::Customer, 880.0, 3.0, None, start).expect("synthetic media"));
+        party_frames(Side::Agent, 440.0, 3.0, Some(3.0), start).expect("synthetic media");
+    frames.extend(party_frames(Side::Customer, 880.0, 3.0, None, start).expect("synthetic media"));
     for f in frames {
         sink.try_send(f);
     }
@@ -410,7 +409,7 @@ async fn a_full_disk_fails_the_recording_with_its_reason() {
         .expect("symlink");
     let start = Instant::now();
     let sink = rig.recorder.start(job.clone(), start).expect("start");
-    for f in party_frames(Party::Agent, 440.0, 1.0, None, start).expect("synthetic media") {
+    for f in party_frames(Side::Agent, 440.0, 1.0, None, start).expect("synthetic media") {
         sink.try_send(f);
     }
     rig.recorder.finish(&job.id, start + Duration::from_secs(1));

@@ -1,4 +1,6 @@
-//! The one place drivers read the wall clock; domain logic takes time as an argument.
+//! The wall clock for drivers (HTTP handlers, sessions, the sweeper): they read it
+//! here and pass it on, so domain logic takes time as an argument. (The media plane
+//! and the recorder read their own monotonic clocks.)
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Seconds open connections get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Longest a shutdown waits for live calls to end and their recordings to be
+    /// uploaded before it stops anyway (what is left is recovered at the next start).
+    pub drain_timeout_secs: u64,
     /// Base URL people reach kefu at (invite links, QR codes), e.g.
     /// `https://kefu.example.com`. Unset: the bound address.
     pub public_url: Option<String>,
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls: None,
             shutdown_grace_secs: 5,
+            drain_timeout_secs: 30,
             public_url: None,
         }
     }

@@ -5,7 +5,6 @@ pub mod accounts;
 pub mod api;
 pub mod beauty_preview;
 pub mod bootstrap;
-pub mod call_media;
 pub mod calls;
 pub mod clock;
 pub mod config;

@@ -3,11 +3,13 @@
 //! multi-node router (room → media node map and events over Redis) plugs in here.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use kefu_media_server::{
     CandidateError, JoinError, MediaHandle, ParticipantId, RoomId, SfuEvent, TapParty,
 };
+use kefu_proto::FrameSink;
 use tokio::sync::mpsc;
 
 /// What signaling needs from the media plane.
@@ -39,7 +41,7 @@ pub trait MediaRouter: Send + Sync + Debug {
     fn leave(&self, participant: ParticipantId);
 
     /// Hands the room's published frames to a recorder.
-    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: kefu_recorder::TapSink);
+    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: Arc<dyn FrameSink>);
 
     /// Stops tapping the room.
     fn untap(&self, room: RoomId);
@@ -94,7 +96,7 @@ impl MediaRouter for LocalMediaRouter {
         self.0.leave(participant);
     }
 
-    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: kefu_recorder::TapSink) {
+    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: Arc<dyn FrameSink>) {
         self.0.tap(room, parties, sink);
     }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use crate::protocol::{ErrorCode, PeerInfo, ServerMessage};
-use crate::token::Role;
+use crate::token::Side;
 
 /// Participants a room admits: one agent and one customer.
 pub const ROOM_CAPACITY: usize = 2;
@@ -18,7 +18,7 @@ pub type Outbox = mpsc::Sender<ServerMessage>;
 
 #[derive(Debug)]
 struct Member {
-    role: Role,
+    role: Side,
     /// Tells a replaced session apart from its successor with the same participant id.
     session: u64,
     outbox: Outbox,
@@ -106,7 +106,7 @@ impl Rooms {
         &self,
         room: &str,
         participant: &str,
-        role: Role,
+        role: Side,
         session: u64,
         outbox: Outbox,
     ) -> Result<Vec<PeerInfo>, RoomError> {
@@ -182,8 +182,23 @@ impl Rooms {
         r.members.len() == ROOM_CAPACITY && r.members.values().all(|m| m.media_up)
     }
 
+    /// Closes a call's room: every member is sent `notice` and removed, and the room
+    /// goes away. Returns who was there (their sessions close on the notice).
+    pub fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)> {
+        let Some(r) = self.lock().remove(room) else {
+            return Vec::new();
+        };
+        r.members
+            .into_iter()
+            .map(|(id, m)| {
+                let _ = m.outbox.try_send(notice.clone());
+                (id, m.role)
+            })
+            .collect()
+    }
+
     /// Who is in `room` now: (participant, role).
-    pub fn members(&self, room: &str) -> Vec<(String, Role)> {
+    pub fn members(&self, room: &str) -> Vec<(String, Side)> {
         self.lock()
             .get(room)
             .map(|r| {
@@ -208,6 +223,15 @@ impl Rooms {
     }
 }
 
+/// The SFU's id for a participant: unique across rooms and roles.
+pub fn media_participant_id(room: &str, sub: &str, role: Side) -> kefu_media_server::ParticipantId {
+    let role = match role {
+        Side::Agent => "agent",
+        Side::Customer => "customer",
+    };
+    kefu_media_server::ParticipantId::new(format!("{room}/{role}/{sub}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +245,7 @@ mod tests {
         let rooms = Rooms::default();
         let (tx, _rx) = outbox();
         assert_eq!(
-            rooms.join("nope", "a", Role::Agent, 1, tx),
+            rooms.join("nope", "a", Side::Agent, 1, tx),
             Err(RoomError::UnknownRoom)
         );
     }
@@ -235,11 +259,11 @@ mod tests {
         let (c_tx, _c_rx) = outbox();
         assert!(
             rooms
-                .join("r", "a", Role::Agent, 1, a_tx)
+                .join("r", "a", Side::Agent, 1, a_tx)
                 .expect("a")
                 .is_empty()
         );
-        let peers = rooms.join("r", "b", Role::Customer, 2, b_tx).expect("b");
+        let peers = rooms.join("r", "b", Side::Customer, 2, b_tx).expect("b");
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].participant, "a");
         assert!(
@@ -253,7 +277,7 @@ mod tests {
             }
         );
         assert_eq!(
-            rooms.join("r", "c", Role::Customer, 3, c_tx),
+            rooms.join("r", "c", Side::Customer, 3, c_tx),
             Err(RoomError::Full)
         );
 
@@ -283,9 +307,9 @@ mod tests {
         rooms.create("r");
         let (old_tx, mut old_rx) = outbox();
         let (new_tx, _new_rx) = outbox();
-        rooms.join("r", "a", Role::Agent, 1, old_tx).expect("first");
+        rooms.join("r", "a", Side::Agent, 1, old_tx).expect("first");
         rooms
-            .join("r", "a", Role::Agent, 2, new_tx)
+            .join("r", "a", Side::Agent, 2, new_tx)
             .expect("reload");
         assert!(matches!(
             old_rx.try_recv(),
@@ -309,14 +333,40 @@ mod tests {
         let (a, _ra) = outbox();
         let (b, _rb) = outbox();
         rooms
-            .join("call-1", "a", Role::Agent, 1, a)
+            .join("call-1", "a", Side::Agent, 1, a)
             .expect("join call");
         rooms
-            .join("demo", "b", Role::Customer, 2, b)
+            .join("demo", "b", Side::Customer, 2, b)
             .expect("join demo");
         assert!(rooms.leave("call-1", "a", 1));
         assert!(rooms.leave("demo", "b", 2));
         assert!(!rooms.exists("call-1"), "the call room is gone");
         assert!(rooms.exists("demo"), "the standing room stays");
+    }
+
+    #[test]
+    fn ending_a_call_tells_everyone_and_removes_the_room() {
+        let rooms = Rooms::default();
+        rooms.open("call-2");
+        let (a, mut ra) = outbox();
+        let (b, mut rb) = outbox();
+        rooms.join("call-2", "a", Side::Agent, 1, a).expect("a");
+        rooms.join("call-2", "b", Side::Customer, 2, b).expect("b");
+        let _ = ra.try_recv(); // b joined
+        let notice = ServerMessage::Pong;
+        let mut gone = rooms.end("call-2", notice.clone());
+        gone.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            gone,
+            [
+                ("a".to_owned(), Side::Agent),
+                ("b".to_owned(), Side::Customer)
+            ]
+        );
+        assert_eq!(ra.try_recv(), Ok(notice.clone()));
+        assert_eq!(rb.try_recv(), Ok(notice));
+        assert!(!rooms.exists("call-2"));
+        assert!(!rooms.leave("call-2", "a", 1), "nobody is left to leave");
+        assert!(rooms.end("call-2", ServerMessage::Pong).is_empty());
     }
 }

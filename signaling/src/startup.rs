@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::accounts::secrets::DataKey;
 use crate::bootstrap::{BootstrapCredentials, seed_if_empty};
+use crate::calls::EndReason;
 use crate::config::KefuConfig;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -23,7 +24,7 @@ use crate::routes;
 use crate::state::AccountState;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::token::{Role, TokenKeys, unix_now};
+use crate::token::{Side, TokenKeys, unix_now};
 
 /// Files under the data folder keeping generated keys across restarts.
 const TOKEN_SECRET_FILE: &str = "token-secret";
@@ -39,6 +40,7 @@ pub struct App {
     media: MediaServer,
     shutdown_tx: watch::Sender<bool>,
     grace: Duration,
+    drain_timeout: Duration,
     bootstrap: Option<BootstrapCredentials>,
 }
 
@@ -118,6 +120,16 @@ impl App {
             accounts,
             recordings,
         );
+        // Calls the last process left live (it died without draining) cannot go on:
+        // their sessions and media are gone. End them and free the agents.
+        let restarted = state
+            .calls
+            .end_all_live(EndReason::SystemRestart, crate::clock::now_ms())
+            .await
+            .context("ending the calls an earlier run left live")?;
+        if restarted > 0 {
+            info!(calls = restarted, "ended calls an earlier run left live");
+        }
         Ok(Self {
             listener,
             http_addr,
@@ -126,6 +138,7 @@ impl App {
             media,
             shutdown_tx,
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
+            drain_timeout: Duration::from_secs(config.server.drain_timeout_secs),
             bootstrap,
         })
     }
@@ -180,8 +193,8 @@ impl App {
     pub fn room_links(&self, room: &str) -> (String, String) {
         let now = unix_now();
         let base = self.base_url();
-        let agent = self.tokens().issue(room, "agent", Role::Agent, now);
-        let customer = self.tokens().issue(room, "customer", Role::Customer, now);
+        let agent = self.tokens().issue(room, "agent", Side::Agent, now);
+        let customer = self.tokens().issue(room, "customer", Side::Customer, now);
         (
             format!("{base}/agent?token={agent}"),
             format!("{base}/customer?token={customer}"),
@@ -200,14 +213,17 @@ impl App {
             mut media,
             shutdown_tx,
             grace,
+            drain_timeout,
             ..
         } = self;
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         let sweeper = tokio::spawn(sweep_calls(state.clone()));
+        let draining = state.clone();
         tokio::spawn(async move {
             shutdown.await;
+            drain(&draining, drain_timeout).await;
             info!("shutting down: closing sessions");
             let _ = shutdown_tx.send(true);
             stopper.graceful_shutdown(Some(grace));
@@ -237,11 +253,50 @@ impl App {
     }
 }
 
+/// How often a drain looks whether the last recordings are stored.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+
+/// The first part of a shutdown: refuse new requests, end every live call through
+/// the lifecycle (reason `system_shutdown`), and wait until every recording is stored
+/// (ready or failed), within `timeout`. What does not make it is recovered at the next
+/// start, as after a crash.
+async fn drain(state: &AppState, timeout: Duration) {
+    info!("draining: no new requests; ending live calls");
+    state.start_draining();
+    let drained = tokio::time::timeout(timeout, async {
+        match state
+            .calls
+            .end_all_live(EndReason::SystemShutdown, crate::clock::now_ms())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => info!(calls = n, "ended live calls for the shutdown"),
+            Err(e) => tracing::warn!("ending live calls failed: {e}"),
+        }
+        loop {
+            match state.store.unfinished_recordings().await {
+                Ok(left) if left.is_empty() => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("cannot read the recordings still open: {e}");
+                    break;
+                }
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            ?timeout,
+            "drain timed out; unfinished recordings are recovered at the next start"
+        );
+    }
+}
+
 /// How often unanswered calls are timed out and queues re-dispatched.
 const CALL_SWEEP: Duration = Duration::from_secs(1);
 
-/// Every [`CALL_SWEEP`]: times out calls nobody answered, then gives waiting requests
-/// to agents who became free (a call ended, a slot opened).
 /// Object store, recorder, the task persisting its events, and recovery of what an
 /// earlier process left unfinished.
 async fn start_recordings(
@@ -274,16 +329,22 @@ async fn start_recordings(
     Ok(recordings)
 }
 
+/// Every [`CALL_SWEEP`]: times out calls nobody answered, then gives waiting requests
+/// to agents who became free (a call ended, a slot opened).
 async fn sweep_calls(state: AppState) {
     let mut tick = tokio::time::interval(CALL_SWEEP);
     loop {
         tick.tick().await;
-        match crate::calls::service::expire_overdue(&state.store, crate::clock::now_ms()).await {
+        if state.is_draining() {
+            continue;
+        }
+        let now = crate::clock::now_ms();
+        match state.calls.expire_overdue(now).await {
             Ok(0) => {}
             Ok(n) => info!(calls = n, "unanswered calls timed out"),
             Err(e) => tracing::warn!("expiring calls failed: {e}"),
         }
-        state.dispatch_all().await;
+        state.calls.dispatch_all(now).await;
         if let Err(e) = state
             .recordings
             .reconcile(&state.store, crate::clock::now_ms())

@@ -1,11 +1,12 @@
 //! Shared state handed to every route.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
 use crate::accounts::secrets::DataKey;
+use crate::calls::lifecycle::CallDriver;
 use crate::config::SignalingConfig;
 use crate::media_router::MediaRouter;
 use crate::metrics::Metrics;
@@ -28,9 +29,8 @@ pub struct AppState {
     pub data_key: DataKey,
     pub login_limiter: Arc<RateLimiter>,
     pub session_ttl_secs: u64,
-    /// Serialises queue dispatch, so two dispatches never give one agent more than its
-    /// capacity. (One process; the multi-node router will take a shared lease.)
-    pub dispatch_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Every call transition goes through here.
+    pub calls: CallDriver,
     /// Base URL of links given to people (invites): `server.public_url` or the bound address.
     pub public_url: String,
     /// Call recording: the recorder and its object store.
@@ -40,6 +40,8 @@ pub struct AppState {
     /// Open beauty-dialog previews.
     pub previews: Arc<crate::beauty_preview::BeautyPreviews>,
     sessions: Arc<AtomicU64>,
+    /// Set when a shutdown begins: new requests get 503 `draining`.
+    draining: Arc<AtomicBool>,
 }
 
 /// The account side of the state: database, keys, limits.
@@ -65,7 +67,14 @@ impl AppState {
         accounts: AccountState,
         recordings: crate::recordings::Recordings,
     ) -> Self {
+        let calls = CallDriver::new(
+            accounts.store.clone(),
+            media.clone(),
+            rooms.clone(),
+            recordings.clone(),
+        );
         Self {
+            calls,
             rooms,
             tokens,
             media,
@@ -80,30 +89,18 @@ impl AppState {
             recordings,
             media_links: Arc::default(),
             previews: Arc::default(),
-            dispatch_lock: Arc::new(tokio::sync::Mutex::new(())),
             sessions: Arc::new(AtomicU64::new(1)),
+            draining: Arc::default(),
         }
     }
 
-    /// Assigns a group's waiting requests to free agents. Failures are logged: the
-    /// sweeper retries every second.
-    pub async fn dispatch(&self, group: &crate::accounts::GroupId) {
-        let _guard = self.dispatch_lock.lock().await;
-        if let Err(e) =
-            crate::calls::service::dispatch(&self.store, group, crate::clock::now_ms()).await
-        {
-            tracing::warn!("dispatch failed: {e}");
-        }
+    /// Refuse new requests from now on (shutdown).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
     }
 
-    /// Dispatches every group with waiting requests.
-    pub async fn dispatch_all(&self) {
-        let _guard = self.dispatch_lock.lock().await;
-        if let Err(e) =
-            crate::calls::service::dispatch_all(&self.store, crate::clock::now_ms()).await
-        {
-            tracing::warn!("dispatch failed: {e}");
-        }
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// A process-unique number for a WebSocket session.

@@ -6,13 +6,8 @@
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-/// Who holds the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Agent,
-    Customer,
-}
+/// Which side of the call the token's holder is on.
+pub use kefu_proto::Side;
 
 /// What a room token grants: `sub` may join `room` as `role` until `exp`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +15,7 @@ pub struct RoomClaims {
     /// The participant's identity within the room.
     pub sub: String,
     pub room: String,
-    pub role: Role,
+    pub role: Side,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
     /// Issued at, seconds since the Unix epoch.
@@ -64,7 +59,7 @@ impl TokenKeys {
     }
 
     /// A token for `sub` to join `room` as `role`, valid from `now` (Unix seconds).
-    pub fn issue(&self, room: &str, sub: &str, role: Role, now: u64) -> String {
+    pub fn issue(&self, room: &str, sub: &str, role: Side, now: u64) -> String {
         let claims = RoomClaims {
             sub: sub.to_owned(),
             room: room.to_owned(),
@@ -108,18 +103,18 @@ mod tests {
     #[test]
     fn issued_token_verifies_with_its_claims() {
         let keys = TokenKeys::new(SECRET, 60);
-        let token = keys.issue("room-1", "alice", Role::Agent, 1000);
+        let token = keys.issue("room-1", "alice", Side::Agent, 1000);
         let claims = keys.verify(&token, 1030).expect("valid");
         assert_eq!(claims.room, "room-1");
         assert_eq!(claims.sub, "alice");
-        assert_eq!(claims.role, Role::Agent);
+        assert_eq!(claims.role, Side::Agent);
         assert_eq!(claims.exp, 1060);
     }
 
     #[test]
     fn expired_token_is_rejected() {
         let keys = TokenKeys::new(SECRET, 60);
-        let token = keys.issue("room-1", "alice", Role::Agent, 1000);
+        let token = keys.issue("room-1", "alice", Side::Agent, 1000);
         assert_eq!(keys.verify(&token, 1060), Err(TokenError::Expired));
     }
 
@@ -127,7 +122,7 @@ mod tests {
     fn token_signed_with_another_key_is_rejected() {
         let ours = TokenKeys::new(SECRET, 60);
         let theirs = TokenKeys::new(b"another-secret-another-secret-xx", 60);
-        let forged = theirs.issue("room-1", "mallory", Role::Agent, 1000);
+        let forged = theirs.issue("room-1", "mallory", Side::Agent, 1000);
         assert_eq!(ours.verify(&forged, 1001), Err(TokenError::Invalid));
         assert_eq!(ours.verify("not.a.token", 1001), Err(TokenError::Invalid));
         assert_eq!(ours.verify("", 1001), Err(TokenError::Invalid));
@@ -136,9 +131,9 @@ mod tests {
     #[test]
     fn tampered_claims_are_rejected() {
         let keys = TokenKeys::new(SECRET, 60);
-        let token = keys.issue("room-1", "alice", Role::Customer, 1000);
+        let token = keys.issue("room-1", "alice", Side::Customer, 1000);
         let mut parts: Vec<&str> = token.split('.').collect();
-        let other = keys.issue("room-2", "alice", Role::Agent, 1000);
+        let other = keys.issue("room-2", "alice", Side::Agent, 1000);
         let other_payload = other.split('.').nth(1).expect("three parts");
         parts[1] = other_payload;
         assert_eq!(

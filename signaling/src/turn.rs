@@ -38,23 +38,7 @@ impl Default for IceConfig {
     }
 }
 
-/// One entry of `RTCConfiguration.iceServers`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
-
-/// `RTCConfiguration.iceTransportPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IceTransportPolicy {
-    All,
-    Relay,
-}
+pub use kefu_proto::signaling::{IceServer, IceTransportPolicy};
 
 /// TURN REST credentials for `id`, valid until `now + ttl` (Unix seconds).
 pub fn rest_credentials(secret: &str, id: &str, now: u64, ttl: u64) -> (String, String) {

@@ -10,7 +10,7 @@ test('an admin grants the video service and reads masked verification records', 
   const page = browser.page;
   try {
     kefu.run('kefu', ['admin', 'create-user', '--enterprise', '10000', '--login', 'dave', '--role', 'agent',
-      '--name', '周大', '--id-number', '110101199003071234', '--password-stdin'], 'dave password 1\n');
+      '--name', '周大', '--id-number-stdin', '--password-stdin'], '110101199003071234\ndave password 1\n');
     kefu.run('kefu-test-verify', ['dave', 'failed']);
     kefu.run('kefu-test-verify', ['dave', 'passed']);
 

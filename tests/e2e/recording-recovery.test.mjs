@@ -1,5 +1,6 @@
-// kill -9 in the middle of a recorded call: the next start finds the spool, cuts it
-// at its last complete fragment and stores it; at most ~2 s of media are lost.
+// kill -9 in the middle of a recorded call: the next start ends the call (reason
+// system_restart), finds the spool, cuts it at its last complete fragment and stores
+// it; at most ~2 s of media are lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -44,6 +45,11 @@ test('a recording interrupted by kill -9 is recovered at the next start', async 
     second = await startKefu({ KEFU_DATA_DIR: dataDir });
     const admin = await api(second.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: first.adminPassword });
     assert.equal(admin.status, 200);
+    // The call itself did not survive the crash: ended at the start, agent freed.
+    const ended = await api(second.baseUrl, 'GET', `/calls/${callId}`, admin.data.token);
+    assert.equal(ended.data.state, 'ended');
+    assert.equal(ended.data.end_reason, 'system_restart');
+    assert.equal(ended.data.ended_by, 'system');
     const rec = await waitFor('the recovered recording to be ready', 30000, async () => {
       const r = await api(second.baseUrl, 'GET', `/recordings?call_id=${callId}`, admin.data.token);
       return { done: r.data[0] && r.data[0].state === 'ready', value: r.data[0] };

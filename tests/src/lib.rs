@@ -5,6 +5,7 @@ pub mod coturn;
 pub mod http;
 pub mod load;
 pub mod netem_relay;
+pub mod scenario;
 pub mod server;
 pub mod signaling;
 pub mod webrtc_client;

@@ -10,7 +10,7 @@ use kefu_signaling::bootstrap::BootstrapCredentials;
 use kefu_signaling::clock::now_ms;
 use kefu_signaling::config::KefuConfig;
 use kefu_signaling::store::Store;
-use kefu_signaling::token::{Role, TokenKeys, unix_now};
+use kefu_signaling::token::{Side, TokenKeys, unix_now};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -91,7 +91,7 @@ impl TestServer {
     }
 
     /// A valid token for `name` in `room`.
-    pub fn token(&self, room: &str, name: &str, role: Role) -> String {
+    pub fn token(&self, room: &str, name: &str, role: Side) -> String {
         self.tokens.issue(room, name, role, unix_now())
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Role;
+use kefu_signaling::token::Side;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::connect_async;
@@ -75,7 +75,7 @@ impl Drop for RtcClient {
 
 impl RtcClient {
     /// Joins `room` as `name` and starts publishing once connected.
-    pub async fn join(server: &TestServer, room: &str, name: &str, role: Role) -> Self {
+    pub async fn join(server: &TestServer, room: &str, name: &str, role: Side) -> Self {
         let token = server.token(room, name, role);
         Self::join_with_token(server, &token, name).await
     }
@@ -341,8 +341,8 @@ pub async fn new_peer_connection_on(extra: Option<IpAddr>) -> RTCPeerConnection 
 
 /// An agent and a customer in room `call`, both already receiving each other's media.
 pub async fn running_call(server: &TestServer) -> (RtcClient, RtcClient) {
-    let agent = RtcClient::join(server, "call", "agent-1", Role::Agent).await;
-    let customer = RtcClient::join(server, "call", "customer-1", Role::Customer).await;
+    let agent = RtcClient::join(server, "call", "agent-1", Side::Agent).await;
+    let customer = RtcClient::join(server, "call", "customer-1", Side::Customer).await;
     for client in [&agent, &customer] {
         client.wait_for_more(20, 20, Duration::from_secs(15)).await;
     }

@@ -268,7 +268,7 @@ async fn authorization_matrix() {
     let agent = server.login("alice", PASSWORD).await;
     let admin = server.login("boss", PASSWORD).await;
     let rival = server.login("rival", PASSWORD).await;
-    let customer = server.token("call", "c1", kefu_signaling::token::Role::Customer);
+    let customer = server.token("call", "c1", kefu_signaling::token::Side::Customer);
     let (_, agents) = call(
         &server.base_url,
         Method::GET,
@@ -429,6 +429,63 @@ async fn authorization_matrix() {
             None,
             [401, 401, 403, 200, 200],
         ),
+        // Public endpoints answer everyone alike.
+        (
+            Method::GET,
+            "/api/v1/service/4001",
+            None,
+            [200, 200, 200, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/service/0000/requests",
+            Some(json!({"display_name": "王五", "consent": true, "kind": "voice"})),
+            [404, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/invites/unknown",
+            None,
+            [404, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/invites/unknown/accept",
+            Some(json!({"display_name": "王五", "consent": true})),
+            [404, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(json!({"login": "alice", "password": PASSWORD})),
+            [200, 200, 200, 200, 200],
+        ),
+        // A customer's own request only, with its room token.
+        (
+            Method::POST,
+            "/api/v1/service/requests/unknown/cancel",
+            None,
+            [401, 404, 401, 401, 401],
+        ),
+        // The calling agent's own calls only.
+        (
+            Method::POST,
+            "/api/v1/calls/unknown/cancel",
+            None,
+            [401, 401, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/calls/unknown/room-token",
+            None,
+            [401, 401, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/calls/unknown/invite.svg",
+            None,
+            [401, 401, 404, 403, 403],
+        ),
         (
             Method::POST,
             "/api/v1/auth/logout",
@@ -436,6 +493,22 @@ async fn authorization_matrix() {
             [401, 401, 204, 204, 204],
         ),
     ];
+
+    // Every operation of the served document is exercised, so a new route cannot
+    // escape this matrix: the test fails on one it does not know.
+    let (_, doc) = server.get("/api/openapi.json", None).await;
+    let documented = documented_operations(&doc);
+    let mut exercised = std::collections::BTreeSet::new();
+    for (method, path, _, _) in &matrix {
+        let template = template_of(&documented, method.as_str(), path)
+            .unwrap_or_else(|| panic!("{method} {path} is not in the OpenAPI document"));
+        exercised.insert((method.as_str().to_owned(), template));
+    }
+    let missing: Vec<_> = documented.difference(&exercised).collect();
+    assert!(missing.is_empty(), "operations not exercised: {missing:?}");
+    assert_eq!(exercised.len(), documented.len());
+    assert!(documented.len() >= 34, "{} operations", documented.len());
+
     for (method, path, body, expected) in matrix {
         for ((who, token), want) in callers.iter().zip(expected) {
             let (status, _) =
@@ -623,4 +696,49 @@ async fn the_beauty_preview_opens_tries_settings_without_saving_and_closes() {
     )
     .await;
     assert_eq!(status, 204, "closing twice is fine");
+}
+
+/// (METHOD, path template) of every operation in an OpenAPI document.
+fn documented_operations(doc: &Value) -> std::collections::BTreeSet<(String, String)> {
+    let mut ops = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                ops.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// The documented template a concrete path was made from (`{x}` matches one segment;
+/// the template with the most literal segments wins).
+fn template_of(
+    documented: &std::collections::BTreeSet<(String, String)>,
+    method: &str,
+    path: &str,
+) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').collect();
+    documented
+        .iter()
+        .filter(|(m, _)| m == method)
+        .filter_map(|(_, template)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            if parts.len() != segments.len() {
+                return None;
+            }
+            let mut literal = 0;
+            for (t, s) in parts.iter().zip(&segments) {
+                if t.starts_with('{') && t.ends_with('}') {
+                    continue;
+                }
+                if t != s {
+                    return None;
+                }
+                literal += 1;
+            }
+            Some((literal, template.clone()))
+        })
+        .max()
+        .map(|(_, template)| template)
 }

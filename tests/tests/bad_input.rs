@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kefu_signaling::protocol::{ErrorCode, ServerMessage};
-use kefu_signaling::token::{Role, TokenKeys, unix_now};
+use kefu_signaling::token::{Side, TokenKeys, unix_now};
 use kefu_tests::signaling::Closed;
 use kefu_tests::{RtcClient, SignalingClient, TestServer, running_call, spawn_app};
 
@@ -39,7 +39,7 @@ async fn wait_for_drops(server: &TestServer, sent: u64) -> (f64, f64) {
 
 async fn joined_session(server: &TestServer, room: &str) -> SignalingClient {
     let mut ws = SignalingClient::connect(&server.ws_url).await;
-    let reply = ws.join(&server.token(room, "tester", Role::Customer)).await;
+    let reply = ws.join(&server.token(room, "tester", Side::Customer)).await;
     assert!(matches!(reply, ServerMessage::Joined { .. }), "{reply:?}");
     ws
 }
@@ -84,7 +84,7 @@ async fn unknown_room_is_refused_and_closed() {
     let (agent, customer) = running_call(&server).await;
     let mut ws = SignalingClient::connect(&server.ws_url).await;
     let reply = ws
-        .join(&server.token("no-such-room", "x", Role::Customer))
+        .join(&server.token("no-such-room", "x", Side::Customer))
         .await;
     assert_eq!(error_code(&reply), ErrorCode::UnknownRoom);
     assert_eq!(ws.closed().await, Closed::Code(1008));
@@ -97,10 +97,10 @@ async fn forged_and_expired_tokens_are_refused() {
     let (agent, customer) = running_call(&server).await;
 
     let forger = TokenKeys::new(b"not-the-server-key-not-the-server-key", 3600);
-    let forged = forger.issue("call", "mallory", Role::Agent, unix_now());
+    let forged = forger.issue("call", "mallory", Side::Agent, unix_now());
     let expired = server
         .tokens
-        .issue("call", "late", Role::Customer, unix_now() - 2 * 12 * 3600);
+        .issue("call", "late", Side::Customer, unix_now() - 2 * 12 * 3600);
     for (token, code) in [
         (forged.as_str(), ErrorCode::InvalidToken),
         ("garbage", ErrorCode::InvalidToken),
@@ -128,7 +128,7 @@ async fn a_third_participant_finds_the_room_full() {
     let (agent, customer) = running_call(&server).await;
     let mut ws = SignalingClient::connect(&server.ws_url).await;
     let reply = ws
-        .join(&server.token("call", "intruder", Role::Customer))
+        .join(&server.token("call", "intruder", Side::Customer))
         .await;
     assert_eq!(error_code(&reply), ErrorCode::RoomFull);
     assert_call_unaffected(&agent, &customer).await;

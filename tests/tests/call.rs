@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Role;
+use kefu_signaling::token::Side;
 use kefu_tests::{RtcClient, TestServer, running_call, spawn_app};
 
 /// Whether `client` was told that the other participant left.
@@ -96,7 +96,7 @@ async fn a_reloaded_page_replaces_its_old_connection_and_media_resumes() {
         &server,
         "call",
         "customer-1",
-        kefu_signaling::token::Role::Customer,
+        kefu_signaling::token::Side::Customer,
     )
     .await;
     kefu_tests::wait_until(
@@ -142,7 +142,7 @@ async fn a_lost_connection_keeps_its_place_and_an_ice_restart_resumes_media() {
     );
     assert_eq!(server.metric("kefu_sfu_participants").await, 2.0);
 
-    let token = server.token("call", "customer-1", Role::Customer);
+    let token = server.token("call", "customer-1", Side::Customer);
     customer.reconnect(&server, &token).await;
     kefu_tests::wait_until("the restart's answer", Duration::from_secs(5), || async {
         let messages = customer.messages.lock().await;

@@ -2,67 +2,13 @@
 //! verification records of the operations dashboard.
 
 use kefu_signaling::accounts::UserRole;
-use kefu_signaling::calls::service::{CheckOutcome, record_verification};
 use kefu_signaling::clock::now_ms;
 use kefu_tests::http::call;
 use kefu_tests::{TestServer, spawn_app};
 use reqwest::Method;
 use serde_json::json;
 
-const PASSWORD: &str = "correct horse battery";
-
-async fn verify(server: &TestServer, login: &str, passed: bool) {
-    let (user, _) = server
-        .store
-        .user_by_login(login)
-        .await
-        .expect("get")
-        .expect("user");
-    record_verification(&server.store, &user, CheckOutcome { passed }, now_ms())
-        .await
-        .expect("record");
-}
-
-/// An enterprise with an admin `boss` and an agent `alice` who has the video service.
-async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
-    server.enterprise("4001").await;
-    server
-        .user("4001", "alice", UserRole::Agent, PASSWORD)
-        .await;
-    server.user("4001", "boss", UserRole::Admin, PASSWORD).await;
-    let boss = server.login("boss", PASSWORD).await;
-    let (_, agents) = call(
-        &server.base_url,
-        Method::GET,
-        "/api/v1/agents",
-        Some(&boss),
-        None,
-    )
-    .await;
-    let id = agents[0]["id"].as_str().expect("id");
-    let (status, _) = call(
-        &server.base_url,
-        Method::PUT,
-        &format!("/api/v1/agents/{id}/video-service"),
-        Some(&boss),
-        Some(json!({"enabled": true})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let alice = server.login("alice", PASSWORD).await;
-    // The webrtc-rs clients send made-up VP8 that no decoder accepts; the beauty
-    // pipeline would rightly drop it, so these call tests forward video as is.
-    let (status, _) = call(
-        &server.base_url,
-        Method::PUT,
-        "/api/v1/me/beauty",
-        Some(&alice),
-        Some(json!({"preset": "none"})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    (alice, boss)
-}
+use kefu_tests::scenario::{PASSWORD, connected_call, enterprise_with_agent, verify};
 
 #[tokio::test]
 async fn the_gate_refuses_without_verification_allows_three_then_refuses_the_fourth() {
@@ -655,61 +601,6 @@ async fn service_requests_queue_and_only_their_customer_sees_them() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(cancelled["state"], "cancelled");
-}
-
-/// Connects an invited video call of `agent` with two webrtc-rs clients.
-async fn connected_call(
-    server: &TestServer,
-    agent: &str,
-) -> (String, kefu_tests::RtcClient, kefu_tests::RtcClient) {
-    let base = &server.base_url;
-    let (_, created) = call(
-        base,
-        Method::POST,
-        "/api/v1/calls",
-        Some(agent),
-        Some(json!({"kind": "video"})),
-    )
-    .await;
-    let id = created["id"].as_str().expect("id").to_owned();
-    let code = created["invite_url"]
-        .as_str()
-        .expect("invite")
-        .rsplit('/')
-        .next()
-        .expect("code")
-        .to_owned();
-    let (_, ticket) = call(
-        base,
-        Method::POST,
-        &format!("/api/v1/invites/{code}/accept"),
-        None,
-        Some(json!({"display_name": "张三", "consent": true})),
-    )
-    .await;
-    let (_, agent_ticket) = call(
-        base,
-        Method::GET,
-        &format!("/api/v1/calls/{id}/room-token"),
-        Some(agent),
-        None,
-    )
-    .await;
-    let a = kefu_tests::RtcClient::join_with_token(
-        server,
-        agent_ticket["room_token"].as_str().expect("token"),
-        "agent",
-    )
-    .await;
-    let c = kefu_tests::RtcClient::join_with_token(
-        server,
-        ticket["room_token"].as_str().expect("token"),
-        "customer",
-    )
-    .await;
-    c.wait_for_more(20, 20, std::time::Duration::from_secs(15))
-        .await;
-    (id, a, c)
 }
 
 #[tokio::test]

@@ -3,14 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use kefu_recorder::synthetic::party_frames;
 use kefu_recorder::transcode::Transcoder;
-use kefu_recorder::{FailureKind, Party, RecordingKind, naming};
+use kefu_recorder::{FailureKind, RecordingKind, Side, naming};
 use kefu_signaling::accounts::{CallId, UserRole};
 use kefu_signaling::calls::Call;
 use kefu_signaling::calls::machine::{CallKind, CallState, Direction, Party as CallParty};
 use kefu_signaling::clock::now_ms;
 use kefu_signaling::recordings::{Recording, RecordingState};
+use kefu_synthetic::party_frames;
 use kefu_tests::http::call;
 use kefu_tests::{TestServer, spawn_app};
 use reqwest::Method;
@@ -33,7 +33,7 @@ async fn failed_recording(server: &TestServer, agent: &str) -> String {
         kind: CallKind::Video,
         state: CallState::Ended {
             by: CallParty::Customer,
-            reason: "hung up".into(),
+            reason: kefu_signaling::calls::EndReason::HangUp,
         },
         agent_id: Some(user.id.clone()),
         customer_id: None,
@@ -78,7 +78,7 @@ async fn failed_recording(server: &TestServer, agent: &str) -> String {
     let start = Instant::now();
     let mut tc = Transcoder::create(&spool, RecordingKind::Video, Default::default(), start)
         .expect("transcoder");
-    for f in party_frames(Party::Agent, 440.0, 3.0, Some(3.0), start).expect("media") {
+    for f in party_frames(Side::Agent, 440.0, 3.0, Some(3.0), start).expect("media") {
         tc.push(f);
     }
     tc.finish(start + Duration::from_secs(3)).expect("finish");

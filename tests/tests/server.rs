@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kefu_signaling::config::TlsConfig;
 use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Role;
+use kefu_signaling::token::Side;
 use kefu_tests::signaling::Closed;
 use kefu_tests::{SignalingClient, spawn_app, spawn_app_with};
 
@@ -109,7 +109,7 @@ async fn a_missing_certificate_is_a_clear_startup_error() {
 async fn shutdown_closes_sessions_with_going_away() {
     let server = spawn_app().await;
     let mut ws = SignalingClient::connect(&server.ws_url).await;
-    let joined = ws.join(&server.token("call", "a", Role::Agent)).await;
+    let joined = ws.join(&server.token("call", "a", Side::Agent)).await;
     assert!(matches!(joined, ServerMessage::Joined { .. }));
     let stopping = tokio::spawn(server.stop());
     assert_eq!(ws.closed().await, Closed::Code(1001));

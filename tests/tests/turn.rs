@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Role;
+use kefu_signaling::token::Side;
 use kefu_signaling::turn::{IceTransportPolicy, rest_credentials};
 use kefu_tests::coturn::Coturn;
 use kefu_tests::{SignalingClient, spawn_app_with};
@@ -83,7 +83,7 @@ async fn a_join_carries_turn_credentials_that_work() {
         c.signaling.ice.force_relay = true;
     })
     .await;
-    let token = server.token(kefu_tests::server::ROOMS[0], "ann", Role::Customer);
+    let token = server.token(kefu_tests::server::ROOMS[0], "ann", Side::Customer);
     let mut ws = SignalingClient::connect(&server.ws_url).await;
     let joined = ws.join(&token).await;
     let ServerMessage::Joined {

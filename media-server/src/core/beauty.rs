@@ -17,8 +17,8 @@ use str0m::format::Codec as RtcCodec;
 use str0m::media::{Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Pt};
 
 use super::{Sfu, SfuOutput};
-use crate::ids::{ParticipantId, RoomId};
 use crate::pipeline::{InputFrame, OutputFrame, VideoCodec};
+use kefu_proto::{ParticipantId, RoomId};
 
 /// The encoder's rate before the first estimate, and what BWE starts from.
 pub const START_BITRATE_BPS: u32 = 1_500_000;

@@ -28,13 +28,13 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
 use crate::error::{CandidateError, JoinError};
-use crate::ids::{ParticipantId, RoomId};
 pub use beauty::{
     BeautyOutput, MAX_BITRATE_BPS, MIN_BITRATE_BPS, START_BITRATE_BPS, encoder_bitrate,
 };
+pub use kefu_proto::TapParty;
+use kefu_proto::{ParticipantId, RoomId};
 use participant::{MediaLine, Participant};
 pub use stats::{DropReason, SfuStats};
-pub use tap::TapParty;
 
 /// Participants a room forwards between: one agent, one customer.
 pub const MAX_PARTICIPANTS_PER_ROOM: usize = 2;
@@ -89,7 +89,7 @@ pub enum SfuOutput {
     /// A frame published in a tapped room, for its recorder.
     Tap {
         room: RoomId,
-        frame: kefu_recorder::TapFrame,
+        frame: kefu_proto::TapFrame,
     },
     /// Nothing more until this time (or the next input).
     Timeout(Instant),
@@ -122,7 +122,7 @@ pub struct Sfu {
     taps: HashMap<RoomId, Vec<TapParty>>,
     beauty: HashMap<RoomId, beauty::BeautyRoute>,
     pipeline_out: VecDeque<SfuOutput>,
-    tapped: VecDeque<(RoomId, kefu_recorder::TapFrame)>,
+    tapped: VecDeque<(RoomId, kefu_proto::TapFrame)>,
     stats: SfuStats,
     /// The latest time handed in; the core has no clock of its own.
     last_now: Instant,

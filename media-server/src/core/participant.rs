@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::{Input, Rtc};
 
-use crate::ids::{ParticipantId, RoomId};
+use kefu_proto::{ParticipantId, RoomId};
 
 /// How often we ask a publisher for a keyframe at most, whatever the subscriber asks.
 const KEYFRAME_REQUEST_MIN_INTERVAL: Duration = Duration::from_millis(300);

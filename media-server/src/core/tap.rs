@@ -1,20 +1,12 @@
-//! Copies of published frames for the recorder.
+//! Copies of published frames for whoever listens to a room (the recorder).
 
 use std::collections::VecDeque;
 
-use kefu_recorder::{Codec, Party, SenderClock, TapFrame};
+use kefu_proto::{Codec, RoomId, SenderClock, TapFrame};
 use str0m::format::Codec as RtcCodec;
 use str0m::media::MediaData;
 
 use super::Sfu;
-use crate::ids::{ParticipantId, RoomId};
-
-/// A participant of a tapped room and its side of the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TapParty {
-    pub participant: ParticipantId,
-    pub party: Party,
-}
 
 /// Tapped frames waiting for the driver, at most; beyond that the recorder is stuck
 /// and frames are dropped here rather than growing memory.
@@ -26,10 +18,10 @@ impl Sfu {
             return;
         };
         let id = &self.participants[from].id;
-        let Some(party) = parties
+        let Some(side) = parties
             .iter()
             .find(|p| &p.participant == id)
-            .map(|p| p.party)
+            .map(|p| p.side)
         else {
             return;
         };
@@ -41,7 +33,7 @@ impl Sfu {
             _ => return,
         };
         let frame = TapFrame {
-            party,
+            side,
             codec,
             rtp_time: data.time.numer(),
             clock_rate: spec.clock_rate.get(),

@@ -207,7 +207,7 @@ struct World {
     peers: Vec<TestPeer>,
     loss: Box<LossFn>,
     lost: u64,
-    tapped: Vec<(RoomId, kefu_recorder::TapFrame)>,
+    tapped: Vec<(RoomId, kefu_proto::TapFrame)>,
     beautify: Vec<(
         RoomId,
         crate::pipeline::InputFrame,
@@ -587,7 +587,7 @@ fn trickled_candidates_are_validated() {
 
 #[test]
 fn a_tapped_room_hands_out_labelled_frames_until_untapped() {
-    use kefu_recorder::{Codec as TapCodec, Party};
+    use kefu_proto::{Codec as TapCodec, Side};
     let mut w = World::new();
     let a = w.join("room-1", "agent", "127.0.0.1:40001");
     let b = w.join("room-1", "customer", "127.0.0.1:40002");
@@ -596,11 +596,11 @@ fn a_tapped_room_hands_out_labelled_frames_until_untapped() {
     let parties = vec![
         TapParty {
             participant: w.peers[a].id.clone(),
-            party: Party::Agent,
+            side: Side::Agent,
         },
         TapParty {
             participant: w.peers[b].id.clone(),
-            party: Party::Customer,
+            side: Side::Customer,
         },
     ];
     w.sfu.tap(w.now, RoomId::new("room-1"), parties);
@@ -611,21 +611,21 @@ fn a_tapped_room_hands_out_labelled_frames_until_untapped() {
         tapped.iter().all(|(room, _)| room.as_str() == "room-1"),
         "only the tapped room"
     );
-    for party in [Party::Agent, Party::Customer] {
+    for side in [Side::Agent, Side::Customer] {
         let of = |codec| {
             tapped
                 .iter()
-                .filter(|(_, f)| f.party == party && f.codec == codec)
+                .filter(|(_, f)| f.side == side && f.codec == codec)
                 .count()
         };
         assert!(
             of(TapCodec::Opus) >= 20,
-            "{party:?} audio: {}",
+            "{side:?} audio: {}",
             of(TapCodec::Opus)
         );
         assert!(
             of(TapCodec::Vp8) >= 20,
-            "{party:?} video: {}",
+            "{side:?} video: {}",
             of(TapCodec::Vp8)
         );
     }
@@ -862,11 +862,11 @@ fn an_ice_restart_moves_a_participant_to_its_new_address_and_keeps_its_call() {
         vec![
             TapParty {
                 participant: ParticipantId::new("agent"),
-                party: kefu_recorder::Party::Agent,
+                side: kefu_proto::Side::Agent,
             },
             TapParty {
                 participant: ParticipantId::new("customer"),
-                party: kefu_recorder::Party::Customer,
+                side: kefu_proto::Side::Customer,
             },
         ],
     );
@@ -897,7 +897,7 @@ fn an_ice_restart_moves_a_participant_to_its_new_address_and_keeps_its_call() {
     let customer_frames = w
         .tapped
         .iter()
-        .filter(|(_, f)| f.party == kefu_recorder::Party::Customer)
+        .filter(|(_, f)| f.side == kefu_proto::Side::Customer)
         .count();
     assert!(
         customer_frames > 20,

@@ -9,16 +9,19 @@ use kefu_beauty::I420Ref;
 use super::PipelineError;
 use crate::config::Vp8Version;
 
-/// Video codecs the SFU forwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VideoCodec {
-    Vp8,
-    H264,
-}
+pub use kefu_proto::VideoCodec;
 
-/// FFmpeg's one-time setup, shared with the recorder (same library, same process).
+/// FFmpeg's one-time setup. The recorder does the same in the same process; both are
+/// idempotent (FFmpeg's own init is, and the log level is one global).
 pub(super) fn init() {
-    kefu_recorder::transcode::init();
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Err(e) = ffmpeg::init() {
+            tracing::error!("FFmpeg failed to initialise: {e}");
+        }
+        // FFmpeg logs to stderr, outside tracing; decode errors are counted instead.
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
 }
 
 pub(super) struct Decoder {

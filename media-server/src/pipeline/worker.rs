@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::{BeautyPipeline, InputFrame, Processed, VideoCodec};
 use crate::config::Vp8Version;
-use crate::ids::RoomId;
+use kefu_proto::RoomId;
 
 /// Frames waiting for the pipeline at most (≈ 0.5 s at 30 fps; normally none wait
 /// long, since all but the newest are only decoded).

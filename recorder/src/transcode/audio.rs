@@ -13,7 +13,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::video::codec_err;
 use super::{PacketSink, TranscodeError};
-use crate::tap::Party;
+use kefu_proto::Side;
 
 pub(crate) const SAMPLE_RATE: i64 = 48_000;
 /// Packets this close to where the previous one ended are butted against it, so the
@@ -76,7 +76,7 @@ impl AudioMixer {
     }
 
     /// Decodes one Opus packet of `party` that starts at `at_us`.
-    pub(crate) fn decode(&mut self, party: Party, data: &[u8], at_us: i64) {
+    pub(crate) fn decode(&mut self, party: Side, data: &[u8], at_us: i64) {
         let i = party.index();
         if self.decoders[i].is_none() {
             match open_opus() {

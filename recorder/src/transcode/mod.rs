@@ -16,8 +16,8 @@ use ffmpeg_next as ffmpeg;
 
 use crate::clock::Timeline;
 use crate::naming::RecordingKind;
-use crate::tap::{Codec, TapFrame};
 use audio::AudioMixer;
+use kefu_proto::{Codec, TapFrame};
 use video::VideoComposer;
 
 /// How long a frame may wait for late company before it is decoded.
@@ -220,7 +220,7 @@ impl Transcoder {
         if frame.codec.is_video() && self.video.is_none() {
             return; // a voice call records no picture, whatever arrives
         }
-        let queue = &mut self.buffers[frame.party.index()][usize::from(frame.codec.is_video())];
+        let queue = &mut self.buffers[frame.side.index()][usize::from(frame.codec.is_video())];
         if queue.len() >= MAX_BUFFERED {
             queue.pop_front();
             self.stats.overflow_frames += 1;
@@ -261,7 +261,7 @@ impl Transcoder {
     }
 
     fn release(&mut self, until_us: i64) {
-        for party in crate::tap::Party::ALL {
+        for party in kefu_proto::Side::ALL {
             for stream in 0..2 {
                 while let Some(b) = self.buffers[party.index()][stream].front() {
                     if b.at_us > until_us {

@@ -9,7 +9,7 @@ use ffmpeg::util::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::{PacketSink, Settings, TranscodeError};
-use crate::tap::{Codec, Party};
+use kefu_proto::{Codec, Side};
 
 /// A picture older than this counts as "camera off".
 const STALE_AFTER_US: i64 = 1_000_000;
@@ -151,7 +151,7 @@ impl VideoComposer {
     /// skipped up to the next keyframe, never fatal.
     pub(crate) fn decode(
         &mut self,
-        party: Party,
+        party: Side,
         codec: Codec,
         data: &[u8],
         keyframe: bool,
@@ -236,7 +236,7 @@ impl VideoComposer {
     /// Composes and encodes the next output frame; packets go to `out`.
     pub(crate) fn encode_next(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
         let now = self.next_frame_us();
-        for party in Party::ALL {
+        for party in Side::ALL {
             let area = self.areas[party.index()];
             let p = &self.parties[party.index()];
             let fresh = p.last_picture_us.is_some_and(|t| now - t <= STALE_AFTER_US);

@@ -15,9 +15,9 @@ use super::json::ApiJson;
 use crate::accounts::UserRole;
 use crate::beauty_preview::Tried;
 use crate::clock::now_ms;
-use crate::routes::ws::media_participant_id;
+use crate::rooms::media_participant_id;
 use crate::state::AppState;
-use crate::token::Role;
+use crate::token::Side;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,7 +107,7 @@ pub async fn put(
         .store
         .save_beauty_settings(&auth.user.id, preset, &params, now_ms())
         .await?;
-    crate::call_media::apply_beauty(&state, &auth.user.id, params).await;
+    state.calls.apply_beauty(&auth.user.id, params).await;
     Ok(Json(view(preset, params)))
 }
 
@@ -123,7 +123,10 @@ pub async fn reset(
         .store
         .save_beauty_settings(&auth.user.id, preset, &preset.params(), now_ms())
         .await?;
-    crate::call_media::apply_beauty(&state, &auth.user.id, preset.params()).await;
+    state
+        .calls
+        .apply_beauty(&auth.user.id, preset.params())
+        .await;
     Ok(Json(view(preset, preset.params())))
 }
 
@@ -171,7 +174,7 @@ pub async fn open_preview(
     state.rooms.open(&room);
     let room_token = state
         .tokens
-        .issue(&room, agent, Role::Agent, crate::token::unix_now());
+        .issue(&room, agent, Side::Agent, crate::token::unix_now());
     Ok((
         StatusCode::CREATED,
         Json(PreviewOpened { room, room_token }),
@@ -192,7 +195,7 @@ pub async fn try_preview(
         Tried::NoPreview => Err(ApiError::NotFound),
         Tried::Pending => Ok(StatusCode::NO_CONTENT),
         Tried::Live { room } => {
-            let media_id = media_participant_id(&room, agent, Role::Agent);
+            let media_id = media_participant_id(&room, agent, Side::Agent);
             state
                 .media
                 .preview_beauty(RoomId::new(&room), media_id, params);

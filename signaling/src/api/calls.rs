@@ -27,6 +27,12 @@ pub struct CallView {
     pub state: String,
     /// The whole state, with who ended it and why.
     pub state_detail: CallState,
+    /// Why the call is over (absent while it is live).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<crate::calls::EndReason>,
+    /// Who ended it: `agent`, `customer` or `system` (absent while it is live).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<Party>,
     pub agent_id: Option<String>,
     pub customer_id: Option<String>,
     pub created_at: i64,
@@ -39,13 +45,15 @@ pub struct CallView {
 }
 
 impl CallView {
-    fn of(call: &Call, invite_base: Option<&str>) -> Self {
+    pub(crate) fn of(call: &Call, invite_base: Option<&str>) -> Self {
         Self {
             id: call.id.to_string(),
             direction: call.direction,
             kind: call.kind,
             state: call.state.name().to_owned(),
             state_detail: call.state.clone(),
+            end_reason: call.state.end_reason(),
+            ended_by: call.state.ended_by(),
             agent_id: call.agent_id.as_ref().map(ToString::to_string),
             customer_id: call.customer_id.as_ref().map(ToString::to_string),
             created_at: call.created_at,
@@ -81,6 +89,7 @@ pub async fn start(
         now_ms(),
     )
     .await?;
+    state.calls.publish(&call, "agent_call", call.created_at);
     Ok((
         StatusCode::CREATED,
         Json(CallView::of(&call, Some(&state.public_url))),
@@ -138,7 +147,7 @@ pub async fn cancel(
         Direction::AgentInitiated => CallEvent::Cancel { by: Party::Agent },
         Direction::CustomerInitiated => CallEvent::Reject { by: Party::Agent },
     };
-    let call = service::apply(&state.store, &call.id, &event, now_ms()).await?;
+    let call = state.calls.apply(&call.id, event, now_ms()).await?;
     Ok(Json(CallView::of(&call, Some(&state.public_url))))
 }
 
@@ -155,15 +164,23 @@ pub async fn my_queue(
     auth: Authenticated,
 ) -> Result<Json<QueueView>, ApiError> {
     auth.require(UserRole::Agent)?;
+    Ok(Json(queue_view(&state, &auth.user.id).await?))
+}
+
+/// The agent's queue: requests waiting in its groups, calls ringing at it.
+pub(crate) async fn queue_view(
+    state: &AppState,
+    agent: &crate::accounts::UserId,
+) -> Result<QueueView, ApiError> {
     let mut waiting = 0;
-    for group in state.store.groups_of_user(&auth.user.id).await? {
+    for group in state.store.groups_of_user(agent).await? {
         waiting += state.store.queue_length(&group).await?;
     }
-    let ringing = state.store.ringing_for(&auth.user.id).await?;
-    Ok(Json(QueueView {
+    let ringing = state.store.ringing_for(agent).await?;
+    Ok(QueueView {
         waiting,
         ringing: ringing.iter().map(|c| CallView::of(c, None)).collect(),
-    }))
+    })
 }
 
 /// The agent answers a customer's call ringing at it.
@@ -176,7 +193,7 @@ pub async fn accept(
     auth.require(UserRole::Agent)?;
     let call = visible_call(&state, &auth, id).await?;
     let event = CallEvent::Accept { by: Party::Agent };
-    let call = service::apply(&state.store, &call.id, &event, now_ms()).await?;
+    let call = state.calls.apply(&call.id, event, now_ms()).await?;
     Ok(Json(CallView::of(&call, None)))
 }
 
@@ -200,7 +217,7 @@ pub async fn room_token(
     let token = state.tokens.issue(
         call.id.as_str(),
         auth.user.id.as_str(),
-        crate::token::Role::Agent,
+        crate::token::Side::Agent,
         crate::token::unix_now(),
     );
     Ok(Json(

@@ -44,6 +44,9 @@ pub enum ApiError {
         message: String,
         detail: Option<serde_json::Value>,
     },
+    /// kefu is shutting down and takes no new requests.
+    #[error("the service is restarting; try again in a moment")]
+    Draining,
     /// Our fault; the cause is logged.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Rule { status, .. } => *status,
+            ApiError::Draining => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests => "too_many_requests",
             ApiError::Rule { code, .. } => code,
+            ApiError::Draining => "draining",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::calls::machine::CallKind;
-use crate::calls::service;
 use crate::clock::now_ms;
 use crate::state::AppState;
-use crate::token::Role;
+use crate::token::Side;
 
 /// What the invite page shows before consent.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -74,11 +73,11 @@ pub async fn accept(
 ) -> Result<Json<JoinTicket>, ApiError> {
     limit(&state, peer, "invite")?;
     let name = consented_name(req.consent, &req.display_name)?;
-    let (call, customer) = service::accept_invite(&state.store, &code, name, now_ms()).await?;
+    let (call, customer) = state.calls.accept_invite(&code, name, now_ms()).await?;
     let room_token = state.tokens.issue(
         call.id.as_str(),
         customer.as_str(),
-        Role::Customer,
+        Side::Customer,
         crate::token::unix_now(),
     );
     Ok(Json(JoinTicket {

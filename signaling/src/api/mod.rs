@@ -15,51 +15,55 @@ pub mod views;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
 /// Request bodies of the API are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/me", get(users::me))
-        .route("/me/presence", put(users::set_presence))
-        .route("/agents", get(users::list_agents))
-        .route("/agents/{id}/video-service", put(users::set_video_service))
-        .route("/me/verification-gate", get(calls::gate))
-        .route("/calls", post(calls::start))
-        .route("/calls/{id}", get(calls::get))
-        .route("/calls/{id}/cancel", post(calls::cancel))
-        .route("/calls/{id}/invite.svg", get(calls::invite_qr))
-        .route("/calls/{id}/room-token", get(calls::room_token))
-        .route("/me/queue", get(calls::my_queue))
-        .route("/me/beauty", get(beauty::get).put(beauty::put))
-        .route("/me/beauty/reset", post(beauty::reset))
-        .route(
-            "/me/beauty/preview",
-            post(beauty::open_preview)
-                .put(beauty::try_preview)
-                .delete(beauty::close_preview),
-        )
-        .route("/calls/{id}/accept", post(calls::accept))
-        .route("/service/{main_account}", get(service::page))
-        .route("/service/{main_account}/requests", post(service::create))
-        .route("/service/requests/{id}", get(service::status))
-        .route("/service/requests/{id}/cancel", post(service::cancel))
-        .route("/invites/{code}", get(invites::show))
-        .route("/invites/{code}/accept", post(invites::accept))
-        .route("/verifications", get(verifications::list))
-        .route("/recordings", get(recordings::list))
-        .route("/recordings/{id}", get(recordings::get))
-        .route("/recordings/{id}/play", post(recordings::play))
-        .route("/recordings/{id}/download", post(recordings::download))
-        .route("/recordings/{id}/retry", post(recordings::retry))
-        .route("/audit", get(recordings::audit_log))
-        .route("/verifications.csv", get(verifications::csv))
-        .fallback(|| async { error::ApiError::NotFound })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+/// Every route of `/api/v1`, declared once: the router and the OpenAPI document
+/// served at `/api/openapi.json` come from this one list, so they cannot disagree.
+/// Paths are the full ones written in each handler's `#[utoipa::path]`.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(users::me))
+        .routes(routes!(users::set_presence))
+        .routes(routes!(users::list_agents))
+        .routes(routes!(users::set_video_service))
+        .routes(routes!(calls::gate))
+        .routes(routes!(calls::my_queue))
+        .routes(routes!(calls::start))
+        .routes(routes!(calls::get))
+        .routes(routes!(calls::cancel))
+        .routes(routes!(calls::accept))
+        .routes(routes!(calls::room_token))
+        .routes(routes!(calls::invite_qr))
+        .routes(routes!(beauty::get, beauty::put))
+        .routes(routes!(beauty::reset))
+        .routes(routes!(
+            beauty::open_preview,
+            beauty::try_preview,
+            beauty::close_preview
+        ))
+        .routes(routes!(service::page))
+        .routes(routes!(service::create))
+        .routes(routes!(service::status))
+        .routes(routes!(service::cancel))
+        .routes(routes!(invites::show))
+        .routes(routes!(invites::accept))
+        .routes(routes!(verifications::list))
+        .routes(routes!(verifications::csv))
+        .routes(routes!(recordings::list))
+        .routes(routes!(recordings::get))
+        .routes(routes!(recordings::play))
+        .routes(routes!(recordings::download))
+        .routes(routes!(recordings::retry))
+        .routes(routes!(recordings::audit_log))
+        .split_for_parts();
+    (router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)), doc)
 }

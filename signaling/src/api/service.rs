@@ -17,7 +17,7 @@ use crate::calls::machine::{CallEvent, CallKind, Party};
 use crate::calls::service;
 use crate::clock::now_ms;
 use crate::state::AppState;
-use crate::token::{Role, unix_now};
+use crate::token::{Side, unix_now};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,11 +92,12 @@ pub async fn create(
     let (call, _customer) =
         service::request_call(&state.store, &group, name, req.kind, now).await?;
     // The request may be assigned at once if an agent is free.
-    state.dispatch(&group.id).await;
+    state.calls.publish(&call, "customer_request", now);
+    state.calls.dispatch(&group.id, now).await;
     let token = state.tokens.issue(
         call.id.as_str(),
         &format!("customer-{}", call.id),
-        Role::Customer,
+        Side::Customer,
         unix_now(),
     );
     let view = view_of(&state, &call.id, Some(token)).await?;
@@ -133,8 +134,8 @@ impl axum::extract::FromRequestParts<AppState> for RequestOwner {
             .verify(token, unix_now())
             .map_err(|_| ApiError::Unauthorized)?;
         match claims.role {
-            Role::Customer => Ok(RequestOwner(claims.room)),
-            Role::Agent => Err(ApiError::Forbidden("customers only")),
+            Side::Customer => Ok(RequestOwner(claims.room)),
+            Side::Agent => Err(ApiError::Forbidden("customers only")),
         }
     }
 }
@@ -160,11 +161,11 @@ pub async fn cancel(
     let event = CallEvent::Cancel {
         by: Party::Customer,
     };
-    service::apply(&state.store, &id, &event, now_ms()).await?;
+    state.calls.apply(&id, event, now_ms()).await?;
     Ok(Json(view_of(&state, &id, None).await?))
 }
 
-async fn view_of(
+pub(crate) async fn view_of(
     state: &AppState,
     id: &CallId,
     token: Option<String>,

@@ -54,7 +54,7 @@ pub async fn set_presence(
     // Turning accepting on takes the oldest waiting requests at once.
     if user.accepting {
         for group in state.store.groups_of_user(&user.id).await? {
-            state.dispatch(&group).await;
+            state.calls.dispatch(&group, crate::clock::now_ms()).await;
         }
     }
     Ok(Json(UserView::of(&user, &state.data_key)))

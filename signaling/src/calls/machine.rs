@@ -4,8 +4,12 @@
 //! ```text
 //! customer asks:  requested ──assign──▶ ringing ──accept──▶ connecting ──media_up──▶ connected ──hang_up──▶ ended
 //! agent calls:    inviting ──opened──▶ ringing
-//! side exits:     rejected, cancelled, timed_out, failed(reason)
+//! side exits:     rejected, cancelled, timed_out, failed(kind)
+//! kefu itself:    any live state ──terminate(reason)──▶ ended (shutdown, restart, node lost, moderation)
 //! ```
+//!
+//! Every final state has an [`EndReason`] ([`CallState::end_reason`]): what the API,
+//! the pages and the recordings show.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,15 +31,7 @@ pub enum CallKind {
     Voice,
 }
 
-/// Who did something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Party {
-    Agent,
-    Customer,
-    /// kefu itself (timeouts, moderation, shutdown).
-    System,
-}
+pub use kefu_proto::{EndReason, FailureKind, Party};
 
 /// Where a call is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -52,8 +48,9 @@ pub enum CallState {
     Connecting,
     /// Both parties' media is up.
     Connected,
-    /// Finished after being connected.
-    Ended { by: Party, reason: String },
+    /// Finished: after being connected, or stopped by kefu itself at any point
+    /// (`by` is then `system`).
+    Ended { by: Party, reason: EndReason },
     /// The callee declined.
     Rejected { by: Party },
     /// The caller gave up before it connected.
@@ -61,7 +58,7 @@ pub enum CallState {
     /// Nobody answered in time.
     TimedOut,
     /// It broke (media never came up, media lost, server error).
-    Failed { reason: String },
+    Failed { kind: FailureKind },
 }
 
 /// What can happen to a call.
@@ -82,14 +79,20 @@ pub enum CallEvent {
     },
     /// Both parties' media is connected.
     MediaUp,
+    /// A party left: by hanging up, or by a connection that never came back
+    /// (`reason` is [`EndReason::HangUp`] or [`EndReason::NetworkLost`]).
     HangUp {
         by: Party,
-        reason: String,
+        reason: EndReason,
     },
     /// The ring (or queue) deadline passed.
     RingTimeout,
     Fail {
-        reason: String,
+        kind: FailureKind,
+    },
+    /// kefu ends a live call (shutdown, restart, node lost, moderation).
+    Terminate {
+        reason: EndReason,
     },
 }
 
@@ -115,6 +118,29 @@ impl CallState {
             CallState::Cancelled { .. } => "cancelled",
             CallState::TimedOut => "timed_out",
             CallState::Failed { .. } => "failed",
+        }
+    }
+
+    /// Why the call is over; `None` while it is live.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        match self {
+            CallState::Ended { reason, .. } => Some(*reason),
+            CallState::Rejected { .. } => Some(EndReason::Rejected),
+            CallState::Cancelled { .. } => Some(EndReason::Cancelled),
+            CallState::TimedOut => Some(EndReason::RingTimeout),
+            CallState::Failed { .. } => Some(EndReason::Failed),
+            _ => None,
+        }
+    }
+
+    /// Who ended the call, when a party did.
+    pub fn ended_by(&self) -> Option<Party> {
+        match self {
+            CallState::Ended { by, .. }
+            | CallState::Rejected { by }
+            | CallState::Cancelled { by } => Some(*by),
+            CallState::TimedOut | CallState::Failed { .. } => Some(Party::System),
+            _ => None,
         }
     }
 
@@ -153,21 +179,31 @@ impl CallState {
             }
             (S::Ringing, E::Accept { by }) if *by == callee(direction) => S::Connecting,
             (S::Ringing, E::Reject { by }) if *by == callee(direction) => S::Rejected { by: *by },
-            (S::Requested | S::Inviting | S::Ringing, E::Cancel { by })
+            // The caller may withdraw until media is up.
+            (S::Requested | S::Inviting | S::Ringing | S::Connecting, E::Cancel { by })
                 if *by == caller(direction) =>
             {
                 S::Cancelled { by: *by }
             }
             (S::Requested | S::Inviting | S::Ringing, E::RingTimeout) => S::TimedOut,
             (S::Connecting, E::MediaUp) => S::Connected,
-            // Either side may give up while media is still being set up.
-            (S::Connecting, E::HangUp { by, .. }) => S::Cancelled { by: *by },
-            (S::Connected, E::HangUp { by, reason }) => S::Ended {
+            // Either side may give up while media is still being set up; a connection
+            // lost meanwhile is said as such.
+            (
+                S::Connecting,
+                E::HangUp {
+                    by,
+                    reason: EndReason::HangUp,
+                },
+            ) => S::Cancelled { by: *by },
+            (S::Connecting | S::Connected, E::HangUp { by, reason }) => S::Ended {
                 by: *by,
-                reason: reason.clone(),
+                reason: *reason,
             },
-            (s, E::Fail { reason }) if !s.is_final() => S::Failed {
-                reason: reason.clone(),
+            (s, E::Fail { kind }) if !s.is_final() => S::Failed { kind: *kind },
+            (s, E::Terminate { reason }) if !s.is_final() => S::Ended {
+                by: Party::System,
+                reason: *reason,
             },
             (s, e) => {
                 return Err(InvalidTransition {
@@ -220,6 +256,7 @@ fn event_name(e: &CallEvent) -> &'static str {
         CallEvent::HangUp { .. } => "hang_up",
         CallEvent::RingTimeout => "ring_timeout",
         CallEvent::Fail { .. } => "fail",
+        CallEvent::Terminate { .. } => "terminate",
     }
 }
 
@@ -233,13 +270,13 @@ mod tests {
     fn hang_up(by: Party) -> CallEvent {
         E::HangUp {
             by,
-            reason: "bye".into(),
+            reason: EndReason::HangUp,
         }
     }
 
     fn fail() -> CallEvent {
         E::Fail {
-            reason: "media lost".into(),
+            kind: FailureKind::MediaLost,
         }
     }
 
@@ -330,7 +367,7 @@ mod tests {
                 hang_up(Party::Agent),
                 S::Ended {
                     by: Party::Agent,
-                    reason: "bye".into(),
+                    reason: EndReason::HangUp,
                 },
             ),
             (
@@ -339,7 +376,7 @@ mod tests {
                 hang_up(Party::Customer),
                 S::Ended {
                     by: Party::Customer,
-                    reason: "bye".into(),
+                    reason: EndReason::HangUp,
                 },
             ),
             (
@@ -348,7 +385,7 @@ mod tests {
                 hang_up(Party::System),
                 S::Ended {
                     by: Party::System,
-                    reason: "bye".into(),
+                    reason: EndReason::HangUp,
                 },
             ),
         ];
@@ -432,14 +469,16 @@ mod tests {
         let finals = [
             S::Ended {
                 by: Party::Agent,
-                reason: "x".into(),
+                reason: EndReason::HangUp,
             },
             S::Rejected { by: Party::Agent },
             S::Cancelled {
                 by: Party::Customer,
             },
             S::TimedOut,
-            S::Failed { reason: "x".into() },
+            S::Failed {
+                kind: FailureKind::Internal,
+            },
         ];
         let events = [
             E::Assigned,
@@ -451,6 +490,9 @@ mod tests {
             hang_up(Party::Agent),
             E::RingTimeout,
             fail(),
+            E::Terminate {
+                reason: EndReason::SystemShutdown,
+            },
         ];
         for state in &finals {
             assert!(state.is_final());
@@ -483,6 +525,80 @@ mod tests {
         assert!(
             S::Inviting.next(Out, &hang_up(Party::Agent)).is_err(),
             "cancel, not hang up"
+        );
+    }
+
+    #[test]
+    fn kefu_ends_any_live_call_with_its_reason() {
+        for from in [
+            S::Requested,
+            S::Inviting,
+            S::Ringing,
+            S::Connecting,
+            S::Connected,
+        ] {
+            for reason in [
+                EndReason::SystemShutdown,
+                EndReason::SystemRestart,
+                EndReason::NodeLost,
+                EndReason::Moderation,
+            ] {
+                let next = from.next(In, &E::Terminate { reason }).expect("terminates");
+                assert_eq!(next.end_reason(), Some(reason), "{from:?}");
+                assert_eq!(next.ended_by(), Some(Party::System));
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_connection_ends_as_network_lost_not_as_a_hang_up() {
+        let lost = E::HangUp {
+            by: Party::Customer,
+            reason: EndReason::NetworkLost,
+        };
+        for from in [S::Connecting, S::Connected] {
+            let next = from.next(Out, &lost).expect("ends");
+            assert_eq!(next.end_reason(), Some(EndReason::NetworkLost));
+            assert_eq!(next.ended_by(), Some(Party::Customer));
+        }
+        assert_eq!(
+            S::Connected
+                .next(Out, &hang_up(Party::Agent))
+                .expect("ends")
+                .end_reason(),
+            Some(EndReason::HangUp)
+        );
+    }
+
+    #[test]
+    fn every_final_state_has_a_reason_and_live_ones_have_none() {
+        for live in [
+            S::Requested,
+            S::Inviting,
+            S::Ringing,
+            S::Connecting,
+            S::Connected,
+        ] {
+            assert_eq!(live.end_reason(), None);
+        }
+        assert_eq!(S::TimedOut.end_reason(), Some(EndReason::RingTimeout));
+        assert_eq!(
+            S::Rejected { by: Party::Agent }.end_reason(),
+            Some(EndReason::Rejected)
+        );
+        assert_eq!(
+            S::Cancelled {
+                by: Party::Customer
+            }
+            .end_reason(),
+            Some(EndReason::Cancelled)
+        );
+        assert_eq!(
+            S::Failed {
+                kind: FailureKind::MediaNeverConnected
+            }
+            .end_reason(),
+            Some(EndReason::Failed)
         );
     }
 

@@ -1,5 +1,6 @@
 //! Customer-service calls: the state machine and the verification policy.
 
+pub mod lifecycle;
 pub mod machine;
 pub mod model;
 pub mod routing;
@@ -7,6 +8,7 @@ pub mod service;
 pub mod verification;
 
 pub use machine::{
-    CallEvent, CallKind, CallState, Direction, InvalidTransition, Party, initial_state,
+    CallEvent, CallKind, CallState, Direction, EndReason, FailureKind, InvalidTransition, Party,
+    initial_state,
 };
 pub use model::{Call, CallEventRow, VerificationFilter, VerificationRecord};

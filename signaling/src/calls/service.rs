@@ -1,5 +1,6 @@
-//! The call driver: checks rules, applies the pure state machine, persists every
-//! transition. Time comes in as an argument.
+//! Call rules and persistence: checks rules, applies the pure state machine, persists
+//! every transition. Time comes in as an argument. Reactions to a transition live in
+//! [`lifecycle`](super::lifecycle).
 
 use serde::Serialize;
 
@@ -115,7 +116,8 @@ pub async fn start_outgoing(
     Ok(call)
 }
 
-/// Applies `event` to a stored call and persists the transition.
+/// Applies `event` to a stored call and persists the transition. Only the
+/// [`CallDriver`](super::lifecycle::CallDriver) calls this: it runs the reactions.
 pub async fn apply(
     store: &Store,
     id: &CallId,
@@ -228,65 +230,6 @@ pub async fn dispatch(
         assigned.push(updated);
     }
     Ok(assigned)
-}
-
-/// Dispatches every group with waiting requests.
-pub async fn dispatch_all(store: &Store, now_ms: i64) -> Result<usize, CallError> {
-    let mut n = 0;
-    for group in store.groups_with_requests().await? {
-        n += dispatch(store, &group, now_ms).await?.len();
-    }
-    Ok(n)
-}
-
-/// Times out every call whose ring deadline passed; returns how many.
-pub async fn expire_overdue(store: &Store, now_ms: i64) -> Result<usize, CallError> {
-    let mut expired = 0;
-    for id in store.calls_past_deadline(now_ms, 500).await? {
-        match apply(store, &id, &CallEvent::RingTimeout, now_ms).await {
-            Ok(_) => expired += 1,
-            // Answered or cancelled at the same moment: nothing to expire.
-            Err(CallError::Raced | CallError::Invalid(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(expired)
-}
-
-/// A customer opened an agent's invite and consented: the call is accepted and
-/// media may start. Returns the call and the new customer's id.
-pub async fn accept_invite(
-    store: &Store,
-    code: &str,
-    display_name: &str,
-    now_ms: i64,
-) -> Result<(Call, crate::accounts::CustomerId), CallError> {
-    let call = store
-        .call_by_invite(code)
-        .await?
-        .ok_or(CallError::NotFound)?;
-    if call.ring_deadline.is_some_and(|d| d <= now_ms) && !call.state.is_final() {
-        apply(store, &call.id, &CallEvent::RingTimeout, now_ms).await?;
-        return Err(CallError::Invalid(InvalidTransition {
-            state: "timed_out",
-            event: "customer_opened",
-        }));
-    }
-    let customer = store
-        .create_customer(&call.enterprise_id, display_name, now_ms)
-        .await?;
-    store.set_call_customer(&call.id, &customer).await?;
-    apply(store, &call.id, &CallEvent::CustomerOpened, now_ms).await?;
-    let call = apply(
-        store,
-        &call.id,
-        &CallEvent::Accept {
-            by: super::machine::Party::Customer,
-        },
-        now_ms,
-    )
-    .await?;
-    Ok((call, customer))
 }
 
 /// The outcome of one face check, as the face engine reports it.
@@ -434,7 +377,7 @@ mod tests {
                 CallEvent::MediaUp,
                 CallEvent::HangUp {
                     by: Party::Customer,
-                    reason: "done".into(),
+                    reason: crate::calls::EndReason::HangUp,
                 },
             ];
             let mut t = LOGIN + 10;

@@ -1,7 +1,10 @@
 //! HTTP routes.
 
+mod events;
 mod pages;
 pub(crate) mod ws;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -12,18 +15,47 @@ use axum::routing::get;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    let (api, doc) = crate::api::router();
+    let doc = Arc::new(doc);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/openapi.json", get(openapi))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { axum::Json((*doc).clone()) }),
+        )
         .route("/ws", get(ws::upgrade))
+        .route("/ws/events", get(events::upgrade))
         .route(
             "/media/recordings/{token}",
             get(crate::api::recordings::media),
         )
-        .nest("/api/v1", crate::api::router())
+        .merge(api)
+        // Anything else under the API is a JSON 404, not a page.
+        .route(
+            "/api/v1/{*rest}",
+            axum::routing::any(|| async { crate::api::error::ApiError::NotFound }),
+        )
         .merge(pages::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_while_draining,
+        ))
         .with_state(state)
+}
+
+/// Once a shutdown began, every request but health and metrics gets 503 `draining`
+/// (a load balancer moves people to another node; a page says to try again).
+async fn refuse_while_draining(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    if state.is_draining() && path != "/healthz" && path != "/metrics" {
+        return crate::api::error::ApiError::Draining.into_response();
+    }
+    next.run(request).await
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -31,11 +63,6 @@ async fn healthz() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"status":"ok"}"#,
     )
-}
-
-async fn openapi() -> impl IntoResponse {
-    use utoipa::OpenApi;
-    axum::Json(crate::api::openapi::ApiDoc::openapi())
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -21,13 +21,13 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::accounts::CallId;
 use crate::beauty_preview;
-use crate::calls::machine::{CallEvent, Party};
-use crate::calls::service;
+use crate::calls::machine::{CallEvent, EndReason, Party};
+use crate::calls::service::CallError;
 use crate::clock::now_ms;
 use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
-use crate::rooms::Outbox;
+use crate::rooms::{Outbox, media_participant_id};
 use crate::state::AppState;
-use crate::token::{Role, TokenError, unix_now};
+use crate::token::{Side, TokenError, unix_now};
 
 /// Messages from other sessions waiting for this one. They are few and small.
 const OUTBOX_CAPACITY: usize = 64;
@@ -61,7 +61,7 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
 struct Joined {
     room: String,
     participant: String,
-    role: Role,
+    role: Side,
     media_id: ParticipantId,
 }
 
@@ -77,6 +77,8 @@ enum Ending {
     Closed,
     /// The connection broke (no close frame): keep the place for a while.
     Lost,
+    /// kefu is stopping: the drain already ended the calls; nobody hung up.
+    Shutdown,
 }
 
 struct Session {
@@ -140,14 +142,17 @@ impl Session {
                     }
                 },
                 Some(event) = next_event(&mut self.media_events) => {
-                    self.on_media_event(event);
+                    self.on_media_event(event).await;
                     Flow::Continue
                 }
                 _ = &mut join_deadline, if self.joined.is_none() => {
                     self.reply_error(ErrorCode::JoinTimeout, "no join message in time");
                     Flow::Close(CLOSE_POLICY, "join timeout")
                 }
-                _ = shutdown.changed() => Flow::Close(CLOSE_GOING_AWAY, "server shutting down"),
+                _ = shutdown.changed() => {
+                    ending = Ending::Shutdown;
+                    Flow::Close(CLOSE_GOING_AWAY, "server shutting down")
+                }
             };
             // Deliver replies queued by the handlers before deciding anything else.
             let mut broken = false;
@@ -187,10 +192,11 @@ impl Session {
             })
             .await;
         }
-        self.leave(ending);
+        self.leave(ending).await;
     }
 
-    /// Sends one queued message; a `replaced` notice also ends this session.
+    /// Sends one queued message; a `replaced` or `call_ended` notice also ends this
+    /// session.
     async fn deliver(&mut self, sink: &mut Sink, msg: ServerMessage) -> Result<Flow, axum::Error> {
         let replaced = matches!(
             msg,
@@ -199,12 +205,18 @@ impl Session {
                 ..
             }
         );
+        let call_ended = matches!(msg, ServerMessage::CallEnded { .. });
         send(sink, &msg).await?;
         if replaced {
             // Our participant id now belongs to the new connection: forget it, so
             // leaving does not remove the newcomer.
             self.joined = None;
             return Ok(Flow::Close(CLOSE_POLICY, "replaced"));
+        }
+        if call_ended {
+            // The lifecycle already took everyone out of the room and the SFU.
+            self.joined = None;
+            return Ok(Flow::Close(CLOSE_NORMAL, "call ended"));
         }
         Ok(Flow::Continue)
     }
@@ -420,7 +432,7 @@ impl Session {
         }
     }
 
-    fn on_media_event(&mut self, event: SfuEvent) {
+    async fn on_media_event(&mut self, event: SfuEvent) {
         match event {
             SfuEvent::Connected { .. } => {
                 self.reply(ServerMessage::MediaConnected);
@@ -430,7 +442,7 @@ impl Session {
                         .rooms
                         .set_media_up(&joined.room, &joined.participant, self.id)
                 {
-                    call_event(&self.state, &joined.room, CallEvent::MediaUp);
+                    call_event(&self.state, &joined.room, CallEvent::MediaUp).await;
                 }
             }
             SfuEvent::Disconnected { reason, .. } => {
@@ -456,7 +468,7 @@ impl Session {
         let Some(joined) = &self.joined else {
             return;
         };
-        if joined.role != Role::Agent || !joined.room.starts_with(beauty_preview::ROOM_PREFIX) {
+        if joined.role != Side::Agent || !joined.room.starts_with(beauty_preview::ROOM_PREFIX) {
             return;
         }
         if let Some(params) = self
@@ -472,7 +484,7 @@ impl Session {
         }
     }
 
-    fn leave(&mut self, ending: Ending) {
+    async fn leave(&mut self, ending: Ending) {
         if let Some(joined) = &self.joined
             && self.state.previews.close_room(&joined.room)
         {
@@ -481,10 +493,24 @@ impl Session {
         let Some(joined) = self.joined.take() else {
             return;
         };
-        if ending == Ending::Closed {
-            hang_up(&self.state, &joined, self.id);
-            info!("left");
-            return;
+        match ending {
+            Ending::Closed => {
+                hang_up(&self.state, &joined, self.id, EndReason::HangUp).await;
+                info!("left");
+                return;
+            }
+            Ending::Shutdown => {
+                // Out of the room and the SFU; the call itself was ended by the drain.
+                if self
+                    .state
+                    .rooms
+                    .leave(&joined.room, &joined.participant, self.id)
+                {
+                    self.state.media.leave(joined.media_id.clone());
+                }
+                return;
+            }
+            Ending::Lost => {}
         }
         // A new connection joining as this participant replaces this session, and
         // then the delayed hang-up below finds someone else holding the place.
@@ -494,7 +520,7 @@ impl Session {
         let session = self.id;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            if hang_up(&state, &joined, session) {
+            if hang_up(&state, &joined, session, EndReason::NetworkLost).await {
                 info!(room = %joined.room, "did not come back; left");
             }
         });
@@ -503,7 +529,7 @@ impl Session {
 
 /// Takes the participant out of its room and the SFU, and hangs the call up, if
 /// `session` still holds its place. Returns whether it did.
-fn hang_up(state: &AppState, joined: &Joined, session: u64) -> bool {
+async fn hang_up(state: &AppState, joined: &Joined, session: u64, reason: EndReason) -> bool {
     if !state
         .rooms
         .leave(&joined.room, &joined.participant, session)
@@ -512,43 +538,24 @@ fn hang_up(state: &AppState, joined: &Joined, session: u64) -> bool {
     }
     state.media.leave(joined.media_id.clone());
     let by = match joined.role {
-        Role::Agent => Party::Agent,
-        Role::Customer => Party::Customer,
+        Side::Agent => Party::Agent,
+        Side::Customer => Party::Customer,
     };
-    let reason = "hung up".to_owned();
-    call_event(state, &joined.room, CallEvent::HangUp { by, reason });
+    call_event(state, &joined.room, CallEvent::HangUp { by, reason }).await;
     true
 }
 
-/// Moves the call behind a room, when the room is a call. Best effort and off the
-/// session's path: a room that is no call, or a call already past this step, is fine.
-fn call_event(state: &AppState, room: &str, event: CallEvent) {
-    let state = state.clone();
-    let store = state.store.clone();
+/// Moves the call behind a room, when the room is a call. A standing room (no call),
+/// or a call already past this step, is fine.
+async fn call_event(state: &AppState, room: &str, event: CallEvent) {
     let id = CallId(room.to_owned());
-    let room = room.to_owned();
-    tokio::spawn(async move {
-        match store.call(&id).await {
-            Ok(Some(_)) => match service::apply(&store, &id, &event, now_ms()).await {
-                Ok(call) => {
-                    info!(call = %id, state = call.state.name(), "call moved");
-                    crate::call_media::follow(&state, &room, &call).await;
-                }
-                Err(e) => debug!(call = %id, "call not moved: {e}"),
-            },
-            Ok(None) => {}
-            Err(e) => warn!(call = %id, "cannot read the call: {e}"),
+    match state.calls.apply(&id, event, now_ms()).await {
+        Ok(_) => {}
+        Err(CallError::NotFound | CallError::Invalid(_) | CallError::Raced) => {
+            debug!(room, "no call to move")
         }
-    });
-}
-
-/// The SFU's id for a participant: unique across rooms and roles.
-pub(crate) fn media_participant_id(room: &str, sub: &str, role: Role) -> ParticipantId {
-    let role = match role {
-        Role::Agent => "agent",
-        Role::Customer => "customer",
-    };
-    ParticipantId::new(format!("{room}/{role}/{sub}"))
+        Err(e) => warn!(call = %id, "call not moved: {e}"),
+    }
 }
 
 /// Whether a read error means the connection itself is gone (reset, broken pipe,

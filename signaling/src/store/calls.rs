@@ -336,6 +336,17 @@ impl Store {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// Every call not yet in a final state (what a shutdown or a restart must end).
+    pub async fn live_calls(&self) -> Result<Vec<CallId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM calls WHERE state IN \
+             ('requested', 'inviting', 'ringing', 'connecting', 'connected') ORDER BY created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(CallId(r.try_get("id")?))).collect()
+    }
+
     /// The agent's calls whose media is up now.
     pub async fn connected_calls_of(&self, agent: &UserId) -> Result<Vec<CallId>, StoreError> {
         let rows = sqlx::query("SELECT id FROM calls WHERE agent_id = $1 AND state = 'connected'")

@@ -300,7 +300,7 @@ export async function api(baseUrl, method, path, token, body) {
  */
 export async function agentWithVideoService(kefu, login, password) {
   kefu.run('kefu', ['admin', 'create-user', '--enterprise', '10000', '--login', login, '--role', 'agent',
-    '--name', '李丽', '--id-number', '110101199003071234', '--capacity', '2', '--password-stdin'], password + '\n');
+    '--name', '李丽', '--id-number-stdin', '--capacity', '2', '--password-stdin'], '110101199003071234\n' + password + '\n');
   const admin = await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: kefu.adminPassword });
   if (admin.status !== 200) throw new Error(`admin login: ${JSON.stringify(admin)}`);
   const agents = await api(kefu.baseUrl, 'GET', '/agents', admin.data.token);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::{Role, TokenKeys, unix_now};
+use kefu_signaling::token::{Side, TokenKeys, unix_now};
 use tokio::sync::mpsc;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
@@ -131,7 +131,7 @@ impl super::SfuUnderLoad for KefuTarget {
     ) -> anyhow::Result<Vec<Peer>> {
         let room = room(index);
         let mut peers = Vec::new();
-        for (name, role) in [("agent", Role::Agent), ("customer", Role::Customer)] {
+        for (name, role) in [("agent", Side::Agent), ("customer", Side::Customer)] {
             let token = self.tokens.issue(&room, name, role, unix_now());
             let mut peer = Peer::new(None, tally).await;
             peer.publish(&format!("{room}-{name}"), video, phase, tally)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next as ffmpeg;
 
-use crate::tap::{Codec, Party, TapFrame};
+use kefu_proto::{Codec, Side, TapFrame};
 
 /// Encoder setup failed (a missing codec in this FFmpeg build).
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub struct SyntheticError(String);
 /// Encodes `secs` of a tone (Opus, 20 ms packets) and, when `video_until` is set, a
 /// moving 320×240 test picture (VP8, 30 fps) for that many seconds, as taps from `start`.
 pub fn party_frames(
-    party: Party,
+    party: Side,
     tone_hz: f32,
     secs: f32,
     video_until: Option<f32>,
@@ -33,7 +33,7 @@ pub fn party_frames(
 
 /// [`party_frames`] with the picture's length and size: `video` is (seconds, width, height).
 pub fn party_frames_sized(
-    party: Party,
+    party: Side,
     tone_hz: f32,
     secs: f32,
     video: Option<(f32, u32, u32)>,
@@ -135,7 +135,7 @@ pub fn party_frames_sized(
 
 #[allow(clippy::too_many_arguments)] // one call site, every field named there
 fn tap(
-    party: Party,
+    party: Side,
     codec: Codec,
     rtp: u64,
     rate: u32,
@@ -145,7 +145,7 @@ fn tap(
     data: &[u8],
 ) -> TapFrame {
     TapFrame {
-        party,
+        side: party,
         codec,
         rtp_time: rtp,
         clock_rate: rate,

@@ -1,0 +1,81 @@
+//! What the SFU hands to whoever listens to a room (the recorder today, moderation
+//! next): one depacketized frame of one side, through a [`FrameSink`].
+//!
+//! Plain types on purpose, so the SFU can tap without knowing about FFmpeg or object
+//! storage, and a listener can be driven by tests without an SFU.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::ids::ParticipantId;
+use crate::side::Side;
+
+/// Codecs the SFU forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Opus,
+    Vp8,
+    H264,
+}
+
+impl Codec {
+    pub fn is_video(self) -> bool {
+        !matches!(self, Codec::Opus)
+    }
+}
+
+/// The video codecs a pipeline decodes and encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    Vp8,
+    H264,
+}
+
+impl From<VideoCodec> for Codec {
+    fn from(c: VideoCodec) -> Self {
+        match c {
+            VideoCodec::Vp8 => Codec::Vp8,
+            VideoCodec::H264 => Codec::H264,
+        }
+    }
+}
+
+/// The sender's clock from its latest RTCP sender report: `ntp_time` is when the
+/// sender's RTP clock read `rtp_time`. It ties a party's audio and video together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderClock {
+    pub ntp_time: SystemTime,
+    pub rtp_time: u64,
+}
+
+/// One depacketized frame (a whole video frame or one Opus packet).
+#[derive(Debug, Clone)]
+pub struct TapFrame {
+    pub side: Side,
+    pub codec: Codec,
+    /// RTP timestamp (extended over wrap-arounds) in `clock_rate` units.
+    pub rtp_time: u64,
+    pub clock_rate: u32,
+    /// When the first packet of the frame reached the SFU.
+    pub arrival: Instant,
+    pub sender_clock: Option<SenderClock>,
+    /// Whether nothing was lost since the previous frame of this stream.
+    pub contiguous: bool,
+    pub keyframe: bool,
+    pub data: Arc<[u8]>,
+}
+
+/// A participant of a tapped room and its side of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapParty {
+    pub participant: ParticipantId,
+    pub side: Side,
+}
+
+/// Where the SFU writes a room's frames. Called on the SFU's own thread for every
+/// frame: it must never block (a full queue drops the frame and says so).
+pub trait FrameSink: Send + Sync + Debug {
+    /// Queues a frame; false when it was dropped (queue full or listener gone).
+    fn try_send(&self, frame: TapFrame) -> bool;
+}

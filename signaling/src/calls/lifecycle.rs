@@ -1,0 +1,299 @@
+//! The one way a call moves: [`CallDriver::apply`]. Every transition, whoever asks
+//! for it (a WebSocket session, a REST handler, the sweeper, a shutdown), goes
+//! through here: persisted first, then its reactions run (recording, beauty, the
+//! room), then a [`CallChanged`] event is published for whoever listens (the pages'
+//! event channel, later the cluster bus).
+
+use std::sync::Arc;
+
+use kefu_beauty::BeautyParams;
+use kefu_media_server::{RoomId, TapParty};
+use tokio::sync::{Mutex, broadcast};
+use tracing::{info, warn};
+
+use super::machine::{CallEvent, CallKind, CallState, EndReason};
+use super::model::Call;
+use super::service::{self, CallError};
+use crate::accounts::{CallId, GroupId, UserId};
+use crate::media_router::MediaRouter;
+use crate::protocol::ServerMessage;
+use crate::recordings::Recordings;
+use crate::rooms::{Rooms, media_participant_id};
+use crate::store::Store;
+use crate::token::Side;
+
+/// Events a slow listener may fall behind by before it is told it lagged (and
+/// re-reads what it shows).
+const EVENT_BACKLOG: usize = 256;
+
+/// A call moved. Listeners filter by enterprise, agent or call.
+#[derive(Debug, Clone)]
+pub struct CallChanged {
+    pub call: Call,
+    /// The event's name as stored in the call log (`"assigned"`, `"hang_up"`, …).
+    pub event: &'static str,
+    pub at: i64,
+}
+
+/// Applies call transitions and their reactions. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CallDriver {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    media: Arc<dyn MediaRouter>,
+    rooms: Arc<Rooms>,
+    recordings: Recordings,
+    events: broadcast::Sender<CallChanged>,
+    /// Serialises queue dispatch, so two dispatches never give one agent more than its
+    /// capacity. (One process; the cluster lease replaces it across nodes.)
+    dispatch_lock: Mutex<()>,
+}
+
+impl CallDriver {
+    pub fn new(
+        store: Store,
+        media: Arc<dyn MediaRouter>,
+        rooms: Arc<Rooms>,
+        recordings: Recordings,
+    ) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BACKLOG);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                media,
+                rooms,
+                recordings,
+                events,
+                dispatch_lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Every call change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CallChanged> {
+        self.inner.events.subscribe()
+    }
+
+    /// Applies `event` to the call: persists the transition, runs its reactions and
+    /// publishes it. A refused event changes nothing and runs nothing.
+    pub async fn apply(&self, id: &CallId, event: CallEvent, now: i64) -> Result<Call, CallError> {
+        let call = service::apply(&self.inner.store, id, &event, now).await?;
+        info!(call = %id, state = call.state.name(), event = event.name(), "call moved");
+        self.react(&call, now).await;
+        self.publish(&call, event.name(), now);
+        if call.state.is_final() && call.agent_id.is_some() {
+            // A slot opened: a waiting customer may get this agent now.
+            self.dispatch_all(now).await;
+        }
+        Ok(call)
+    }
+
+    /// Tells listeners about a call that changed outside a transition (created,
+    /// customer attached).
+    pub fn publish(&self, call: &Call, event: &'static str, at: i64) {
+        // No listener is fine: nobody is looking.
+        let _ = self.inner.events.send(CallChanged {
+            call: call.clone(),
+            event,
+            at,
+        });
+    }
+
+    /// Ends every live call with `reason` (shutdown, or a restart finding what the
+    /// last process left). Returns how many it ended.
+    pub async fn end_all_live(&self, reason: EndReason, now: i64) -> Result<usize, CallError> {
+        let mut ended = 0;
+        for id in self.inner.store.live_calls().await? {
+            match self.apply(&id, CallEvent::Terminate { reason }, now).await {
+                Ok(_) => ended += 1,
+                // Ended by someone else at the same moment.
+                Err(CallError::Raced | CallError::Invalid(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Times out every call whose ring deadline passed; returns how many.
+    pub async fn expire_overdue(&self, now: i64) -> Result<usize, CallError> {
+        let mut expired = 0;
+        for id in self.inner.store.calls_past_deadline(now, 500).await? {
+            match self.apply(&id, CallEvent::RingTimeout, now).await {
+                Ok(_) => expired += 1,
+                // Answered or cancelled at the same moment: nothing to expire.
+                Err(CallError::Raced | CallError::Invalid(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Assigns a group's waiting requests to free agents and publishes each ring.
+    /// Failures are logged: the sweeper retries every second.
+    pub async fn dispatch(&self, group: &GroupId, now: i64) {
+        let _guard = self.inner.dispatch_lock.lock().await;
+        match service::dispatch(&self.inner.store, group, now).await {
+            Ok(rung) => rung.iter().for_each(|c| self.publish(c, "assigned", now)),
+            Err(e) => warn!("dispatch failed: {e}"),
+        }
+    }
+
+    /// Dispatches every group with waiting requests.
+    pub async fn dispatch_all(&self, now: i64) {
+        let groups = match self.inner.store.groups_with_requests().await {
+            Ok(groups) => groups,
+            Err(e) => {
+                warn!("dispatch failed: {e}");
+                return;
+            }
+        };
+        for group in groups {
+            self.dispatch(&group, now).await;
+        }
+    }
+
+    /// A customer opened an agent's invite and consented: the call is accepted and
+    /// media may start. Returns the call and the new customer's id.
+    pub async fn accept_invite(
+        &self,
+        code: &str,
+        display_name: &str,
+        now: i64,
+    ) -> Result<(Call, crate::accounts::CustomerId), CallError> {
+        let store = &self.inner.store;
+        let call = store
+            .call_by_invite(code)
+            .await?
+            .ok_or(CallError::NotFound)?;
+        if call.ring_deadline.is_some_and(|d| d <= now) && !call.state.is_final() {
+            self.apply(&call.id, CallEvent::RingTimeout, now).await?;
+            return Err(CallError::Invalid(super::InvalidTransition {
+                state: "timed_out",
+                event: "customer_opened",
+            }));
+        }
+        let customer = store
+            .create_customer(&call.enterprise_id, display_name, now)
+            .await?;
+        store.set_call_customer(&call.id, &customer).await?;
+        self.apply(&call.id, CallEvent::CustomerOpened, now).await?;
+        let by = super::machine::Party::Customer;
+        let call = self.apply(&call.id, CallEvent::Accept { by }, now).await?;
+        Ok((call, customer))
+    }
+
+    /// The agent confirmed new beauty settings: its connected calls use them from the
+    /// next frame on.
+    pub async fn apply_beauty(&self, agent: &UserId, params: BeautyParams) {
+        let calls = match self.inner.store.connected_calls_of(agent).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("cannot find the agent's live calls: {e}");
+                return;
+            }
+        };
+        for call in calls {
+            self.filter_agent(call.as_str(), params);
+        }
+    }
+
+    /// What a transition sets off: recording and beauty when media is up; everything
+    /// released, and the room told, when the call is over.
+    async fn react(&self, call: &Call, now: i64) {
+        let room = call.id.as_str();
+        if call.state == CallState::Connected {
+            self.start_recording(room, call, now).await;
+            if call.kind == CallKind::Video
+                && let Some(agent) = &call.agent_id
+            {
+                let params = self.agent_params(agent).await;
+                self.filter_agent(room, params);
+            }
+        } else if call.state.is_final() {
+            let media = &self.inner.media;
+            media.untap(RoomId::new(room));
+            media.stop_beauty(RoomId::new(room));
+            let notice = ServerMessage::CallEnded {
+                reason: call.state.end_reason().unwrap_or(EndReason::HangUp),
+                by: call.state.ended_by(),
+            };
+            for (participant, role) in self.inner.rooms.end(room, notice) {
+                media.leave(media_participant_id(room, &participant, role));
+            }
+            if let Err(e) = self
+                .inner
+                .recordings
+                .finish_for(&self.inner.store, &call.id, now)
+                .await
+            {
+                warn!(call = %call.id, "recording not closed: {e}");
+            }
+        }
+    }
+
+    /// Filters the agent's video in `room`; all-zero settings (preset "none") mean
+    /// pure forwarding: no decode, no encode.
+    fn filter_agent(&self, room: &str, params: BeautyParams) {
+        let filtering = params
+            .fields()
+            .iter()
+            .any(|(_, v)| *v > 0.0)
+            .then_some(params);
+        if let Some(agent) = self.agent_media_id(room) {
+            self.inner
+                .media
+                .set_beauty(RoomId::new(room), agent, filtering);
+        }
+    }
+
+    async fn agent_params(&self, agent: &UserId) -> BeautyParams {
+        match self.inner.store.beauty_settings(agent).await {
+            Ok(Some((_, params))) => params,
+            Ok(None) => kefu_beauty::Preset::default().params(),
+            Err(e) => {
+                warn!("cannot read beauty settings, using the default: {e}");
+                kefu_beauty::Preset::default().params()
+            }
+        }
+    }
+
+    fn agent_media_id(&self, room: &str) -> Option<kefu_media_server::ParticipantId> {
+        self.inner
+            .rooms
+            .members(room)
+            .into_iter()
+            .find(|(_, role)| *role == Side::Agent)
+            .map(|(participant, role)| media_participant_id(room, &participant, role))
+    }
+
+    async fn start_recording(&self, room: &str, call: &Call, now: i64) {
+        let started = self
+            .inner
+            .recordings
+            .start_for(&self.inner.store, call, now)
+            .await;
+        match started {
+            Ok(Some(sink)) => {
+                let parties = self
+                    .inner
+                    .rooms
+                    .members(room)
+                    .into_iter()
+                    .map(|(participant, side)| TapParty {
+                        participant: media_participant_id(room, &participant, side),
+                        side,
+                    })
+                    .collect();
+                self.inner
+                    .media
+                    .tap(RoomId::new(room), parties, Arc::new(sink));
+            }
+            Ok(None) => {}
+            Err(e) => warn!(call = %call.id, "recording not started: {e}"),
+        }
+    }
+}

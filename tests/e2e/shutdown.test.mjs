@@ -1,0 +1,85 @@
+// SIGTERM in the middle of a recorded call: kefu drains — the call ends with reason
+// system_shutdown, the recording is finished and uploaded — and exits within the
+// drain timeout. After a restart the recording is ready at once and plays to within
+// 2 s of the cut.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startKefu, launchBrowser, callStats, waitFor, artifacts, agentWithVideoService, signIn, api } from './lib/kefu.mjs';
+
+const PASSWORD = 'agent password 1';
+const DRAIN_TIMEOUT_SECS = 20;
+
+test('SIGTERM during a recorded call drains it: ended as system_shutdown, recording ready', async () => {
+  const first = await startKefu({ KEFU_SERVER__DRAIN_TIMEOUT_SECS: String(DRAIN_TIMEOUT_SECS) });
+  const dataDir = first.env.KEFU_DATA_DIR;
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  let second;
+  try {
+    await agentWithVideoService(first, 'sam', PASSWORD);
+    await signIn(agent.page, first.baseUrl, 'sam', PASSWORD);
+    first.run('kefu-test-verify', ['sam', 'passed']);
+    await agent.page.click('#video-call');
+    await agent.page.waitForSelector('#invite:not([hidden])');
+    const callId = await agent.page.evaluate(() => window.workbench.call.id);
+    const agentToken = await agent.page.evaluate(() => window.workbench.token);
+    await customer.page.goto(await agent.page.inputValue('#invite-url'));
+    await customer.page.check('#agree');
+    await customer.page.click('#accept');
+    await agent.page.waitForSelector('#recording-notice:not([hidden])', { timeout: 20000 });
+    await waitFor('the customer to see the agent', 20000, async () => {
+      const s = await callStats(customer.page);
+      return { done: s && s.videoFramesDecoded >= 30, value: s };
+    });
+    await new Promise((r) => setTimeout(r, 6000));
+    const call = await api(first.baseUrl, 'GET', `/calls/${callId}`, agentToken);
+    assert.equal(call.data.state, 'connected');
+
+    const exited = new Promise((ok) => first.child.on('exit', (code, signal) => ok({ code, signal })));
+    const cutAt = Date.now();
+    first.child.kill('SIGTERM');
+    const status = await exited;
+    const tookMs = Date.now() - cutAt;
+    assert.deepEqual(status, { code: 0, signal: null }, 'a clean exit');
+    assert.ok(tookMs < DRAIN_TIMEOUT_SECS * 1000, `exited after ${tookMs} ms`);
+    // Both pages were told the call is over, not that the network broke.
+    for (const page of [agent.page, customer.page]) {
+      const told = await page.evaluate(() => window.kefu && window.kefu.endReason);
+      assert.equal(told, 'system_shutdown');
+    }
+
+    second = await startKefu({ KEFU_DATA_DIR: dataDir });
+    const admin = await api(second.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: first.adminPassword });
+    assert.equal(admin.status, 200);
+    const ended = await api(second.baseUrl, 'GET', `/calls/${callId}`, admin.data.token);
+    assert.equal(ended.data.state, 'ended');
+    assert.equal(ended.data.end_reason, 'system_shutdown');
+    assert.equal(ended.data.ended_by, 'system');
+    const capturedMs = ended.data.ended_at - ended.data.connected_at;
+    assert.ok(Math.abs(ended.data.ended_at - cutAt) <= 2000, 'ended at the cut');
+
+    // Stored before the exit: ready at once, no recovery needed.
+    const list = await api(second.baseUrl, 'GET', `/recordings?call_id=${callId}`, admin.data.token);
+    const rec = list.data[0];
+    assert.equal(rec.state, 'ready', JSON.stringify(rec));
+    assert.ok(Math.abs(capturedMs - rec.duration_ms) <= 2000, `recorded ${rec.duration_ms} ms of ${capturedMs} ms`);
+
+    const link = await api(second.baseUrl, 'POST', `/recordings/${rec.id}/download`, admin.data.token);
+    const res = await fetch(`${second.baseUrl}${link.data.url}`);
+    const file = join(artifacts, 'drained.mp4');
+    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file]).toString());
+    assert.deepEqual(probe.streams.map((s) => s.codec_name).sort(), ['aac', 'h264']);
+    assert.ok(Math.abs(Number(probe.format.duration) * 1000 - capturedMs) <= 2000, `ffprobe ${probe.format.duration} s of ${capturedMs} ms`);
+    const errors = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    assert.equal(errors.trim(), '', 'the drained file decodes without error');
+  } finally {
+    await agent.close();
+    await customer.close();
+    if (second) await second.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,164 @@
+//! Typed steps the API suites share: an enterprise with an agent, a passed face
+//! check, a connected call, a call's current view.
+
+use std::time::Duration;
+
+use kefu_signaling::accounts::UserRole;
+use kefu_signaling::calls::service::{CheckOutcome, record_verification};
+use kefu_signaling::clock::now_ms;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{RtcClient, TestServer};
+
+/// The password every scenario user gets.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The main account of the scenario enterprise.
+pub const ENTERPRISE: &str = "4001";
+
+impl TestServer {
+    /// `GET path` with an optional bearer.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        crate::http::call(&self.base_url, Method::GET, path, token, None).await
+    }
+
+    /// `POST path` with an optional bearer and JSON body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        crate::http::call(&self.base_url, Method::POST, path, token, body).await
+    }
+
+    /// `PUT path` with a bearer and JSON body.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        crate::http::call(&self.base_url, Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    /// The call as `token`'s holder sees it (`GET /api/v1/calls/{id}`).
+    pub async fn call_view(&self, id: &str, token: &str) -> Value {
+        let (status, view) = self.get(&format!("/api/v1/calls/{id}"), Some(token)).await;
+        assert_eq!(status, 200, "GET call {id}: {view}");
+        view
+    }
+
+    /// Waits until the call is in `state`; returns its view.
+    pub async fn wait_for_call_state(
+        &self,
+        id: &str,
+        token: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Value {
+        crate::wait_until(&format!("call {id} to be {state}"), timeout, || async {
+            let view = self.call_view(id, token).await;
+            (view["state"] == state).then_some(view)
+        })
+        .await
+    }
+
+    /// The recordings of one call, as `token`'s holder sees them.
+    pub async fn recordings_of(&self, call: &str, token: &str) -> Value {
+        let (status, list) = self
+            .get(&format!("/api/v1/recordings?call_id={call}"), Some(token))
+            .await;
+        assert_eq!(status, 200, "{list}");
+        list
+    }
+}
+
+/// Records a face check of `login` straight into the store (the engine's interface).
+pub async fn verify(server: &TestServer, login: &str, passed: bool) {
+    let (user, _) = server
+        .store
+        .user_by_login(login)
+        .await
+        .expect("get")
+        .expect("user");
+    record_verification(&server.store, &user, CheckOutcome { passed }, now_ms())
+        .await
+        .expect("record");
+}
+
+/// An enterprise with an admin `boss` and an agent `alice` who has the video service;
+/// returns their bearer tokens (alice's, boss's).
+pub async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
+    server.enterprise(ENTERPRISE).await;
+    server
+        .user(ENTERPRISE, "alice", UserRole::Agent, PASSWORD)
+        .await;
+    server
+        .user(ENTERPRISE, "boss", UserRole::Admin, PASSWORD)
+        .await;
+    let boss = server.login("boss", PASSWORD).await;
+    let (_, agents) = server.get("/api/v1/agents", Some(&boss)).await;
+    let id = agents[0]["id"].as_str().expect("id");
+    let (status, _) = server
+        .put(
+            &format!("/api/v1/agents/{id}/video-service"),
+            &boss,
+            json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let alice = server.login("alice", PASSWORD).await;
+    // The webrtc-rs clients send made-up VP8 that no decoder accepts; the beauty
+    // pipeline would rightly drop it, so these call tests forward video as is.
+    let (status, _) = server
+        .put("/api/v1/me/beauty", &alice, json!({"preset": "none"}))
+        .await;
+    assert_eq!(status, 200);
+    (alice, boss)
+}
+
+/// An invited call of `agent` that the customer accepted (state `connecting`):
+/// (call id, the agent's room token, the customer's room token).
+pub async fn accepted_invite(
+    server: &TestServer,
+    agent: &str,
+    kind: &str,
+) -> (String, String, String) {
+    let (status, created) = server
+        .post("/api/v1/calls", Some(agent), Some(json!({"kind": kind})))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let code = created["invite_url"]
+        .as_str()
+        .expect("invite")
+        .rsplit('/')
+        .next()
+        .expect("code")
+        .to_owned();
+    let (status, ticket) = server
+        .post(
+            &format!("/api/v1/invites/{code}/accept"),
+            None,
+            Some(json!({"display_name": "张三", "consent": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{ticket}");
+    let (_, agent_ticket) = server
+        .get(&format!("/api/v1/calls/{id}/room-token"), Some(agent))
+        .await;
+    (
+        id,
+        agent_ticket["room_token"]
+            .as_str()
+            .expect("token")
+            .to_owned(),
+        ticket["room_token"].as_str().expect("token").to_owned(),
+    )
+}
+
+/// Connects an invited video call of `agent` with two webrtc-rs clients.
+pub async fn connected_call(server: &TestServer, agent: &str) -> (String, RtcClient, RtcClient) {
+    let (id, agent_token, customer_token) = accepted_invite(server, agent, "video").await;
+    let a = RtcClient::join_with_token(server, &agent_token, "agent").await;
+    let c = RtcClient::join_with_token(server, &customer_token, "customer").await;
+    c.wait_for_more(20, 20, Duration::from_secs(15)).await;
+    (id, a, c)
+}

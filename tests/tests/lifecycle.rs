@@ -1,0 +1,213 @@
+//! One call lifecycle: whoever moves a call (REST, the WebSocket, the sweeper), the
+//! same reactions run: recording when media is up; the room, the SFU and the
+//! recording released when it ends, with a typed end reason.
+
+use std::time::Duration;
+
+use kefu_signaling::calls::{EndReason, Party};
+use kefu_signaling::protocol::{ErrorCode, ServerMessage};
+use kefu_tests::scenario::{accepted_invite, connected_call, enterprise_with_agent, verify};
+use kefu_tests::{RtcClient, SignalingClient, TestServer, spawn_app, spawn_app_with, wait_until};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Waits until `client` was told the call ended; returns the reason and who.
+async fn told_call_ended(client: &RtcClient) -> (EndReason, Option<Party>) {
+    wait_until("the call_ended notice", WAIT, || async {
+        client.messages.lock().await.iter().find_map(|m| match m {
+            ServerMessage::CallEnded { reason, by } => Some((*reason, *by)),
+            _ => None,
+        })
+    })
+    .await
+}
+
+async fn wait_until_sfu_holds(server: &TestServer, participants: f64) {
+    wait_until("the SFU's participant count", WAIT, || async {
+        (server.metric("kefu_sfu_participants").await == participants).then_some(())
+    })
+    .await;
+}
+
+/// Whether the room behind `token` is closed (its call is over).
+async fn room_is_closed(server: &TestServer, token: &str) -> bool {
+    let mut ws = SignalingClient::connect(&server.ws_url).await;
+    matches!(
+        ws.join(token).await,
+        ServerMessage::Error {
+            code: ErrorCode::UnknownRoom,
+            ..
+        }
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_accepted_over_rest_is_recorded_when_media_comes_up() {
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    kefu_signaling::accounts::admin::create_group(&server.store, "4001", "售后", 1)
+        .await
+        .expect("group");
+    kefu_signaling::accounts::admin::add_to_group(&server.store, "alice", "售后")
+        .await
+        .expect("member");
+    let (status, _) = server
+        .put(
+            "/api/v1/me/presence",
+            &alice,
+            json!({"status": "online", "accepting": true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, request) = server
+        .post(
+            "/api/v1/service/4001/requests",
+            None,
+            Some(json!({"display_name": "王五", "consent": true, "kind": "video"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    let id = request["call_id"].as_str().expect("id").to_owned();
+    let customer_token = request["room_token"].as_str().expect("token").to_owned();
+    server
+        .wait_for_call_state(&id, &alice, "ringing", WAIT)
+        .await;
+
+    let (status, accepted) = server
+        .post(&format!("/api/v1/calls/{id}/accept"), Some(&alice), None)
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["state"], "connecting");
+    let (_, ticket) = server
+        .get(&format!("/api/v1/calls/{id}/room-token"), Some(&alice))
+        .await;
+    let agent = RtcClient::join_with_token(
+        &server,
+        ticket["room_token"].as_str().expect("token"),
+        "agent",
+    )
+    .await;
+    let customer = RtcClient::join_with_token(&server, &customer_token, "customer").await;
+    customer.wait_for_more(20, 20, WAIT).await;
+    server
+        .wait_for_call_state(&id, &boss, "connected", WAIT)
+        .await;
+    let live = server.recordings_of(&id, &boss).await;
+    assert_eq!(live[0]["state"], "recording", "{live}");
+
+    agent.hang_up();
+    let ended = server.wait_for_call_state(&id, &boss, "ended", WAIT).await;
+    assert_eq!(ended["end_reason"], "hang_up");
+    assert_eq!(ended["ended_by"], "agent");
+    assert_eq!(
+        told_call_ended(&customer).await,
+        (EndReason::HangUp, Some(Party::Agent)),
+        "the customer is told, and let go"
+    );
+    wait_until_sfu_holds(&server, 0.0).await;
+    wait_until("the recording to be stored", WAIT, || async {
+        let list = server.recordings_of(&id, &boss).await;
+        (list[0]["state"] == "ready").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_cancelling_over_rest_leaves_nothing_running() {
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (id, _agent_token, customer_token) = accepted_invite(&server, &alice, "video").await;
+    // The customer is in, with media to the SFU; the agent has not joined yet.
+    let customer = RtcClient::join_with_token(&server, &customer_token, "customer").await;
+    wait_until_sfu_holds(&server, 1.0).await;
+
+    let (status, cancelled) = server
+        .post(&format!("/api/v1/calls/{id}/cancel"), Some(&alice), None)
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancelled["end_reason"], "cancelled");
+    assert_eq!(
+        told_call_ended(&customer).await,
+        (EndReason::Cancelled, Some(Party::Agent))
+    );
+    wait_until_sfu_holds(&server, 0.0).await;
+    assert!(
+        room_is_closed(&server, &customer_token).await,
+        "the room went with the call"
+    );
+    assert_eq!(server.recordings_of(&id, &boss).await, json!([]));
+    assert_eq!(server.metric("kefu_participants").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_cancelling_over_rest_frees_the_ringing_agent() {
+    let server = spawn_app().await;
+    let (alice, _boss) = enterprise_with_agent(&server).await;
+    kefu_signaling::accounts::admin::create_group(&server.store, "4001", "售后", 1)
+        .await
+        .expect("group");
+    kefu_signaling::accounts::admin::add_to_group(&server.store, "alice", "售后")
+        .await
+        .expect("member");
+    server
+        .put(
+            "/api/v1/me/presence",
+            &alice,
+            json!({"status": "online", "accepting": true}),
+        )
+        .await;
+    let (_, request) = server
+        .post(
+            "/api/v1/service/4001/requests",
+            None,
+            Some(json!({"display_name": "王五", "consent": true, "kind": "voice"})),
+        )
+        .await;
+    let id = request["call_id"].as_str().expect("id").to_owned();
+    let token = request["room_token"].as_str().expect("token").to_owned();
+    server
+        .wait_for_call_state(&id, &alice, "ringing", WAIT)
+        .await;
+    let (status, view) = server
+        .post(
+            &format!("/api/v1/service/requests/{id}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "cancelled");
+    let call = server.call_view(&id, &alice).await;
+    assert_eq!(call["end_reason"], "cancelled");
+    assert_eq!(call["ended_by"], "customer");
+    let (_, queue) = server.get("/api/v1/me/queue", Some(&alice)).await;
+    assert_eq!(queue["ringing"], json!([]), "nothing rings any more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_returns_ends_the_call_as_network_lost() {
+    let server = spawn_app_with(|c| c.signaling.reconnect_grace_secs = 2).await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (id, agent, mut customer) = connected_call(&server, &alice).await;
+    server
+        .wait_for_call_state(&id, &boss, "connected", WAIT)
+        .await;
+    customer.lose_signaling();
+    let ended = server.wait_for_call_state(&id, &boss, "ended", WAIT).await;
+    assert_eq!(ended["end_reason"], "network_lost", "{ended}");
+    assert_eq!(ended["ended_by"], "customer", "not stored as a hang-up");
+    assert_eq!(
+        told_call_ended(&agent).await,
+        (EndReason::NetworkLost, Some(Party::Customer))
+    );
+    let stored = wait_until("the recording to be stored", WAIT, || async {
+        let list = server.recordings_of(&id, &boss).await;
+        (list[0]["state"] == "ready").then_some(list)
+    })
+    .await;
+    assert!(stored[0]["duration_ms"].as_i64() > Some(0), "{stored}");
+}
