@@ -66,6 +66,15 @@ pub enum AdminCommand {
         #[arg(long, action = clap::ArgAction::Set)]
         enabled: bool,
     },
+    /// How long a customer's request may wait in all (queue and rings) before it times
+    /// out (default 300 s). Declined or unanswered requests go to the next agent until then.
+    SetRequestWait {
+        /// The enterprise's main account.
+        #[arg(long)]
+        enterprise: String,
+        #[arg(long)]
+        secs: u32,
+    },
     /// Set a password (generated and printed unless --password-stdin); ends the user's sessions.
     SetPassword {
         #[arg(long)]
@@ -142,6 +151,10 @@ pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<(
         AdminCommand::CreateGroup { enterprise, name } => {
             let g = admin::create_group(&store, &enterprise, &name, now).await?;
             println!("group {} created ({})", g.name, g.id);
+        }
+        AdminCommand::SetRequestWait { enterprise, secs } => {
+            admin::set_request_wait(&store, &enterprise, secs).await?;
+            println!("requests of {enterprise} wait at most {} s", secs.max(1));
         }
         AdminCommand::SetRecording {
             enterprise,

@@ -180,7 +180,7 @@
     if (data.state === 'connected' && wb.call.state !== 'connected') showRecordingNotice();
     wb.call.state = data.state;
     // Cancelling only makes sense before the call connects.
-    $('cancel-call').hidden = !['inviting', 'ringing', 'connecting'].includes(data.state);
+    $('cancel-call').hidden = data.direction !== 'agent_initiated' || !['inviting', 'ringing', 'connecting'].includes(data.state);
     if (['ended', 'cancelled', 'rejected', 'timed_out', 'failed'].includes(data.state)) endCall();
   }
 

@@ -129,6 +129,21 @@ pub async fn set_recording(
     Ok(())
 }
 
+/// How long a customer's request may wait in all (queue and rings) before it times
+/// out; at least one second.
+pub async fn set_request_wait(
+    store: &Store,
+    main_account: &str,
+    secs: u32,
+) -> Result<(), AdminError> {
+    let enterprise = store
+        .enterprise_by_main_account(main_account)
+        .await?
+        .ok_or_else(|| AdminError::UnknownEnterprise(main_account.to_owned()))?;
+    store.set_request_wait(&enterprise.id, secs.max(1)).await?;
+    Ok(())
+}
+
 pub async fn create_group(
     store: &Store,
     main_account: &str,

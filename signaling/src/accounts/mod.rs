@@ -119,6 +119,9 @@ pub struct Enterprise {
     /// A face verification covers this many outgoing calls (default 3).
     pub verification_period: u32,
     pub ring_timeout_secs: u32,
+    /// How long a customer's request may wait in all (queue and rings) before it
+    /// times out (default 300 s).
+    pub request_wait_secs: u32,
     /// Requests a reception group's queue holds at most.
     pub queue_capacity: u32,
     pub recording_enabled: bool,
@@ -135,6 +138,7 @@ impl Enterprise {
             time_zone: "Asia/Shanghai".into(),
             verification_period: 3,
             ring_timeout_secs: 60,
+            request_wait_secs: 300,
             queue_capacity: 2000,
             recording_enabled: true,
             created_at: now_ms,

@@ -134,7 +134,9 @@ pub async fn get(
     )))
 }
 
-/// The calling agent withdraws a call that has not connected.
+/// The calling agent withdraws a call that has not connected; on a customer's
+/// request ringing at it, the agent declines, which passes the request to the next
+/// agent (never back to this one) while its wait limit lasts.
 #[utoipa::path(post, path = "/api/v1/calls/{id}/cancel", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -143,11 +145,14 @@ pub async fn cancel(
 ) -> Result<Json<CallView>, ApiError> {
     auth.require(UserRole::Agent)?;
     let call = visible_call(&state, &auth, id).await?;
-    let event = match call.direction {
-        Direction::AgentInitiated => CallEvent::Cancel { by: Party::Agent },
-        Direction::CustomerInitiated => CallEvent::Reject { by: Party::Agent },
+    let call = match call.direction {
+        Direction::AgentInitiated => {
+            let event = CallEvent::Cancel { by: Party::Agent };
+            state.calls.apply(&call.id, event, now_ms()).await?
+        }
+        // Declining a customer's request passes it to the next agent.
+        Direction::CustomerInitiated => state.calls.decline(&call, &auth.user.id, now_ms()).await?,
     };
-    let call = state.calls.apply(&call.id, event, now_ms()).await?;
     Ok(Json(CallView::of(&call, Some(&state.public_url))))
 }
 

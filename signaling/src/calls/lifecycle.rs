@@ -118,18 +118,67 @@ impl CallDriver {
         Ok(ended)
     }
 
-    /// Times out every call whose ring deadline passed; returns how many.
+    /// Handles every call whose deadline passed: a customer's request that rang out
+    /// at an agent goes back to its queue while its wait limit lasts; everything else
+    /// times out. Returns how many calls moved.
     pub async fn expire_overdue(&self, now: i64) -> Result<usize, CallError> {
-        let mut expired = 0;
+        let mut moved = 0;
         for id in self.inner.store.calls_past_deadline(now, 500).await? {
-            match self.apply(&id, CallEvent::RingTimeout, now).await {
-                Ok(_) => expired += 1,
+            let Some(call) = self.inner.store.call(&id).await? else {
+                continue;
+            };
+            let result = match call.agent_id.clone() {
+                Some(agent) if self.may_reoffer(&call, now).await? => {
+                    self.reoffer(&call, &agent, now).await
+                }
+                _ => self.apply(&id, CallEvent::RingTimeout, now).await,
+            };
+            match result {
+                Ok(_) => moved += 1,
                 // Answered or cancelled at the same moment: nothing to expire.
                 Err(CallError::Raced | CallError::Invalid(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(expired)
+        Ok(moved)
+    }
+
+    /// The agent declines a customer's request ringing at it: the request goes back
+    /// to the front of its queue for the next agent (never this one again), or times
+    /// out when its wait limit is reached.
+    pub async fn decline(&self, call: &Call, agent: &UserId, now: i64) -> Result<Call, CallError> {
+        if call.agent_id.as_ref() != Some(agent) {
+            return Err(CallError::NotFound);
+        }
+        if self.may_reoffer(call, now).await? {
+            self.reoffer(call, agent, now).await
+        } else {
+            self.apply(&call.id, CallEvent::RingTimeout, now).await
+        }
+    }
+
+    /// Whether a ringing customer request still has wait time left for another agent.
+    async fn may_reoffer(&self, call: &Call, now: i64) -> Result<bool, CallError> {
+        if call.direction != super::Direction::CustomerInitiated || call.state != CallState::Ringing
+        {
+            return Ok(false);
+        }
+        let enterprise = self
+            .inner
+            .store
+            .enterprise(&call.enterprise_id)
+            .await?
+            .ok_or(CallError::NotFound)?;
+        Ok(now < service::wait_deadline(call, &enterprise))
+    }
+
+    async fn reoffer(&self, call: &Call, agent: &UserId, now: i64) -> Result<Call, CallError> {
+        self.inner.store.pass_over(&call.id, agent, now).await?;
+        let requeued = self.apply(&call.id, CallEvent::Reoffer, now).await?;
+        if let Some(group) = &requeued.group_id {
+            self.dispatch(group, now).await;
+        }
+        Ok(requeued)
     }
 
     /// Assigns a group's waiting requests to free agents and publishes each ring.

@@ -4,6 +4,7 @@
 //! ```text
 //! customer asks:  requested ──assign──▶ ringing ──accept──▶ connecting ──media_up──▶ connected ──hang_up──▶ ended
 //! agent calls:    inviting ──opened──▶ ringing
+//! re-offer:       ringing ──reoffer──▶ requested (the agent declined or let it ring out)
 //! side exits:     rejected, cancelled, timed_out, failed(kind)
 //! kefu itself:    any live state ──terminate(reason)──▶ ended (shutdown, restart, node lost, moderation)
 //! ```
@@ -66,6 +67,9 @@ pub enum CallState {
 pub enum CallEvent {
     /// Routing picked an agent for a customer request.
     Assigned,
+    /// The agent a customer's request rang at declined it or let it ring out, and the
+    /// request's wait limit is not reached: back to the queue for the next agent.
+    Reoffer,
     /// The customer opened the invite and consented.
     CustomerOpened,
     Accept {
@@ -174,6 +178,7 @@ impl CallState {
         use CallState as S;
         let next = match (self, event) {
             (S::Requested, E::Assigned) if direction == Direction::CustomerInitiated => S::Ringing,
+            (S::Ringing, E::Reoffer) if direction == Direction::CustomerInitiated => S::Requested,
             (S::Inviting, E::CustomerOpened) if direction == Direction::AgentInitiated => {
                 S::Ringing
             }
@@ -248,6 +253,7 @@ impl CallEvent {
 fn event_name(e: &CallEvent) -> &'static str {
     match e {
         CallEvent::Assigned => "assigned",
+        CallEvent::Reoffer => "reoffer",
         CallEvent::CustomerOpened => "customer_opened",
         CallEvent::Accept { .. } => "accept",
         CallEvent::Reject { .. } => "reject",
@@ -285,6 +291,13 @@ mod tests {
     fn every_allowed_edge() {
         let edges: Vec<(Direction, S, E, S)> = vec![
             (In, S::Requested, E::Assigned, S::Ringing),
+            (In, S::Ringing, E::Reoffer, S::Requested),
+            (
+                Out,
+                S::Connecting,
+                E::Cancel { by: Party::Agent },
+                S::Cancelled { by: Party::Agent },
+            ),
             (Out, S::Inviting, E::CustomerOpened, S::Ringing),
             (
                 In,
@@ -462,6 +475,10 @@ mod tests {
             "agent calls are not routed"
         );
         assert!(S::Inviting.next(In, &E::CustomerOpened).is_err());
+        assert!(
+            S::Ringing.next(Out, &E::Reoffer).is_err(),
+            "an agent's call to a customer is never re-offered"
+        );
     }
 
     #[test]
@@ -482,6 +499,7 @@ mod tests {
         ];
         let events = [
             E::Assigned,
+            E::Reoffer,
             E::CustomerOpened,
             E::Accept { by: Party::Agent },
             E::Reject { by: Party::Agent },

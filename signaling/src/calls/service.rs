@@ -140,16 +140,33 @@ pub async fn apply(
     ) {
         updated.ring_deadline = None;
     }
+    if updated.state == CallState::Requested {
+        // Back in the queue (re-offered): no agent, and the request's own wait limit.
+        updated.agent_id = None;
+        let enterprise = store
+            .enterprise(&call.enterprise_id)
+            .await?
+            .ok_or(CallError::NotFound)?;
+        updated.ring_deadline = Some(wait_deadline(&call, &enterprise));
+    }
     store
         .save_transition(&call.state, &updated, event.name(), now_ms)
         .await?;
-    if updated.state.is_final()
+    // The agent it occupied is free again (a re-offered request leaves it too).
+    let released = updated.state.is_final() || updated.state == CallState::Requested;
+    if released
         && call.state.occupies_agent()
-        && let Some(agent) = &updated.agent_id
+        && let Some(agent) = &call.agent_id
     {
         store.set_idle_since(agent, now_ms).await?;
     }
     Ok(updated)
+}
+
+/// When a customer's request times out whatever happens meanwhile: its creation plus
+/// the enterprise's `request_wait_secs`.
+pub fn wait_deadline(call: &Call, enterprise: &crate::accounts::Enterprise) -> i64 {
+    call.created_at + i64::from(enterprise.request_wait_secs) * 1000
 }
 
 /// A customer asks for a call from the service page: a request in the group's queue.
@@ -182,8 +199,9 @@ pub async fn request_call(
         invite_code: None,
         created_at: now_ms,
         state_since: now_ms,
-        // Waiting in the queue has no deadline; ringing an agent does.
-        ring_deadline: None,
+        // The request's overall wait limit (queue and rings); ringing an agent also
+        // has its own, shorter one.
+        ring_deadline: Some(now_ms + i64::from(enterprise.request_wait_secs) * 1000),
         connected_at: None,
         ended_at: None,
     };
@@ -191,29 +209,44 @@ pub async fn request_call(
     Ok((call, customer))
 }
 
-/// Assigns a group's waiting requests, oldest first, to available agents until one
-/// side runs out. Returns the calls now ringing. Callers serialise dispatches.
+/// Requests a dispatch looks at per group and pass, oldest first.
+const DISPATCH_BATCH: u32 = 200;
+
+/// Assigns a group's waiting requests, oldest first, to available agents: each request
+/// to the least busy agent that has not already declined it or let it ring out. A
+/// request nobody eligible is free for waits, and the ones behind it still get their
+/// chance. Returns the calls now ringing. Callers serialise dispatches.
 pub async fn dispatch(
     store: &Store,
     group: &crate::accounts::GroupId,
     now_ms: i64,
 ) -> Result<Vec<Call>, CallError> {
     let mut assigned = Vec::new();
-    while let Some(call) = store.oldest_request(group).await? {
-        let mut loads = Vec::new();
-        for agent in store.group_members(group).await? {
-            loads.push(super::routing::AgentLoad {
-                available: agent.video_enabled
-                    && agent.status == crate::accounts::AgentStatus::Online
-                    && agent.accepting,
-                capacity: agent.capacity,
-                live_calls: store.live_calls_of(&agent.id).await?,
-                idle_since: agent.idle_since,
-                id: agent.id,
-            });
-        }
-        let Some(agent) = super::routing::pick_agent(&loads).cloned() else {
-            break;
+    let requests = store.waiting_requests(group, DISPATCH_BATCH).await?;
+    if requests.is_empty() {
+        return Ok(assigned);
+    }
+    let mut loads = Vec::new();
+    for agent in store.group_members(group).await? {
+        loads.push(super::routing::AgentLoad {
+            available: agent.video_enabled
+                && agent.status == crate::accounts::AgentStatus::Online
+                && agent.accepting,
+            capacity: agent.capacity,
+            live_calls: store.live_calls_of(&agent.id).await?,
+            idle_since: agent.idle_since,
+            id: agent.id,
+        });
+    }
+    for call in requests {
+        let passed_over = store.passed_over(&call.id).await?;
+        let candidates: Vec<_> = loads
+            .iter()
+            .filter(|a| !passed_over.contains(&a.id))
+            .cloned()
+            .collect();
+        let Some(agent) = super::routing::pick_agent(&candidates).cloned() else {
+            continue;
         };
         let enterprise = store
             .enterprise(&call.enterprise_id)
@@ -222,11 +255,15 @@ pub async fn dispatch(
         let mut updated = call.clone();
         updated.state = call.state.next(call.direction, &CallEvent::Assigned)?;
         updated.state_since = now_ms;
-        updated.agent_id = Some(agent);
-        updated.ring_deadline = Some(now_ms + i64::from(enterprise.ring_timeout_secs) * 1000);
+        updated.agent_id = Some(agent.clone());
+        let ring = now_ms + i64::from(enterprise.ring_timeout_secs) * 1000;
+        updated.ring_deadline = Some(ring.min(wait_deadline(&call, &enterprise)));
         store
             .save_transition(&call.state, &updated, "assigned", now_ms)
             .await?;
+        if let Some(load) = loads.iter_mut().find(|a| a.id == agent) {
+            load.live_calls += 1;
+        }
         assigned.push(updated);
     }
     Ok(assigned)

@@ -34,7 +34,7 @@ pub struct SessionRow {
 macro_rules! enterprise_columns {
     () => {
         "id, name, main_account, time_zone, verification_period, \
-         ring_timeout_secs, queue_capacity, recording_enabled, created_at"
+         ring_timeout_secs, queue_capacity, recording_enabled, created_at, request_wait_secs"
     };
 }
 macro_rules! user_columns {
@@ -79,6 +79,7 @@ fn enterprise_from_row(row: &AnyRow) -> Result<Enterprise, StoreError> {
         queue_capacity: to_u32(row.try_get("queue_capacity")?)?,
         recording_enabled: flag(row.try_get("recording_enabled")?),
         created_at: row.try_get("created_at")?,
+        request_wait_secs: to_u32(row.try_get("request_wait_secs")?)?,
     })
 }
 
@@ -115,7 +116,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO enterprises (",
             enterprise_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(e.id.as_str())
         .bind(&e.name)
@@ -126,6 +127,7 @@ impl Store {
         .bind(i64::from(e.queue_capacity))
         .bind(i64::from(e.recording_enabled))
         .bind(e.created_at)
+        .bind(i64::from(e.request_wait_secs))
         .execute(&self.pool)
         .await
         .map_err(conflict("enterprise main account"))?;
@@ -162,6 +164,16 @@ impl Store {
     /// Seconds an unanswered call rings before it times out.
     pub async fn set_ring_timeout(&self, id: &EnterpriseId, secs: u32) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE enterprises SET ring_timeout_secs = $1 WHERE id = $2")
+            .bind(i64::from(secs))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Seconds a customer's request may wait in all before it times out.
+    pub async fn set_request_wait(&self, id: &EnterpriseId, secs: u32) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE enterprises SET request_wait_secs = $1 WHERE id = $2")
             .bind(i64::from(secs))
             .bind(id.as_str())
             .execute(&self.pool)

@@ -219,17 +219,52 @@ impl Store {
             .collect()
     }
 
-    /// The oldest customer request waiting in a group's queue.
-    pub async fn oldest_request(&self, group: &GroupId) -> Result<Option<Call>, StoreError> {
-        let row = sqlx::query(concat!(
+    /// Requests waiting in a group's queue, oldest first (at most `limit`).
+    pub async fn waiting_requests(
+        &self,
+        group: &GroupId,
+        limit: u32,
+    ) -> Result<Vec<Call>, StoreError> {
+        let rows = sqlx::query(concat!(
             "SELECT ",
             call_columns!(),
-            " FROM calls WHERE group_id = $1 AND state = 'requested' ORDER BY created_at, id LIMIT 1"
+            " FROM calls WHERE group_id = $1 AND state = 'requested' ORDER BY created_at, id LIMIT $2"
         ))
         .bind(group.as_str())
-        .fetch_optional(&self.pool)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
         .await?;
-        row.as_ref().map(call_from_row).transpose()
+        rows.iter().map(call_from_row).collect()
+    }
+
+    /// Notes that `agent` declined `call` or let it ring out; idempotent.
+    pub async fn pass_over(
+        &self,
+        call: &CallId,
+        agent: &UserId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO call_passed_over (call_id, agent_id, at) VALUES ($1, $2, $3) \
+             ON CONFLICT (call_id, agent_id) DO NOTHING",
+        )
+        .bind(call.as_str())
+        .bind(agent.as_str())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The agents `call` is not offered to again.
+    pub async fn passed_over(&self, call: &CallId) -> Result<Vec<UserId>, StoreError> {
+        let rows = sqlx::query("SELECT agent_id FROM call_passed_over WHERE call_id = $1")
+            .bind(call.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(UserId(r.try_get("agent_id")?)))
+            .collect()
     }
 
     /// Requests waiting in a group's queue, and how many of them are older than `created_at`.
