@@ -20,11 +20,14 @@
   const RECONNECT_MAX_MS = 1000;
   const RECONNECT_GIVE_UP_MS = 15000;
 
-  function setStatus(text, kind) {
-    kefu.state = text;
+  /** Shows the catalogue's text for `key`; `kefu.state` and `#status[data-status]`
+   *  keep the key itself, for scripts and tests (never the wording). */
+  function setStatus(key, kind) {
+    kefu.state = key;
     const el = document.getElementById('status');
     if (el) {
-      el.textContent = text;
+      el.textContent = KefuStrings.t(key);
+      el.dataset.status = key;
       el.dataset.kind = kind || 'info';
     }
   }
@@ -32,9 +35,9 @@
   // The call status follows from two facts the server tells us: whether our media
   // reached the SFU (media_connected) and whether the other side is in the room.
   function showCallStatus() {
-    if (!kefu.peers.length) setStatus('Waiting for the other side…');
-    else if (kefu.mediaUp) setStatus('In call', 'ok');
-    else setStatus('Connecting…');
+    if (!kefu.peers.length) setStatus('call.waiting_other');
+    else if (kefu.mediaUp) setStatus('call.in_call', 'ok');
+    else setStatus('call.connecting');
   }
 
   function send(msg) {
@@ -91,7 +94,7 @@
       });
     };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed') setStatus('Media connection failed', 'error');
+      if (pc.connectionState === 'failed') setStatus('call.media_failed', 'error');
     };
     // No path to the SFU any more (Wi-Fi gone, 4G instead): find a new one at once.
     pc.oniceconnectionstatechange = () => {
@@ -170,7 +173,7 @@
         try {
           await startMedia({ ...opts, ...kefu.iceConfig });
         } catch (e) {
-          setStatus('Camera or microphone unavailable: ' + e.message, 'error');
+          setStatus('call.device_unavailable', 'error');
         }
         break;
       case 'answer':
@@ -183,7 +186,7 @@
         break;
       case 'peer_left':
         kefu.peers = kefu.peers.filter((p) => p.participant !== msg.participant);
-        setStatus('The other side left', 'warn');
+        setStatus('call.other_left', 'warn');
         break;
       case 'media_connected':
         kefu.mediaUp = true;
@@ -191,7 +194,7 @@
         break;
       case 'media_disconnected':
         kefu.mediaUp = false;
-        setStatus('Media disconnected', 'error');
+        setStatus('call.media_disconnected', 'error');
         break;
       case 'call_ended':
         // The server ended the call (the other side left, a cancel, a shutdown) and
@@ -200,7 +203,7 @@
         kefu.endReason = msg.reason;
         if (kefu.pc) kefu.pc.close();
         if (kefu.local) kefu.local.getTracks().forEach((t) => t.stop());
-        setStatus('Call ended');
+        setStatus(KefuStrings.has(`call.ended.${msg.reason}`) ? `call.ended.${msg.reason}` : 'call.ended');
         break;
       case 'error':
         if (msg.code === 'restart_failed') {
@@ -211,7 +214,7 @@
           break;
         }
         kefu.errors.push(msg);
-        setStatus(msg.message, 'error');
+        setStatus(KefuStrings.has(`signal.error.${msg.code}`) ? `signal.error.${msg.code}` : 'signal.error.generic', 'error');
         break;
     }
     if (opts.onMessage) opts.onMessage(msg);
@@ -222,7 +225,7 @@
     send({ type: 'leave' });
     if (kefu.pc) kefu.pc.close();
     if (kefu.local) kefu.local.getTracks().forEach((t) => t.stop());
-    setStatus('Call ended');
+    setStatus('call.ended');
   }
 
   /** Joins a call. opts: { token, kind: 'video'|'voice', cameraOn, onMessage }. */
@@ -230,7 +233,7 @@
     kefu.kind = opts.kind;
     // A new call in the same page (the workbench) starts from nothing.
     Object.assign(kefu, { pc: null, local: null, ended: false, lostAt: null, restartPending: false });
-    setStatus('Connecting…');
+    setStatus('call.connecting');
     connect(opts);
   }
 
@@ -252,13 +255,13 @@
       const broken = e.code === 1006 && kefu.pc;
       if (broken && !kefu.lostAt) kefu.lostAt = Date.now();
       if (broken && Date.now() - kefu.lostAt < RECONNECT_GIVE_UP_MS) {
-        setStatus('Reconnecting…', 'warn');
+        setStatus('call.reconnecting', 'warn');
         const delay = Math.min(RECONNECT_FIRST_MS * 2 ** (kefu.reconnects - kefu.rejoined), RECONNECT_MAX_MS);
         kefu.reconnects += 1;
         setTimeout(() => connect(opts), delay);
         return;
       }
-      if (kefu.state !== 'Call ended' && !kefu.errors.length) setStatus('Disconnected from the server', 'warn');
+      if (!kefu.ended && !kefu.errors.length) setStatus('call.disconnected', 'warn');
     };
   }
 
@@ -269,7 +272,7 @@
     if (!document.body.dataset.demo) return;
     const token = new URLSearchParams(location.search).get('token');
     if (!token) {
-      setStatus('This link has no room token. Ask for a new link.', 'error');
+      setStatus('call.no_token', 'error');
       return;
     }
     const hang = document.getElementById('hang-up');

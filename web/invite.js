@@ -9,12 +9,12 @@
   window.addEventListener('DOMContentLoaded', async () => {
     const res = await fetch(`/api/v1/invites/${encodeURIComponent(code)}`);
     if (res.status !== 200) {
-      $('consent-error').textContent = '邀请已失效 · This invite is no longer valid';
+      $('consent-error').textContent = KefuStrings.t('invite.invalid');
       return;
     }
     const invite = await res.json();
     page.kind = invite.kind;
-    $('title').textContent = `${invite.enterprise_name} ${invite.kind === 'video' ? '视频客服' : '语音客服'}`;
+    $('title').textContent = KefuStrings.t(invite.kind === 'video' ? 'invite.title_video' : 'invite.title_voice', { name: invite.enterprise_name });
     $('camera-note').hidden = invite.kind !== 'video';
     $('agree').onchange = (e) => ($('accept').disabled = !e.target.checked);
     $('accept').onclick = accept;
@@ -29,7 +29,7 @@
     });
     const body = await res.json().catch(() => ({}));
     if (res.status !== 200) {
-      $('consent-error').textContent = body.message || '无法接通 · Cannot connect';
+      $('consent-error').textContent = KefuStrings.errorText(body, 'invite.cannot_connect');
       $('accept').disabled = false;
       return;
     }
@@ -39,7 +39,7 @@
     $('camera').hidden = page.kind !== 'video';
     $('camera').onclick = async () => {
       page.cameraOn = await KefuCall.setCamera(!page.cameraOn);
-      $('camera').textContent = page.cameraOn ? '关闭摄像头' : '开启摄像头';
+      $('camera').textContent = KefuStrings.t(page.cameraOn ? 'camera.off' : 'camera.on');
       $('camera').setAttribute('aria-pressed', String(page.cameraOn));
     };
     $('hang-up').onclick = () => KefuCall.hangUp();

@@ -10,11 +10,11 @@
   window.addEventListener('DOMContentLoaded', async () => {
     const res = await fetch(`/api/v1/service/${encodeURIComponent(mainAccount)}`);
     if (res.status !== 200) {
-      $('consent-error').textContent = '找不到该客服 · Unknown service';
+      $('consent-error').textContent = KefuStrings.t('service.unknown');
       return;
     }
     const info = await res.json();
-    $('title').textContent = `${info.enterprise_name} 在线客服`;
+    $('title').textContent = KefuStrings.t('service.title_of', { name: info.enterprise_name });
     $('agree').onchange = (e) => {
       $('video-request').disabled = !e.target.checked;
       $('voice-request').disabled = !e.target.checked;
@@ -31,7 +31,7 @@
     });
     const body = await res.json().catch(() => ({}));
     if (res.status !== 201) {
-      $('consent-error').textContent = body.message || '暂时无法接通 · Cannot connect now';
+      $('consent-error').textContent = KefuStrings.errorText(body, 'service.cannot_connect');
       return;
     }
     page.request = body;
@@ -71,7 +71,8 @@
     } else if (['cancelled', 'rejected', 'timed_out', 'failed', 'ended'].includes(s.state)) {
       page.over = true;
       page.events.close();
-      $('waiting').querySelector('h2').textContent = '客服暂时无法接听，请稍后再试';
+      $('waiting-title').textContent = KefuStrings.t('service.unavailable');
+      $('waiting').dataset.outcome = s.state;
     }
   }
 
@@ -81,7 +82,7 @@
     page.request = null;
     page.over = true;
     if (page.events) page.events.close();
-    $('waiting').querySelector('h2').textContent = '已取消';
+    $('waiting-title').textContent = KefuStrings.t('service.cancelled');
   }
 
   function join() {
@@ -92,7 +93,7 @@
     $('camera').hidden = r.kind !== 'video';
     $('camera').onclick = async () => {
       page.cameraOn = await KefuCall.setCamera(!page.cameraOn);
-      $('camera').textContent = page.cameraOn ? '关闭摄像头' : '开启摄像头';
+      $('camera').textContent = KefuStrings.t(page.cameraOn ? 'camera.off' : 'camera.on');
     };
     $('hang-up').onclick = () => KefuCall.hangUp();
     KefuCall.join({ token: r.room_token, kind: r.kind, cameraOn: false });

@@ -37,9 +37,7 @@
   async function refreshGate() {
     const { status, data } = await api('GET', '/me/verification-gate');
     if (status !== 200) return;
-    $('gate').textContent = data.verification_required
-      ? '外呼前需要人脸核验 · Face verification required before calling out'
-      : '人脸核验有效 · Verification valid';
+    $('gate').textContent = KefuStrings.t(data.verification_required ? 'wb.gate_required' : 'wb.gate_ok');
     $('gate').dataset.kind = data.verification_required ? 'warn' : 'ok';
   }
 
@@ -54,7 +52,7 @@
     // Without the video service there are no call buttons at all.
     $('call-buttons').hidden = !data.video_enabled;
     $('no-service').hidden = data.video_enabled;
-    KefuCall.setStatus('已登录 Signed in');
+    KefuCall.setStatus('wb.signed_in');
     await refreshGate();
     listen();
     pollRecordings();
@@ -76,7 +74,7 @@
       li.append(label);
       if (r.state === 'ready') {
         const b = document.createElement('button');
-        b.textContent = '播放 Play';
+        b.textContent = KefuStrings.t('wb.play');
         b.onclick = async () => {
           const link = await api('POST', `/recordings/${r.id}/play`);
           if (link.status !== 200) return;
@@ -89,7 +87,7 @@
       } else {
         const s = document.createElement('span');
         s.className = `state-${r.state}`;
-        s.textContent = { recording: '录制中…', processing: '处理中…', failed: '失败' }[r.state] || r.state;
+        s.textContent = KefuStrings.t(`wb.rec.${r.state}`);
         li.append(s);
       }
       list.append(li);
@@ -116,11 +114,7 @@
     showError('');
     const { status, data } = await api('POST', '/calls', { kind });
     if (status !== 201) {
-      const reason =
-        data && data.error === 'verification_required'
-          ? '需要先完成人脸核验 · Face verification required'
-          : (data && data.message) || `error ${status}`;
-      showError(reason);
+      showError(KefuStrings.errorText(data));
       await refreshGate();
       return;
     }
@@ -171,12 +165,13 @@
     const ring = !wb.call && data.ringing[0];
     wb.ringing = ring || null;
     $('incoming').hidden = !ring;
-    if (ring) $('incoming-kind').textContent = ring.kind === 'video' ? '视频 video' : '语音 voice';
+    if (ring) $('incoming-kind').textContent = KefuStrings.t(`wb.kind.${ring.kind}`);
   }
 
   function showCall(data) {
     if (!wb.call) return;
-    $('call-state').textContent = data.state;
+    $('call-state').textContent = KefuStrings.t(`wb.state.${data.state}`);
+    $('call-state').dataset.state = data.state;
     if (data.state === 'connected' && wb.call.state !== 'connected') showRecordingNotice();
     wb.call.state = data.state;
     // Cancelling only makes sense before the call connects.
@@ -189,7 +184,7 @@
     if (!ring) return;
     const { status, data } = await api('POST', `/calls/${ring.id}/accept`);
     if (status !== 200) {
-      showError((data && data.message) || `error ${status}`);
+      showError(KefuStrings.errorText(data));
       return;
     }
     wb.call = data;
@@ -244,7 +239,7 @@
     const note = $('beauty-preview-note');
     const { status, data } = await api('POST', '/me/beauty/preview', beautyDraft());
     if (status !== 201) {
-      note.textContent = '预览不可用 · Preview unavailable';
+      note.textContent = KefuStrings.t('wb.beauty_preview_unavailable');
       return;
     }
     let camera;
@@ -253,7 +248,7 @@
         video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
       });
     } catch (e) {
-      note.textContent = '无法打开摄像头 · Camera unavailable: ' + e.message;
+      note.textContent = KefuStrings.t('wb.beauty_camera_unavailable');
       return;
     }
     let pc = null;
@@ -286,7 +281,7 @@
       } else if (msg.type === 'answer') {
         await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
       } else if (msg.type === 'error') {
-        note.textContent = '预览出错 · Preview error: ' + msg.message;
+        note.textContent = KefuStrings.t('wb.beauty_preview_error');
       }
     };
   }
@@ -316,7 +311,7 @@
   async function confirmBeauty() {
     const { status, data } = await api('PUT', '/me/beauty', beautyDraft());
     if (status !== 200) {
-      $('beauty-error').textContent = (data && data.message) || '保存失败 · Not saved';
+      $('beauty-error').textContent = KefuStrings.errorText(data, 'wb.beauty_not_saved');
       $('beauty-error').hidden = false;
       return;
     }
@@ -361,7 +356,7 @@
       e.preventDefault();
       const { status, data } = await api('POST', '/auth/login', { login: $('login').value, password: $('password').value });
       if (status !== 200) {
-        $('login-error').textContent = status === 429 ? '尝试次数过多，请稍后再试' : '账号或密码错误 · Wrong login or password';
+        $('login-error').textContent = KefuStrings.t(status === 429 ? 'error.too_many_requests' : 'wb.wrong_login');
         return;
       }
       wb.token = data.token;

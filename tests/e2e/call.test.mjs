@@ -26,11 +26,12 @@ test('agent and customer pages see and hear each other through the SFU', async (
       received.push(stats);
     }
     for (const [name, side] of [['agent', agent], ['customer', customer]]) {
-      const status = await waitFor(`${name} to show "In call"`, 5000, async () => {
-        const t = await side.page.locator('#status').textContent();
-        return { done: /In call/.test(t), value: t };
+      const status = await waitFor(`${name} to show "in call"`, 5000, async () => {
+        const key = await side.page.getAttribute('#status', 'data-status');
+        return { done: key === 'call.in_call', value: key };
       });
-      assert.match(status, /In call/);
+      assert.equal(status, 'call.in_call');
+      assert.equal(await side.page.textContent('#status'), '通话中', 'shown in Chinese');
     }
     await agent.page.screenshot({ path: join(artifacts, 'agent-in-call.png') });
     await customer.page.screenshot({ path: join(artifacts, 'customer-in-call.png') });
@@ -38,8 +39,8 @@ test('agent and customer pages see and hear each other through the SFU', async (
     // Hang-up reaches the other side through signaling, not an ICE timeout.
     await customer.page.click('#hang-up');
     await waitFor('agent to see the customer leave', 5000, async () => {
-      const t = await agent.page.locator('#status').textContent();
-      return { done: /left/.test(t), value: t };
+      const key = await agent.page.getAttribute('#status', 'data-status');
+      return { done: key === 'call.other_left', value: key };
     });
 
     // Every audio packet and every decoded frame the pages got was forwarded by the SFU.

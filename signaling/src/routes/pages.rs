@@ -12,6 +12,7 @@ const CUSTOMER_HTML: &str = include_str!("../../../web/customer.html");
 const WORKBENCH_HTML: &str = include_str!("../../../web/workbench.html");
 const INVITE_HTML: &str = include_str!("../../../web/invite.html");
 const CALL_JS: &str = include_str!("../../../web/call.js");
+const STRINGS_JS: &str = include_str!("../../../web/strings.js");
 const WORKBENCH_JS: &str = include_str!("../../../web/workbench.js");
 const INVITE_JS: &str = include_str!("../../../web/invite.js");
 const SERVICE_HTML: &str = include_str!("../../../web/service.html");
@@ -51,6 +52,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/call.js",
             get(|| async { asset("text/javascript; charset=utf-8", CALL_JS) }),
+        )
+        .route(
+            "/static/strings.js",
+            get(|| async { asset("text/javascript; charset=utf-8", STRINGS_JS) }),
         )
         .route(
             "/static/style.css",
