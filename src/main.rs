@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use kefu_signaling::token::{Side, unix_now};
+use kefu_signaling::rooms::token::{Side, unix_now};
 use kefu_signaling::{App, KefuConfig, startup, telemetry};
 
 #[derive(Parser, Debug)]

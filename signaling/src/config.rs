@@ -134,7 +134,7 @@ pub struct SignalingConfig {
     /// Rooms that exist from the start (the demo room `make run` prints links for).
     pub rooms: Vec<String>,
     /// STUN/TURN servers for browsers (`[signaling.ice]`).
-    pub ice: crate::turn::IceConfig,
+    pub ice: crate::rooms::turn::IceConfig,
 }
 
 impl Default for SignalingConfig {
@@ -144,7 +144,7 @@ impl Default for SignalingConfig {
             join_timeout_secs: 10,
             reconnect_grace_secs: 15,
             rooms: vec!["demo".into()],
-            ice: crate::turn::IceConfig::default(),
+            ice: crate::rooms::turn::IceConfig::default(),
         }
     }
 }

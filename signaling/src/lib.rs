@@ -1,26 +1,26 @@
-//! kefu's signaling: configuration, room tokens, the WebSocket protocol between
-//! browsers and the SFU, the pages, health and metrics.
+//! kefu's signaling: accounts, calls and their lifecycle, routing, the verification
+//! gate, recordings, beauty settings and the audit log, each in its own folder with
+//! its model, rules, queries and HTTP handlers; `http/` holds the router, the
+//! extractors, the API error and the WebSocket sessions; `rooms/` who is in which call
+//! room and their tokens; `cluster/` the seams a multi-node deployment fills in;
+//! `store/` the database pool and migrations.
 
 pub mod accounts;
-pub mod api;
-pub mod beauty_preview;
-pub mod bootstrap;
+pub mod audit;
+pub mod beauty;
 pub mod calls;
 pub mod clock;
+pub mod cluster;
 pub mod config;
-pub mod media_router;
+pub mod http;
 pub mod metrics;
-pub mod protocol;
-pub mod ratelimit;
 pub mod recordings;
 pub mod rooms;
-mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod token;
-pub mod turn;
+pub mod verification;
 
 pub use config::KefuConfig;
 pub use kefu_media_server::MediaConfig;

@@ -10,8 +10,8 @@ use prometheus_client::registry::Registry;
 
 use kefu_media_server::SfuMetrics;
 
-use crate::protocol::ErrorCode;
 use crate::rooms::Rooms;
+use kefu_proto::signaling::ErrorCode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {

@@ -13,18 +13,18 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::accounts::bootstrap::{BootstrapCredentials, seed_if_empty};
 use crate::accounts::secrets::DataKey;
-use crate::bootstrap::{BootstrapCredentials, seed_if_empty};
 use crate::calls::EndReason;
 use crate::config::KefuConfig;
+use crate::http as routes;
+use crate::http::ratelimit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
 use crate::rooms::Rooms;
-use crate::routes;
+use crate::rooms::token::{Side, TokenKeys, unix_now};
 use crate::state::AccountState;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::token::{Side, TokenKeys, unix_now};
 
 /// Files under the data folder keeping generated keys across restarts.
 const TOKEN_SECRET_FILE: &str = "token-secret";
@@ -113,7 +113,9 @@ impl App {
         let state = AppState::new(
             rooms,
             tokens,
-            Arc::new(crate::media_router::LocalMediaRouter(media.handle.clone())),
+            Arc::new(crate::cluster::media::LocalMediaRouter(
+                media.handle.clone(),
+            )),
             config.signaling.clone(),
             metrics,
             shutdown_rx,

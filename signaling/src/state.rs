@@ -7,13 +7,13 @@ use tokio::sync::watch;
 
 use crate::accounts::secrets::DataKey;
 use crate::calls::lifecycle::CallDriver;
+use crate::cluster::media::MediaRouter;
 use crate::config::SignalingConfig;
-use crate::media_router::MediaRouter;
+use crate::http::ratelimit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
 use crate::rooms::Rooms;
+use crate::rooms::token::TokenKeys;
 use crate::store::Store;
-use crate::token::TokenKeys;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -36,9 +36,9 @@ pub struct AppState {
     /// Call recording: the recorder and its object store.
     pub recordings: crate::recordings::Recordings,
     /// Short-lived play/download links.
-    pub media_links: Arc<crate::api::recordings::MediaLinks>,
+    pub media_links: Arc<crate::recordings::http::MediaLinks>,
     /// Open beauty-dialog previews.
-    pub previews: Arc<crate::beauty_preview::BeautyPreviews>,
+    pub previews: Arc<crate::beauty::preview::BeautyPreviews>,
     sessions: Arc<AtomicU64>,
     /// Set when a shutdown begins: new requests get 503 `draining`.
     draining: Arc<AtomicBool>,

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use kefu_signaling::accounts::UserRole;
-use kefu_signaling::calls::service::{CheckOutcome, record_verification};
 use kefu_signaling::clock::now_ms;
+use kefu_signaling::verification::{CheckOutcome, record_verification};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

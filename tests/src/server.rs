@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use kefu_signaling::App;
 use kefu_signaling::accounts::UserRole;
 use kefu_signaling::accounts::admin::{self, UserSpec};
+use kefu_signaling::accounts::bootstrap::BootstrapCredentials;
 use kefu_signaling::accounts::secrets::DataKey;
-use kefu_signaling::bootstrap::BootstrapCredentials;
 use kefu_signaling::clock::now_ms;
 use kefu_signaling::config::KefuConfig;
+use kefu_signaling::rooms::token::{Side, TokenKeys, unix_now};
 use kefu_signaling::store::Store;
-use kefu_signaling::token::{Side, TokenKeys, unix_now};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Side;
+use kefu_proto::signaling::ServerMessage;
+use kefu_signaling::rooms::token::Side;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::connect_async;

@@ -268,7 +268,7 @@ async fn authorization_matrix() {
     let agent = server.login("alice", PASSWORD).await;
     let admin = server.login("boss", PASSWORD).await;
     let rival = server.login("rival", PASSWORD).await;
-    let customer = server.token("call", "c1", kefu_signaling::token::Side::Customer);
+    let customer = server.token("call", "c1", kefu_signaling::rooms::token::Side::Customer);
     let (_, agents) = call(
         &server.base_url,
         Method::GET,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use kefu_signaling::protocol::{ErrorCode, ServerMessage};
-use kefu_signaling::token::{Side, TokenKeys, unix_now};
+use kefu_proto::signaling::{ErrorCode, ServerMessage};
+use kefu_signaling::rooms::token::{Side, TokenKeys, unix_now};
 use kefu_tests::signaling::Closed;
 use kefu_tests::{RtcClient, SignalingClient, TestServer, running_call, spawn_app};
 

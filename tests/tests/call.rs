@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Side;
+use kefu_proto::signaling::ServerMessage;
+use kefu_signaling::rooms::token::Side;
 use kefu_tests::{RtcClient, TestServer, running_call, spawn_app};
 
 /// Whether `client` was told that the other participant left.
@@ -96,7 +96,7 @@ async fn a_reloaded_page_replaces_its_old_connection_and_media_resumes() {
         &server,
         "call",
         "customer-1",
-        kefu_signaling::token::Side::Customer,
+        kefu_signaling::rooms::token::Side::Customer,
     )
     .await;
     kefu_tests::wait_until(
@@ -110,7 +110,7 @@ async fn a_reloaded_page_replaces_its_old_connection_and_media_resumes() {
                     matches!(
                         m,
                         ServerMessage::Error {
-                            code: kefu_signaling::protocol::ErrorCode::Replaced,
+                            code: kefu_proto::signaling::ErrorCode::Replaced,
                             ..
                         }
                     )

@@ -434,8 +434,8 @@ async fn an_invited_customer_joins_and_the_call_connects_then_ends() {
         || async {
             let mut ws = kefu_tests::SignalingClient::connect(&server.ws_url).await;
             match ws.join(&customer_token).await {
-                kefu_signaling::protocol::ServerMessage::Error { code, .. } => {
-                    (code == kefu_signaling::protocol::ErrorCode::UnknownRoom).then_some(())
+                kefu_proto::signaling::ServerMessage::Error { code, .. } => {
+                    (code == kefu_proto::signaling::ErrorCode::UnknownRoom).then_some(())
                 }
                 _ => None,
             }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use kefu_proto::signaling::{ErrorCode, ServerMessage};
 use kefu_signaling::calls::{EndReason, Party};
-use kefu_signaling::protocol::{ErrorCode, ServerMessage};
 use kefu_tests::scenario::{accepted_invite, connected_call, enterprise_with_agent, verify};
 use kefu_tests::{RtcClient, SignalingClient, TestServer, spawn_app, spawn_app_with, wait_until};
 use serde_json::json;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use kefu_proto::signaling::ServerMessage;
 use kefu_signaling::config::TlsConfig;
-use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Side;
+use kefu_signaling::rooms::token::Side;
 use kefu_tests::signaling::Closed;
 use kefu_tests::{SignalingClient, spawn_app, spawn_app_with};
 

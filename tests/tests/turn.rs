@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::Side;
-use kefu_signaling::turn::{IceTransportPolicy, rest_credentials};
+use kefu_proto::signaling::ServerMessage;
+use kefu_signaling::rooms::token::Side;
+use kefu_signaling::rooms::turn::{IceTransportPolicy, rest_credentials};
 use kefu_tests::coturn::Coturn;
 use kefu_tests::{SignalingClient, spawn_app_with};
 use webrtc::turn::client::{Client, ClientConfig};
@@ -42,7 +42,7 @@ async fn allocate(turn: &Coturn, username: &str, password: &str) -> Result<Strin
 }
 
 fn now() -> u64 {
-    kefu_signaling::token::unix_now()
+    kefu_signaling::rooms::token::unix_now()
 }
 
 #[tokio::test]

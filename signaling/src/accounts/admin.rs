@@ -2,8 +2,9 @@
 
 use crate::accounts::password::{generate_password, hash_password, validate_password};
 use crate::accounts::secrets::{DataKey, validate_id_number};
+use crate::accounts::store::NewUser;
 use crate::accounts::{Enterprise, Group, User, UserRole, validate_login};
-use crate::store::{NewUser, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,14 @@
 //! Accounts and tenancy: enterprises, agents and admins, reception groups, sessions.
 
 pub mod admin;
+pub mod bootstrap;
+pub mod login;
 pub mod password;
 pub mod secrets;
 pub mod session;
+pub mod store;
+pub mod users;
+pub mod view;
 
 use std::fmt;
 use std::str::FromStr;

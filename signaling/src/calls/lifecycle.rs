@@ -15,12 +15,12 @@ use super::machine::{CallEvent, CallKind, CallState, EndReason};
 use super::model::Call;
 use super::service::{self, CallError};
 use crate::accounts::{CallId, GroupId, UserId};
-use crate::media_router::MediaRouter;
-use crate::protocol::ServerMessage;
+use crate::cluster::media::MediaRouter;
 use crate::recordings::Recordings;
+use crate::rooms::token::Side;
 use crate::rooms::{Rooms, media_participant_id};
 use crate::store::Store;
-use crate::token::Side;
+use kefu_proto::signaling::ServerMessage;
 
 /// Events a slow listener may fall behind by before it is told it lagged (and
 /// re-reads what it shows).

@@ -1,9 +1,9 @@
-//! Stored shapes of calls and verification records.
+//! Stored shapes of calls and their transition log.
 
 use serde::Serialize;
 
 use super::machine::{CallKind, CallState, Direction};
-use crate::accounts::{CallId, CustomerId, EnterpriseId, GroupId, UserId, VerificationId};
+use crate::accounts::{CallId, CustomerId, EnterpriseId, GroupId, UserId};
 
 /// A call as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,29 +36,4 @@ pub struct CallEventRow {
     pub event: String,
     /// The target state with who and why, as JSON.
     pub detail: String,
-}
-
-/// One face check, as the operations dashboard lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerificationRecord {
-    pub id: VerificationId,
-    pub enterprise_id: EnterpriseId,
-    pub agent_id: UserId,
-    pub agent_name: String,
-    /// Encrypted; shown masked only.
-    pub id_number_enc: Option<String>,
-    pub passed: bool,
-    pub checked_at: i64,
-    pub passed_at: Option<i64>,
-}
-
-/// Filters of the verification list.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerificationFilter {
-    pub agent_id: Option<UserId>,
-    /// Inclusive lower bound on `checked_at` (Unix ms).
-    pub from: Option<i64>,
-    /// Exclusive upper bound on `checked_at` (Unix ms).
-    pub to: Option<i64>,
-    pub passed: Option<bool>,
 }

@@ -2,13 +2,12 @@
 //! every transition. Time comes in as an argument. Reactions to a transition live in
 //! [`lifecycle`](super::lifecycle).
 
-use serde::Serialize;
-
 use super::machine::{CallEvent, CallKind, CallState, Direction, InvalidTransition, initial_state};
-use super::model::{Call, VerificationRecord};
-use super::verification::{GateFacts, VerificationDue, check_gate};
-use crate::accounts::{CallId, User, UserRole, VerificationId};
+use super::model::Call;
+use crate::accounts::{CallId, User, UserRole};
 use crate::store::{Store, StoreError};
+use crate::verification::gate::{VerificationDue, check_gate};
+use crate::verification::gate_facts;
 
 /// Why a call action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -50,29 +49,6 @@ fn invite_code() -> String {
     (0..INVITE_CODE_LEN)
         .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-/// The facts the gate decides on, read from the store.
-pub async fn gate_facts(
-    store: &Store,
-    agent: &User,
-    session_started_at: i64,
-) -> Result<GateFacts, CallError> {
-    let enterprise = store
-        .enterprise(&agent.enterprise_id)
-        .await?
-        .ok_or(CallError::NotFound)?;
-    let last_passed_at = store.last_passed_verification(&agent.id).await?;
-    let outgoing_since_pass = match last_passed_at {
-        Some(t) => store.outgoing_calls_since(&agent.id, t).await?,
-        None => 0,
-    };
-    Ok(GateFacts {
-        session_started_at,
-        last_passed_at,
-        outgoing_since_pass,
-        period: enterprise.verification_period,
-    })
 }
 
 /// An agent calls a customer out: service enabled, gate passed, a free slot.
@@ -269,41 +245,14 @@ pub async fn dispatch(
     Ok(assigned)
 }
 
-/// The outcome of one face check, as the face engine reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CheckOutcome {
-    pub passed: bool,
-}
-
-/// Records a face check. This is the face engine's internal interface: there is no
-/// HTTP route to it until the engine lands, and no debug bypass.
-pub async fn record_verification(
-    store: &Store,
-    agent: &User,
-    outcome: CheckOutcome,
-    now_ms: i64,
-) -> Result<VerificationRecord, CallError> {
-    let record = VerificationRecord {
-        id: VerificationId::generate(),
-        enterprise_id: agent.enterprise_id.clone(),
-        agent_id: agent.id.clone(),
-        agent_name: agent.real_name.clone(),
-        id_number_enc: agent.id_number_enc.clone(),
-        passed: outcome.passed,
-        checked_at: now_ms,
-        passed_at: outcome.passed.then_some(now_ms),
-    };
-    store.insert_verification(&record).await?;
-    Ok(record)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::store::NewUser;
     use crate::accounts::{Enterprise, UserRole};
     use crate::calls::machine::Party;
-    use crate::store::NewUser;
     use crate::store::test_support::fresh_stores;
+    use crate::verification::{CheckOutcome, record_verification};
 
     const LOGIN: i64 = 1_764_000_000_000;
 

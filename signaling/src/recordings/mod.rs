@@ -6,8 +6,10 @@
 //! `failed` when the recorder reports. Rows are the source of truth across restarts:
 //! whatever a crash left `recording` or `processing` is recovered at start.
 
+pub mod http;
 mod model;
 mod storage;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::calls::Call;
 use crate::store::{Store, StoreError};
-pub use model::{AuditEntry, Recording, RecordingFilter, RecordingState};
+pub use model::{Recording, RecordingFilter, RecordingState};
 pub use storage::{StorageRuntime, start_storage};
 
 /// Signaling's handle on the recorder.

@@ -68,16 +68,3 @@ pub struct RecordingFilter {
     pub kind: Option<RecordingKind>,
     pub state: Option<RecordingState>,
 }
-
-/// Who did what to which recording, when.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AuditEntry {
-    pub id: String,
-    #[serde(skip)]
-    pub enterprise_id: EnterpriseId,
-    pub actor_id: UserId,
-    pub actor_role: String,
-    pub action: String,
-    pub target_id: String,
-    pub at: i64,
-}

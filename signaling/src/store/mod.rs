@@ -1,11 +1,10 @@
 //! Persistence: sqlx over SQLite (default, a file under the data folder) or PostgreSQL
 //! (when `database.url` says so), through sqlx's `Any` driver so one set of queries and
 //! one set of portable migrations serve both.
-
-mod accounts;
-mod beauty;
-mod calls;
-mod recordings;
+//!
+//! This module holds the pool, the migrations and the shared helpers; each feature's
+//! queries live beside it (`accounts/store.rs`, `calls/store.rs`, …) as `impl Store`
+//! blocks.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -13,8 +12,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, migrate::Migrator};
-
-pub use accounts::{NewUser, SessionRow};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
@@ -56,7 +53,7 @@ pub enum StoreError {
 /// The database handle. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
@@ -133,7 +130,7 @@ impl Store {
 }
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].
-fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
         _ => StoreError::Database(e),
@@ -141,14 +138,14 @@ fn conflict(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 }
 
 /// Parses a stored enum-like text column.
-fn parse_column<T: FromStr>(value: &str, column: &str) -> Result<T, StoreError> {
+pub(crate) fn parse_column<T: FromStr>(value: &str, column: &str) -> Result<T, StoreError> {
     value
         .parse()
         .map_err(|_| StoreError::Corrupt(format!("{column} = {value:?}")))
 }
 
 /// Parses a stored column with `parse`, reporting corrupt data by column.
-fn parse_column_with<T>(
+pub(crate) fn parse_column_with<T>(
     value: &str,
     column: &str,
     parse: impl FnOnce(&str) -> Option<T>,

@@ -2,6 +2,7 @@
 
 use super::test_support::fresh_stores;
 use super::*;
+use crate::accounts::store::{NewUser, SessionRow};
 use crate::accounts::{AgentStatus, Enterprise, UserRole};
 
 const T0: i64 = 1_764_000_000_000;
@@ -218,8 +219,9 @@ async fn sessions_expire_and_are_revocable() {
 mod calls {
     use super::*;
     use crate::accounts::{CallId, UserId, VerificationId};
+    use crate::calls::Call;
     use crate::calls::machine::{CallEvent, CallKind, CallState, Direction, Party};
-    use crate::calls::{Call, VerificationFilter, VerificationRecord};
+    use crate::verification::{VerificationFilter, VerificationRecord};
 
     async fn seeded(store: &Store) -> (Enterprise, UserId) {
         let e = Enterprise::new("Acme", "400", T0);

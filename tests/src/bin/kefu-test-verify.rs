@@ -6,9 +6,9 @@
 //! (data folder or database URL) as the server under test.
 
 use kefu_signaling::KefuConfig;
-use kefu_signaling::calls::service::{CheckOutcome, record_verification};
 use kefu_signaling::clock::now_ms;
 use kefu_signaling::store::Store;
+use kefu_signaling::verification::{CheckOutcome, record_verification};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

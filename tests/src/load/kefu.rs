@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
-use kefu_signaling::protocol::ServerMessage;
-use kefu_signaling::token::{Side, TokenKeys, unix_now};
+use kefu_proto::signaling::ServerMessage;
+use kefu_signaling::rooms::token::{Side, TokenKeys, unix_now};
 use tokio::sync::mpsc;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;

@@ -8,11 +8,12 @@ use axum::response::IntoResponse;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Authenticated;
-use super::error::ApiError;
+use super::gate::check_gate;
+use super::{VerificationFilter, VerificationRecord};
 use crate::accounts::secrets::mask_id_number;
 use crate::accounts::{UserId, UserRole};
-use crate::calls::{VerificationFilter, VerificationRecord};
+use crate::http::auth::Authenticated;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Rows one request returns at most.
@@ -102,7 +103,7 @@ fn view(state: &AppState, r: &VerificationRecord, main_account: &str) -> Verific
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/verifications", tag = "verifications", security(("bearer" = [])), params(VerificationQuery), responses((status = 200, body = Vec<VerificationView>), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/verifications", tag = "verifications", security(("bearer" = [])), params(VerificationQuery), responses((status = 200, body = Vec<VerificationView>), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -111,7 +112,7 @@ pub async fn list(
     Ok(Json(rows(&state, &auth, q).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/verifications.csv", tag = "verifications", security(("bearer" = [])), params(VerificationQuery), responses((status = 200, content_type = "text/csv", description = "the same rows as CSV"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/verifications.csv", tag = "verifications", security(("bearer" = [])), params(VerificationQuery), responses((status = 200, content_type = "text/csv", description = "the same rows as CSV"), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn csv(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -186,4 +187,33 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(1_764_000_000_000), "2025-11-24T16:00:00Z");
     }
+}
+
+/// Whether the agent's next outgoing call needs a face verification first.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GateView {
+    pub verification_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/verification-gate", tag = "verification", security(("bearer" = [])), responses((status = 200, body = GateView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc)))]
+pub async fn gate(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<GateView>, ApiError> {
+    auth.require(UserRole::Agent)?;
+    let facts = super::gate_facts(&state.store, &auth.user, auth.session_started_at)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Json(match check_gate(facts) {
+        Ok(()) => GateView {
+            verification_required: false,
+            reason: None,
+        },
+        Err(due) => GateView {
+            verification_required: true,
+            reason: serde_json::to_value(due).ok(),
+        },
+    }))
 }

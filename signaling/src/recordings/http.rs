@@ -20,10 +20,10 @@ use kefu_recorder::naming::{content_disposition, format_hms};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::auth::Authenticated;
-use super::error::ApiError;
 use crate::accounts::{CallId, CustomerId, UserId, UserRole};
-use crate::recordings::{AuditEntry, Recording, RecordingFilter, RecordingState};
+use crate::http::auth::Authenticated;
+use crate::http::error::ApiError;
+use crate::recordings::{Recording, RecordingFilter, RecordingState};
 use crate::state::AppState;
 
 const MAX_ROWS: u32 = 1000;
@@ -248,72 +248,13 @@ pub async fn retry(
         .retry(&state.store, &rec, now)
         .await
         .map_err(|e| ApiError::Conflict(e.to_string()))?;
-    audit(&state, &auth, "recording.retry", &rec.id).await?;
+    crate::audit::record(&state.store, &auth, "recording.retry", &rec.id).await?;
     let rec = visible(&state, &auth, &id).await?;
     let names = agent_names(&state, &auth).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(view(&state, &auth, rec, &names).await?),
     ))
-}
-
-/// One entry of the audit log.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditView {
-    pub at: i64,
-    pub actor_id: String,
-    pub actor_role: String,
-    pub action: String,
-    pub target_id: String,
-}
-
-#[utoipa::path(get, path = "/api/v1/audit", tag = "recordings",
-    responses((status = 200, body = [AuditView]), (status = 401), (status = 403)))]
-pub async fn audit_log(
-    State(state): State<AppState>,
-    auth: Authenticated,
-) -> Result<Json<Vec<AuditView>>, ApiError> {
-    auth.require(UserRole::Admin)?;
-    let rows = state
-        .store
-        .audit_entries(&auth.user.enterprise_id, MAX_ROWS)
-        .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|e| AuditView {
-                at: e.at,
-                actor_id: e.actor_id.0,
-                actor_role: e.actor_role,
-                action: e.action,
-                target_id: e.target_id,
-            })
-            .collect(),
-    ))
-}
-
-async fn audit(
-    state: &AppState,
-    auth: &Authenticated,
-    action: &str,
-    target: &str,
-) -> Result<(), ApiError> {
-    let role = match auth.user.role {
-        UserRole::Admin => "admin",
-        UserRole::Agent => "agent",
-    };
-    state
-        .store
-        .insert_audit(&AuditEntry {
-            id: uuid::Uuid::new_v4().to_string(),
-            enterprise_id: auth.user.enterprise_id.clone(),
-            actor_id: auth.user.id.clone(),
-            actor_role: role.into(),
-            action: action.into(),
-            target_id: target.into(),
-            at: crate::clock::now_ms(),
-        })
-        .await?;
-    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,7 +327,7 @@ async fn link(
         Disposition::Inline => "recording.play",
         Disposition::Attachment => "recording.download",
     };
-    audit(state, auth, action, &rec.id).await?;
+    crate::audit::record(&state.store, auth, action, &rec.id).await?;
     let token = state.media_links.issue(Link {
         recording_id: rec.id,
         disposition,

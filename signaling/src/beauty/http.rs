@@ -9,15 +9,15 @@ use kefu_beauty::{BeautyParams, ParamError, Preset};
 use kefu_media_server::RoomId;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Authenticated;
-use super::error::ApiError;
-use super::json::ApiJson;
 use crate::accounts::UserRole;
-use crate::beauty_preview::Tried;
+use crate::beauty::preview::Tried;
 use crate::clock::now_ms;
+use crate::http::auth::Authenticated;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::rooms::media_participant_id;
+use crate::rooms::token::Side;
 use crate::state::AppState;
-use crate::token::Side;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +81,7 @@ fn field_error(e: ParamError) -> ApiError {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/me/beauty", tag = "beauty", security(("bearer" = [])), responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/me/beauty", tag = "beauty", security(("bearer" = [])), responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc)))]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -95,7 +95,7 @@ pub async fn get(
     Ok(Json(view(preset, params)))
 }
 
-#[utoipa::path(put, path = "/api/v1/me/beauty", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(put, path = "/api/v1/me/beauty", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn put(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -112,7 +112,7 @@ pub async fn put(
 }
 
 /// Back to preset "natural", kept as the confirmed settings.
-#[utoipa::path(post, path = "/api/v1/me/beauty/reset", tag = "beauty", security(("bearer" = [])), responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/me/beauty/reset", tag = "beauty", security(("bearer" = [])), responses((status = 200, body = BeautyView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc)))]
 pub async fn reset(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -158,7 +158,7 @@ fn requested_params(req: &BeautyUpdate) -> Result<(Preset, BeautyParams), ApiErr
 /// Opens the dialog's preview: the agent's camera, sent into the returned room, comes
 /// back through the beauty pipeline with the settings being tried. Replaces the
 /// agent's previous preview. Nothing is saved.
-#[utoipa::path(post, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 201, body = PreviewOpened), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 201, body = PreviewOpened), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn open_preview(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -174,7 +174,7 @@ pub async fn open_preview(
     state.rooms.open(&room);
     let room_token = state
         .tokens
-        .issue(&room, agent, Side::Agent, crate::token::unix_now());
+        .issue(&room, agent, Side::Agent, crate::rooms::token::unix_now());
     Ok((
         StatusCode::CREATED,
         Json(PreviewOpened { room, room_token }),
@@ -182,7 +182,7 @@ pub async fn open_preview(
 }
 
 /// Settings to try in the open preview, from the next frame on. Not saved.
-#[utoipa::path(put, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 204, description = "applied to the preview"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "no preview open", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(put, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), request_body = BeautyUpdate, responses((status = 204, description = "applied to the preview"), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "no preview open", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn try_preview(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -205,7 +205,7 @@ pub async fn try_preview(
 }
 
 /// Closes the preview (the dialog closed); closing the page does it too.
-#[utoipa::path(delete, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), responses((status = 204, description = "closed, or none was open"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(delete, path = "/api/v1/me/beauty/preview", tag = "beauty", security(("bearer" = [])), responses((status = 204, description = "closed, or none was open"), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc)))]
 pub async fn close_preview(
     State(state): State<AppState>,
     auth: Authenticated,

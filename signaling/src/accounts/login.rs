@@ -1,72 +1,21 @@
-//! Login, logout and the authenticated-user extractor.
+//! Login and logout (the extractor that checks a session is `http/auth.rs`).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
-use super::json::ApiJson;
-use super::views::UserView;
 use crate::accounts::password::verify_password;
 use crate::accounts::session::{new_token, token_hash};
-use crate::accounts::{User, UserRole};
+use crate::accounts::store::SessionRow;
+use crate::accounts::view::UserView;
+use crate::http::auth::Authenticated;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::state::AppState;
-use crate::store::SessionRow;
-
-/// A request made with a live session.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user: User,
-    pub token_hash: String,
-    /// When this login session began (the verification gate counts from it).
-    pub session_started_at: i64,
-}
-
-impl Authenticated {
-    /// Refuses anyone but `role` with 403.
-    pub fn require(&self, role: UserRole) -> Result<(), ApiError> {
-        if self.user.role == role {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(match role {
-                UserRole::Admin => "admins only",
-                UserRole::Agent => "agents only",
-            }))
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .filter(|t| !t.is_empty() && t.len() <= 128)
-            .ok_or(ApiError::Unauthorized)?;
-        let token_hash = token_hash(token);
-        let (user, session_started_at) = state
-            .store
-            .session_user(&token_hash, crate::clock::now_ms())
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(Authenticated {
-            user,
-            token_hash,
-            session_started_at,
-        })
-    }
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +39,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .unwrap_or_default()
 });
 
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 400, description = "bad request", body = crate::api::error::ApiErrorDoc), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 413, description = "body too large", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 400, description = "bad request", body = crate::http::error::ApiErrorDoc), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 413, description = "body too large", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -140,7 +89,7 @@ pub async fn login(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "session revoked"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "session revoked"), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc)))]
 pub async fn logout(
     State(state): State<AppState>,
     auth: Authenticated,

@@ -4,14 +4,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 
-use super::auth::Authenticated;
-use super::error::ApiError;
-use super::json::ApiJson;
-use super::views::UserView;
+use crate::accounts::view::UserView;
 use crate::accounts::{AgentStatus, UserId, UserRole};
+use crate::http::auth::Authenticated;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc)))]
 pub async fn me(State(state): State<AppState>, auth: Authenticated) -> Json<UserView> {
     Json(UserView::of(&auth.user, &state.data_key))
 }
@@ -24,7 +24,7 @@ pub struct PresenceRequest {
 }
 
 /// An agent goes online/away/offline and turns accepting on or off.
-#[utoipa::path(put, path = "/api/v1/me/presence", tag = "accounts", security(("bearer" = [])), request_body = PresenceRequest, responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(put, path = "/api/v1/me/presence", tag = "accounts", security(("bearer" = [])), request_body = PresenceRequest, responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn set_presence(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -61,7 +61,7 @@ pub async fn set_presence(
 }
 
 /// The admin's enterprise's agents.
-#[utoipa::path(get, path = "/api/v1/agents", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = Vec<UserView>), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/agents", tag = "accounts", security(("bearer" = [])), responses((status = 200, body = Vec<UserView>), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc)))]
 pub async fn list_agents(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -84,7 +84,7 @@ pub struct VideoServiceRequest {
 }
 
 /// Grants or revokes the video service of one agent of the admin's enterprise.
-#[utoipa::path(put, path = "/api/v1/agents/{id}/video-service", tag = "accounts", security(("bearer" = [])), params(("id" = String, Path, description = "agent id")), request_body = VideoServiceRequest, responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(put, path = "/api/v1/agents/{id}/video-service", tag = "accounts", security(("bearer" = [])), params(("id" = String, Path, description = "agent id")), request_body = VideoServiceRequest, responses((status = 200, body = UserView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn set_video_service(
     State(state): State<AppState>,
     auth: Authenticated,

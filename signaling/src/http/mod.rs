@@ -1,7 +1,16 @@
-//! HTTP routes.
+//! The HTTP surface: the router (the REST route list is `api.rs`), the extractors
+//! (`auth.rs`, `json.rs`), the one API error type, the OpenAPI frame, the signaling
+//! WebSocket session (`ws.rs`), the pages' event channel (`events.rs`), the pages and
+//! the per-address rate limiter. Handlers live in their feature's folder.
 
+pub mod api;
+pub mod auth;
+pub mod error;
 mod events;
+pub mod json;
+pub mod openapi;
 mod pages;
+pub mod ratelimit;
 pub(crate) mod ws;
 
 use std::sync::Arc;
@@ -15,7 +24,7 @@ use axum::routing::get;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = crate::api::router();
+    let (api, doc) = api::router();
     let doc = Arc::new(doc);
     Router::new()
         .route("/healthz", get(healthz))
@@ -28,13 +37,13 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/events", get(events::upgrade))
         .route(
             "/media/recordings/{token}",
-            get(crate::api::recordings::media),
+            get(crate::recordings::http::media),
         )
         .merge(api)
         // Anything else under the API is a JSON 404, not a page.
         .route(
             "/api/v1/{*rest}",
-            axum::routing::any(|| async { crate::api::error::ApiError::NotFound }),
+            axum::routing::any(|| async { crate::http::error::ApiError::NotFound }),
         )
         .merge(pages::router())
         .layer(axum::middleware::from_fn_with_state(
@@ -53,7 +62,7 @@ async fn refuse_while_draining(
 ) -> axum::response::Response {
     let path = request.uri().path();
     if state.is_draining() && path != "/healthz" && path != "/metrics" {
-        return crate::api::error::ApiError::Draining.into_response();
+        return crate::http::error::ApiError::Draining.into_response();
     }
     next.run(request).await
 }

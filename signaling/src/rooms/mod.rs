@@ -7,8 +7,11 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-use crate::protocol::{ErrorCode, PeerInfo, ServerMessage};
-use crate::token::Side;
+pub mod token;
+pub mod turn;
+
+use crate::rooms::token::Side;
+use kefu_proto::signaling::{ErrorCode, PeerInfo, ServerMessage};
 
 /// Participants a room admits: one agent and one customer.
 pub const ROOM_CAPACITY: usize = 2;

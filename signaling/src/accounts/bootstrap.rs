@@ -2,9 +2,10 @@
 //! password is shown once. There is never a fixed default password.
 
 use crate::accounts::password::{generate_password, hash_password};
+use crate::accounts::store::NewUser;
 use crate::accounts::{Enterprise, UserRole};
 use crate::config::BootstrapConfig;
-use crate::store::{NewUser, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The admin account created on first start, to print once.
 #[derive(Debug, Clone)]

@@ -3,10 +3,10 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, conflict, parse_column};
 use crate::accounts::{
     AgentStatus, Enterprise, EnterpriseId, Group, GroupId, User, UserId, UserRole,
 };
+use crate::store::{Store, StoreError, conflict, parse_column};
 
 /// A user to create; the password is already hashed.
 #[derive(Debug, Clone)]

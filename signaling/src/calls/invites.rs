@@ -8,12 +8,12 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
-use super::json::ApiJson;
 use crate::calls::machine::CallKind;
 use crate::clock::now_ms;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
+use crate::rooms::token::Side;
 use crate::state::AppState;
-use crate::token::Side;
 
 /// What the invite page shows before consent.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -23,7 +23,7 @@ pub struct InviteView {
     pub main_account: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/invites/{code}", tag = "customers", params(("code" = String, Path)), responses((status = 200, body = InviteView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/invites/{code}", tag = "customers", params(("code" = String, Path)), responses((status = 200, body = InviteView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn show(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -64,7 +64,7 @@ pub struct JoinTicket {
     pub room_token: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/invites/{code}/accept", tag = "customers", params(("code" = String, Path)), request_body = AcceptRequest, responses((status = 200, body = JoinTicket), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/invites/{code}/accept", tag = "customers", params(("code" = String, Path)), request_body = AcceptRequest, responses((status = 200, body = JoinTicket), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn accept(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -78,7 +78,7 @@ pub async fn accept(
         call.id.as_str(),
         customer.as_str(),
         Side::Customer,
-        crate::token::unix_now(),
+        crate::rooms::token::unix_now(),
     );
     Ok(Json(JoinTicket {
         call_id: call.id.to_string(),

@@ -20,11 +20,11 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::accounts::session::token_hash;
 use crate::accounts::{CallId, GroupId, UserId, UserRole};
-use crate::api::calls::{CallView, QueueView};
-use crate::api::service::RequestView;
+use crate::calls::http::{CallView, QueueView};
 use crate::calls::lifecycle::CallChanged;
+use crate::calls::requests::RequestView;
+use crate::rooms::token::{Side, unix_now};
 use crate::state::AppState;
-use crate::token::{Side, unix_now};
 
 /// Subscribe messages are short; anything longer is refused.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -237,10 +237,10 @@ async fn snapshot(
     socket: &mut WebSocket,
 ) -> Result<(), axum::Error> {
     let msg = match subscriber {
-        Subscriber::Agent { id, .. } => crate::api::calls::queue_view(state, id)
+        Subscriber::Agent { id, .. } => crate::calls::http::queue_view(state, id)
             .await
             .map(EventMessage::Queue),
-        Subscriber::Customer { call, .. } => crate::api::service::view_of(state, call, None)
+        Subscriber::Customer { call, .. } => crate::calls::requests::view_of(state, call, None)
             .await
             .map(EventMessage::Request),
     };

@@ -20,14 +20,14 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::accounts::CallId;
-use crate::beauty_preview;
+use crate::beauty::preview as beauty_preview;
 use crate::calls::machine::{CallEvent, EndReason, Party};
 use crate::calls::service::CallError;
 use crate::clock::now_ms;
-use crate::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use crate::rooms::token::{Side, TokenError, unix_now};
 use crate::rooms::{Outbox, media_participant_id};
 use crate::state::AppState;
-use crate::token::{Side, TokenError, unix_now};
+use kefu_proto::signaling::{ClientMessage, ErrorCode, ServerMessage};
 
 /// Messages from other sessions waiting for this one. They are few and small.
 const OUTBOX_CAPACITY: usize = 64;

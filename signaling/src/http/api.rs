@@ -1,17 +1,5 @@
-//! The REST API under `/api/v1`.
-
-pub mod auth;
-pub mod beauty;
-pub mod calls;
-pub mod error;
-pub mod invites;
-pub mod json;
-pub mod openapi;
-pub mod recordings;
-pub mod service;
-pub mod users;
-pub mod verifications;
-pub mod views;
+//! The REST API under `/api/v1`: one list of every route, each handler in its
+//! feature's folder.
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,7 +7,13 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::openapi;
+use crate::accounts::{login, users};
+use crate::beauty::http as beauty;
+use crate::calls::{http as calls, invites, requests as service};
+use crate::recordings::http as recordings;
 use crate::state::AppState;
+use crate::verification::http as verifications;
 
 /// Request bodies of the API are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -29,13 +23,13 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Paths are the full ones written in each handler's `#[utoipa::path]`.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(auth::login))
-        .routes(routes!(auth::logout))
+        .routes(routes!(login::login))
+        .routes(routes!(login::logout))
         .routes(routes!(users::me))
         .routes(routes!(users::set_presence))
         .routes(routes!(users::list_agents))
         .routes(routes!(users::set_video_service))
-        .routes(routes!(calls::gate))
+        .routes(routes!(verifications::gate))
         .routes(routes!(calls::my_queue))
         .routes(routes!(calls::start))
         .routes(routes!(calls::get))
@@ -63,7 +57,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(recordings::play))
         .routes(routes!(recordings::download))
         .routes(routes!(recordings::retry))
-        .routes(routes!(recordings::audit_log))
+        .routes(routes!(crate::audit::http::audit_log))
         .split_for_parts();
     (router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)), doc)
 }

@@ -10,14 +10,14 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
-use super::json::ApiJson;
 use crate::accounts::CallId;
 use crate::calls::machine::{CallEvent, CallKind, Party};
 use crate::calls::service;
 use crate::clock::now_ms;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
+use crate::rooms::token::{Side, unix_now};
 use crate::state::AppState;
-use crate::token::{Side, unix_now};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +50,7 @@ pub struct ServicePage {
     pub groups: Vec<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/service/{main_account}", tag = "customers", params(("main_account" = String, Path)), responses((status = 200, body = ServicePage), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/service/{main_account}", tag = "customers", params(("main_account" = String, Path)), responses((status = 200, body = ServicePage), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc)))]
 pub async fn page(
     State(state): State<AppState>,
     Path(main_account): Path<String>,
@@ -67,15 +67,15 @@ pub async fn page(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/service/{main_account}/requests", tag = "customers", params(("main_account" = String, Path)), request_body = ServiceRequest, responses((status = 201, body = RequestView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::api::error::ApiErrorDoc), (status = 503, description = "all agents busy", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/service/{main_account}/requests", tag = "customers", params(("main_account" = String, Path)), request_body = ServiceRequest, responses((status = 201, body = RequestView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc), (status = 503, description = "all agents busy", body = crate::http::error::ApiErrorDoc)))]
 pub async fn create(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(main_account): Path<String>,
     ApiJson(req): ApiJson<ServiceRequest>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
-    super::invites::limit(&state, peer, "service")?;
-    let name = super::invites::consented_name(req.consent, &req.display_name)?;
+    crate::calls::invites::limit(&state, peer, "service")?;
+    let name = crate::calls::invites::consented_name(req.consent, &req.display_name)?;
     let enterprise = state
         .store
         .enterprise_by_main_account(&main_account)
@@ -140,7 +140,7 @@ impl axum::extract::FromRequestParts<AppState> for RequestOwner {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/service/requests/{id}", tag = "customers", security(("room_token" = [])), params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/service/requests/{id}", tag = "customers", security(("room_token" = [])), params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc)))]
 pub async fn status(
     State(state): State<AppState>,
     owner: RequestOwner,
@@ -151,7 +151,7 @@ pub async fn status(
     Ok(Json(view_of(&state, &id, None).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/service/requests/{id}/cancel", tag = "customers", security(("room_token" = [])), params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/service/requests/{id}/cancel", tag = "customers", security(("room_token" = [])), params(("id" = String, Path)), responses((status = 200, body = RequestView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc)))]
 pub async fn cancel(
     State(state): State<AppState>,
     owner: RequestOwner,

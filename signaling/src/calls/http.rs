@@ -7,14 +7,14 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Authenticated;
-use super::error::ApiError;
-use super::json::ApiJson;
 use crate::accounts::{CallId, UserRole};
+use crate::calls::Call;
 use crate::calls::machine::{CallEvent, CallKind, CallState, Direction, Party};
 use crate::calls::service;
-use crate::calls::{Call, verification::check_gate};
 use crate::clock::now_ms;
+use crate::http::auth::Authenticated;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
 use crate::state::AppState;
 
 /// A call as the API shows it.
@@ -74,7 +74,7 @@ pub struct StartCallRequest {
 }
 
 /// An agent starts a video or voice call to a customer.
-#[utoipa::path(post, path = "/api/v1/calls", tag = "calls", security(("bearer" = [])), request_body = StartCallRequest, responses((status = 201, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/calls", tag = "calls", security(("bearer" = [])), request_body = StartCallRequest, responses((status = 201, body = CallView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
 pub async fn start(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -120,7 +120,7 @@ async fn visible_call(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/calls/{id}", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc)))]
 pub async fn get(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -137,7 +137,7 @@ pub async fn get(
 /// The calling agent withdraws a call that has not connected; on a customer's
 /// request ringing at it, the agent declines, which passes the request to the next
 /// agent (never back to this one) while its wait limit lasts.
-#[utoipa::path(post, path = "/api/v1/calls/{id}/cancel", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/calls/{id}/cancel", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc)))]
 pub async fn cancel(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -163,7 +163,7 @@ pub struct QueueView {
     pub ringing: Vec<CallView>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/queue", tag = "calls", security(("bearer" = [])), responses((status = 200, body = QueueView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/me/queue", tag = "calls", security(("bearer" = [])), responses((status = 200, body = QueueView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc)))]
 pub async fn my_queue(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -189,7 +189,7 @@ pub(crate) async fn queue_view(
 }
 
 /// The agent answers a customer's call ringing at it.
-#[utoipa::path(post, path = "/api/v1/calls/{id}/accept", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/calls/{id}/accept", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = CallView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc)))]
 pub async fn accept(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -203,7 +203,7 @@ pub async fn accept(
 }
 
 /// The agent's room token for its live call.
-#[utoipa::path(get, path = "/api/v1/calls/{id}/room-token", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "the room and a room token for the signaling WebSocket"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/calls/{id}/room-token", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "the room and a room token for the signaling WebSocket"), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc)))]
 pub async fn room_token(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -222,8 +222,8 @@ pub async fn room_token(
     let token = state.tokens.issue(
         call.id.as_str(),
         auth.user.id.as_str(),
-        crate::token::Side::Agent,
-        crate::token::unix_now(),
+        crate::rooms::token::Side::Agent,
+        crate::rooms::token::unix_now(),
     );
     Ok(Json(
         serde_json::json!({"room": call.id, "room_token": token}),
@@ -231,7 +231,7 @@ pub async fn room_token(
 }
 
 /// The invite link as a QR code (SVG), for the customer to scan.
-#[utoipa::path(get, path = "/api/v1/calls/{id}/invite.svg", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, content_type = "image/svg+xml", description = "QR code of the invite link"), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::api::error::ApiErrorDoc)))]
+#[utoipa::path(get, path = "/api/v1/calls/{id}/invite.svg", tag = "calls", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, content_type = "image/svg+xml", description = "QR code of the invite link"), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc)))]
 pub async fn invite_qr(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -248,33 +248,4 @@ pub async fn invite_qr(
         .min_dimensions(240, 240)
         .build();
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg))
-}
-
-/// Whether the agent's next outgoing call needs a face verification first.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct GateView {
-    pub verification_required: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<serde_json::Value>,
-}
-
-#[utoipa::path(get, path = "/api/v1/me/verification-gate", tag = "calls", security(("bearer" = [])), responses((status = 200, body = GateView), (status = 401, description = "no valid session", body = crate::api::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::api::error::ApiErrorDoc)))]
-pub async fn gate(
-    State(state): State<AppState>,
-    auth: Authenticated,
-) -> Result<Json<GateView>, ApiError> {
-    auth.require(UserRole::Agent)?;
-    let facts = service::gate_facts(&state.store, &auth.user, auth.session_started_at)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(Json(match check_gate(facts) {
-        Ok(()) => GateView {
-            verification_required: false,
-            reason: None,
-        },
-        Err(due) => GateView {
-            verification_required: true,
-            reason: serde_json::to_value(due).ok(),
-        },
-    }))
 }

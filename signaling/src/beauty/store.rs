@@ -3,8 +3,8 @@
 use kefu_beauty::{BeautyParams, Preset};
 use sqlx::Row;
 
-use super::{Store, StoreError, parse_column_with};
 use crate::accounts::UserId;
+use crate::store::{Store, StoreError, parse_column_with};
 
 impl Store {
     /// The agent's last confirmed settings, if any were ever saved.

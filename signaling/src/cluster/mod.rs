@@ -1,0 +1,5 @@
+//! The seams a multi-node deployment fills in: small traits for what must be shared
+//! across kefu nodes, each with the in-process implementation a single node uses.
+//! (Redis implementations come with multi-node operation.)
+
+pub mod media;
