@@ -10,7 +10,7 @@ use prometheus_client::registry::Registry;
 
 use kefu_media_server::SfuMetrics;
 
-use crate::rooms::Rooms;
+use crate::cluster::bus::RoomBus;
 use kefu_proto::signaling::ErrorCode;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,12 +25,12 @@ pub struct Metrics {
     calls: Gauge,
     participants: Gauge,
     signaling_errors: Family<ErrorLabels, Counter>,
-    rooms: Arc<Rooms>,
+    rooms: Arc<dyn RoomBus>,
 }
 
 impl Metrics {
     pub fn new(
-        rooms: Arc<Rooms>,
+        rooms: Arc<dyn RoomBus>,
         sfu: &SfuMetrics,
         recorder: &kefu_recorder::RecorderMetrics,
     ) -> Self {

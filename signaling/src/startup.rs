@@ -16,6 +16,7 @@ use tracing::info;
 use crate::accounts::bootstrap::{BootstrapCredentials, seed_if_empty};
 use crate::accounts::secrets::DataKey;
 use crate::calls::EndReason;
+use crate::cluster::bus::RoomBus;
 use crate::config::KefuConfig;
 use crate::http as routes;
 use crate::http::ratelimit::RateLimiter;
@@ -87,7 +88,7 @@ impl App {
             .await
             .context("starting the media server")?;
 
-        let rooms = Arc::new(Rooms::default());
+        let rooms: Arc<dyn RoomBus> = Arc::new(Rooms::default());
         for room in &config.signaling.rooms {
             rooms.create(room);
         }
@@ -113,9 +114,10 @@ impl App {
         let state = AppState::new(
             rooms,
             tokens,
-            Arc::new(crate::cluster::media::LocalMediaRouter(
-                media.handle.clone(),
-            )),
+            Arc::new(crate::cluster::media::LocalMediaRouter {
+                sfu: media.handle.clone(),
+                recorder: recordings.recorder.clone(),
+            }),
             config.signaling.clone(),
             metrics,
             shutdown_rx,
@@ -187,8 +189,8 @@ impl App {
         &self.state.tokens
     }
 
-    pub fn rooms(&self) -> &Rooms {
-        &self.state.rooms
+    pub fn rooms(&self) -> &dyn RoomBus {
+        self.state.rooms.as_ref()
     }
 
     /// Page links for `room`: (agent URL, customer URL), each with a fresh token.

@@ -7,17 +7,20 @@ use tokio::sync::watch;
 
 use crate::accounts::secrets::DataKey;
 use crate::calls::lifecycle::CallDriver;
+use crate::cluster::bus::RoomBus;
 use crate::cluster::media::MediaRouter;
 use crate::config::SignalingConfig;
 use crate::http::ratelimit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::rooms::Rooms;
 use crate::rooms::token::TokenKeys;
 use crate::store::Store;
 
+/// Play and download links kept at most; the one expiring first goes beyond that.
+const MAX_LINKS: usize = 10_000;
+
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub rooms: Arc<Rooms>,
+    pub rooms: Arc<dyn RoomBus>,
     pub tokens: TokenKeys,
     /// The media plane, behind its routing seam.
     pub media: Arc<dyn MediaRouter>,
@@ -36,7 +39,7 @@ pub struct AppState {
     /// Call recording: the recorder and its object store.
     pub recordings: crate::recordings::Recordings,
     /// Short-lived play/download links.
-    pub media_links: Arc<crate::recordings::http::MediaLinks>,
+    pub links: Arc<dyn crate::cluster::links::LinkStore>,
     /// Open beauty-dialog previews.
     pub previews: Arc<crate::beauty::preview::BeautyPreviews>,
     sessions: Arc<AtomicU64>,
@@ -58,7 +61,7 @@ impl AppState {
     // One argument per independent part of the process; a builder would only hide that.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        rooms: Arc<Rooms>,
+        rooms: Arc<dyn RoomBus>,
         tokens: TokenKeys,
         media: Arc<dyn MediaRouter>,
         signaling: SignalingConfig,
@@ -72,6 +75,7 @@ impl AppState {
             media.clone(),
             rooms.clone(),
             recordings.clone(),
+            Arc::new(crate::cluster::lease::LocalLease::default()),
         );
         Self {
             calls,
@@ -87,7 +91,7 @@ impl AppState {
             session_ttl_secs: accounts.session_ttl_secs,
             public_url: accounts.public_url,
             recordings,
-            media_links: Arc::default(),
+            links: Arc::new(crate::cluster::links::LocalLinks::new(MAX_LINKS)),
             previews: Arc::default(),
             sessions: Arc::new(AtomicU64::new(1)),
             draining: Arc::default(),

@@ -4,10 +4,10 @@
 // 2 s of the cut.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKefu, launchBrowser, callStats, waitFor, artifacts, agentWithVideoService, signIn, api } from './lib/kefu.mjs';
+import { startKefu, launchBrowser, callStats, waitFor, artifacts, agentWithVideoService, signIn, api, kefuBinary } from './lib/kefu.mjs';
 
 const PASSWORD = 'agent password 1';
 const DRAIN_TIMEOUT_SECS = 20;
@@ -81,5 +81,13 @@ test('SIGTERM during a recorded call drains it: ended as system_shutdown, record
     await customer.close();
     if (second) await second.stop();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('roles of a multi-node deployment refuse clearly until it exists', () => {
+  for (const role of ['signaling', 'media']) {
+    const run = spawnSync(kefuBinary(), ['serve', '--role', role], { encoding: 'utf8', timeout: 10000 });
+    assert.notEqual(run.status, 0, `--role ${role} does not start`);
+    assert.match(run.stderr, new RegExp(`--role ${role} needs multi-node operation`));
   }
 });

@@ -8,17 +8,19 @@ use std::sync::Arc;
 
 use kefu_beauty::BeautyParams;
 use kefu_media_server::{RoomId, TapParty};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use super::machine::{CallEvent, CallKind, CallState, EndReason};
 use super::model::Call;
 use super::service::{self, CallError};
 use crate::accounts::{CallId, GroupId, UserId};
+use crate::cluster::bus::RoomBus;
+use crate::cluster::lease::Lease;
 use crate::cluster::media::MediaRouter;
 use crate::recordings::Recordings;
+use crate::rooms::media_participant_id;
 use crate::rooms::token::Side;
-use crate::rooms::{Rooms, media_participant_id};
 use crate::store::Store;
 use kefu_proto::signaling::ServerMessage;
 
@@ -45,20 +47,21 @@ pub struct CallDriver {
 struct Inner {
     store: Store,
     media: Arc<dyn MediaRouter>,
-    rooms: Arc<Rooms>,
+    rooms: Arc<dyn RoomBus>,
     recordings: Recordings,
     events: broadcast::Sender<CallChanged>,
-    /// Serialises queue dispatch, so two dispatches never give one agent more than its
-    /// capacity. (One process; the cluster lease replaces it across nodes.)
-    dispatch_lock: Mutex<()>,
+    /// Serialises queue dispatch (the lease `dispatch`), so two dispatches never give
+    /// one agent more than its capacity.
+    lease: Arc<dyn Lease>,
 }
 
 impl CallDriver {
     pub fn new(
         store: Store,
         media: Arc<dyn MediaRouter>,
-        rooms: Arc<Rooms>,
+        rooms: Arc<dyn RoomBus>,
         recordings: Recordings,
+        lease: Arc<dyn Lease>,
     ) -> Self {
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
         Self {
@@ -68,7 +71,7 @@ impl CallDriver {
                 rooms,
                 recordings,
                 events,
-                dispatch_lock: Mutex::new(()),
+                lease,
             }),
         }
     }
@@ -184,7 +187,7 @@ impl CallDriver {
     /// Assigns a group's waiting requests to free agents and publishes each ring.
     /// Failures are logged: the sweeper retries every second.
     pub async fn dispatch(&self, group: &GroupId, now: i64) {
-        let _guard = self.inner.dispatch_lock.lock().await;
+        let _lease = self.inner.lease.acquire("dispatch").await;
         match service::dispatch(&self.inner.store, group, now).await {
             Ok(rung) => rung.iter().for_each(|c| self.publish(c, "assigned", now)),
             Err(e) => warn!("dispatch failed: {e}"),
@@ -264,7 +267,6 @@ impl CallDriver {
             }
         } else if call.state.is_final() {
             let media = &self.inner.media;
-            media.untap(RoomId::new(room));
             media.stop_beauty(RoomId::new(room));
             let notice = ServerMessage::CallEnded {
                 reason: call.state.end_reason().unwrap_or(EndReason::HangUp),
@@ -273,14 +275,16 @@ impl CallDriver {
             for (participant, role) in self.inner.rooms.end(room, notice) {
                 media.leave(media_participant_id(room, &participant, role));
             }
-            if let Err(e) = self
+            let finished = self
                 .inner
                 .recordings
                 .finish_for(&self.inner.store, &call.id, now)
-                .await
-            {
+                .await;
+            let id = finished.unwrap_or_else(|e| {
                 warn!(call = %call.id, "recording not closed: {e}");
-            }
+                None
+            });
+            media.stop_recording(RoomId::new(room), id.as_deref());
         }
     }
 
@@ -320,13 +324,13 @@ impl CallDriver {
     }
 
     async fn start_recording(&self, room: &str, call: &Call, now: i64) {
-        let started = self
+        let created = self
             .inner
             .recordings
-            .start_for(&self.inner.store, call, now)
+            .create_for(&self.inner.store, call, now)
             .await;
-        match started {
-            Ok(Some(sink)) => {
+        match created {
+            Ok(Some(job)) => {
                 let parties = self
                     .inner
                     .rooms
@@ -337,9 +341,20 @@ impl CallDriver {
                         side,
                     })
                     .collect();
-                self.inner
+                let id = job.id.clone();
+                let started = self
+                    .inner
                     .media
-                    .tap(RoomId::new(room), parties, Arc::new(sink));
+                    .start_recording(RoomId::new(room), parties, job);
+                if let Err(e) = started {
+                    let failed =
+                        self.inner
+                            .recordings
+                            .start_failed(&self.inner.store, &id, &e, now);
+                    if let Err(e) = failed.await {
+                        warn!(recording = %id, "cannot mark the recording failed: {e}");
+                    }
+                }
             }
             Ok(None) => {}
             Err(e) => warn!(call = %call.id, "recording not started: {e}"),

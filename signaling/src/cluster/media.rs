@@ -10,6 +10,8 @@ use kefu_media_server::{
     CandidateError, JoinError, MediaHandle, ParticipantId, RoomId, SfuEvent, TapParty,
 };
 use kefu_proto::FrameSink;
+use kefu_recorder::{Recorder, RecorderError, RecordingJob};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// What signaling needs from the media plane.
@@ -40,11 +42,18 @@ pub trait MediaRouter: Send + Sync + Debug {
     /// Removes a participant; unknown ids are ignored.
     fn leave(&self, participant: ParticipantId);
 
-    /// Hands the room's published frames to a recorder.
-    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: Arc<dyn FrameSink>);
+    /// Starts recording the room's published frames (`parties` says whose is whose)
+    /// into `job`, on whichever node holds the room.
+    fn start_recording(
+        &self,
+        room: RoomId,
+        parties: Vec<TapParty>,
+        job: RecordingJob,
+    ) -> Result<(), RecorderError>;
 
-    /// Stops tapping the room.
-    fn untap(&self, room: RoomId);
+    /// Stops recording the room; the recording `id` is finished and uploaded.
+    /// Unknown rooms or ids are ignored.
+    fn stop_recording(&self, room: RoomId, id: Option<&str>);
 
     /// Filters the agent's video in `room` (`None`: forward it untouched).
     fn set_beauty(
@@ -62,9 +71,12 @@ pub trait MediaRouter: Send + Sync + Debug {
     fn preview_beauty(&self, room: RoomId, agent: ParticipantId, params: kefu_beauty::BeautyParams);
 }
 
-/// The SFU running in this process.
+/// The SFU and the recorder running in this process.
 #[derive(Debug, Clone)]
-pub struct LocalMediaRouter(pub MediaHandle);
+pub struct LocalMediaRouter {
+    pub sfu: MediaHandle,
+    pub recorder: Arc<Recorder>,
+}
 
 impl MediaRouter for LocalMediaRouter {
     fn join(
@@ -73,7 +85,7 @@ impl MediaRouter for LocalMediaRouter {
         participant: ParticipantId,
         offer: String,
     ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
-        Box::pin(self.0.join(room, participant, offer))
+        Box::pin(self.sfu.join(room, participant, offer))
     }
 
     fn restart(
@@ -81,7 +93,7 @@ impl MediaRouter for LocalMediaRouter {
         participant: ParticipantId,
         offer: String,
     ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
-        Box::pin(self.0.restart(participant, offer))
+        Box::pin(self.sfu.restart(participant, offer))
     }
 
     fn add_remote_candidate(
@@ -89,19 +101,30 @@ impl MediaRouter for LocalMediaRouter {
         participant: ParticipantId,
         candidate: String,
     ) -> BoxFuture<'_, Result<(), CandidateError>> {
-        Box::pin(self.0.add_remote_candidate(participant, candidate))
+        Box::pin(self.sfu.add_remote_candidate(participant, candidate))
     }
 
     fn leave(&self, participant: ParticipantId) {
-        self.0.leave(participant);
+        self.sfu.leave(participant);
     }
 
-    fn tap(&self, room: RoomId, parties: Vec<TapParty>, sink: Arc<dyn FrameSink>) {
-        self.0.tap(room, parties, sink);
+    fn start_recording(
+        &self,
+        room: RoomId,
+        parties: Vec<TapParty>,
+        job: RecordingJob,
+    ) -> Result<(), RecorderError> {
+        let sink = self.recorder.start(job, Instant::now())?;
+        let sink: Arc<dyn FrameSink> = Arc::new(sink);
+        self.sfu.tap(room, parties, sink);
+        Ok(())
     }
 
-    fn untap(&self, room: RoomId) {
-        self.0.untap(room);
+    fn stop_recording(&self, room: RoomId, id: Option<&str>) {
+        self.sfu.untap(room);
+        if let Some(id) = id {
+            self.recorder.finish(id, Instant::now());
+        }
     }
 
     fn set_beauty(
@@ -110,11 +133,11 @@ impl MediaRouter for LocalMediaRouter {
         agent: ParticipantId,
         params: Option<kefu_beauty::BeautyParams>,
     ) {
-        self.0.set_beauty(room, agent, params);
+        self.sfu.set_beauty(room, agent, params);
     }
 
     fn stop_beauty(&self, room: RoomId) {
-        self.0.stop_beauty(room);
+        self.sfu.stop_beauty(room);
     }
 
     fn preview_beauty(
@@ -123,6 +146,6 @@ impl MediaRouter for LocalMediaRouter {
         agent: ParticipantId,
         params: kefu_beauty::BeautyParams,
     ) {
-        self.0.preview_beauty(room, agent, params);
+        self.sfu.preview_beauty(room, agent, params);
     }
 }

@@ -2,4 +2,7 @@
 //! across kefu nodes, each with the in-process implementation a single node uses.
 //! (Redis implementations come with multi-node operation.)
 
+pub mod bus;
+pub mod lease;
+pub mod links;
 pub mod media;

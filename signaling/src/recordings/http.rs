@@ -6,7 +6,6 @@
 //! `/media/recordings/{token}`, which streams from the object store honouring `Range`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -29,8 +28,6 @@ use crate::state::AppState;
 const MAX_ROWS: u32 = 1000;
 /// How long a play or download link works.
 const LINK_TTL: Duration = Duration::from_secs(600);
-/// Links kept at most; the oldest go first.
-const MAX_LINKS: usize = 10_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -263,51 +260,29 @@ enum Disposition {
     Attachment,
 }
 
-#[derive(Debug, Clone)]
-struct Link {
-    recording_id: String,
-    disposition: Disposition,
-    expires: Instant,
+/// A link's value in the link store: `play:<id>` or `download:<id>`.
+fn link_value(disposition: Disposition, recording_id: &str) -> String {
+    match disposition {
+        Disposition::Inline => format!("play:{recording_id}"),
+        Disposition::Attachment => format!("download:{recording_id}"),
+    }
 }
 
-/// Play and download links of this process (random, short-lived capabilities).
-#[derive(Debug, Default)]
-pub struct MediaLinks {
-    links: Mutex<HashMap<String, Link>>,
+fn parse_link(value: &str) -> Option<(Disposition, &str)> {
+    if let Some(id) = value.strip_prefix("play:") {
+        Some((Disposition::Inline, id))
+    } else {
+        value
+            .strip_prefix("download:")
+            .map(|id| (Disposition::Attachment, id))
+    }
 }
 
-impl MediaLinks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Link>> {
-        // Plain map: still consistent after a panic elsewhere.
-        self.links.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn issue(&self, link: Link) -> String {
-        let mut bytes = [0u8; 24];
-        rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let mut links = self.lock();
-        let now = Instant::now();
-        links.retain(|_, l| l.expires > now);
-        if links.len() >= MAX_LINKS
-            && let Some(oldest) = links
-                .iter()
-                .min_by_key(|(_, l)| l.expires)
-                .map(|(k, _)| k.clone())
-        {
-            links.remove(&oldest);
-        }
-        links.insert(token.clone(), link);
-        token
-    }
-
-    fn get(&self, token: &str) -> Option<Link> {
-        let links = self.lock();
-        links
-            .get(token)
-            .filter(|l| l.expires > Instant::now())
-            .cloned()
-    }
+/// A fresh random link token (24 bytes, URL-safe).
+fn link_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 async fn link(
@@ -328,11 +303,13 @@ async fn link(
         Disposition::Attachment => "recording.download",
     };
     crate::audit::record(&state.store, auth, action, &rec.id).await?;
-    let token = state.media_links.issue(Link {
-        recording_id: rec.id,
-        disposition,
-        expires: Instant::now() + LINK_TTL,
-    });
+    let token = link_token();
+    state.links.put(
+        &token,
+        link_value(disposition, &rec.id),
+        LINK_TTL,
+        Instant::now(),
+    );
     Ok(Json(MediaLink {
         url: format!("/media/recordings/{token}"),
         expires_in_secs: LINK_TTL.as_secs(),
@@ -345,10 +322,11 @@ pub async fn media(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(link) = state.media_links.get(&token) else {
+    let value = state.links.get(&token, Instant::now());
+    let Some((disposition, recording_id)) = value.as_deref().and_then(parse_link) else {
         return (StatusCode::NOT_FOUND, "this link expired or never existed").into_response();
     };
-    let rec = match state.store.recording(&link.recording_id).await {
+    let rec = match state.store.recording(recording_id).await {
         Ok(Some(r)) => r,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Err(e) => {
@@ -391,7 +369,7 @@ pub async fn media(
     } else {
         StatusCode::OK
     };
-    let disposition = match link.disposition {
+    let disposition = match disposition {
         Disposition::Inline => "inline",
         Disposition::Attachment => "attachment",
     };

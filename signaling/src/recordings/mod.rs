@@ -40,14 +40,15 @@ fn job(r: &Recording) -> RecordingJob {
 }
 
 impl Recordings {
-    /// Creates the catalogue row and starts capturing. Returns the sink to tap, or
-    /// `None` when the enterprise does not record calls.
-    pub async fn start_for(
+    /// Creates the catalogue row of a call's recording; returns the job for the media
+    /// router to start (on whichever node holds the call's media), or `None` when the
+    /// enterprise does not record calls or the call is recorded already.
+    pub async fn create_for(
         &self,
         store: &Store,
         call: &Call,
         now_ms: i64,
-    ) -> Result<Option<kefu_recorder::TapSink>, StoreError> {
+    ) -> Result<Option<RecordingJob>, StoreError> {
         let Some(enterprise) = store.enterprise(&call.enterprise_id).await? else {
             return Ok(None);
         };
@@ -83,35 +84,41 @@ impl Recordings {
             size_bytes: None,
         };
         store.insert_recording(&rec, now_ms).await?;
-        match self.recorder.start(job(&rec), Instant::now()) {
-            Ok(sink) => Ok(Some(sink)),
-            Err(e) => {
-                warn!(recording = %rec.id, "recording could not start: {e}");
-                store
-                    .mark_recording_failed(
-                        &rec.id,
-                        kefu_recorder::FailureKind::Recording,
-                        &e.to_string(),
-                        now_ms,
-                    )
-                    .await?;
-                Ok(None)
-            }
-        }
+        Ok(Some(job(&rec)))
     }
 
-    /// The call ended: close its recording (the upload of the tail follows).
+    /// The media router could not start the recording: the row says why.
+    pub async fn start_failed(
+        &self,
+        store: &Store,
+        id: &str,
+        error: &RecorderError,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        warn!(recording = %id, "recording could not start: {error}");
+        store
+            .mark_recording_failed(
+                id,
+                kefu_recorder::FailureKind::Recording,
+                &error.to_string(),
+                now_ms,
+            )
+            .await
+    }
+
+    /// The call ended: its live recording (if any) moves to processing; returns its id
+    /// for the media router to finish (the upload of the tail follows).
     pub async fn finish_for(
         &self,
         store: &Store,
         call: &crate::accounts::CallId,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let Some(rec) = store.live_recording_of(call).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        self.recorder.finish(&rec.id, Instant::now());
-        store.mark_recording_processing(&rec.id, now_ms).await
+        store.mark_recording_processing(&rec.id, now_ms).await?;
+        Ok(Some(rec.id))
     }
 
     /// Closes recordings whose call ended without passing through the hang-up path
@@ -131,6 +138,7 @@ impl Recordings {
             if ended {
                 info!(recording = %id, "call ended elsewhere; closing its recording");
                 self.finish_for(store, &rec.call_id, now_ms).await?;
+                self.recorder.finish(&id, Instant::now());
             }
         }
         Ok(())

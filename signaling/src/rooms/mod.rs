@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 pub mod token;
 pub mod turn;
 
+use crate::cluster::bus::RoomBus;
 use crate::rooms::token::Side;
 use kefu_proto::signaling::{ErrorCode, PeerInfo, ServerMessage};
 
@@ -76,20 +77,18 @@ impl Rooms {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
 
-    /// Makes a standing room joinable (kept while empty). Idempotent.
-    pub fn create(&self, room: &str) {
+impl RoomBus for Rooms {
+    fn create(&self, room: &str) {
         self.lock().entry(room.to_owned()).or_default().standing = true;
     }
 
-    /// Opens a call's room for its first member; it closes when the last one leaves.
-    /// Idempotent. The caller checks that the call is live.
-    pub fn open(&self, room: &str) {
+    fn open(&self, room: &str) {
         self.lock().entry(room.to_owned()).or_default();
     }
 
-    /// Removes `room` if nobody is in it (a room opened for somebody who never came).
-    pub fn close_if_empty(&self, room: &str) {
+    fn close_if_empty(&self, room: &str) {
         let mut rooms = self.lock();
         if rooms
             .get(room)
@@ -99,13 +98,11 @@ impl Rooms {
         }
     }
 
-    pub fn exists(&self, room: &str) -> bool {
+    fn exists(&self, room: &str) -> bool {
         self.lock().contains_key(room)
     }
 
-    /// Enters `participant` into `room`; returns who else is there. A session already
-    /// holding the same participant id is told it was replaced.
-    pub fn join(
+    fn join(
         &self,
         room: &str,
         participant: &str,
@@ -148,8 +145,7 @@ impl Rooms {
         Ok(peers)
     }
 
-    /// Removes the session from its room, if it is still the one holding the id.
-    pub fn leave(&self, room: &str, participant: &str, session: u64) -> bool {
+    fn leave(&self, room: &str, participant: &str, session: u64) -> bool {
         let mut rooms = self.lock();
         let Some(r) = rooms.get_mut(room) else {
             return false;
@@ -172,8 +168,7 @@ impl Rooms {
         true
     }
 
-    /// Notes that a member's media is up; true when the room is full and everyone's is.
-    pub fn set_media_up(&self, room: &str, participant: &str, session: u64) -> bool {
+    fn set_media_up(&self, room: &str, participant: &str, session: u64) -> bool {
         let mut rooms = self.lock();
         let Some(r) = rooms.get_mut(room) else {
             return false;
@@ -185,9 +180,7 @@ impl Rooms {
         r.members.len() == ROOM_CAPACITY && r.members.values().all(|m| m.media_up)
     }
 
-    /// Closes a call's room: every member is sent `notice` and removed, and the room
-    /// goes away. Returns who was there (their sessions close on the notice).
-    pub fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)> {
+    fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)> {
         let Some(r) = self.lock().remove(room) else {
             return Vec::new();
         };
@@ -200,8 +193,7 @@ impl Rooms {
             .collect()
     }
 
-    /// Who is in `room` now: (participant, role).
-    pub fn members(&self, room: &str) -> Vec<(String, Side)> {
+    fn members(&self, room: &str) -> Vec<(String, Side)> {
         self.lock()
             .get(room)
             .map(|r| {
@@ -213,7 +205,7 @@ impl Rooms {
             .unwrap_or_default()
     }
 
-    pub fn counts(&self) -> RoomCounts {
+    fn counts(&self) -> RoomCounts {
         let rooms = self.lock();
         let mut counts = RoomCounts::default();
         for r in rooms.values() {

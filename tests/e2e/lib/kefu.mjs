@@ -18,7 +18,7 @@ function binary(name) {
   return join(targetDir, 'debug', name);
 }
 
-function kefuBinary() {
+export function kefuBinary() {
   return process.env.KEFU_BIN || binary('kefu');
 }
 

@@ -1,0 +1,54 @@
+//! Rooms across nodes: who is in which call room, and how to reach their signaling
+//! sessions. A participant's WebSocket lives on one node; the lifecycle and the other
+//! participant may be on another, so messages go through this seam. Here, the
+//! in-process [`Rooms`](crate::rooms::Rooms); across nodes, Redis pub/sub.
+
+use std::fmt::Debug;
+
+use kefu_proto::signaling::{PeerInfo, ServerMessage};
+
+use crate::rooms::token::Side;
+use crate::rooms::{Outbox, RoomCounts, RoomError};
+
+/// The rooms of every node, as signaling uses them.
+pub trait RoomBus: Send + Sync + Debug {
+    /// Makes a standing room joinable (kept while empty). Idempotent.
+    fn create(&self, room: &str);
+
+    /// Opens a call's room for its first member; it closes when the last one leaves.
+    /// Idempotent. The caller checks that the call is live.
+    fn open(&self, room: &str);
+
+    /// Removes `room` if nobody is in it (a room opened for somebody who never came).
+    fn close_if_empty(&self, room: &str);
+
+    /// Whether `room` is open (standing, or a live call's).
+    fn exists(&self, room: &str) -> bool;
+
+    /// Enters `participant` into `room`; returns who else is there. A session already
+    /// holding the same participant id is told it was replaced.
+    fn join(
+        &self,
+        room: &str,
+        participant: &str,
+        role: Side,
+        session: u64,
+        outbox: Outbox,
+    ) -> Result<Vec<PeerInfo>, RoomError>;
+
+    /// Removes the session from its room, if it is still the one holding the id.
+    fn leave(&self, room: &str, participant: &str, session: u64) -> bool;
+
+    /// Notes that a member's media is up; true when the room is full and everyone's is.
+    fn set_media_up(&self, room: &str, participant: &str, session: u64) -> bool;
+
+    /// Closes a call's room: every member is sent `notice` and removed, and the room
+    /// goes away. Returns who was there (their sessions close on the notice).
+    fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)>;
+
+    /// Who is in `room` now: (participant, role).
+    fn members(&self, room: &str) -> Vec<(String, Side)>;
+
+    /// Rooms and participants now, for metrics.
+    fn counts(&self) -> RoomCounts;
+}
