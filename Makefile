@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser bench bench-sfu fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser bench bench-sfu bench-ring fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -44,6 +44,12 @@ bench: deps
 	$(CARGO) bench --locked --profile dev -p kefu-beauty --bench beauty
 	$(CARGO) bench --locked --profile dev -p kefu-media-server --bench pipeline
 	$(MAKE) --no-print-directory bench-sfu
+	$(MAKE) --no-print-directory bench-ring
+
+## Time from a customer's tap to the ring in the workbench, through real pages
+## (tests/e2e/ring-latency.mjs; KEFU_BIN picks another build to compare).
+bench-ring: build
+	./deploy/netns-run.sh node tests/e2e/ring-latency.mjs
 
 ## The SFU load benchmark: the same calls through kefu and through Janus, alternating
 ## (deploy/bench-sfu.sh, tests/src/load). A release build: Janus is Debian's optimised

@@ -128,7 +128,7 @@ pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<(
             password_stdin,
         } => {
             // Read in this order: the ID number first, then the password.
-            let id_number = read_line(id_number_stdin, "ID number")?;
+            let id_number = read_line(id_number_stdin, "ID number")?.map(kefu_proto::Pii::new);
             let key = startup::data_key(config)?;
             let spec = UserSpec {
                 main_account: enterprise,

@@ -30,7 +30,7 @@
     const body = $('agents').querySelector('tbody');
     body.replaceChildren();
     const select = $('f-agent');
-    select.replaceChildren(new Option('全部 all', ''));
+    select.replaceChildren(new Option(KefuStrings.t('adm.all'), ''));
     $('r-agent').replaceChildren(new Option('全部 all', ''));
     for (const a of data) {
       const tr = document.createElement('tr');
@@ -70,13 +70,12 @@
     for (const v of data) {
       const tr = document.createElement('tr');
       tr.append(cell(when(v.checked_at)), cell(v.main_account), cell(v.agent_id.slice(0, 8)), cell(v.agent_name),
-        cell(v.id_number_masked), cell(v.passed ? '通过' : '未通过'), cell(when(v.passed_at)));
+        cell(v.id_number_masked), cell(KefuStrings.t(v.passed ? 'adm.passed' : 'adm.not_passed')), cell(when(v.passed_at)));
       body.append(tr);
     }
   }
 
-  const STATES = { recording: '录制中 recording', processing: '处理中 processing', ready: '可播放 ready', failed: '失败 failed' };
-  const FAILURES = { recording: '录制失败', transcoding: '转码失败', upload: '上传失败' };
+
 
   function recQuery() {
     const q = new URLSearchParams();
@@ -94,13 +93,15 @@
     admin.customer = customer;
     const chip = $('r-customer');
     chip.hidden = !customer;
-    chip.textContent = customer ? `客户 ${customer.name} ✕` : '';
+    chip.textContent = customer ? KefuStrings.t('adm.customer_filter', { name: customer.name }) : '';
     loadRecordings();
   }
 
-  function button(text, onclick) {
+  /** A button; `action` names it for scripts and tests (never its wording). */
+  function button(text, onclick, action) {
     const b = document.createElement('button');
     b.type = 'button';
+    b.dataset.action = action;
     b.textContent = text;
     b.onclick = onclick;
     return b;
@@ -114,16 +115,18 @@
     for (const r of data) {
       const tr = document.createElement('tr');
       tr.dataset.id = r.id;
-      const state = r.state === 'failed' ? `${FAILURES[r.failure_kind] || '失败'}: ${r.failure_reason || ''}` : STATES[r.state];
+      const state = r.state === 'failed'
+        ? KefuStrings.t(KefuStrings.has(`adm.failure.${r.failure_kind}`) ? `adm.failure.${r.failure_kind}` : 'adm.rec.failed')
+        : KefuStrings.t(`adm.rec.${r.state}`);
       const actions = document.createElement('td');
       if (r.state === 'ready') {
-        actions.append(button('播放 Play', () => play(r)), button('下载 Download', () => download(r)));
+        actions.append(button(KefuStrings.t('wb.play'), () => play(r), 'play'), button(KefuStrings.t('adm.download'), () => download(r), 'download'));
       } else if (r.retryable) {
-        actions.append(button('重试 Retry', async () => { await api('POST', `/recordings/${r.id}/retry`); loadRecordings(); }));
+        actions.append(button(KefuStrings.t('adm.retry'), async () => { await api('POST', `/recordings/${r.id}/retry`); loadRecordings(); }, 'retry'));
       }
       const who = cell('');
       if (r.customer_id) {
-        const link = button(r.customer_name || r.customer_id.slice(0, 8), () => filterCustomer({ id: r.customer_id, name: r.customer_name || '' }));
+        const link = button(r.customer_name || r.customer_id.slice(0, 8), () => filterCustomer({ id: r.customer_id, name: r.customer_name || '' }), 'customer-trail');
         link.className = 'link customer-trail';
         who.append(link);
       }
@@ -169,7 +172,7 @@
     $('who').textContent = `${me.data.real_name} (${me.data.login})`;
     $('login-panel').hidden = true;
     $('console').hidden = false;
-    $('status').textContent = '已登录 Signed in';
+    $('status').textContent = KefuStrings.t('wb.signed_in');
     await loadAgents();
     await loadVerifications();
     await loadRecordings();
@@ -184,13 +187,13 @@
         body: JSON.stringify({ login: $('login').value, password: $('password').value }),
       });
       if (res.status !== 200) {
-        $('login-error').textContent = '账号或密码错误 · Wrong login or password';
+        $('login-error').textContent = KefuStrings.t('wb.wrong_login');
         return;
       }
       admin.token = (await res.json()).token;
       sessionStorage.setItem('kefu.admin', admin.token);
       await open();
-      if ($('console').hidden) $('login-error').textContent = '需要管理员账号 · Admins only';
+      if ($('console').hidden) $('login-error').textContent = KefuStrings.t('adm.admins_only');
     };
     $('filters').onsubmit = (e) => {
       e.preventDefault();

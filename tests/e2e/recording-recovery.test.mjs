@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKefu, launchBrowser, callStats, waitFor, artifacts, agentWithVideoService, signIn, api } from './lib/kefu.mjs';
+import { startKefu, launchBrowser, waitFor, artifacts, api, recordedVideoCall } from './lib/kefu.mjs';
 
 const PASSWORD = 'agent password 1';
 
@@ -17,21 +17,7 @@ test('a recording interrupted by kill -9 is recovered at the next start', async 
   const customer = await launchBrowser({ mobile: true });
   let second;
   try {
-    await agentWithVideoService(first, 'kim', PASSWORD);
-    await signIn(agent.page, first.baseUrl, 'kim', PASSWORD);
-    first.run('kefu-test-verify', ['kim', 'passed']);
-    await agent.page.click('#video-call');
-    await agent.page.waitForSelector('#invite:not([hidden])');
-    const callId = await agent.page.evaluate(() => window.workbench.call.id);
-    const agentToken = await agent.page.evaluate(() => window.workbench.token);
-    await customer.page.goto(await agent.page.inputValue('#invite-url'));
-    await customer.page.check('#agree');
-    await customer.page.click('#accept');
-    await agent.page.waitForSelector('#recording-notice:not([hidden])', { timeout: 20000 });
-    await waitFor('the customer to see the agent', 20000, async () => {
-      const s = await callStats(customer.page);
-      return { done: s && s.videoFramesDecoded >= 30, value: s };
-    });
+    const { callId, agentToken } = await recordedVideoCall(first, agent, customer, 'kim', PASSWORD);
     await new Promise((r) => setTimeout(r, 8000));
     const call = await api(first.baseUrl, 'GET', `/calls/${callId}`, agentToken);
     assert.equal(call.data.state, 'connected');

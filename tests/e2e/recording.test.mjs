@@ -128,7 +128,7 @@ for (const [storeName, storeEnv] of stores) test(`a video call is recorded, list
     const row = page.locator(`#recordings tr[data-id="${rec.id}"]`);
     await row.waitFor();
     assert.match(await row.textContent(), new RegExp(`${rec.name.replace(/[.]/g, '\\.')}.*${rec.duration}`));
-    await row.locator('button', { hasText: '播放' }).click();
+    await row.locator('button[data-action="play"]').click();
     await page.waitForFunction(() => { const v = document.getElementById('player'); return v.readyState >= 2 && v.duration > 15; }, null, { timeout: 15000 });
     await page.evaluate(() => { document.getElementById('player').currentTime = 10; });
     await page.waitForFunction(() => document.getElementById('player').currentTime >= 10, null, { timeout: 10000 });

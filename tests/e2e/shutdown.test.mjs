@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKefu, launchBrowser, callStats, waitFor, artifacts, agentWithVideoService, signIn, api, kefuBinary } from './lib/kefu.mjs';
+import { startKefu, launchBrowser, artifacts, api, kefuBinary, recordedVideoCall } from './lib/kefu.mjs';
 
 const PASSWORD = 'agent password 1';
 const DRAIN_TIMEOUT_SECS = 20;
@@ -19,21 +19,7 @@ test('SIGTERM during a recorded call drains it: ended as system_shutdown, record
   const customer = await launchBrowser({ mobile: true });
   let second;
   try {
-    await agentWithVideoService(first, 'sam', PASSWORD);
-    await signIn(agent.page, first.baseUrl, 'sam', PASSWORD);
-    first.run('kefu-test-verify', ['sam', 'passed']);
-    await agent.page.click('#video-call');
-    await agent.page.waitForSelector('#invite:not([hidden])');
-    const callId = await agent.page.evaluate(() => window.workbench.call.id);
-    const agentToken = await agent.page.evaluate(() => window.workbench.token);
-    await customer.page.goto(await agent.page.inputValue('#invite-url'));
-    await customer.page.check('#agree');
-    await customer.page.click('#accept');
-    await agent.page.waitForSelector('#recording-notice:not([hidden])', { timeout: 20000 });
-    await waitFor('the customer to see the agent', 20000, async () => {
-      const s = await callStats(customer.page);
-      return { done: s && s.videoFramesDecoded >= 30, value: s };
-    });
+    const { callId, agentToken } = await recordedVideoCall(first, agent, customer, 'sam', PASSWORD);
     await new Promise((r) => setTimeout(r, 6000));
     const call = await api(first.baseUrl, 'GET', `/calls/${callId}`, agentToken);
     assert.equal(call.data.state, 'connected');

@@ -10,7 +10,7 @@ pub mod server;
 pub mod signaling;
 pub mod webrtc_client;
 
-pub use server::{TestServer, spawn_app, spawn_app_with};
+pub use server::{TestServer, spawn_app, spawn_app_in, spawn_app_with};
 pub use signaling::SignalingClient;
 pub use webrtc_client::{RtcClient, running_call};
 

@@ -114,6 +114,43 @@ pub async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
     (alice, boss)
 }
 
+/// Puts `logins` into a new reception group 售后 of the scenario enterprise and turns
+/// each agent (by its bearer token) online and accepting.
+pub async fn reception_group(server: &TestServer, agents: &[(&str, &str)]) {
+    kefu_signaling::accounts::admin::create_group(&server.store, ENTERPRISE, "售后", 1)
+        .await
+        .expect("group");
+    for (login, token) in agents {
+        kefu_signaling::accounts::admin::add_to_group(&server.store, login, "售后")
+            .await
+            .expect("member");
+        let (status, _) = server
+            .put(
+                "/api/v1/me/presence",
+                token,
+                json!({"status": "online", "accepting": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{login} goes online");
+    }
+}
+
+/// A customer's request on the service page; returns (call id, its room token).
+pub async fn service_request(server: &TestServer, kind: &str) -> (String, String) {
+    let (status, view) = server
+        .post(
+            &format!("/api/v1/service/{ENTERPRISE}/requests"),
+            None,
+            Some(json!({"display_name": "王五", "consent": true, "kind": kind})),
+        )
+        .await;
+    assert_eq!(status, 201, "{view}");
+    (
+        view["call_id"].as_str().expect("id").to_owned(),
+        view["room_token"].as_str().expect("token").to_owned(),
+    )
+}
+
 /// An invited call of `agent` that the customer accepted (state `connecting`):
 /// (call id, the agent's room token, the customer's room token).
 pub async fn accepted_invite(

@@ -29,7 +29,8 @@ pub struct TestServer {
     pub bootstrap: Option<BootstrapCredentials>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
-    _data: tempfile::TempDir,
+    /// `None` only after [`TestServer::stop_keeping_data`] took it.
+    data: Option<tempfile::TempDir>,
 }
 
 /// Rooms every test server has.
@@ -41,10 +42,17 @@ pub async fn spawn_app() -> TestServer {
 
 /// Like [`spawn_app`], after `tweak` adjusted the configuration.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), tweak).await
+}
+
+/// Like [`spawn_app_with`], on an existing data folder (a restart).
+pub async fn spawn_app_in(
+    data: tempfile::TempDir,
+    tweak: impl FnOnce(&mut KefuConfig),
+) -> TestServer {
     if std::env::var_os("TEST_LOG").is_some() {
         kefu_signaling::telemetry::init(&Default::default());
     }
-    let data = tempfile::tempdir().expect("temp dir");
     let mut config = KefuConfig {
         data_dir: data.path().to_path_buf(),
         ..KefuConfig::default()
@@ -80,14 +88,18 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut KefuConfig)) -> TestServer {
         bootstrap,
         stop: Some(stop),
         task: Some(task),
-        _data: data,
+        data: Some(data),
     }
 }
 
 impl TestServer {
     /// The server's data folder (database, spool, embedded object store).
     pub fn data_dir(&self) -> &std::path::Path {
-        self._data.path()
+        // Invariant: only stop_keeping_data takes it, and that consumes the server.
+        self.data
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(std::path::Path::new(""))
     }
 
     /// A valid token for `name` in `room`.
@@ -109,7 +121,7 @@ impl TestServer {
             login: login.into(),
             role,
             real_name: format!("{login} 测试"),
-            id_number: Some("110101199003071234".into()),
+            id_number: Some(kefu_proto::Pii::new("110101199003071234".to_owned())),
             password: Some(password.into()),
             capacity: 2,
         };
@@ -150,6 +162,13 @@ impl TestServer {
             })
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// Stops the server gracefully and hands over its data folder (to start again on it).
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        let data = self.data.take().expect("the data folder is still ours");
+        self.stop().await.expect("clean stop");
+        data
     }
 
     /// Triggers graceful shutdown and waits for the server to return.

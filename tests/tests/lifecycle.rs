@@ -6,8 +6,13 @@ use std::time::Duration;
 
 use kefu_proto::signaling::{ErrorCode, ServerMessage};
 use kefu_signaling::calls::{EndReason, Party};
-use kefu_tests::scenario::{accepted_invite, connected_call, enterprise_with_agent, verify};
-use kefu_tests::{RtcClient, SignalingClient, TestServer, spawn_app, spawn_app_with, wait_until};
+use kefu_tests::scenario::{
+    accepted_invite, connected_call, enterprise_with_agent, reception_group, service_request,
+    verify,
+};
+use kefu_tests::{
+    RtcClient, SignalingClient, TestServer, spawn_app, spawn_app_in, spawn_app_with, wait_until,
+};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -46,30 +51,8 @@ async fn room_is_closed(server: &TestServer, token: &str) -> bool {
 async fn a_call_accepted_over_rest_is_recorded_when_media_comes_up() {
     let server = spawn_app().await;
     let (alice, boss) = enterprise_with_agent(&server).await;
-    kefu_signaling::accounts::admin::create_group(&server.store, "4001", "售后", 1)
-        .await
-        .expect("group");
-    kefu_signaling::accounts::admin::add_to_group(&server.store, "alice", "售后")
-        .await
-        .expect("member");
-    let (status, _) = server
-        .put(
-            "/api/v1/me/presence",
-            &alice,
-            json!({"status": "online", "accepting": true}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, request) = server
-        .post(
-            "/api/v1/service/4001/requests",
-            None,
-            Some(json!({"display_name": "王五", "consent": true, "kind": "video"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{request}");
-    let id = request["call_id"].as_str().expect("id").to_owned();
-    let customer_token = request["room_token"].as_str().expect("token").to_owned();
+    reception_group(&server, &[("alice", &alice)]).await;
+    let (id, customer_token) = service_request(&server, "video").await;
     server
         .wait_for_call_state(&id, &alice, "ringing", WAIT)
         .await;
@@ -146,28 +129,8 @@ async fn an_agent_cancelling_over_rest_leaves_nothing_running() {
 async fn a_customer_cancelling_over_rest_frees_the_ringing_agent() {
     let server = spawn_app().await;
     let (alice, _boss) = enterprise_with_agent(&server).await;
-    kefu_signaling::accounts::admin::create_group(&server.store, "4001", "售后", 1)
-        .await
-        .expect("group");
-    kefu_signaling::accounts::admin::add_to_group(&server.store, "alice", "售后")
-        .await
-        .expect("member");
-    server
-        .put(
-            "/api/v1/me/presence",
-            &alice,
-            json!({"status": "online", "accepting": true}),
-        )
-        .await;
-    let (_, request) = server
-        .post(
-            "/api/v1/service/4001/requests",
-            None,
-            Some(json!({"display_name": "王五", "consent": true, "kind": "voice"})),
-        )
-        .await;
-    let id = request["call_id"].as_str().expect("id").to_owned();
-    let token = request["room_token"].as_str().expect("token").to_owned();
+    reception_group(&server, &[("alice", &alice)]).await;
+    let (id, token) = service_request(&server, "voice").await;
     server
         .wait_for_call_state(&id, &alice, "ringing", WAIT)
         .await;
@@ -210,4 +173,51 @@ async fn a_connection_that_never_returns_ends_the_call_as_network_lost() {
     })
     .await;
     assert!(stored[0]["duration_ms"].as_i64() > Some(0), "{stored}");
+}
+
+/// kefu died with a call live (simulated: after a clean stop, the call's row is put
+/// back to `connected`, as a `kill -9` would have left it). The next start ends it with
+/// `system_restart` and the agent's slot is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_ends_the_calls_a_dead_process_left_live_and_frees_their_agents() {
+    let server = spawn_app().await;
+    let (alice, _boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (id, _, _) = accepted_invite(&server, &alice, "video").await;
+    let data = server.stop_keeping_data().await;
+
+    let store = kefu_signaling::store::Store::open(&Default::default(), data.path())
+        .await
+        .expect("the stopped server's database");
+    sqlx::query(
+        "UPDATE calls SET state = 'connected', state_json = '{\"state\":\"connected\"}', \
+         connected_at = created_at, ended_at = NULL WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(store.pool())
+    .await
+    .expect("left live");
+    let (agent, _) = store
+        .user_by_login("alice")
+        .await
+        .expect("get")
+        .expect("alice");
+    assert_eq!(
+        store.live_calls_of(&agent.id).await.expect("count"),
+        1,
+        "the dead process's call holds a slot"
+    );
+    store.close().await;
+
+    let server = spawn_app_in(data, |_| {}).await;
+    let alice = server.login("alice", kefu_tests::scenario::PASSWORD).await;
+    let call = server.call_view(&id, &alice).await;
+    assert_eq!(call["state"], "ended", "{call}");
+    assert_eq!(call["end_reason"], "system_restart");
+    assert_eq!(call["ended_by"], "system");
+    assert_eq!(
+        server.store.live_calls_of(&agent.id).await.expect("count"),
+        0,
+        "the agent's capacity is free again"
+    );
 }

@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use kefu_signaling::accounts::UserRole;
-use kefu_tests::scenario::{ENTERPRISE, PASSWORD, enterprise_with_agent};
+use kefu_tests::scenario::{
+    ENTERPRISE, PASSWORD, enterprise_with_agent, reception_group, service_request,
+};
 use kefu_tests::{TestServer, spawn_app, wait_until};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// alice and bob, both online and accepting in group 售后; returns (login → token)
+/// alice and bob, both online and accepting in group 售后; returns (login, token)
 /// pairs and the admin's token.
 async fn two_agents(server: &TestServer) -> (Vec<(&'static str, String)>, String) {
     let (alice, boss) = enterprise_with_agent(server).await;
@@ -36,43 +38,9 @@ async fn two_agents(server: &TestServer) -> (Vec<(&'static str, String)>, String
         .await;
     assert_eq!(status, 200);
     let bob = server.login("bob", PASSWORD).await;
-    let admin = kefu_signaling::accounts::admin::create_group;
-    admin(&server.store, ENTERPRISE, "售后", 1)
-        .await
-        .expect("group");
-    for login in ["alice", "bob"] {
-        kefu_signaling::accounts::admin::add_to_group(&server.store, login, "售后")
-            .await
-            .expect("member");
-    }
+    reception_group(server, &[("alice", &alice), ("bob", &bob)]).await;
     let agents = vec![("alice", alice), ("bob", bob)];
-    for (_, token) in &agents {
-        let (status, _) = server
-            .put(
-                "/api/v1/me/presence",
-                token,
-                json!({"status": "online", "accepting": true}),
-            )
-            .await;
-        assert_eq!(status, 200);
-    }
     (agents, boss)
-}
-
-/// A customer's video request; returns (call id, the customer's room token).
-async fn request(server: &TestServer) -> (String, String) {
-    let (status, view) = server
-        .post(
-            "/api/v1/service/4001/requests",
-            None,
-            Some(json!({"display_name": "王五", "consent": true, "kind": "video"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{view}");
-    (
-        view["call_id"].as_str().expect("id").to_owned(),
-        view["room_token"].as_str().expect("token").to_owned(),
-    )
 }
 
 /// Which agent (login) the call rings at now, waiting until it rings.
@@ -108,7 +76,7 @@ async fn request_view(server: &TestServer, call: &str, token: &str) -> Value {
 async fn a_declined_request_rings_the_next_agent_and_never_the_same_one_again() {
     let server = spawn_app().await;
     let (agents, boss) = two_agents(&server).await;
-    let (id, customer) = request(&server).await;
+    let (id, customer) = service_request(&server, "video").await;
 
     let first = ringing_at(&server, &agents, &id).await;
     let (status, declined) = server
@@ -181,7 +149,7 @@ async fn a_request_that_rings_out_goes_to_the_next_agent_until_its_wait_limit() 
     kefu_signaling::accounts::admin::set_request_wait(&server.store, ENTERPRISE, 4)
         .await
         .expect("wait limit");
-    let (id, customer) = request(&server).await;
+    let (id, customer) = service_request(&server, "video").await;
 
     let first = ringing_at(&server, &agents, &id).await;
     // Nobody answers: after a second it rings the other agent.

@@ -5,6 +5,7 @@ use crate::accounts::secrets::{DataKey, validate_id_number};
 use crate::accounts::store::NewUser;
 use crate::accounts::{Enterprise, Group, User, UserRole, validate_login};
 use crate::store::{Store, StoreError};
+use kefu_proto::Pii;
 
 /// Why an operator action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,7 @@ pub struct UserSpec {
     pub login: String,
     pub role: UserRole,
     pub real_name: String,
-    pub id_number: Option<String>,
+    pub id_number: Option<Pii<String>>,
     pub password: Option<String>,
     pub capacity: u32,
 }
@@ -75,7 +76,7 @@ pub async fn create_user(
         return Err(invalid("real_name", "1–50 characters"));
     }
     if let Some(id) = &spec.id_number {
-        validate_id_number(id).map_err(|m| invalid("id_number", m))?;
+        validate_id_number(id.expose()).map_err(|m| invalid("id_number", m))?;
     }
     if spec.role == UserRole::Agent && !(1..=10).contains(&spec.capacity) {
         return Err(invalid("capacity", "an agent takes 1–10 concurrent calls"));
@@ -102,7 +103,7 @@ pub async fn create_user(
                 login: spec.login.clone(),
                 role: spec.role,
                 real_name: spec.real_name.trim().to_owned(),
-                id_number_enc: spec.id_number.as_deref().map(|id| key.encrypt(id)),
+                id_number_enc: spec.id_number.as_ref().map(|id| key.encrypt(id.expose())),
                 password_hash,
                 capacity: if spec.role == UserRole::Agent {
                     spec.capacity
@@ -116,16 +117,24 @@ pub async fn create_user(
     Ok((user, generated))
 }
 
+/// The enterprise with this main account, or a clear error.
+async fn enterprise_of(
+    store: &Store,
+    main_account: &str,
+) -> Result<crate::accounts::Enterprise, AdminError> {
+    store
+        .enterprise_by_main_account(main_account)
+        .await?
+        .ok_or_else(|| AdminError::UnknownEnterprise(main_account.to_owned()))
+}
+
 /// Turns call recording on or off for a whole enterprise (on by default).
 pub async fn set_recording(
     store: &Store,
     main_account: &str,
     enabled: bool,
 ) -> Result<(), AdminError> {
-    let enterprise = store
-        .enterprise_by_main_account(main_account)
-        .await?
-        .ok_or_else(|| AdminError::UnknownEnterprise(main_account.to_owned()))?;
+    let enterprise = enterprise_of(store, main_account).await?;
     store.set_recording_enabled(&enterprise.id, enabled).await?;
     Ok(())
 }
@@ -137,10 +146,7 @@ pub async fn set_request_wait(
     main_account: &str,
     secs: u32,
 ) -> Result<(), AdminError> {
-    let enterprise = store
-        .enterprise_by_main_account(main_account)
-        .await?
-        .ok_or_else(|| AdminError::UnknownEnterprise(main_account.to_owned()))?;
+    let enterprise = enterprise_of(store, main_account).await?;
     store.set_request_wait(&enterprise.id, secs.max(1)).await?;
     Ok(())
 }
@@ -154,10 +160,7 @@ pub async fn create_group(
     if name.trim().is_empty() || name.chars().count() > 50 {
         return Err(invalid("name", "1–50 characters"));
     }
-    let enterprise = store
-        .enterprise_by_main_account(main_account)
-        .await?
-        .ok_or_else(|| AdminError::UnknownEnterprise(main_account.to_owned()))?;
+    let enterprise = enterprise_of(store, main_account).await?;
     Ok(store
         .create_group(&enterprise.id, name.trim(), now_ms)
         .await?)
@@ -224,7 +227,7 @@ mod tests {
             login: "alice".into(),
             role: UserRole::Agent,
             real_name: "李丽".into(),
-            id_number: Some("110101199003071234".into()),
+            id_number: Some(Pii::new("110101199003071234".to_owned())),
             password: None,
             capacity: 2,
         }
@@ -298,7 +301,7 @@ mod tests {
                 ),
                 (
                     UserSpec {
-                        id_number: Some("123".into()),
+                        id_number: Some(Pii::new("123".to_owned())),
                         ..alice()
                     },
                     "id_number",

@@ -1,6 +1,6 @@
 //! Call rules and persistence: checks rules, applies the pure state machine, persists
 //! every transition. Time comes in as an argument. Reactions to a transition live in
-//! [`lifecycle`](super::lifecycle).
+//! `lifecycle.rs`, which is the only caller of [`apply`].
 
 use super::machine::{CallEvent, CallKind, CallState, Direction, InvalidTransition, initial_state};
 use super::model::Call;
@@ -93,7 +93,7 @@ pub async fn start_outgoing(
 }
 
 /// Applies `event` to a stored call and persists the transition. Only the
-/// [`CallDriver`](super::lifecycle::CallDriver) calls this: it runs the reactions.
+/// `CallDriver` (lifecycle.rs) calls this: it runs the reactions.
 pub async fn apply(
     store: &Store,
     id: &CallId,

@@ -1,14 +1,42 @@
 //! Rooms across nodes: who is in which call room, and how to reach their signaling
 //! sessions. A participant's WebSocket lives on one node; the lifecycle and the other
 //! participant may be on another, so messages go through this seam. Here, the
-//! in-process [`Rooms`](crate::rooms::Rooms); across nodes, Redis pub/sub.
+//! in-process `Rooms` (rooms/mod.rs); across nodes, Redis pub/sub.
 
 use std::fmt::Debug;
 
-use kefu_proto::signaling::{PeerInfo, ServerMessage};
+use kefu_proto::Side;
+use kefu_proto::signaling::{ErrorCode, PeerInfo, ServerMessage};
+use tokio::sync::mpsc;
 
-use crate::rooms::token::Side;
-use crate::rooms::{Outbox, RoomCounts, RoomError};
+/// A WebSocket session's mailbox.
+pub type Outbox = mpsc::Sender<ServerMessage>;
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("no such room")]
+    UnknownRoom,
+    #[error("the room is full")]
+    Full,
+}
+
+impl RoomError {
+    pub fn code(self) -> ErrorCode {
+        match self {
+            RoomError::UnknownRoom => ErrorCode::UnknownRoom,
+            RoomError::Full => ErrorCode::RoomFull,
+        }
+    }
+}
+
+/// Current sizes, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomCounts {
+    /// Rooms where both participants are present.
+    pub calls: u64,
+    pub participants: u64,
+}
 
 /// The rooms of every node, as signaling uses them.
 pub trait RoomBus: Send + Sync + Debug {

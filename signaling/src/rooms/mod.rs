@@ -1,24 +1,22 @@
 //! Rooms as signaling sees them: who is in which room, and how to reach them.
 //!
 //! Pure bookkeeping behind a mutex; no IO. The WebSocket sessions hold the senders.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use tokio::sync::mpsc;
+//! `Rooms` is the in-process [`RoomBus`]; the room tokens and TURN credentials that
+//! let people in live beside it.
 
 pub mod token;
 pub mod turn;
 
-use crate::cluster::bus::RoomBus;
-use crate::rooms::token::Side;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use kefu_proto::signaling::{ErrorCode, PeerInfo, ServerMessage};
+
+pub use crate::cluster::bus::{Outbox, RoomBus, RoomCounts, RoomError};
+use crate::rooms::token::Side;
 
 /// Participants a room admits: one agent and one customer.
 pub const ROOM_CAPACITY: usize = 2;
-
-/// A WebSocket session's mailbox.
-pub type Outbox = mpsc::Sender<ServerMessage>;
 
 #[derive(Debug)]
 struct Member {
@@ -38,36 +36,10 @@ struct Room {
     standing: bool,
 }
 
-/// Why a join was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RoomError {
-    #[error("no such room")]
-    UnknownRoom,
-    #[error("the room is full")]
-    Full,
-}
-
-impl RoomError {
-    pub fn code(self) -> ErrorCode {
-        match self {
-            RoomError::UnknownRoom => ErrorCode::UnknownRoom,
-            RoomError::Full => ErrorCode::RoomFull,
-        }
-    }
-}
-
 /// All rooms of this process.
 #[derive(Debug, Default)]
 pub struct Rooms {
     rooms: Mutex<HashMap<String, Room>>,
-}
-
-/// Current sizes, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RoomCounts {
-    /// Rooms where both participants are present.
-    pub calls: u64,
-    pub participants: u64,
 }
 
 impl Rooms {
@@ -230,6 +202,7 @@ pub fn media_participant_id(room: &str, sub: &str, role: Side) -> kefu_media_ser
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::mpsc;
 
     fn outbox() -> (Outbox, mpsc::Receiver<ServerMessage>) {
         mpsc::channel(8)

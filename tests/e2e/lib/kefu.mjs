@@ -310,6 +310,32 @@ export async function agentWithVideoService(kefu, login, password) {
   return admin.data.token;
 }
 
+/**
+ * A recorded video call through the real pages: `login` (an agent with the video
+ * service and a passed face check) calls out from `agent`'s workbench, the customer
+ * opens the invite in `customer`'s page and consents, and both see each other.
+ * Resolves once the recording notice showed and the customer decoded 30 frames:
+ * { callId, agentToken }.
+ */
+export async function recordedVideoCall(kefu, agent, customer, login, password) {
+  await agentWithVideoService(kefu, login, password);
+  await signIn(agent.page, kefu.baseUrl, login, password);
+  kefu.run('kefu-test-verify', [login, 'passed']);
+  await agent.page.click('#video-call');
+  await agent.page.waitForSelector('#invite:not([hidden])');
+  const callId = await agent.page.evaluate(() => window.workbench.call.id);
+  const agentToken = await agent.page.evaluate(() => window.workbench.token);
+  await customer.page.goto(await agent.page.inputValue('#invite-url'));
+  await customer.page.check('#agree');
+  await customer.page.click('#accept');
+  await agent.page.waitForSelector('#recording-notice:not([hidden])', { timeout: 20000 });
+  await waitFor('the customer to see the agent', 20000, async () => {
+    const s = await callStats(customer.page);
+    return { done: s && s.videoFramesDecoded >= 30, value: s };
+  });
+  return { callId, agentToken };
+}
+
 /** Signs in on the workbench page. */
 export async function signIn(page, baseUrl, login, password) {
   await page.goto(`${baseUrl}/workbench`);
