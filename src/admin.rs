@@ -4,11 +4,11 @@ use std::io::BufRead;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
+use kefu::startup;
 use kefu_signaling::KefuConfig;
 use kefu_signaling::accounts::UserRole;
 use kefu_signaling::accounts::admin::{self, UserSpec};
 use kefu_signaling::clock::now_ms;
-use kefu_signaling::startup;
 use kefu_signaling::store::Store;
 
 #[derive(Subcommand, Debug)]

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use kefu::{App, startup};
 use kefu_signaling::rooms::token::{Side, unix_now};
-use kefu_signaling::{App, KefuConfig, startup, telemetry};
+use kefu_signaling::{KefuConfig, telemetry};
 
 #[derive(Parser, Debug)]
 #[command(name = "kefu", version, about = "Video customer-service media server")]

@@ -31,11 +31,11 @@
     body.replaceChildren();
     const select = $('f-agent');
     select.replaceChildren(new Option(KefuStrings.t('adm.all'), ''));
-    $('r-agent').replaceChildren(new Option('全部 all', ''));
+    $('r-agent').replaceChildren(new Option(KefuStrings.t('adm.all'), ''));
     for (const a of data) {
       const tr = document.createElement('tr');
       tr.dataset.login = a.login;
-      tr.append(cell(a.login), cell(a.real_name), cell(a.id_number_masked), cell(a.status));
+      tr.append(cell(a.login), cell(a.real_name), cell(a.id_number_masked), cell(KefuStrings.t(`adm.presence.${a.status}`)));
       const td = document.createElement('td');
       const box = document.createElement('input');
       box.type = 'checkbox';

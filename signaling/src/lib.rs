@@ -3,7 +3,8 @@
 //! its model, rules, queries and HTTP handlers; `http/` holds the router, the
 //! extractors, the API error and the WebSocket sessions; `rooms/` who is in which call
 //! room and their tokens; `cluster/` the seams a multi-node deployment fills in;
-//! `store/` the database pool and migrations.
+//! `store/` the database pool and migrations. The composition root (building and
+//! running a node) is the `kefu` package's `src/startup.rs`.
 
 pub mod accounts;
 pub mod audit;
@@ -16,7 +17,6 @@ pub mod http;
 pub mod metrics;
 pub mod recordings;
 pub mod rooms;
-pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -24,4 +24,3 @@ pub mod verification;
 
 pub use config::KefuConfig;
 pub use kefu_media_server::MediaConfig;
-pub use startup::App;

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use kefu_signaling::App;
+use kefu::App;
 use kefu_signaling::accounts::UserRole;
 use kefu_signaling::accounts::admin::{self, UserSpec};
 use kefu_signaling::accounts::bootstrap::BootstrapCredentials;

@@ -99,9 +99,7 @@ async fn a_missing_certificate_is_a_clear_startup_error() {
         cert_path: dir.path().join("missing-cert.pem"),
         key_path: dir.path().join("missing-key.pem"),
     });
-    let err = kefu_signaling::App::build(config)
-        .await
-        .expect_err("no certificate");
+    let err = kefu::App::build(config).await.expect_err("no certificate");
     assert!(format!("{err:#}").contains("missing-cert.pem"), "{err:#}");
 }
 

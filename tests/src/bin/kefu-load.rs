@@ -49,7 +49,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    kefu_signaling::startup::install_tls_provider();
+    kefu::startup::install_tls_provider();
     let mut targets = Vec::new();
     if let Some(bin) = &args.kefu {
         targets.push(Target::Kefu { bin: bin.clone() });

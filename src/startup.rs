@@ -1,4 +1,7 @@
-//! Building and running the whole server: HTTP(S), signaling and the SFU.
+//! The composition root: builds every part of a kefu node (database, keys, object
+//! store, recorder, SFU, signaling) and wires them through their seams, serves until
+//! asked to stop, then drains. Role `all` (`kefu serve`) is this one process; the
+//! signaling and media roles of a multi-node deployment will be assembled here too.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,19 +16,19 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::accounts::bootstrap::{BootstrapCredentials, seed_if_empty};
-use crate::accounts::secrets::DataKey;
-use crate::calls::EndReason;
-use crate::cluster::bus::RoomBus;
-use crate::config::KefuConfig;
-use crate::http as routes;
-use crate::http::ratelimit::RateLimiter;
-use crate::metrics::Metrics;
-use crate::rooms::Rooms;
-use crate::rooms::token::{Side, TokenKeys, unix_now};
-use crate::state::AccountState;
-use crate::state::AppState;
-use crate::store::Store;
+use kefu_signaling::accounts::bootstrap::{BootstrapCredentials, seed_if_empty};
+use kefu_signaling::accounts::secrets::DataKey;
+use kefu_signaling::calls::EndReason;
+use kefu_signaling::cluster::bus::RoomBus;
+use kefu_signaling::config::KefuConfig;
+use kefu_signaling::http as routes;
+use kefu_signaling::http::ratelimit::RateLimiter;
+use kefu_signaling::metrics::Metrics;
+use kefu_signaling::rooms::Rooms;
+use kefu_signaling::rooms::token::{Side, TokenKeys, unix_now};
+use kefu_signaling::state::AccountState;
+use kefu_signaling::state::AppState;
+use kefu_signaling::store::Store;
 
 /// Files under the data folder keeping generated keys across restarts.
 const TOKEN_SECRET_FILE: &str = "token-secret";
@@ -55,7 +58,7 @@ impl App {
         let store = Store::open(&config.database, &config.data_dir)
             .await
             .context("opening the database")?;
-        let bootstrap = seed_if_empty(&store, &config.bootstrap, crate::clock::now_ms())
+        let bootstrap = seed_if_empty(&store, &config.bootstrap, kefu_signaling::clock::now_ms())
             .await
             .context("seeding the first enterprise")?;
         let listener = std::net::TcpListener::bind(config.server.bind)
@@ -114,7 +117,7 @@ impl App {
         let state = AppState::new(
             rooms,
             tokens,
-            Arc::new(crate::cluster::media::LocalMediaRouter {
+            Arc::new(kefu_signaling::cluster::media::LocalMediaRouter {
                 sfu: media.handle.clone(),
                 recorder: recordings.recorder.clone(),
             }),
@@ -128,7 +131,7 @@ impl App {
         // their sessions and media are gone. End them and free the agents.
         let restarted = state
             .calls
-            .end_all_live(EndReason::SystemRestart, crate::clock::now_ms())
+            .end_all_live(EndReason::SystemRestart, kefu_signaling::clock::now_ms())
             .await
             .context("ending the calls an earlier run left live")?;
         if restarted > 0 {
@@ -270,7 +273,7 @@ async fn drain(state: &AppState, timeout: Duration) {
     let drained = tokio::time::timeout(timeout, async {
         match state
             .calls
-            .end_all_live(EndReason::SystemShutdown, crate::clock::now_ms())
+            .end_all_live(EndReason::SystemShutdown, kefu_signaling::clock::now_ms())
             .await
         {
             Ok(0) => {}
@@ -307,21 +310,25 @@ async fn start_recordings(
     config: &KefuConfig,
     store: &Store,
     metrics: kefu_recorder::RecorderMetrics,
-) -> anyhow::Result<crate::recordings::Recordings> {
-    let storage = crate::recordings::start_storage(&config.storage, &config.data_dir).await?;
+) -> anyhow::Result<kefu_signaling::recordings::Recordings> {
+    let storage =
+        kefu_signaling::recordings::start_storage(&config.storage, &config.data_dir).await?;
     let mut rcfg = config.recording.clone();
     if rcfg.spool_dir.as_os_str().is_empty() {
         rcfg.spool_dir = config.data_dir.join("spool");
     }
     let (recorder, events) = kefu_recorder::Recorder::new(rcfg, storage.store.clone(), metrics)
         .context("creating the recording spool")?;
-    tokio::spawn(crate::recordings::persist_events(store.clone(), events));
-    let recordings = crate::recordings::Recordings {
+    tokio::spawn(kefu_signaling::recordings::persist_events(
+        store.clone(),
+        events,
+    ));
+    let recordings = kefu_signaling::recordings::Recordings {
         recorder,
         storage: Arc::new(storage),
     };
     let recovered = recordings
-        .recover_all(store, crate::clock::now_ms())
+        .recover_all(store, kefu_signaling::clock::now_ms())
         .await
         .context("recovering unfinished recordings")?;
     if recovered > 0 {
@@ -342,7 +349,7 @@ async fn sweep_calls(state: AppState) {
         if state.is_draining() {
             continue;
         }
-        let now = crate::clock::now_ms();
+        let now = kefu_signaling::clock::now_ms();
         match state.calls.expire_overdue(now).await {
             Ok(0) => {}
             Ok(n) => info!(calls = n, "unanswered calls timed out"),
@@ -351,7 +358,7 @@ async fn sweep_calls(state: AppState) {
         state.calls.dispatch_all(now).await;
         if let Err(e) = state
             .recordings
-            .reconcile(&state.store, crate::clock::now_ms())
+            .reconcile(&state.store, kefu_signaling::clock::now_ms())
             .await
         {
             tracing::warn!("reconciling recordings failed: {e}");
