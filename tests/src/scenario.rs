@@ -33,9 +33,19 @@ impl TestServer {
         crate::http::call(&self.base_url, Method::POST, path, token, body).await
     }
 
-    /// `PUT path` with a bearer and JSON body.
-    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        crate::http::call(&self.base_url, Method::PUT, path, Some(token), Some(body)).await
+    /// `PUT path` with an optional bearer and JSON body.
+    pub async fn put(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        crate::http::call(&self.base_url, Method::PUT, path, token, body).await
+    }
+
+    /// `DELETE path` with an optional bearer.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        crate::http::call(&self.base_url, Method::DELETE, path, token, None).await
     }
 
     /// The call as `token`'s holder sees it (`GET /api/v1/calls/{id}`).
@@ -99,8 +109,8 @@ pub async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
     let (status, _) = server
         .put(
             &format!("/api/v1/agents/{id}/video-service"),
-            &boss,
-            json!({"enabled": true}),
+            Some(&boss),
+            Some(json!({"enabled": true})),
         )
         .await;
     assert_eq!(status, 200);
@@ -108,7 +118,11 @@ pub async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
     // The webrtc-rs clients send made-up VP8 that no decoder accepts; the beauty
     // pipeline would rightly drop it, so these call tests forward video as is.
     let (status, _) = server
-        .put("/api/v1/me/beauty", &alice, json!({"preset": "none"}))
+        .put(
+            "/api/v1/me/beauty",
+            Some(&alice),
+            Some(json!({"preset": "none"})),
+        )
         .await;
     assert_eq!(status, 200);
     (alice, boss)
@@ -127,8 +141,8 @@ pub async fn reception_group(server: &TestServer, agents: &[(&str, &str)]) {
         let (status, _) = server
             .put(
                 "/api/v1/me/presence",
-                token,
-                json!({"status": "online", "accepting": true}),
+                Some(token),
+                Some(json!({"status": "online", "accepting": true})),
             )
             .await;
         assert_eq!(status, 200, "{login} goes online");

@@ -15,14 +15,7 @@ async fn first_start_seeds_an_admin_with_a_one_time_password() {
     assert_eq!(creds.login, "admin");
     assert!(creds.password.0.len() >= 16);
     let token = server.login(&creds.login, &creds.password.0).await;
-    let (status, me) = call(
-        &server.base_url,
-        Method::GET,
-        "/api/v1/me",
-        Some(&token),
-        None,
-    )
-    .await;
+    let (status, me) = server.get("/api/v1/me", Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(me["role"], "admin");
 }
@@ -34,30 +27,27 @@ async fn login_logout_and_revocation() {
     server
         .user("4001", "alice", UserRole::Agent, PASSWORD)
         .await;
-    let base = &server.base_url;
 
-    let (status, body) = call(
-        base,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"login": "alice", "password": "wrong password"})),
-    )
-    .await;
+    let (status, body) = server
+        .post(
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "alice", "password": "wrong password"})),
+        )
+        .await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "unauthorized");
-    let (status, _) = call(
-        base,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"login": "nobody", "password": PASSWORD})),
-    )
-    .await;
+    let (status, _) = server
+        .post(
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "nobody", "password": PASSWORD})),
+        )
+        .await;
     assert_eq!(status, 401, "unknown logins look like wrong passwords");
 
     let token = server.login("alice", PASSWORD).await;
-    let (status, me) = call(base, Method::GET, "/api/v1/me", Some(&token), None).await;
+    let (status, me) = server.get("/api/v1/me", Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(me["login"], "alice");
     assert_eq!(
@@ -67,16 +57,9 @@ async fn login_logout_and_revocation() {
     assert!(!me.to_string().contains("110101199003071234"));
     assert!(me.get("password_hash").is_none());
 
-    let (status, _) = call(
-        base,
-        Method::POST,
-        "/api/v1/auth/logout",
-        Some(&token),
-        None,
-    )
-    .await;
+    let (status, _) = server.post("/api/v1/auth/logout", Some(&token), None).await;
     assert_eq!(status, 204);
-    let (status, _) = call(base, Method::GET, "/api/v1/me", Some(&token), None).await;
+    let (status, _) = server.get("/api/v1/me", Some(&token)).await;
     assert_eq!(status, 401, "a logged-out token is dead");
 }
 
@@ -84,24 +67,18 @@ async fn login_logout_and_revocation() {
 async fn bad_login_input_is_a_clear_error() {
     let server = spawn_app().await;
     let base = &server.base_url;
-    let (status, body) = call(
-        base,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"login": "", "password": "x"})),
-    )
-    .await;
+    let (status, body) = server
+        .post(
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "", "password": "x"})),
+        )
+        .await;
     assert_eq!(status, 422);
     assert!(body["fields"]["login"].is_string(), "{body}");
-    let (status, body) = call(
-        base,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"login": "a"})),
-    )
-    .await;
+    let (status, body) = server
+        .post("/api/v1/auth/login", None, Some(json!({"login": "a"})))
+        .await;
     assert_eq!(status, 422, "{body}");
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/auth/login"))
@@ -129,24 +106,22 @@ async fn login_attempts_are_rate_limited() {
         .user("4001", "alice", UserRole::Agent, PASSWORD)
         .await;
     for _ in 0..3 {
-        let (status, _) = call(
-            &server.base_url,
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"login": "alice", "password": "guess guess"})),
-        )
-        .await;
+        let (status, _) = server
+            .post(
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"login": "alice", "password": "guess guess"})),
+            )
+            .await;
         assert_eq!(status, 401);
     }
-    let (status, body) = call(
-        &server.base_url,
-        Method::POST,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"login": "alice", "password": PASSWORD})),
-    )
-    .await;
+    let (status, body) = server
+        .post(
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": "alice", "password": PASSWORD})),
+        )
+        .await;
     assert_eq!(status, 429, "{body}");
 }
 
@@ -165,46 +140,30 @@ async fn admins_grant_video_service_to_their_own_agents_only() {
         .await;
     let boss = server.login("boss", PASSWORD).await;
     let rival = server.login("rival", PASSWORD).await;
-    let base = &server.base_url;
 
-    let (status, agents) = call(base, Method::GET, "/api/v1/agents", Some(&boss), None).await;
+    let (status, agents) = server.get("/api/v1/agents", Some(&boss)).await;
     assert_eq!(status, 200);
     let alice_id = agents[0]["id"].as_str().expect("id").to_owned();
     assert_eq!(agents[0]["video_enabled"], false);
 
     let path = format!("/api/v1/agents/{alice_id}/video-service");
-    let (status, _) = call(
-        base,
-        Method::PUT,
-        &path,
-        Some(&rival),
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    let (status, _) = server
+        .put(&path, Some(&rival), Some(json!({"enabled": true})))
+        .await;
     assert_eq!(
         status, 404,
         "another enterprise's agent does not exist for this admin"
     );
-    let (status, body) = call(
-        base,
-        Method::PUT,
-        &path,
-        Some(&boss),
-        Some(json!({"enabled": "yes"})),
-    )
-    .await;
+    let (status, body) = server
+        .put(&path, Some(&boss), Some(json!({"enabled": "yes"})))
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (status, alice) = call(
-        base,
-        Method::PUT,
-        &path,
-        Some(&boss),
-        Some(json!({"enabled": true})),
-    )
-    .await;
+    let (status, alice) = server
+        .put(&path, Some(&boss), Some(json!({"enabled": true})))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(alice["video_enabled"], true);
-    let (_, rival_agents) = call(base, Method::GET, "/api/v1/agents", Some(&rival), None).await;
+    let (_, rival_agents) = server.get("/api/v1/agents", Some(&rival)).await;
     assert_eq!(rival_agents, json!([]), "tenancy: no foreign agents listed");
 }
 
@@ -216,37 +175,33 @@ async fn agents_set_their_presence() {
         .user("4001", "alice", UserRole::Agent, PASSWORD)
         .await;
     let alice = server.login("alice", PASSWORD).await;
-    let base = &server.base_url;
-    let (status, me) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/presence",
-        Some(&alice),
-        Some(json!({"status": "online", "accepting": true})),
-    )
-    .await;
+    let (status, me) = server
+        .put(
+            "/api/v1/me/presence",
+            Some(&alice),
+            Some(json!({"status": "online", "accepting": true})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         (me["status"].as_str(), me["accepting"].as_bool()),
         (Some("online"), Some(true))
     );
-    let (status, body) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/presence",
-        Some(&alice),
-        Some(json!({"status": "away", "accepting": true})),
-    )
-    .await;
+    let (status, body) = server
+        .put(
+            "/api/v1/me/presence",
+            Some(&alice),
+            Some(json!({"status": "away", "accepting": true})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (status, _) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/presence",
-        Some(&alice),
-        Some(json!({"status": "dancing", "accepting": false})),
-    )
-    .await;
+    let (status, _) = server
+        .put(
+            "/api/v1/me/presence",
+            Some(&alice),
+            Some(json!({"status": "dancing", "accepting": false})),
+        )
+        .await;
     assert_eq!(status, 422);
 }
 
@@ -269,14 +224,7 @@ async fn authorization_matrix() {
     let admin = server.login("boss", PASSWORD).await;
     let rival = server.login("rival", PASSWORD).await;
     let customer = server.token("call", "c1", kefu_signaling::rooms::token::Side::Customer);
-    let (_, agents) = call(
-        &server.base_url,
-        Method::GET,
-        "/api/v1/agents",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (_, agents) = server.get("/api/v1/agents", Some(&admin)).await;
     let alice_id = agents[0]["id"].as_str().expect("id").to_owned();
     let grant = format!("/api/v1/agents/{alice_id}/video-service");
 
@@ -526,9 +474,8 @@ async fn beauty_settings_open_on_natural_keep_the_last_confirmed_and_reset() {
         .user("4001", "alice", UserRole::Agent, PASSWORD)
         .await;
     let alice = server.login("alice", PASSWORD).await;
-    let base = &server.base_url;
 
-    let (status, first) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    let (status, first) = server.get("/api/v1/me/beauty", Some(&alice)).await;
     assert_eq!(status, 200);
     assert_eq!(
         first["preset"], "natural",
@@ -536,60 +483,44 @@ async fn beauty_settings_open_on_natural_keep_the_last_confirmed_and_reset() {
     );
 
     let custom = json!({"preset": "smooth", "params": {"smoothing": 0.9, "whitening": 0.2, "ruddiness": 0.1, "sharpness": 0.1}});
-    let (status, saved) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty",
-        Some(&alice),
-        Some(custom.clone()),
-    )
-    .await;
+    let (status, saved) = server
+        .put("/api/v1/me/beauty", Some(&alice), Some(custom.clone()))
+        .await;
     assert_eq!(status, 200);
-    let (_, reopened) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    let (_, reopened) = server.get("/api/v1/me/beauty", Some(&alice)).await;
     assert_eq!(
         reopened, saved,
         "the dialog reopens on the last confirmed settings"
     );
     assert_eq!(reopened["params"]["smoothing"], 0.9);
 
-    let (status, body) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty",
-        Some(&alice),
-        Some(json!({"preset": "glow"})),
-    )
-    .await;
+    let (status, body) = server
+        .put(
+            "/api/v1/me/beauty",
+            Some(&alice),
+            Some(json!({"preset": "glow"})),
+        )
+        .await;
     assert_eq!(status, 422);
     assert!(body["fields"]["preset"].is_string(), "{body}");
     let bad = json!({"preset": "smooth", "params": {"smoothing": 1.5, "whitening": 0.2, "ruddiness": 0.1, "sharpness": 0.1}});
-    let (status, body) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty",
-        Some(&alice),
-        Some(bad),
-    )
-    .await;
+    let (status, body) = server
+        .put("/api/v1/me/beauty", Some(&alice), Some(bad))
+        .await;
     assert_eq!(status, 422);
     assert!(
         body["fields"]["smoothing"].is_string(),
         "out of range is an error, not clamped: {body}"
     );
-    let (_, unchanged) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    let (_, unchanged) = server.get("/api/v1/me/beauty", Some(&alice)).await;
     assert_eq!(unchanged, saved, "refused input changes nothing");
 
-    let (status, reset) = call(
-        base,
-        Method::POST,
-        "/api/v1/me/beauty/reset",
-        Some(&alice),
-        None,
-    )
-    .await;
+    let (status, reset) = server
+        .post("/api/v1/me/beauty/reset", Some(&alice), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(reset["preset"], "natural");
-    let (_, after) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    let (_, after) = server.get("/api/v1/me/beauty", Some(&alice)).await;
     assert_eq!(after["preset"], "natural");
 }
 
@@ -601,100 +532,74 @@ async fn the_beauty_preview_opens_tries_settings_without_saving_and_closes() {
         .user("4001", "alice", UserRole::Agent, PASSWORD)
         .await;
     let alice = server.login("alice", PASSWORD).await;
-    let base = &server.base_url;
     let smooth = json!({"preset": "smooth"});
-    let (status, _) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        Some(smooth.clone()),
-    )
-    .await;
+    let (status, _) = server
+        .put(
+            "/api/v1/me/beauty/preview",
+            Some(&alice),
+            Some(smooth.clone()),
+        )
+        .await;
     assert_eq!(status, 404, "nothing to try settings on before it opens");
 
-    let (status, opened) = call(
-        base,
-        Method::POST,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        Some(json!({"preset": "natural"})),
-    )
-    .await;
+    let (status, opened) = server
+        .post(
+            "/api/v1/me/beauty/preview",
+            Some(&alice),
+            Some(json!({"preset": "natural"})),
+        )
+        .await;
     assert_eq!(status, 201, "{opened}");
     let room = opened["room"].as_str().expect("room");
     assert!(room.starts_with("preview-"), "{room}");
     assert!(opened["room_token"].as_str().is_some_and(|t| t.len() > 20));
 
     let bad = json!({"preset": "smooth", "params": {"smoothing": 1.5, "whitening": 0.2, "ruddiness": 0.1, "sharpness": 0.1}});
-    let (status, body) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        Some(bad),
-    )
-    .await;
+    let (status, body) = server
+        .put("/api/v1/me/beauty/preview", Some(&alice), Some(bad))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(body["fields"]["smoothing"].is_string(), "{body}");
-    let (status, body) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        Some(json!({"preset": "glow"})),
-    )
-    .await;
+    let (status, body) = server
+        .put(
+            "/api/v1/me/beauty/preview",
+            Some(&alice),
+            Some(json!({"preset": "glow"})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (status, _) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        Some(smooth),
-    )
-    .await;
+    let (status, _) = server
+        .put("/api/v1/me/beauty/preview", Some(&alice), Some(smooth))
+        .await;
     assert_eq!(status, 204);
-    let (_, saved) = call(base, Method::GET, "/api/v1/me/beauty", Some(&alice), None).await;
+    let (_, saved) = server.get("/api/v1/me/beauty", Some(&alice)).await;
     assert_eq!(saved["preset"], "natural", "trying is not confirming");
 
     // A second preview replaces the first.
-    let (_, again) = call(
-        base,
-        Method::POST,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        Some(json!({"preset": "none"})),
-    )
-    .await;
+    let (_, again) = server
+        .post(
+            "/api/v1/me/beauty/preview",
+            Some(&alice),
+            Some(json!({"preset": "none"})),
+        )
+        .await;
     assert_ne!(again["room"], opened["room"]);
 
-    let (status, _) = call(
-        base,
-        Method::DELETE,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        None,
-    )
-    .await;
+    let (status, _) = server
+        .delete("/api/v1/me/beauty/preview", Some(&alice))
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = call(
-        base,
-        Method::PUT,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        Some(json!({"preset": "fair"})),
-    )
-    .await;
+    let (status, _) = server
+        .put(
+            "/api/v1/me/beauty/preview",
+            Some(&alice),
+            Some(json!({"preset": "fair"})),
+        )
+        .await;
     assert_eq!(status, 404, "closed");
-    let (status, _) = call(
-        base,
-        Method::DELETE,
-        "/api/v1/me/beauty/preview",
-        Some(&alice),
-        None,
-    )
-    .await;
+    let (status, _) = server
+        .delete("/api/v1/me/beauty/preview", Some(&alice))
+        .await;
     assert_eq!(status, 204, "closing twice is fine");
 }
 

@@ -11,9 +11,7 @@ use kefu_signaling::calls::machine::{CallKind, CallState, Direction, Party as Ca
 use kefu_signaling::clock::now_ms;
 use kefu_signaling::recordings::{Recording, RecordingState};
 use kefu_synthetic::party_frames;
-use kefu_tests::http::call;
 use kefu_tests::{TestServer, spawn_app};
-use reqwest::Method;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -106,39 +104,34 @@ async fn admins_retry_a_failed_recording_and_play_it_with_range() {
     let one = format!("/api/v1/recordings/{id}");
 
     // The agent of the call sees it, without the failure's inner reason; others don't.
-    let (status, seen) = call(base, Method::GET, &one, Some(&alice), None).await;
+    let (status, seen) = server.get(&one, Some(&alice)).await;
     assert_eq!(status, 200);
     assert_eq!(seen["state"], "failed");
     assert_eq!(seen["failure_kind"], "upload");
     assert!(seen["failure_reason"].is_null(), "reasons are for admins");
     assert_eq!(seen["retryable"], false);
-    let (status, _) = call(base, Method::GET, &one, Some(&bob), None).await;
+    let (status, _) = server.get(&one, Some(&bob)).await;
     assert_eq!(status, 404);
-    let (_, bobs) = call(base, Method::GET, "/api/v1/recordings", Some(&bob), None).await;
+    let (_, bobs) = server.get("/api/v1/recordings", Some(&bob)).await;
     assert_eq!(bobs.as_array().map(Vec::len), Some(0));
     let retry = format!("{one}/retry");
-    let (status, _) = call(base, Method::POST, &retry, Some(&alice), None).await;
+    let (status, _) = server.post(&retry, Some(&alice), None).await;
     assert_eq!(status, 403, "agents cannot retry");
-    let (status, _) = call(
-        base,
-        Method::POST,
-        &format!("{one}/play"),
-        Some(&alice),
-        None,
-    )
-    .await;
+    let (status, _) = server
+        .post(&format!("{one}/play"), Some(&alice), None)
+        .await;
     assert_eq!(status, 409, "not ready yet");
 
     // The admin sees why, retries, and it becomes ready.
-    let (_, seen) = call(base, Method::GET, &one, Some(&boss), None).await;
+    let (_, seen) = server.get(&one, Some(&boss)).await;
     assert_eq!(seen["failure_reason"], "create multipart upload: HTTP 503");
     assert_eq!(seen["retryable"], true);
-    let (status, after) = call(base, Method::POST, &retry, Some(&boss), None).await;
+    let (status, after) = server.post(&retry, Some(&boss), None).await;
     assert_eq!(status, 202);
     assert_eq!(after["state"], "processing");
     let mut ready = serde_json::Value::Null;
     for _ in 0..100 {
-        let (_, r) = call(base, Method::GET, &one, Some(&boss), None).await;
+        let (_, r) = server.get(&one, Some(&boss)).await;
         if r["state"] == "ready" {
             ready = r;
             break;
@@ -147,18 +140,13 @@ async fn admins_retry_a_failed_recording_and_play_it_with_range() {
     }
     assert_eq!(ready["state"], "ready", "retried recording becomes ready");
     assert_eq!(ready["duration"], "00:00:03");
-    let (status, _) = call(base, Method::POST, &retry, Some(&boss), None).await;
+    let (status, _) = server.post(&retry, Some(&boss), None).await;
     assert_eq!(status, 409, "only failed recordings are retried");
 
     // Play link: Range honoured, inline disposition with the stored name.
-    let (status, link) = call(
-        base,
-        Method::POST,
-        &format!("{one}/play"),
-        Some(&alice),
-        None,
-    )
-    .await;
+    let (status, link) = server
+        .post(&format!("{one}/play"), Some(&alice), None)
+        .await;
     assert_eq!(status, 200);
     let url = format!("{base}{}", link["url"].as_str().expect("url"));
     let client = reqwest::Client::new();
@@ -191,11 +179,11 @@ async fn admins_retry_a_failed_recording_and_play_it_with_range() {
         .await
         .expect("range");
     assert_eq!(bad.status(), 416);
-    let (status, _) = call(base, Method::GET, "/media/recordings/forged", None, None).await;
+    let (status, _) = server.get("/media/recordings/forged", None).await;
     assert_eq!(status, 404);
 
     // Every play, download and retry is in the audit log, with who did it.
-    let (_, audit) = call(base, Method::GET, "/api/v1/audit", Some(&boss), None).await;
+    let (_, audit) = server.get("/api/v1/audit", Some(&boss)).await;
     let actions: Vec<&str> = audit
         .as_array()
         .expect("list")

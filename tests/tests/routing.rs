@@ -32,8 +32,8 @@ async fn two_agents(server: &TestServer) -> (Vec<(&'static str, String)>, String
     let (status, _) = server
         .put(
             &format!("/api/v1/agents/{bob_id}/video-service"),
-            &boss,
-            json!({"enabled": true}),
+            Some(&boss),
+            Some(json!({"enabled": true})),
         )
         .await;
     assert_eq!(status, 200);
