@@ -221,11 +221,13 @@
   }
 
   function hangUp() {
+    // Ended by the server already (call_ended): keep the reason it showed.
+    const told = kefu.ended;
     kefu.ended = true;
     send({ type: 'leave' });
     if (kefu.pc) kefu.pc.close();
     if (kefu.local) kefu.local.getTracks().forEach((t) => t.stop());
-    setStatus('call.ended');
+    if (!told) setStatus('call.ended');
   }
 
   /** Joins a call. opts: { token, kind: 'video'|'voice', cameraOn, onMessage }. */

@@ -53,6 +53,11 @@
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
       if (msg.type === 'request') show(msg);
+      if (msg.type === 'error') {
+        // The request cannot be followed (gone, or its token expired): say so, stop.
+        page.over = true;
+        $('waiting-title').textContent = KefuStrings.t('service.unavailable');
+      }
     };
     ws.onclose = () => {
       if (page.events === ws && page.request && !page.over && !page.joined) setTimeout(watch, 1000);
@@ -78,7 +83,9 @@
 
   async function cancel() {
     const r = page.request;
-    await fetch(`/api/v1/service/requests/${r.call_id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${r.room_token}` } });
+    const res = await fetch(`/api/v1/service/requests/${r.call_id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${r.room_token}` } });
+    // Refused (an agent answered at that moment): the call goes on, keep following it.
+    if (res.status !== 200) return;
     page.request = null;
     page.over = true;
     if (page.events) page.events.close();

@@ -143,7 +143,7 @@
     ws.onopen = () => ws.send(JSON.stringify({ type: 'subscribe', session: wb.token }));
     ws.onmessage = (e) => onEvent(JSON.parse(e.data));
     ws.onclose = () => {
-      if (wb.events !== ws || !wb.token) return;
+      if (wb.events !== ws || !wb.token || wb.eventsRefused) return;
       wb.events = null;
       setTimeout(async () => {
         listen();
@@ -156,6 +156,12 @@
   }
 
   function onEvent(msg) {
+    // A refused subscription: an ended session signs out; nothing else is retried.
+    if (msg.type === 'error') {
+      if (msg.code === 'unauthorized') signOut();
+      else wb.eventsRefused = msg.code;
+      return;
+    }
     if (msg.type === 'queue') showQueue(msg);
     else if (msg.type === 'call' && wb.call && msg.call.id === wb.call.id) showCall(msg.call);
   }

@@ -221,3 +221,38 @@ async fn a_restart_ends_the_calls_a_dead_process_left_live_and_frees_their_agent
         "the agent's capacity is free again"
     );
 }
+
+/// The calling agent's page goes away (hang-up button, closed tab) before the customer
+/// opened the invite: the call is withdrawn, not left inviting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_leaving_before_the_customer_came_cancels_the_call() {
+    let server = spawn_app().await;
+    let (alice, _boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (status, created) = server
+        .post(
+            "/api/v1/calls",
+            Some(&alice),
+            Some(json!({"kind": "video"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let (_, ticket) = server
+        .get(&format!("/api/v1/calls/{id}/room-token"), Some(&alice))
+        .await;
+    let agent = RtcClient::join_with_token(
+        &server,
+        ticket["room_token"].as_str().expect("token"),
+        "agent",
+    )
+    .await;
+    assert_eq!(server.call_view(&id, &alice).await["state"], "inviting");
+    agent.hang_up();
+    let call = server
+        .wait_for_call_state(&id, &alice, "cancelled", WAIT)
+        .await;
+    assert_eq!(call["end_reason"], "cancelled");
+    assert_eq!(call["ended_by"], "agent");
+    wait_until_sfu_holds(&server, 0.0).await;
+}

@@ -93,6 +93,12 @@ async fn a_declined_request_rings_the_next_agent_and_never_the_same_one_again() 
         first.0, second.0,
         "the next agent, not the one who declined"
     );
+    // The first agent's stale screen cannot take the call now ringing elsewhere.
+    let (status, _) = server
+        .post(&format!("/api/v1/calls/{id}/accept"), Some(&first.1), None)
+        .await;
+    assert_eq!(status, 404, "no longer that agent's call");
+    assert_eq!(ringing_at(&server, &agents, &id).await.0, second.0);
     let (status, _) = server
         .post(&format!("/api/v1/calls/{id}/cancel"), Some(&second.1), None)
         .await;

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::{CallId, UserRole};
 use crate::calls::Call;
 use crate::calls::machine::{CallEvent, CallKind, CallState, Direction, Party};
-use crate::calls::service;
 use crate::clock::now_ms;
 use crate::http::auth::Authenticated;
 use crate::http::error::ApiError;
@@ -81,15 +80,10 @@ pub async fn start(
     ApiJson(req): ApiJson<StartCallRequest>,
 ) -> Result<(StatusCode, Json<CallView>), ApiError> {
     auth.require(UserRole::Agent)?;
-    let call = service::start_outgoing(
-        &state.store,
-        &auth.user,
-        auth.session_started_at,
-        req.kind,
-        now_ms(),
-    )
-    .await?;
-    state.calls.publish(&call, "agent_call", call.created_at);
+    let call = state
+        .calls
+        .start_outgoing(&auth.user, auth.session_started_at, req.kind, now_ms())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CallView::of(&call, Some(&state.public_url))),
@@ -148,10 +142,19 @@ pub async fn cancel(
     let call = match call.direction {
         Direction::AgentInitiated => {
             let event = CallEvent::Cancel { by: Party::Agent };
-            state.calls.apply(&call.id, event, now_ms()).await?
+            let agent = &auth.user.id;
+            state
+                .calls
+                .apply_as_agent(&call.id, agent, event, now_ms())
+                .await?
         }
         // Declining a customer's request passes it to the next agent.
-        Direction::CustomerInitiated => state.calls.decline(&call, &auth.user.id, now_ms()).await?,
+        Direction::CustomerInitiated => {
+            state
+                .calls
+                .decline(&call.id, &auth.user.id, now_ms())
+                .await?
+        }
     };
     Ok(Json(CallView::of(&call, Some(&state.public_url))))
 }
@@ -198,7 +201,10 @@ pub async fn accept(
     auth.require(UserRole::Agent)?;
     let call = visible_call(&state, &auth, id).await?;
     let event = CallEvent::Accept { by: Party::Agent };
-    let call = state.calls.apply(&call.id, event, now_ms()).await?;
+    let call = state
+        .calls
+        .apply_as_agent(&call.id, &auth.user.id, event, now_ms())
+        .await?;
     Ok(Json(CallView::of(&call, None)))
 }
 

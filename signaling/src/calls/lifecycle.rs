@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::machine::{CallEvent, CallKind, CallState, EndReason};
 use super::model::Call;
-use super::service::{self, CallError};
+use super::service::{self, CallError, Transition};
 use crate::accounts::{CallId, GroupId, UserId};
 use crate::cluster::bus::RoomBus;
 use crate::cluster::lease::Lease;
@@ -84,14 +84,98 @@ impl CallDriver {
     /// Applies `event` to the call: persists the transition, runs its reactions and
     /// publishes it. A refused event changes nothing and runs nothing.
     pub async fn apply(&self, id: &CallId, event: CallEvent, now: i64) -> Result<Call, CallError> {
-        let call = service::apply(&self.inner.store, id, &event, now).await?;
-        info!(call = %id, state = call.state.name(), event = event.name(), "call moved");
-        self.react(&call, now).await;
-        self.publish(&call, event.name(), now);
-        if call.state.is_final() && call.agent_id.is_some() {
-            // A slot opened: a waiting customer may get this agent now.
-            self.dispatch_all(now).await;
-        }
+        self.apply_with(id, event, now, Transition::default(), true)
+            .await
+    }
+
+    /// [`apply`](Self::apply) for an agent acting on a call it was shown: refused (not
+    /// found) when the call is no longer that agent's.
+    pub async fn apply_as_agent(
+        &self,
+        id: &CallId,
+        agent: &UserId,
+        event: CallEvent,
+        now: i64,
+    ) -> Result<Call, CallError> {
+        let t = Transition {
+            by_agent: Some(agent.clone()),
+            ..Transition::default()
+        };
+        self.apply_with(id, event, now, t, true).await
+    }
+
+    /// The transition and everything after it run as one task: a caller that goes away
+    /// (a client disconnecting from its request, a drain timing out) cannot leave a
+    /// persisted transition without its reactions and event.
+    async fn apply_with(
+        &self,
+        id: &CallId,
+        event: CallEvent,
+        now: i64,
+        t: Transition,
+        dispatch: bool,
+    ) -> Result<Call, CallError> {
+        let me = self.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let call = service::apply_with(&me.inner.store, &id, &event, now, t).await?;
+            info!(call = %id, state = call.state.name(), event = event.name(), "call moved");
+            me.react(&call, now).await;
+            me.publish(&call, event.name(), now);
+            if dispatch && call.state.is_final() && call.agent_id.is_some() {
+                // A slot opened: a waiting customer may get this agent now.
+                me.dispatch_all(now).await;
+            }
+            Ok(call)
+        })
+        .await
+        .map_err(|e| CallError::Task(e.to_string()))?
+    }
+
+    /// A participant left the call's room for good (hung up, or its connection never
+    /// came back): a hang-up once media is being set up, a cancel by the caller before.
+    pub async fn leave(
+        &self,
+        id: &CallId,
+        by: super::Party,
+        reason: EndReason,
+        now: i64,
+    ) -> Result<Call, CallError> {
+        let call = self
+            .inner
+            .store
+            .call(id)
+            .await?
+            .ok_or(CallError::NotFound)?;
+        let caller = match call.direction {
+            super::Direction::AgentInitiated => super::Party::Agent,
+            super::Direction::CustomerInitiated => super::Party::Customer,
+        };
+        let before_media = matches!(
+            call.state,
+            CallState::Requested | CallState::Inviting | CallState::Ringing
+        );
+        let event = if before_media && by == caller {
+            CallEvent::Cancel { by }
+        } else {
+            CallEvent::HangUp { by, reason }
+        };
+        self.apply(id, event, now).await
+    }
+
+    /// An agent calls a customer out (gate, capacity), under the same lease as
+    /// dispatch, so the two never give one agent more than its capacity.
+    pub async fn start_outgoing(
+        &self,
+        agent: &crate::accounts::User,
+        session_started_at: i64,
+        kind: super::CallKind,
+        now: i64,
+    ) -> Result<Call, CallError> {
+        let _lease = self.inner.lease.acquire("dispatch").await;
+        let call = service::start_outgoing(&self.inner.store, agent, session_started_at, kind, now)
+            .await?;
+        self.publish(&call, "agent_call", call.created_at);
         Ok(call)
     }
 
@@ -111,52 +195,80 @@ impl CallDriver {
     pub async fn end_all_live(&self, reason: EndReason, now: i64) -> Result<usize, CallError> {
         let mut ended = 0;
         for id in self.inner.store.live_calls().await? {
-            match self.apply(&id, CallEvent::Terminate { reason }, now).await {
+            // No dispatch: the queue is being ended too, nobody should ring now.
+            let event = CallEvent::Terminate { reason };
+            match self
+                .apply_with(&id, event, now, Transition::default(), false)
+                .await
+            {
                 Ok(_) => ended += 1,
                 // Ended by someone else at the same moment.
                 Err(CallError::Raced | CallError::Invalid(_)) => {}
-                Err(e) => return Err(e),
+                // One broken call must not keep the others (or the start) hostage.
+                Err(e) => warn!(call = %id, "cannot end the call: {e}"),
             }
         }
         Ok(ended)
     }
 
     /// Handles every call whose deadline passed: a customer's request that rang out
-    /// at an agent goes back to its queue while its wait limit lasts; everything else
-    /// times out. Returns how many calls moved.
+    /// at an agent goes back to its queue while its wait limit lasts; a call whose
+    /// media never came up fails; everything else times out. Returns how many moved.
     pub async fn expire_overdue(&self, now: i64) -> Result<usize, CallError> {
         let mut moved = 0;
         for id in self.inner.store.calls_past_deadline(now, 500).await? {
-            let Some(call) = self.inner.store.call(&id).await? else {
-                continue;
-            };
-            let result = match call.agent_id.clone() {
-                Some(agent) if self.may_reoffer(&call, now).await? => {
-                    self.reoffer(&call, &agent, now).await
-                }
-                _ => self.apply(&id, CallEvent::RingTimeout, now).await,
-            };
-            match result {
-                Ok(_) => moved += 1,
+            match self.expire(&id, now).await {
+                Ok(()) => moved += 1,
                 // Answered or cancelled at the same moment: nothing to expire.
-                Err(CallError::Raced | CallError::Invalid(_)) => {}
-                Err(e) => return Err(e),
+                Err(CallError::Raced | CallError::Invalid(_) | CallError::NotFound) => {}
+                // One broken call must not block the ones behind it.
+                Err(e) => warn!(call = %id, "cannot expire the call: {e}"),
             }
         }
         Ok(moved)
     }
 
+    async fn expire(&self, id: &CallId, now: i64) -> Result<(), CallError> {
+        let call = self
+            .inner
+            .store
+            .call(id)
+            .await?
+            .ok_or(CallError::NotFound)?;
+        if call.state == CallState::Connecting {
+            let kind = super::FailureKind::MediaNeverConnected;
+            self.apply(id, CallEvent::Fail { kind }, now).await?;
+            return Ok(());
+        }
+        match call.agent_id.clone() {
+            Some(agent) if self.may_reoffer(&call, now).await? => {
+                self.reoffer(&call, &agent, now).await?;
+            }
+            _ => {
+                self.apply(id, CallEvent::RingTimeout, now).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The agent declines a customer's request ringing at it: the request goes back
     /// to the front of its queue for the next agent (never this one again), or times
     /// out when its wait limit is reached.
-    pub async fn decline(&self, call: &Call, agent: &UserId, now: i64) -> Result<Call, CallError> {
+    pub async fn decline(&self, id: &CallId, agent: &UserId, now: i64) -> Result<Call, CallError> {
+        let call = self
+            .inner
+            .store
+            .call(id)
+            .await?
+            .ok_or(CallError::NotFound)?;
         if call.agent_id.as_ref() != Some(agent) {
             return Err(CallError::NotFound);
         }
-        if self.may_reoffer(call, now).await? {
-            self.reoffer(call, agent, now).await
+        if self.may_reoffer(&call, now).await? {
+            self.reoffer(&call, agent, now).await
         } else {
-            self.apply(&call.id, CallEvent::RingTimeout, now).await
+            self.apply_as_agent(id, agent, CallEvent::RingTimeout, now)
+                .await
         }
     }
 
@@ -176,8 +288,11 @@ impl CallDriver {
     }
 
     async fn reoffer(&self, call: &Call, agent: &UserId, now: i64) -> Result<Call, CallError> {
+        // Only if it still rings at this agent; then never offered to it again.
+        let requeued = self
+            .apply_as_agent(&call.id, agent, CallEvent::Reoffer, now)
+            .await?;
         self.inner.store.pass_over(&call.id, agent, now).await?;
-        let requeued = self.apply(&call.id, CallEvent::Reoffer, now).await?;
         if let Some(group) = &requeued.group_id {
             self.dispatch(group, now).await;
         }
@@ -228,11 +343,18 @@ impl CallDriver {
                 event: "customer_opened",
             }));
         }
+        // Refused before anything is written when the invite was opened already.
+        call.state
+            .next(call.direction, &CallEvent::CustomerOpened)?;
         let customer = store
             .create_customer(&call.enterprise_id, display_name, now)
             .await?;
-        store.set_call_customer(&call.id, &customer).await?;
-        self.apply(&call.id, CallEvent::CustomerOpened, now).await?;
+        let t = Transition {
+            customer: Some(customer.clone()),
+            ..Transition::default()
+        };
+        self.apply_with(&call.id, CallEvent::CustomerOpened, now, t, true)
+            .await?;
         let by = super::machine::Party::Customer;
         let call = self.apply(&call.id, CallEvent::Accept { by }, now).await?;
         Ok((call, customer))

@@ -4,7 +4,7 @@
 
 use super::machine::{CallEvent, CallKind, CallState, Direction, InvalidTransition, initial_state};
 use super::model::Call;
-use crate::accounts::{CallId, User, UserRole};
+use crate::accounts::{CallId, CustomerId, User, UserId, UserRole};
 use crate::store::{Store, StoreError};
 use crate::verification::gate::{VerificationDue, check_gate};
 use crate::verification::gate_facts;
@@ -28,6 +28,9 @@ pub enum CallError {
     /// Someone else changed the call at the same moment; retry with fresh state.
     #[error("the call changed meanwhile; retry")]
     Raced,
+    /// The task applying the transition died (a panic); the cause is logged.
+    #[error("the call could not be moved: {0}")]
+    Task(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -92,6 +95,19 @@ pub async fn start_outgoing(
     Ok(call)
 }
 
+/// How long an accepted call may take to get both parties' media up before it fails
+/// (`media_never_connected`): consent, permissions and ICE, with room to spare.
+pub const CONNECT_TIMEOUT_MS: i64 = 120_000;
+
+/// Conditions and extra changes of one transition, checked on the row as stored.
+#[derive(Debug, Default, Clone)]
+pub struct Transition {
+    /// The call must be this agent's (an agent acting on a call it was shown).
+    pub by_agent: Option<UserId>,
+    /// The customer the call gets with this transition (an invite opened).
+    pub customer: Option<CustomerId>,
+}
+
 /// Applies `event` to a stored call and persists the transition. Only the
 /// `CallDriver` (lifecycle.rs) calls this: it runs the reactions.
 pub async fn apply(
@@ -100,11 +116,29 @@ pub async fn apply(
     event: &CallEvent,
     now_ms: i64,
 ) -> Result<Call, CallError> {
+    apply_with(store, id, event, now_ms, Transition::default()).await
+}
+
+/// [`apply`], refused (as not found) when the stored call is not `t.by_agent`'s, and
+/// setting `t.customer` in the same write.
+pub async fn apply_with(
+    store: &Store,
+    id: &CallId,
+    event: &CallEvent,
+    now_ms: i64,
+    t: Transition,
+) -> Result<Call, CallError> {
     let call = store.call(id).await?.ok_or(CallError::NotFound)?;
+    if t.by_agent.is_some() && call.agent_id != t.by_agent {
+        return Err(CallError::NotFound);
+    }
     let next = call.state.next(call.direction, event)?;
     let mut updated = call.clone();
     updated.state = next;
     updated.state_since = now_ms;
+    if let Some(customer) = t.customer {
+        updated.customer_id = Some(customer);
+    }
     match &updated.state {
         CallState::Connected => updated.connected_at = Some(now_ms),
         s if s.is_final() => updated.ended_at = Some(now_ms),
@@ -116,6 +150,9 @@ pub async fn apply(
     ) {
         updated.ring_deadline = None;
     }
+    if updated.state == CallState::Connecting {
+        updated.ring_deadline = Some(now_ms + CONNECT_TIMEOUT_MS);
+    }
     if updated.state == CallState::Requested {
         // Back in the queue (re-offered): no agent, and the request's own wait limit.
         updated.agent_id = None;
@@ -126,7 +163,7 @@ pub async fn apply(
         updated.ring_deadline = Some(wait_deadline(&call, &enterprise));
     }
     store
-        .save_transition(&call.state, &updated, event.name(), now_ms)
+        .save_transition(&call, &updated, event.name(), now_ms)
         .await?;
     // The agent it occupied is free again (a re-offered request leaves it too).
     let released = updated.state.is_final() || updated.state == CallState::Requested;
@@ -234,9 +271,15 @@ pub async fn dispatch(
         updated.agent_id = Some(agent.clone());
         let ring = now_ms + i64::from(enterprise.ring_timeout_secs) * 1000;
         updated.ring_deadline = Some(ring.min(wait_deadline(&call, &enterprise)));
-        store
-            .save_transition(&call.state, &updated, "assigned", now_ms)
-            .await?;
+        match store
+            .save_transition(&call, &updated, "assigned", now_ms)
+            .await
+        {
+            Ok(()) => {}
+            // Cancelled (or timed out) at this moment: the others still get their turn.
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
         if let Some(load) = loads.iter_mut().find(|a| a.id == agent) {
             load.live_calls += 1;
         }

@@ -41,8 +41,7 @@ fn call_from_row(row: &AnyRow) -> Result<Call, StoreError> {
         other => return Err(StoreError::Corrupt(format!("calls.kind = {other:?}"))),
     };
     let state_json: String = row.try_get("state_json")?;
-    let state: CallState = serde_json::from_str(&state_json)
-        .map_err(|e| StoreError::Corrupt(format!("calls.state_json: {e}")))?;
+    let state = parse_state(&state_json)?;
     Ok(Call {
         id: CallId(row.try_get("id")?),
         enterprise_id: EnterpriseId(row.try_get("enterprise_id")?),
@@ -61,6 +60,29 @@ fn call_from_row(row: &AnyRow) -> Result<Call, StoreError> {
         connected_at: row.try_get("connected_at")?,
         ended_at: row.try_get("ended_at")?,
     })
+}
+
+/// A stored state. Rows written before end reasons were typed (`reason` was free text
+/// on `ended`, `failed`) read as a hang-up by the stored party and an internal
+/// failure: what those rows meant, without a data migration.
+fn parse_state(json: &str) -> Result<CallState, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("calls.state_json: {e}"));
+    match serde_json::from_str::<CallState>(json) {
+        Ok(state) => Ok(state),
+        Err(e) => {
+            let legacy: serde_json::Value = serde_json::from_str(json).map_err(corrupt)?;
+            match legacy["state"].as_str() {
+                Some("ended") if legacy["reason"].is_string() => Ok(CallState::Ended {
+                    by: serde_json::from_value(legacy["by"].clone()).map_err(corrupt)?,
+                    reason: crate::calls::EndReason::HangUp,
+                }),
+                Some("failed") if legacy["reason"].is_string() => Ok(CallState::Failed {
+                    kind: crate::calls::FailureKind::Internal,
+                }),
+                _ => Err(corrupt(e)),
+            }
+        }
+    }
 }
 
 fn state_json(state: &CallState) -> String {
@@ -137,16 +159,18 @@ impl Store {
     /// moved it meanwhile: then `Conflict`). `updated` carries the new state and fields.
     pub async fn save_transition(
         &self,
-        expected: &CallState,
+        expected: &Call,
         updated: &Call,
         event: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // The row must still be what the caller read: same state *and* same agent (a
+        // request re-offered meanwhile rings at someone else in the same state).
         let done = sqlx::query(
             "UPDATE calls SET state = $1, state_json = $2, state_since = $3, agent_id = $4, \
              customer_id = $5, ring_deadline = $6, connected_at = $7, ended_at = $8 \
-             WHERE id = $9 AND state_json = $10",
+             WHERE id = $9 AND state_json = $10 AND COALESCE(agent_id, '') = $11",
         )
         .bind(updated.state.name())
         .bind(state_json(&updated.state))
@@ -157,7 +181,8 @@ impl Store {
         .bind(updated.connected_at)
         .bind(updated.ended_at)
         .bind(updated.id.as_str())
-        .bind(state_json(expected))
+        .bind(state_json(&expected.state))
+        .bind(expected.agent_id.as_ref().map_or("", |a| a.as_str()))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -175,7 +200,7 @@ impl Store {
             &updated.id,
             seq,
             now_ms,
-            expected.name(),
+            expected.state.name(),
             &updated.state,
             event,
         )
@@ -317,7 +342,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<CallId>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id FROM calls WHERE state IN ('requested', 'inviting', 'ringing') \
+            "SELECT id FROM calls WHERE state IN ('requested', 'inviting', 'ringing', 'connecting') \
              AND ring_deadline IS NOT NULL AND ring_deadline <= $1 ORDER BY ring_deadline LIMIT $2",
         )
         .bind(now_ms)
@@ -378,19 +403,6 @@ impl Store {
         rows.iter().map(|r| Ok(CallId(r.try_get("id")?))).collect()
     }
 
-    pub async fn set_call_customer(
-        &self,
-        call: &CallId,
-        customer: &CustomerId,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET customer_id = $1 WHERE id = $2")
-            .bind(customer.as_str())
-            .bind(call.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn create_customer(
         &self,
         enterprise: &EnterpriseId,
@@ -436,4 +448,40 @@ async fn insert_event(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::{EndReason, FailureKind, Party};
+
+    #[test]
+    fn states_stored_before_typed_end_reasons_still_read() {
+        assert_eq!(
+            parse_state(r#"{"state":"ended","by":"customer","reason":"hung up"}"#).expect("legacy"),
+            CallState::Ended {
+                by: Party::Customer,
+                reason: EndReason::HangUp
+            }
+        );
+        assert_eq!(
+            parse_state(r#"{"state":"failed","reason":"media lost"}"#).expect("legacy"),
+            CallState::Failed {
+                kind: FailureKind::Internal
+            }
+        );
+        let typed = CallState::Ended {
+            by: Party::System,
+            reason: EndReason::SystemShutdown,
+        };
+        assert_eq!(parse_state(&state_json(&typed)).expect("typed"), typed);
+        assert!(matches!(
+            parse_state(r#"{"state":"ended","reason":"x","by":"nobody"}"#),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            parse_state("not json"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }

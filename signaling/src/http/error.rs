@@ -111,7 +111,7 @@ impl From<crate::calls::service::CallError> for ApiError {
             C::Raced => rule(StatusCode::CONFLICT, "raced", None),
             C::AllAgentsBusy => rule(StatusCode::SERVICE_UNAVAILABLE, "all_agents_busy", None),
             C::NotFound => ApiError::NotFound,
-            C::Store(_) => ApiError::Internal(anyhow::anyhow!("{e}")),
+            C::Store(_) | C::Task(_) => ApiError::Internal(anyhow::anyhow!("{e}")),
         }
     }
 }

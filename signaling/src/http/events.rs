@@ -59,10 +59,14 @@ enum Subscriber {
     Agent {
         id: UserId,
         groups: Vec<GroupId>,
+        /// The session it subscribed with: checked again before each push.
+        session_hash: String,
     },
     Customer {
         call: CallId,
         group: Option<GroupId>,
+        /// The room token's expiry (Unix seconds).
+        expires: u64,
     },
 }
 
@@ -108,9 +112,15 @@ async fn run(state: AppState, mut socket: WebSocket) {
         tokio::select! {
             change = changes.recv() => match change {
                 Ok(change) => {
-                    if concerns(&subscriber, &change)
-                        && push(&state, &subscriber, &change, &mut socket).await.is_err()
-                    {
+                    if !concerns(&subscriber, &change) {
+                        continue;
+                    }
+                    // A logout, a password reset or an expired token ends the channel.
+                    if !still_valid(&state, &subscriber).await {
+                        refuse(socket, "unauthorized", "the session has ended").await;
+                        return;
+                    }
+                    if push(&state, &subscriber, &change, &mut socket).await.is_err() {
                         return;
                     }
                 }
@@ -146,9 +156,10 @@ async fn subscribe(state: &AppState, text: &str) -> Result<Subscriber, (&'static
     } = msg;
     match (session, room_token) {
         (Some(session), None) => {
+            let session_hash = token_hash(&session);
             let (user, _) = state
                 .store
-                .session_user(&token_hash(&session), crate::clock::now_ms())
+                .session_user(&session_hash, crate::clock::now_ms())
                 .await
                 .map_err(|e| {
                     warn!("cannot read a session: {e}");
@@ -161,6 +172,7 @@ async fn subscribe(state: &AppState, text: &str) -> Result<Subscriber, (&'static
             let mut subscriber = Subscriber::Agent {
                 id: user.id,
                 groups: Vec::new(),
+                session_hash,
             };
             refresh_groups(state, &mut subscriber).await;
             Ok(subscriber)
@@ -182,7 +194,11 @@ async fn subscribe(state: &AppState, text: &str) -> Result<Subscriber, (&'static
                     return Err(("internal", "cannot subscribe right now".to_owned()));
                 }
             };
-            Ok(Subscriber::Customer { call, group })
+            Ok(Subscriber::Customer {
+                call,
+                group,
+                expires: claims.exp,
+            })
         }
         _ => Err((
             "invalid_message",
@@ -191,8 +207,20 @@ async fn subscribe(state: &AppState, text: &str) -> Result<Subscriber, (&'static
     }
 }
 
+/// Whether the subscriber's credentials still hold.
+async fn still_valid(state: &AppState, subscriber: &Subscriber) -> bool {
+    match subscriber {
+        Subscriber::Agent { session_hash, .. } => state
+            .store
+            .session_user(session_hash, crate::clock::now_ms())
+            .await
+            .is_ok_and(|s| s.is_some()),
+        Subscriber::Customer { expires, .. } => unix_now() < *expires,
+    }
+}
+
 async fn refresh_groups(state: &AppState, subscriber: &mut Subscriber) {
-    if let Subscriber::Agent { id, groups } = subscriber {
+    if let Subscriber::Agent { id, groups, .. } = subscriber {
         match state.store.groups_of_user(id).await {
             Ok(g) => *groups = g,
             Err(e) => warn!("cannot read the agent's groups: {e}"),
@@ -204,14 +232,14 @@ async fn refresh_groups(state: &AppState, subscriber: &mut Subscriber) {
 fn concerns(subscriber: &Subscriber, change: &CallChanged) -> bool {
     let call = &change.call;
     match subscriber {
-        Subscriber::Agent { id, groups } => {
+        Subscriber::Agent { id, groups, .. } => {
             call.agent_id.as_ref() == Some(id)
                 || call.group_id.as_ref().is_some_and(|g| groups.contains(g))
         }
         // Its own request, or the queue it waits in moved.
-        Subscriber::Customer { call: mine, group } => {
-            &call.id == mine || (group.is_some() && call.group_id == *group)
-        }
+        Subscriber::Customer {
+            call: mine, group, ..
+        } => &call.id == mine || (group.is_some() && call.group_id == *group),
     }
 }
 

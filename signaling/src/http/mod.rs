@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
@@ -67,11 +67,15 @@ async fn refuse_while_draining(
     next.run(request).await
 }
 
-async fn healthz() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
+/// 200 while serving; 503 once a shutdown began, so a load balancer stops sending
+/// people here while the calls drain.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    let (status, body) = if state.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+    } else {
+        (StatusCode::OK, r#"{"status":"ok"}"#)
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

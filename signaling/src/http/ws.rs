@@ -541,7 +541,14 @@ async fn hang_up(state: &AppState, joined: &Joined, session: u64, reason: EndRea
         Side::Agent => Party::Agent,
         Side::Customer => Party::Customer,
     };
-    call_event(state, &joined.room, CallEvent::HangUp { by, reason }).await;
+    let id = CallId(joined.room.clone());
+    match state.calls.leave(&id, by, reason, now_ms()).await {
+        Ok(_) => {}
+        Err(CallError::NotFound | CallError::Invalid(_) | CallError::Raced) => {
+            debug!(room = %joined.room, "no call to end")
+        }
+        Err(e) => warn!(call = %id, "call not ended: {e}"),
+    }
     true
 }
 

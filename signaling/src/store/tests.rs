@@ -285,7 +285,7 @@ mod calls {
                 .expect("edge");
             ringing.state_since = T0 + 5;
             store
-                .save_transition(&call.state, &ringing, "customer_opened", T0 + 5)
+                .save_transition(&call, &ringing, "customer_opened", T0 + 5)
                 .await
                 .expect("save");
 
@@ -293,7 +293,7 @@ mod calls {
             let mut stale = call.clone();
             stale.state = CallState::Cancelled { by: Party::Agent };
             let err = store
-                .save_transition(&call.state, &stale, "cancel", T0 + 6)
+                .save_transition(&call, &stale, "cancel", T0 + 6)
                 .await
                 .expect_err("stale");
             assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
