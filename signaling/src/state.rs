@@ -41,7 +41,7 @@ pub struct AppState {
     /// Short-lived play/download links.
     pub links: Arc<dyn crate::cluster::links::LinkStore>,
     /// Open beauty-dialog previews.
-    pub previews: Arc<crate::beauty::preview::BeautyPreviews>,
+    pub previews: Arc<dyn crate::beauty::preview::PreviewStore>,
     sessions: Arc<AtomicU64>,
     /// Set when a shutdown begins: new requests get 503 `draining`.
     draining: Arc<AtomicBool>,
@@ -92,7 +92,7 @@ impl AppState {
             public_url: accounts.public_url,
             recordings,
             links: Arc::new(crate::cluster::links::LocalLinks::new(MAX_LINKS)),
-            previews: Arc::default(),
+            previews: Arc::new(crate::beauty::preview::BeautyPreviews::default()),
             sessions: Arc::new(AtomicU64::new(1)),
             draining: Arc::default(),
         }

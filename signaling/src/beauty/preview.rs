@@ -13,6 +13,28 @@ use kefu_beauty::BeautyParams;
 /// Preview rooms are named `preview-<uuid>`; call rooms are call ids (UUIDs).
 pub const ROOM_PREFIX: &str = "preview-";
 
+/// Open previews, one per agent. The agent's page and its preview room may sit on
+/// different nodes, so this is a seam: here, [`BeautyPreviews`] in process.
+pub trait PreviewStore: Send + Sync + std::fmt::Debug {
+    /// Opens a preview for `agent` with `params`; returns its room and the room of the
+    /// preview it replaces, if any.
+    fn open(&self, agent: &str, params: BeautyParams) -> (String, Option<String>);
+
+    /// The agent's media joined `room`: the parameters to start its pipeline with,
+    /// when `room` is that agent's open preview.
+    fn went_live(&self, room: &str, agent: &str) -> Option<BeautyParams>;
+
+    /// New settings to try.
+    fn set_params(&self, agent: &str, params: BeautyParams) -> Tried;
+
+    /// Closes `agent`'s preview; returns its room.
+    fn close(&self, agent: &str) -> Option<String>;
+
+    /// Closes the preview held in `room` (its page left); returns whether there was one.
+    fn close_room(&self, room: &str) -> bool;
+}
+
+/// The previews of this process.
 #[derive(Debug, Default)]
 pub struct BeautyPreviews {
     /// By agent id.
@@ -43,10 +65,10 @@ impl BeautyPreviews {
         // Plain data behind the lock: still usable after a panic elsewhere.
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    /// Opens a preview for `agent` with `params`; returns its room and the room of the
-    /// preview it replaces, if any.
-    pub fn open(&self, agent: &str, params: BeautyParams) -> (String, Option<String>) {
+impl PreviewStore for BeautyPreviews {
+    fn open(&self, agent: &str, params: BeautyParams) -> (String, Option<String>) {
         let room = format!("{ROOM_PREFIX}{}", uuid::Uuid::new_v4());
         let preview = Preview {
             room: room.clone(),
@@ -57,17 +79,14 @@ impl BeautyPreviews {
         (room, old.map(|p| p.room))
     }
 
-    /// The agent's media joined `room`: the parameters to start its pipeline with,
-    /// when `room` is that agent's open preview.
-    pub fn went_live(&self, room: &str, agent: &str) -> Option<BeautyParams> {
+    fn went_live(&self, room: &str, agent: &str) -> Option<BeautyParams> {
         let mut open = self.lock();
         let p = open.get_mut(agent).filter(|p| p.room == room)?;
         p.live = true;
         Some(p.params)
     }
 
-    /// New settings to try.
-    pub fn set_params(&self, agent: &str, params: BeautyParams) -> Tried {
+    fn set_params(&self, agent: &str, params: BeautyParams) -> Tried {
         let mut open = self.lock();
         let Some(p) = open.get_mut(agent) else {
             return Tried::NoPreview;
@@ -82,13 +101,11 @@ impl BeautyPreviews {
         }
     }
 
-    /// Closes `agent`'s preview; returns its room.
-    pub fn close(&self, agent: &str) -> Option<String> {
+    fn close(&self, agent: &str) -> Option<String> {
         self.lock().remove(agent).map(|p| p.room)
     }
 
-    /// Closes the preview held in `room` (its page left); returns whether there was one.
-    pub fn close_room(&self, room: &str) -> bool {
+    fn close_room(&self, room: &str) -> bool {
         let mut open = self.lock();
         let before = open.len();
         open.retain(|_, p| p.room != room);
