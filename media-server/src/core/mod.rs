@@ -64,6 +64,27 @@ pub enum SfuEvent {
     },
 }
 
+/// What a refused offer says when str0m gave up on it with a panic.
+const OFFER_BROKE_THE_STACK: &str =
+    "the offer could not be applied (its payload types contradict each other)";
+
+/// `accept_offer`, with str0m's own panics on self-contradicting offers (e.g. one
+/// payload type given to codecs in two media sections: "Pt locked multiple times",
+/// found by the `sfu_signaling` fuzz target) turned into a refusal of that offer. The
+/// offer comes from the network: it must never take the SFU down.
+fn accept_offer(rtc: &mut Rtc, offer: SdpOffer) -> Result<str0m::change::SdpAnswer, JoinError> {
+    let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rtc.sdp_api().accept_offer(offer)
+    }));
+    match applied {
+        Ok(answer) => answer.map_err(|e| JoinError::BadOffer(e.to_string())),
+        Err(_) => {
+            warn!("an SDP offer made the WebRTC stack panic; refused");
+            Err(JoinError::BadOffer(OFFER_BROKE_THE_STACK.into()))
+        }
+    }
+}
+
 /// One output of the core.
 #[derive(Debug)]
 pub enum SfuOutput {
@@ -220,10 +241,7 @@ impl Sfu {
                 .map_err(|e| JoinError::BadOffer(format!("local TCP candidate: {e}")))?;
             rtc.add_local_candidate(candidate);
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        let answer = accept_offer(&mut rtc, offer)?;
 
         info!(%room, %participant, "participant joined the SFU");
         self.forget_output_choice(&room);
@@ -259,11 +277,18 @@ impl Sfu {
                     .into(),
             ));
         }
-        let answer = p
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| JoinError::BadOffer(e.to_string()))?;
+        let answer = match accept_offer(&mut p.rtc, offer) {
+            Ok(answer) => answer,
+            Err(e) => {
+                // A refused restart leaves the peer connection as it was, unless the
+                // stack gave up halfway: then it cannot be trusted and goes.
+                if matches!(&e, JoinError::BadOffer(why) if why == OFFER_BROKE_THE_STACK) {
+                    let participant = participant.clone();
+                    self.remove(&participant);
+                }
+                return Err(e);
+            }
+        };
         info!(%participant, "ICE restart");
         self.stats.ice_restarts += 1;
         self.drain(now);

@@ -517,6 +517,28 @@ fn malformed_offer_is_an_error_and_the_room_stays_usable() {
     assert!(w.peers.iter().all(|p| p.connected));
 }
 
+/// An offer that makes str0m itself panic (one payload type given to H.264 in the
+/// audio section and again in the video section; found by the `sfu_signaling` fuzz
+/// target) is refused like any bad offer, and the SFU goes on.
+#[test]
+fn an_offer_that_breaks_the_webrtc_stack_is_refused_and_the_sfu_goes_on() {
+    let mut w = World::new();
+    let offer = include_str!("../../../fuzz/seeds/sfu_signaling/pt-locked-twice.sdp");
+    let err = w
+        .sfu
+        .join(w.now, RoomId::new("r"), ParticipantId::new("x"), offer)
+        .expect_err("a self-contradicting offer");
+    assert!(
+        matches!(&err, JoinError::BadOffer(why) if why.contains("payload types")),
+        "{err:?}"
+    );
+    assert_eq!(w.sfu.stats().participants, 0);
+    w.join("r", "a", "127.0.0.1:40001");
+    w.join("r", "b", "127.0.0.1:40002");
+    w.run(Duration::from_secs(1), false);
+    assert!(w.peers.iter().all(|p| p.connected));
+}
+
 #[test]
 fn a_third_participant_is_refused() {
     let mut w = World::new();
