@@ -141,16 +141,8 @@ impl CallDriver {
         reason: EndReason,
         now: i64,
     ) -> Result<Call, CallError> {
-        let call = self
-            .inner
-            .store
-            .call(id)
-            .await?
-            .ok_or(CallError::NotFound)?;
-        let caller = match call.direction {
-            super::Direction::AgentInitiated => super::Party::Agent,
-            super::Direction::CustomerInitiated => super::Party::Customer,
-        };
+        let call = self.stored(id).await?;
+        let caller = super::machine::caller(call.direction);
         let before_media = matches!(
             call.state,
             CallState::Requested | CallState::Inviting | CallState::Ringing
@@ -229,12 +221,7 @@ impl CallDriver {
     }
 
     async fn expire(&self, id: &CallId, now: i64) -> Result<(), CallError> {
-        let call = self
-            .inner
-            .store
-            .call(id)
-            .await?
-            .ok_or(CallError::NotFound)?;
+        let call = self.stored(id).await?;
         if call.state == CallState::Connecting {
             let kind = super::FailureKind::MediaNeverConnected;
             self.apply(id, CallEvent::Fail { kind }, now).await?;
@@ -255,12 +242,7 @@ impl CallDriver {
     /// to the front of its queue for the next agent (never this one again), or times
     /// out when its wait limit is reached.
     pub async fn decline(&self, id: &CallId, agent: &UserId, now: i64) -> Result<Call, CallError> {
-        let call = self
-            .inner
-            .store
-            .call(id)
-            .await?
-            .ok_or(CallError::NotFound)?;
+        let call = self.stored(id).await?;
         if call.agent_id.as_ref() != Some(agent) {
             return Err(CallError::NotFound);
         }
@@ -373,6 +355,11 @@ impl CallDriver {
         for call in calls {
             self.filter_agent(call.as_str(), params);
         }
+    }
+
+    /// The call as stored now.
+    async fn stored(&self, id: &CallId) -> Result<Call, CallError> {
+        self.inner.store.call(id).await?.ok_or(CallError::NotFound)
     }
 
     /// What a transition sets off: recording and beauty when media is up; everything

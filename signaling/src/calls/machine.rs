@@ -229,7 +229,8 @@ pub fn initial_state(direction: Direction) -> CallState {
     }
 }
 
-fn caller(direction: Direction) -> Party {
+/// Who starts a call of this direction.
+pub(crate) fn caller(direction: Direction) -> Party {
     match direction {
         Direction::AgentInitiated => Party::Agent,
         Direction::CustomerInitiated => Party::Customer,
