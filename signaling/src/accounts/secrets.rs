@@ -62,6 +62,29 @@ impl DataKey {
         B64.encode(out)
     }
 
+    /// Encrypts bytes with a random nonce: nonce || ciphertext+tag (objects at rest).
+    pub fn encrypt_bytes(&self, plaintext: &[u8]) -> Vec<u8> {
+        let nonce_bytes: [u8; NONCE_LEN] = rand::random();
+        // Invariant: AES-GCM encryption of an in-memory buffer does not fail.
+        let ciphertext = self
+            .0
+            .encrypt(Nonce::from_slice(&nonce_bytes), plaintext)
+            .unwrap_or_default();
+        let mut out = nonce_bytes.to_vec();
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    pub fn decrypt_bytes(&self, stored: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        if stored.len() <= NONCE_LEN {
+            return Err(DecryptError);
+        }
+        let (nonce, ciphertext) = stored.split_at(NONCE_LEN);
+        self.0
+            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .map_err(|_| DecryptError)
+    }
+
     pub fn decrypt(&self, stored: &str) -> Result<String, DecryptError> {
         let bytes = B64.decode(stored).map_err(|_| DecryptError)?;
         if bytes.len() <= NONCE_LEN {
@@ -145,6 +168,19 @@ mod tests {
         bytes[last] ^= 1;
         assert_eq!(key().decrypt(&B64.encode(bytes)), Err(DecryptError));
         assert_eq!(key().decrypt("short"), Err(DecryptError));
+    }
+
+    #[test]
+    fn bytes_round_trip_and_tampering_fails() {
+        let stored = key().encrypt_bytes(b"\xff\xd8 a photo");
+        assert!(!stored.windows(7).any(|w| w == b"a photo"));
+        assert_eq!(
+            key().decrypt_bytes(&stored).as_deref(),
+            Ok(&b"\xff\xd8 a photo"[..])
+        );
+        let mut bad = stored.clone();
+        bad[20] ^= 1;
+        assert_eq!(key().decrypt_bytes(&bad), Err(DecryptError));
     }
 
     #[test]
