@@ -126,6 +126,9 @@ impl App {
             shutdown_rx,
             accounts,
             recordings,
+            kefu_signaling::verification::worker::FaceWorker::start(
+                &config.verification.models_dir,
+            ),
         );
         // Calls the last process left live (it died without draining) cannot go on:
         // their sessions and media are gone. End them and free the agents.

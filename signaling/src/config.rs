@@ -27,6 +27,25 @@ pub struct KefuConfig {
     pub recording: kefu_recorder::RecorderConfig,
     /// Object store for recordings (`[storage]`): embedded by default.
     pub storage: kefu_recorder::StorageConfig,
+    /// Face verification (`[verification]`).
+    pub verification: VerificationConfig,
+}
+
+/// Face verification: where the models are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationConfig {
+    /// Folder with the YuNet and SFace ONNX files (deploy/fetch-models.sh fills
+    /// `models/` in the repository). Relative paths are from the working directory.
+    pub models_dir: PathBuf,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        Self {
+            models_dir: PathBuf::from("models"),
+        }
+    }
 }
 
 /// Keys for personal data at rest.

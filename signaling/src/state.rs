@@ -42,6 +42,8 @@ pub struct AppState {
     pub links: Arc<dyn crate::cluster::links::LinkStore>,
     /// Open beauty-dialog previews.
     pub previews: Arc<dyn crate::beauty::preview::PreviewStore>,
+    /// Face verification: the engine and the open attempts.
+    pub attempts: crate::verification::attempts::Attempts,
     sessions: Arc<AtomicU64>,
     /// Set when a shutdown begins: new requests get 503 `draining`.
     draining: Arc<AtomicBool>,
@@ -69,7 +71,13 @@ impl AppState {
         shutdown: watch::Receiver<bool>,
         accounts: AccountState,
         recordings: crate::recordings::Recordings,
+        faces: crate::verification::worker::FaceWorker,
     ) -> Self {
+        let attempts = crate::verification::attempts::Attempts::new(
+            faces,
+            accounts.store.clone(),
+            accounts.data_key.clone(),
+        );
         let calls = CallDriver::new(
             accounts.store.clone(),
             media.clone(),
@@ -93,6 +101,7 @@ impl AppState {
             recordings,
             links: Arc::new(crate::cluster::links::LocalLinks::new(MAX_LINKS)),
             previews: Arc::new(crate::beauty::preview::BeautyPreviews::default()),
+            attempts,
             sessions: Arc::new(AtomicU64::new(1)),
             draining: Arc::default(),
         }

@@ -62,6 +62,9 @@ pub async fn spawn_app_in(
     config.media.port = 0;
     config.media.advertise_ip = Some([127, 0, 0, 1].into());
     config.signaling.rooms = ROOMS.iter().map(|r| r.to_string()).collect();
+    // The face models deploy/fetch-models.sh put in the repository.
+    config.verification.models_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     tweak(&mut config);
 
     let app = App::build(config).await.expect("app builds");

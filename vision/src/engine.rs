@@ -178,6 +178,7 @@ impl FaceEngine {
             face,
             faces: summary,
             aligned: None,
+            cached: [None, None],
             error: None,
         })
     }
@@ -209,6 +210,8 @@ pub struct AnalyzedFrame<'a> {
     face: Option<DetectedFace>,
     pub faces: FrameFaces,
     aligned: Option<Mat>,
+    /// Embeddings computed so far: plain, mirrored.
+    cached: [Option<Embedding>; 2],
     /// The first engine error met while computing an embedding.
     pub error: Option<VisionError>,
 }
@@ -216,6 +219,9 @@ pub struct AnalyzedFrame<'a> {
 impl AnalyzedFrame<'_> {
     fn embed(&mut self, mirrored: bool) -> Option<Embedding> {
         let face = self.face?;
+        if let Some(e) = &self.cached[usize::from(mirrored)] {
+            return Some(e.clone());
+        }
         let result = (|| {
             if self.aligned.is_none() {
                 self.aligned = Some(self.engine.recognizer.align(&self.picture, &face)?);
@@ -227,7 +233,10 @@ impl AnalyzedFrame<'_> {
             self.engine.recognizer.embed(aligned, mirrored)
         })();
         match result {
-            Ok(e) => Some(e),
+            Ok(e) => {
+                self.cached[usize::from(mirrored)] = Some(e.clone());
+                Some(e)
+            }
             Err(e) => {
                 self.error.get_or_insert(e);
                 None

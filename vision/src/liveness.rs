@@ -85,7 +85,7 @@ impl Default for Policy {
             min_reaction_ms: 200,
             face_timeout_ms: 10_000,
             mirror_threshold: 0.93,
-            identity_every: 4,
+            identity_every: 8,
             still_yaw_range: 0.02,
             still_ratio_change: 0.03,
         }
@@ -225,7 +225,9 @@ enum Stage {
 struct Answer {
     turn: Turn,
     embedding: Embedding,
-    mirrored: Embedding,
+    /// Computed for the first answer only: later answers of the other direction are
+    /// compared with it.
+    mirrored: Option<Embedding>,
 }
 
 /// Judges one attempt, frame by frame.
@@ -370,10 +372,11 @@ impl LivenessJudge {
             return None;
         }
         if asked {
-            let (Some(embedding), Some(mirrored)) =
-                (sample.embedding(), sample.mirrored_embedding())
-            else {
-                return None;
+            let embedding = sample.embedding()?;
+            let mirrored = if self.answers.is_empty() {
+                Some(sample.mirrored_embedding()?)
+            } else {
+                None
             };
             if embedding.best_match(&self.references) < self.policy.match_threshold {
                 return Some(self.finish(Some(Failure::IdentityChanged)));
@@ -420,11 +423,11 @@ impl LivenessJudge {
 
     fn mirrored_answers(&self) -> bool {
         let t = self.policy.mirror_threshold;
-        self.answers.iter().enumerate().any(|(i, a)| {
-            self.answers[i + 1..].iter().any(|b| {
-                a.turn != b.turn
-                    && (a.mirrored.cosine(&b.embedding) >= t
-                        || a.embedding.cosine(&b.mirrored) >= t)
+        self.answers.iter().any(|a| {
+            a.mirrored.as_ref().is_some_and(|m| {
+                self.answers
+                    .iter()
+                    .any(|b| a.turn != b.turn && m.cosine(&b.embedding) >= t)
             })
         })
     }

@@ -72,7 +72,7 @@ pub fn plane_match(
 fn refine(fixed: &Mat, moving: &Mat) -> Option<f32> {
     let mut warp = Mat::eye(3, 3, core::CV_32F).ok()?.to_mat().ok()?;
     let criteria =
-        core::TermCriteria::new(core::TermCriteria_COUNT + core::TermCriteria_EPS, 60, 1e-5)
+        core::TermCriteria::new(core::TermCriteria_COUNT + core::TermCriteria_EPS, 30, 1e-4)
             .ok()?;
     let rho = opencv::video::find_transform_ecc(
         fixed,

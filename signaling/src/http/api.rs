@@ -14,6 +14,7 @@ use crate::calls::{http as calls, invites, requests as service};
 use crate::recordings::http as recordings;
 use crate::state::AppState;
 use crate::verification::http as verifications;
+use crate::verification::{attempt_http as verify, enroll_http as enroll};
 
 /// Request bodies of the API are small JSON documents.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -58,6 +59,25 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(recordings::download))
         .routes(routes!(recordings::retry))
         .routes(routes!(crate::audit::http::audit_log))
+        .routes(routes!(verify::start))
+        .routes(routes!(verify::status))
+        .routes(routes!(verify::phone_link))
+        .routes(routes!(verify::phone_claim))
+        .routes(routes!(enroll::get))
+        .routes(routes!(enroll::clear_lock))
+        .routes(routes!(enroll::get_settings, enroll::put_settings))
+        .merge(
+            // Bodies larger than the API's JSON limit, each with its own.
+            OpenApiRouter::new()
+                .routes(routes!(verify::frame))
+                .routes(routes!(verify::phone_frame))
+                .layer(DefaultBodyLimit::max(verify::MAX_FRAME_BYTES)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(enroll::put))
+                .layer(DefaultBodyLimit::max(enroll::MAX_ENROLL_BODY_BYTES)),
+        )
         .split_for_parts();
     (router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)), doc)
 }

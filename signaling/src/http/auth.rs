@@ -57,3 +57,24 @@ impl FromRequestParts<AppState> for Authenticated {
         })
     }
 }
+
+/// `Option<Authenticated>`: no `Authorization` header is `None`; a header that does not
+/// hold a valid session is still refused.
+impl axum::extract::OptionalFromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, ApiError> {
+        if !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Ok(None);
+        }
+        <Authenticated as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}

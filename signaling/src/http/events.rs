@@ -7,7 +7,9 @@
 //! whenever a call that concerns the subscriber changes:
 //! - an agent gets `queue` (waiting count and calls ringing at it) and `call` (one of
 //!   its own calls, as `GET /api/v1/calls/{id}` shows it);
-//! - a customer gets `request` (its request's state and queue position).
+//! - a customer gets `request` (its request's state and queue position);
+//! - an agent also gets `verification` when one of its face-verification attempts
+//!   ends (so the workbench learns a result taken on the agent's phone).
 
 use std::time::Duration;
 
@@ -51,6 +53,7 @@ pub enum EventMessage {
     Queue(QueueView),
     Call { call: CallView },
     Request(RequestView),
+    Verification(crate::verification::attempts::AttemptResult),
     Error { code: &'static str, message: String },
 }
 
@@ -95,6 +98,7 @@ async fn run(state: AppState, mut socket: WebSocket) {
     };
     // Subscribe before the snapshot, so nothing between the two is missed.
     let mut changes = state.calls.subscribe();
+    let mut verifications = state.attempts.subscribe();
     let mut subscriber = match subscribe(&state, &text).await {
         Ok(s) => s,
         Err((code, message)) => {
@@ -131,6 +135,23 @@ async fn run(state: AppState, mut socket: WebSocket) {
                         return;
                     }
                 }
+                Err(RecvError::Closed) => return,
+            },
+            result = verifications.recv() => match result {
+                Ok(result) => {
+                    let mine = matches!(&subscriber, Subscriber::Agent { id, .. } if *id == result.agent_id);
+                    if !mine {
+                        continue;
+                    }
+                    if !still_valid(&state, &subscriber).await {
+                        refuse(socket, "unauthorized", "the session has ended").await;
+                        return;
+                    }
+                    if send(&mut socket, &EventMessage::Verification(result)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
             incoming = socket.recv() => match incoming {

@@ -358,6 +358,9 @@ mod calls {
                 passed,
                 checked_at: at,
                 passed_at: passed.then_some(at),
+                failure_reason: (!passed).then(|| "liveness_not_shown".to_owned()),
+                failure_detail: (!passed).then(|| "no_motion".to_owned()),
+                channel: "workbench".into(),
             };
             for r in [
                 record(&alice, T0 + 1, false),

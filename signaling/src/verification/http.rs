@@ -43,6 +43,12 @@ pub struct VerificationView {
     pub id_number_masked: Option<String>,
     pub passed: bool,
     pub passed_at: Option<i64>,
+    /// For a failure: `no_face`, `different_person`, `liveness_not_shown`, `timed_out`.
+    pub failure_reason: Option<String>,
+    /// The engine's finer reason (`planar_motion`, `mirrored`, `wrong_direction`, …).
+    pub failure_detail: Option<String>,
+    /// `workbench` or `phone`.
+    pub channel: String,
 }
 
 fn filter_of(q: VerificationQuery) -> Result<VerificationFilter, ApiError> {
@@ -100,6 +106,9 @@ fn view(state: &AppState, r: &VerificationRecord, main_account: &str) -> Verific
             .map(|plain| mask_id_number(&plain)),
         passed: r.passed,
         passed_at: r.passed_at,
+        failure_reason: r.failure_reason.clone(),
+        failure_detail: r.failure_detail.clone(),
+        channel: r.channel.clone(),
     }
 }
 
@@ -109,7 +118,16 @@ pub async fn list(
     auth: Authenticated,
     Query(q): Query<VerificationQuery>,
 ) -> Result<Json<Vec<VerificationView>>, ApiError> {
-    Ok(Json(rows(&state, &auth, q).await?))
+    let rows = rows(&state, &auth, q).await?;
+    // Reading the records (names, masked ID numbers) is audited.
+    crate::audit::record(
+        &state.store,
+        &auth,
+        "verifications_read",
+        "verification_records",
+    )
+    .await?;
+    Ok(Json(rows))
 }
 
 #[utoipa::path(get, path = "/api/v1/verifications.csv", tag = "verifications", security(("bearer" = [])), params(VerificationQuery), responses((status = 200, content_type = "text/csv", description = "the same rows as CSV"), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc)))]
@@ -119,8 +137,16 @@ pub async fn csv(
     Query(q): Query<VerificationQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let rows = rows(&state, &auth, q).await?;
-    let mut out =
-        String::from("checked_at,main_account,agent_id,agent_name,id_number,result,passed_at\r\n");
+    crate::audit::record(
+        &state.store,
+        &auth,
+        "verifications_exported",
+        "verification_records",
+    )
+    .await?;
+    let mut out = String::from(
+        "checked_at,main_account,agent_id,agent_name,id_number,result,passed_at,failure_reason,failure_detail,channel\r\n",
+    );
     for r in &rows {
         let fields = [
             utc(r.checked_at),
@@ -130,6 +156,9 @@ pub async fn csv(
             r.id_number_masked.clone().unwrap_or_default(),
             if r.passed { "passed" } else { "failed" }.to_owned(),
             r.passed_at.map(utc).unwrap_or_default(),
+            r.failure_reason.clone().unwrap_or_default(),
+            r.failure_detail.clone().unwrap_or_default(),
+            r.channel.clone(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
@@ -195,6 +224,12 @@ pub struct GateView {
     pub verification_required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<serde_json::Value>,
+    /// Whether an admin has enrolled this agent's face (without it no check can pass).
+    #[serde(default)]
+    pub enrolled: bool,
+    /// Locked after repeated failures until an admin clears it.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 #[utoipa::path(get, path = "/api/v1/me/verification-gate", tag = "verification", security(("bearer" = [])), responses((status = 200, body = GateView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc)))]
@@ -206,14 +241,20 @@ pub async fn gate(
     let facts = super::gate_facts(&state.store, &auth.user, auth.session_started_at)
         .await
         .map_err(ApiError::from)?;
-    Ok(Json(match check_gate(facts) {
-        Ok(()) => GateView {
-            verification_required: false,
-            reason: None,
-        },
-        Err(due) => GateView {
-            verification_required: true,
-            reason: serde_json::to_value(due).ok(),
-        },
+    let enrolled = state.store.face_reference(&auth.user.id).await?.is_some();
+    let locked = state
+        .store
+        .verification_lock(&auth.user.id)
+        .await?
+        .is_locked();
+    let (verification_required, reason) = match check_gate(facts) {
+        Ok(()) => (false, None),
+        Err(due) => (true, serde_json::to_value(due).ok()),
+    };
+    Ok(Json(GateView {
+        verification_required,
+        reason,
+        enrolled,
+        locked,
     }))
 }

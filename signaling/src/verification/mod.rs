@@ -1,9 +1,15 @@
 //! Face verification around outgoing calls: the gate (when a check is due), the
 //! records the operations dashboard lists, their queries and HTTP handlers.
 
+pub mod attempt_http;
+pub mod attempts;
+pub mod enroll_http;
 pub mod gate;
 pub mod http;
+pub mod locks;
+pub mod references;
 pub mod store;
+pub mod worker;
 
 use serde::Serialize;
 
@@ -23,6 +29,12 @@ pub struct VerificationRecord {
     pub passed: bool,
     pub checked_at: i64,
     pub passed_at: Option<i64>,
+    /// For a failure: `no_face`, `different_person`, `liveness_not_shown`, `timed_out`.
+    pub failure_reason: Option<String>,
+    /// The engine's finer reason (`planar_motion`, `mirrored`, …).
+    pub failure_detail: Option<String>,
+    /// `workbench` or `phone`.
+    pub channel: String,
 }
 
 /// Filters of the verification list.
@@ -67,23 +79,39 @@ pub struct CheckOutcome {
     pub passed: bool,
 }
 
-/// Records a face check. This is the face engine's internal interface: there is no
-/// HTTP route to it until the engine lands, and no debug bypass.
+/// Records a face check without a reason (tests of the gate use this directly; the
+/// engine records through [`record_check`]). No HTTP route reaches it.
 pub async fn record_verification(
     store: &Store,
     agent: &User,
     outcome: CheckOutcome,
     now_ms: i64,
 ) -> Result<VerificationRecord, StoreError> {
+    let failure = (!outcome.passed).then_some(kefu_vision::Failure::TooLate);
+    record_check(store, agent, failure, "workbench", now_ms).await
+}
+
+/// Records one attempt of the face engine: passed (`failure` = `None`) or why not.
+pub async fn record_check(
+    store: &Store,
+    agent: &User,
+    failure: Option<kefu_vision::Failure>,
+    channel: &str,
+    now_ms: i64,
+) -> Result<VerificationRecord, StoreError> {
+    let passed = failure.is_none();
     let record = VerificationRecord {
         id: VerificationId::generate(),
         enterprise_id: agent.enterprise_id.clone(),
         agent_id: agent.id.clone(),
         agent_name: agent.real_name.clone(),
         id_number_enc: agent.id_number_enc.clone(),
-        passed: outcome.passed,
+        passed,
         checked_at: now_ms,
-        passed_at: outcome.passed.then_some(now_ms),
+        passed_at: passed.then_some(now_ms),
+        failure_reason: failure.map(|f| f.category().as_str().to_owned()),
+        failure_detail: failure.map(|f| f.as_str().to_owned()),
+        channel: channel.to_owned(),
     };
     store.insert_verification(&record).await?;
     Ok(record)

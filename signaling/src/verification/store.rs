@@ -17,6 +17,9 @@ fn verification_from_row(row: &AnyRow) -> Result<VerificationRecord, StoreError>
         passed: row.try_get::<i64, _>("passed")? != 0,
         checked_at: row.try_get("checked_at")?,
         passed_at: row.try_get("passed_at")?,
+        failure_reason: row.try_get("failure_reason")?,
+        failure_detail: row.try_get("failure_detail")?,
+        channel: row.try_get("channel")?,
     })
 }
 
@@ -24,7 +27,8 @@ impl Store {
     pub async fn insert_verification(&self, r: &VerificationRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO verification_records (id, enterprise_id, agent_id, agent_name, id_number_enc, \
-             passed, checked_at, passed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             passed, checked_at, passed_at, failure_reason, failure_detail, channel) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(r.id.as_str())
         .bind(r.enterprise_id.as_str())
@@ -34,6 +38,9 @@ impl Store {
         .bind(i64::from(r.passed))
         .bind(r.checked_at)
         .bind(r.passed_at)
+        .bind(r.failure_reason.clone())
+        .bind(r.failure_detail.clone())
+        .bind(&r.channel)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -53,6 +60,24 @@ impl Store {
         Ok(row.try_get("t")?)
     }
 
+    /// Failed checks of an agent at or after `since`: how many, and the latest's time.
+    pub async fn failures_since(
+        &self,
+        agent: &UserId,
+        since: i64,
+    ) -> Result<(u32, Option<i64>), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MAX(checked_at) AS t FROM verification_records \
+             WHERE agent_id = $1 AND passed = 0 AND checked_at >= $2",
+        )
+        .bind(agent.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok((u32::try_from(n).unwrap_or(u32::MAX), row.try_get("t")?))
+    }
+
     /// An enterprise's verification records, newest first, filtered.
     pub async fn verifications(
         &self,
@@ -62,8 +87,8 @@ impl Store {
     ) -> Result<Vec<VerificationRecord>, StoreError> {
         // Unused filters become always-true comparisons, so the SQL text stays static.
         let rows = sqlx::query(
-            "SELECT id, enterprise_id, agent_id, agent_name, id_number_enc, passed, checked_at, passed_at \
-             FROM verification_records WHERE enterprise_id = $1 \
+            "SELECT id, enterprise_id, agent_id, agent_name, id_number_enc, passed, checked_at, passed_at, \
+             failure_reason, failure_detail, channel FROM verification_records WHERE enterprise_id = $1 \
              AND ($2 = '' OR agent_id = $2) AND checked_at >= $3 AND checked_at < $4 \
              AND ($5 < 0 OR passed = $5) ORDER BY checked_at DESC LIMIT $6",
         )

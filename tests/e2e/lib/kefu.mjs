@@ -31,6 +31,8 @@ export async function startKefu(extraEnv = {}) {
     KEFU_SERVER__BIND: '127.0.0.1:0',
     KEFU_MEDIA__PORT: '0',
     KEFU_MEDIA__ADVERTISE_IP: '127.0.0.1',
+    // The face models deploy/fetch-models.sh put in the repository.
+    KEFU_VERIFICATION__MODELS_DIR: join(repoRoot, 'models'),
     RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
     ...extraEnv,
   };

@@ -236,7 +236,7 @@ fn a_face_that_changes_mid_sequence_fails() {
 fn a_periodic_identity_check_catches_a_swap_between_answers() {
     let mut j = judge(vec![Turn::Left, Turn::Right]);
     feed(&mut j, &frontal(ALICE));
-    // Frames 5..8: the 8th face frame is checked (every 4th).
+    // Frames 5..8: the 8th face frame is checked (every 8th).
     let frames: Vec<_> = (0..4).map(|i| (1300 + 250 * i, pose(0.0), BOB)).collect();
     assert_eq!(
         feed(&mut j, &frames),
