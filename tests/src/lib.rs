@@ -2,6 +2,7 @@
 //! independent WebRTC client (webrtc-rs) that publishes synthetic Opus + VP8.
 
 pub mod coturn;
+pub mod faces;
 pub mod http;
 pub mod load;
 pub mod netem_relay;

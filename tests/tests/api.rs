@@ -227,6 +227,8 @@ async fn authorization_matrix() {
     let (_, agents) = server.get("/api/v1/agents", Some(&admin)).await;
     let alice_id = agents[0]["id"].as_str().expect("id").to_owned();
     let grant = format!("/api/v1/agents/{alice_id}/video-service");
+    let face_reference = format!("/api/v1/users/{alice_id}/face-reference");
+    let clear_lock = format!("/api/v1/users/{alice_id}/verification-lock/clear");
 
     let callers: [(&str, Option<&str>); 5] = [
         ("anonymous", None),
@@ -434,6 +436,71 @@ async fn authorization_matrix() {
             None,
             [401, 401, 404, 403, 403],
         ),
+        // Face verification: the agent's own attempts (alice has no reference yet).
+        (
+            Method::POST,
+            "/api/v1/me/verification/attempts",
+            None,
+            [401, 401, 409, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/me/verification/attempts/unknown",
+            None,
+            [401, 401, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/me/verification/attempts/unknown/frames",
+            None,
+            [401, 401, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/me/verification/attempts/unknown/phone-link",
+            None,
+            [401, 401, 404, 403, 403],
+        ),
+        // The phone link is its own credential; a session that is not its agent's is
+        // told nothing, a bearer that is no session is refused.
+        (
+            Method::POST,
+            "/api/v1/phone-verification/unknown",
+            None,
+            [404, 401, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/phone-verification/frames",
+            None,
+            [401, 401, 401, 401, 401],
+        ),
+        // Enrolment and locks: the agent's own enterprise's admins only.
+        (
+            Method::GET,
+            &face_reference,
+            None,
+            [401, 401, 403, 200, 404],
+        ),
+        (
+            Method::PUT,
+            &face_reference,
+            Some(json!({"photos": []})),
+            [401, 401, 403, 422, 404],
+        ),
+        (Method::POST, &clear_lock, None, [401, 401, 403, 409, 404]),
+        (
+            Method::GET,
+            "/api/v1/enterprise/verification-settings",
+            None,
+            [401, 401, 403, 200, 200],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/enterprise/verification-settings",
+            Some(json!({"keep_enrollment_photos": false})),
+            [401, 401, 403, 200, 200],
+        ),
         (
             Method::POST,
             "/api/v1/auth/logout",
@@ -455,7 +522,7 @@ async fn authorization_matrix() {
     let missing: Vec<_> = documented.difference(&exercised).collect();
     assert!(missing.is_empty(), "operations not exercised: {missing:?}");
     assert_eq!(exercised.len(), documented.len());
-    assert!(documented.len() >= 34, "{} operations", documented.len());
+    assert!(documented.len() >= 45, "{} operations", documented.len());
 
     for (method, path, body, expected) in matrix {
         for ((who, token), want) in callers.iter().zip(expected) {

@@ -349,7 +349,7 @@ impl Attempts {
                 detail: failure.map(Failure::as_str),
             });
         }
-        lock(&self.open).remove(&attempt.id);
+        // The attempt stays readable (its result) until it expires.
         self.record(attempt, failure, now_ms).await?;
         Ok(match failure {
             None => Progress::Passed,
