@@ -42,6 +42,7 @@ test-browser:
 bench: deps
 	$(CARGO) bench --locked --profile dev -p kefu-recorder --bench recorder
 	$(CARGO) bench --locked --profile dev -p kefu-beauty --bench beauty
+	$(CARGO) bench --locked --profile dev -p kefu-vision --bench vision
 	$(CARGO) bench --locked --profile dev -p kefu-media-server --bench pipeline
 	$(MAKE) --no-print-directory bench-sfu
 	$(MAKE) --no-print-directory bench-ring
