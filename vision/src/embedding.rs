@@ -39,11 +39,13 @@ impl Embedding {
         if bytes.len() != EMBEDDING_LEN * 4 {
             return None;
         }
-        let values = bytes
+        let values: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Self::new(values)
+        // Stored templates are unit vectors already: kept bit for bit, not renormalised.
+        let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
+        (values.iter().all(|v| v.is_finite()) && (norm - 1.0).abs() < 1e-3).then_some(Self(values))
     }
 
     pub fn values(&self) -> &[f32] {
