@@ -10,7 +10,10 @@ use opencv::{imgcodecs, imgproc};
 
 /// The photos and where their faces are (x, y, w, h of the crop in the photo). The
 /// same rectangles are in tests/e2e/verification.test.mjs.
-pub const CROPS: [(&str, (i32, i32, i32, i32)); 4] = [
+/// x, y, width, height in the photo.
+type Crop = (i32, i32, i32, i32);
+
+pub const CROPS: [(&str, Crop); 4] = [
     ("obama.jpg", (201, 39, 577, 432)),
     ("obama2.jpg", (0, 161, 626, 516)),
     ("obama3.jpg", (448, 190, 658, 493)),

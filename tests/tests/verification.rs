@@ -559,7 +559,7 @@ async fn templates_and_kept_photos_are_encrypted_at_rest() {
         .await;
     assert_eq!(status, 200);
     let photo = faces::photo_bytes(FRONTAL);
-    let (status, view) = enrol(&server, &boss, &agent, &[photo.clone()]).await;
+    let (status, view) = enrol(&server, &boss, &agent, std::slice::from_ref(&photo)).await;
     assert_eq!(
         (status.as_u16(), &view["photos_kept"]),
         (200, &json!(true)),

@@ -196,7 +196,9 @@ impl FaceVision for FaceEngine {
         &'a mut self,
         frame: &[u8],
     ) -> Result<Result<AnalyzedFrame<'a>, DecodeError>, VisionError> {
-        match Picture::decode(frame, FRAME_LIMITS) {
+        // Live frames are judged at detection size: a 640×480 JPEG decodes straight to
+        // 320×240 (landmarks, the ~100 px face SFace aligns to 112×112).
+        match Picture::decode_at_most(frame, FRAME_LIMITS, FRAME_DETECT_SIDE) {
             Ok(picture) => Ok(Ok(self.analyze_picture(picture)?)),
             Err(e) => Ok(Err(e)),
         }

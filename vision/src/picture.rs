@@ -29,16 +29,34 @@ pub struct Picture {
 
 impl Picture {
     pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Picture, DecodeError> {
+        Self::decode_at_most(bytes, limits, u32::MAX)
+    }
+
+    /// Like [`Picture::decode`], but a JPEG at least twice (four times) `side` on its
+    /// longest side is decoded at half (a quarter) of its size: the decoder skips the
+    /// detail instead of decoding it and throwing it away.
+    pub fn decode_at_most(
+        bytes: &[u8],
+        limits: DecodeLimits,
+        side: u32,
+    ) -> Result<Picture, DecodeError> {
         if bytes.len() > limits.max_bytes {
             return Err(DecodeError::TooLarge);
         }
         let header = read_header(bytes).ok_or(DecodeError::NotAnImage)?;
-        if header.width.max(header.height) > limits.max_side {
+        let longest = header.width.max(header.height);
+        if longest > limits.max_side {
             return Err(DecodeError::TooLarge);
         }
+        let jpeg = header.format == crate::header::ImageFormat::Jpeg;
+        let flag = match longest / side.max(1) {
+            _ if !jpeg => imgcodecs::IMREAD_COLOR,
+            0 | 1 => imgcodecs::IMREAD_COLOR,
+            2 | 3 => imgcodecs::IMREAD_REDUCED_COLOR_2,
+            _ => imgcodecs::IMREAD_REDUCED_COLOR_4,
+        };
         let buf = Vector::<u8>::from_slice(bytes);
-        let bgr = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR)
-            .map_err(|_| DecodeError::NotAnImage)?;
+        let bgr = imgcodecs::imdecode(&buf, flag).map_err(|_| DecodeError::NotAnImage)?;
         if bgr.empty() || bgr.cols() <= 0 || bgr.rows() <= 0 {
             return Err(DecodeError::NotAnImage);
         }

@@ -18,8 +18,9 @@ fn reference(engine: &mut FaceEngine) -> Embedding {
 
 fn pose_of(engine: &mut FaceEngine, m: &Mat) -> Option<kefu_vision::Pose> {
     let frame = engine
-        .analyze_picture(picture(m.clone()))
-        .expect("engine works");
+        .analyze(&jpeg(m))
+        .expect("engine works")
+        .expect("a JPEG frame");
     match frame.faces {
         FrameFaces::One(p) => Some(p),
         _ => None,
@@ -49,9 +50,11 @@ fn attempt(engine: &mut FaceEngine, steps: Vec<Turn>, frames: &[(i64, Mat)]) -> 
     let mut judge = LivenessJudge::new(challenge, Policy::default(), references, 0);
     let mut last = judge.progress();
     for (t, m) in frames {
+        // As the server gets them: JPEG bytes through the engine's frame path.
         let mut frame = engine
-            .analyze_picture(picture(m.clone()))
-            .expect("engine works");
+            .analyze(&jpeg(m))
+            .expect("engine works")
+            .expect("a JPEG frame");
         let faces = frame.faces;
         last = judge.observe(*t, faces, &mut frame);
         assert!(frame.error.is_none(), "{:?}", frame.error);
@@ -157,11 +160,15 @@ fn a_still_photo_held_up_fails_as_no_motion() {
 fn plane_match_of(engine: &mut FaceEngine, m: &Mat) -> Option<f32> {
     let front = {
         let mut f = engine
-            .analyze_picture(picture(frame("obama.jpg")))
-            .expect("engine");
+            .analyze(&jpeg(&frame("obama.jpg")))
+            .expect("engine")
+            .expect("a JPEG frame");
         f.snapshot()?
     };
-    let mut cur = engine.analyze_picture(picture(m.clone())).expect("engine");
+    let mut cur = engine
+        .analyze(&jpeg(m))
+        .expect("engine")
+        .expect("a JPEG frame");
     cur.face()?;
     cur.plane_match(&front)
 }
