@@ -1,5 +1,7 @@
-// Admin console: grant the video service per agent, and the operations dashboard of
-// face-verification records (filters, CSV export). ID numbers arrive masked.
+// Admin console: grant the video service per agent, enrol an agent's face reference
+// (photos or the camera) and clear a verification lock, and the operations dashboard of
+// face-verification records (filters, CSV export, failure reasons). ID numbers arrive
+// masked; enrolment photos stay in this page only until they are sent.
 'use strict';
 
 (function () {
@@ -35,6 +37,7 @@
     for (const a of data) {
       const tr = document.createElement('tr');
       tr.dataset.login = a.login;
+      tr.dataset.id = a.id;
       tr.append(cell(a.login), cell(a.real_name), cell(a.id_number_masked), cell(KefuStrings.t(`adm.presence.${a.status}`)));
       const td = document.createElement('td');
       const box = document.createElement('input');
@@ -47,9 +50,240 @@
       };
       td.append(box);
       tr.append(td);
+      const face = cell('');
+      face.className = 'face-state';
+      const locked = cell('');
+      locked.className = 'lock-state';
+      const actions = document.createElement('td');
+      actions.className = 'face-actions';
+      actions.append(
+        button(KefuStrings.t('adm.enroll'), () => openEnroll(a), 'enroll'),
+        button(KefuStrings.t('adm.clear_lock'), () => clearLock(a, tr), 'clear-lock'),
+      );
+      tr.append(face, locked, actions);
+      showFace(tr, null);
       body.append(tr);
       select.append(new Option(`${a.real_name} (${a.login})`, a.id));
       $('r-agent').append(new Option(`${a.real_name} (${a.login})`, a.id));
+    }
+    // Whether each agent has a face reference and is locked out (one request each).
+    await Promise.all(data.map(async (a) => {
+      const r = await api('GET', `/users/${a.id}/face-reference`);
+      const tr = body.querySelector(`tr[data-id="${a.id}"]`);
+      if (r.status === 200 && tr) showFace(tr, r.data);
+    }));
+  }
+
+  /** An agent row's face reference and lock (`view` null: not known yet). */
+  function showFace(tr, view) {
+    const face = tr.querySelector('.face-state');
+    const lock = tr.querySelector('.lock-state');
+    if (!view) {
+      delete tr.dataset.enrolled;
+      delete tr.dataset.locked;
+      tr.querySelector('[data-action=clear-lock]').hidden = true;
+      return;
+    }
+    tr.dataset.enrolled = String(view.enrolled);
+    tr.dataset.locked = String(view.verification_locked);
+    face.textContent = KefuStrings.t(view.enrolled ? 'adm.face.enrolled' : 'adm.face.not_enrolled');
+    face.dataset.kind = view.enrolled ? 'ok' : 'warn';
+    lock.textContent = KefuStrings.t(view.verification_locked ? 'adm.lock.locked' : 'adm.lock.unlocked');
+    lock.dataset.kind = view.verification_locked ? 'warn' : 'ok';
+    tr.querySelector('[data-action=clear-lock]').hidden = !view.verification_locked;
+  }
+
+  async function refreshFace(a) {
+    const tr = $('agents').querySelector(`tr[data-id="${a.id}"]`);
+    const r = await api('GET', `/users/${a.id}/face-reference`);
+    if (r.status === 200 && tr) showFace(tr, r.data);
+  }
+
+  async function clearLock(a, tr) {
+    const r = await api('POST', `/users/${a.id}/verification-lock/clear`);
+    if (r.status === 200) showFace(tr, r.data);
+    else await refreshFace(a);
+  }
+
+  // Enrolment: one to three photos from files or the camera, checked by the server's
+  // face engine; a refused photo is named by its number and the reason's code.
+  const MAX_PHOTOS = 3;
+  const enroll = { agent: null, photos: [], camera: null };
+
+  function openEnroll(a) {
+    enroll.agent = a;
+    enroll.photos = [];
+    $('enroll-title').textContent = KefuStrings.t('adm.enroll_title', { name: `${a.real_name} (${a.login})` });
+    $('enroll-dialog').dataset.agent = a.login;
+    enrollMessage(null);
+    $('enroll-done').hidden = true;
+    renderPhotos();
+    if (!$('enroll-dialog').open) $('enroll-dialog').showModal();
+  }
+
+  function closeEnroll() {
+    stopEnrollCamera();
+    // Nothing of the photos stays in the page.
+    enroll.photos = [];
+    enroll.agent = null;
+    renderPhotos();
+    if ($('enroll-dialog').open) $('enroll-dialog').close();
+  }
+
+  /** The error line: `key`'s text, or a server error (`body`) about photo `index`. */
+  function enrollMessage(key, body) {
+    const el = $('enroll-error');
+    delete el.dataset.error;
+    delete el.dataset.index;
+    if (!key && !body) {
+      el.hidden = true;
+      el.textContent = '';
+      return;
+    }
+    if (body) {
+      const index = body.detail && Number.isInteger(body.detail.index) ? body.detail.index : null;
+      const text = KefuStrings.errorText(body);
+      el.dataset.error = body.error || 'error';
+      if (index !== null) {
+        el.dataset.index = String(index);
+        el.textContent = KefuStrings.t('adm.enroll_photo_error', { n: index + 1, text });
+      } else {
+        el.textContent = text;
+      }
+    } else {
+      el.dataset.error = key.split('.').pop();
+      el.textContent = KefuStrings.t(key);
+    }
+    el.hidden = false;
+  }
+
+  function renderPhotos() {
+    const list = $('enroll-photos');
+    list.replaceChildren();
+    enroll.photos.forEach((p, i) => {
+      const li = document.createElement('li');
+      if (p.error) li.dataset.error = p.error;
+      const img = document.createElement('img');
+      img.src = p.dataUrl;
+      img.alt = KefuStrings.t('adm.enroll_photo', { n: i + 1 });
+      const label = document.createElement('span');
+      label.textContent = KefuStrings.t('adm.enroll_photo', { n: i + 1 });
+      li.append(img, label, button(KefuStrings.t('adm.enroll_remove'), () => {
+        enroll.photos.splice(i, 1);
+        for (const q of enroll.photos) delete q.error;
+        enrollMessage(null);
+        renderPhotos();
+      }, 'remove-photo'));
+      list.append(li);
+    });
+    $('enroll-submit').disabled = enroll.photos.length === 0;
+  }
+
+  function addPhoto(dataUrl) {
+    if (enroll.photos.length >= MAX_PHOTOS) {
+      enrollMessage('adm.enroll_too_many');
+      return false;
+    }
+    for (const q of enroll.photos) delete q.error;
+    enroll.photos.push({ dataUrl });
+    $('enroll-done').hidden = true;
+    return true;
+  }
+
+  async function photosChosen(e) {
+    const input = e.target;
+    enrollMessage(null);
+    for (const file of Array.from(input.files || [])) {
+      const dataUrl = await new Promise((resolve) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(reader.result);
+        reader.onerror = () => resolve(null);
+        reader.readAsDataURL(file);
+      });
+      if (dataUrl && !addPhoto(dataUrl)) break;
+    }
+    input.value = '';
+    renderPhotos();
+  }
+
+  async function openEnrollCamera() {
+    if (enroll.camera) return;
+    try {
+      enroll.camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+    } catch (_) {
+      enrollMessage('verify.camera_unavailable');
+      return;
+    }
+    $('enroll-video').srcObject = enroll.camera;
+    $('enroll-video').play().catch(() => {});
+    $('enroll-capture').hidden = false;
+  }
+
+  function stopEnrollCamera() {
+    if (enroll.camera) for (const track of enroll.camera.getTracks()) track.stop();
+    enroll.camera = null;
+    $('enroll-video').srcObject = null;
+    $('enroll-capture').hidden = true;
+  }
+
+  function takePhoto() {
+    const video = $('enroll-video');
+    if (!enroll.camera || !video.videoWidth) return;
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    // The picture as the camera sees it (only the preview is mirrored).
+    canvas.getContext('2d').drawImage(video, 0, 0);
+    enrollMessage(null);
+    addPhoto(canvas.toDataURL('image/jpeg', 0.92));
+    if (enroll.photos.length >= MAX_PHOTOS) stopEnrollCamera();
+    renderPhotos();
+  }
+
+  async function submitPhotos() {
+    const agent = enroll.agent;
+    if (!agent) return;
+    if (!enroll.photos.length) {
+      enrollMessage('adm.enroll_none');
+      return;
+    }
+    enrollMessage(null);
+    $('enroll-done').hidden = true;
+    $('enroll-submit').disabled = true;
+    $('enroll-dialog').dataset.busy = 'true';
+    const r = await api('PUT', `/users/${agent.id}/face-reference`, { photos: enroll.photos.map((p) => p.dataUrl) });
+    delete $('enroll-dialog').dataset.busy;
+    $('enroll-submit').disabled = false;
+    if (enroll.agent !== agent) return;
+    if (r.status === 200) {
+      stopEnrollCamera();
+      enroll.photos = [];
+      renderPhotos();
+      $('enroll-done').textContent = KefuStrings.t('adm.enroll_done', { count: r.data.photo_count });
+      $('enroll-done').hidden = false;
+      const tr = $('agents').querySelector(`tr[data-id="${agent.id}"]`);
+      if (tr) showFace(tr, r.data);
+      return;
+    }
+    const body = r.data && typeof r.data === 'object' ? r.data : { error: r.status === 413 ? 'payload_too_large' : 'generic' };
+    const index = body.detail && body.detail.index;
+    if (Number.isInteger(index) && enroll.photos[index]) enroll.photos[index].error = body.error;
+    renderPhotos();
+    enrollMessage(null, body);
+  }
+
+  async function loadSettings() {
+    const r = await api('GET', '/enterprise/verification-settings');
+    if (r.status === 200) $('keep-photos').checked = r.data.keep_enrollment_photos;
+  }
+
+  async function saveSettings() {
+    const box = $('keep-photos');
+    const r = await api('PUT', '/enterprise/verification-settings', { keep_enrollment_photos: box.checked });
+    $('settings-error').hidden = r.status === 200;
+    if (r.status !== 200) {
+      box.checked = !box.checked;
+      $('settings-error').textContent = KefuStrings.errorText(r.data, 'adm.settings_not_saved');
     }
   }
 
@@ -69,13 +303,29 @@
     if (status !== 200) return;
     for (const v of data) {
       const tr = document.createElement('tr');
+      tr.dataset.id = v.id;
+      tr.dataset.passed = String(v.passed);
+      const reason = cell(v.passed ? '' : failureText(v));
+      reason.className = 'failure-reason';
+      if (!v.passed && v.failure_reason) reason.dataset.reason = v.failure_reason;
+      if (!v.passed && v.failure_detail) reason.dataset.detail = v.failure_detail;
+      const channel = cell(v.channel && KefuStrings.has(`adm.channel.${v.channel}`) ? KefuStrings.t(`adm.channel.${v.channel}`) : '');
       tr.append(cell(when(v.checked_at)), cell(v.main_account), cell(v.agent_id.slice(0, 8)), cell(v.agent_name),
-        cell(v.id_number_masked), cell(KefuStrings.t(v.passed ? 'adm.passed' : 'adm.not_passed')), cell(when(v.passed_at)));
+        cell(v.id_number_masked), cell(KefuStrings.t(v.passed ? 'adm.passed' : 'adm.not_passed')), reason, channel,
+        cell(when(v.passed_at)));
       body.append(tr);
     }
   }
 
 
+
+  /** A failed check's reason, and the engine's finer reason after it. */
+  function failureText(v) {
+    if (!v.failure_reason) return '';
+    const detail = v.failure_detail !== v.failure_reason ? KefuVerify.detailText(v.failure_detail) : '';
+    const reason = KefuVerify.reasonText(v.failure_reason);
+    return detail ? `${reason}（${detail}）` : reason;
+  }
 
   function recQuery() {
     const q = new URLSearchParams();
@@ -174,6 +424,7 @@
     $('console').hidden = false;
     $('status').textContent = KefuStrings.t('wb.signed_in');
     await loadAgents();
+    await loadSettings();
     await loadVerifications();
     await loadRecordings();
   }
@@ -200,6 +451,16 @@
       loadVerifications();
     };
     $('export').onclick = exportCsv;
+    $('keep-photos').onchange = saveSettings;
+    $('enroll-files').onchange = photosChosen;
+    $('enroll-camera').onclick = openEnrollCamera;
+    $('enroll-shoot').onclick = takePhoto;
+    $('enroll-submit').onclick = submitPhotos;
+    $('enroll-close').onclick = closeEnroll;
+    // Esc closes it too: the camera and the photos go with it.
+    $('enroll-dialog').addEventListener('close', closeEnroll);
+    window.adminConsole.loadAgents = loadAgents;
+    window.adminConsole.loadVerifications = loadVerifications;
     $('r-customer').onclick = () => filterCustomer(null);
     $('rec-filters').onsubmit = (e) => {
       e.preventDefault();

@@ -1,4 +1,5 @@
-// Agent workbench: sign in, presence, the verification gate, outgoing calls.
+// Agent workbench: sign in, presence, the verification gate and its face check,
+// outgoing calls.
 'use strict';
 
 (function () {
@@ -30,6 +31,7 @@
     wb.token = null;
     if (wb.events) wb.events.close();
     wb.events = null;
+    if ($('verify-dialog').open) closeVerification();
     $('desk').hidden = true;
     $('login-panel').hidden = false;
   }
@@ -110,15 +112,26 @@
     $('call-error').hidden = !text;
   }
 
-  async function startCall(kind) {
+  /**
+   * Calls a customer out. A call the gate refuses (a face check is due) opens the
+   * verification dialog, which asks again by itself once the check passed;
+   * `verified` says this is that second ask.
+   */
+  async function startCall(kind, verified = false) {
     showError('');
     const { status, data } = await api('POST', '/calls', { kind });
+    if (status === 403 && data && data.error === 'verification_required' && !verified) {
+      await openVerification(kind);
+      return;
+    }
     if (status !== 201) {
       showError(KefuStrings.errorText(data));
       await refreshGate();
       return;
     }
     wb.call = data;
+    // The call a face check asked for is out: the dialog has done its part.
+    if (verified) closeVerification();
     $('invite').hidden = false;
     $('cancel-call').hidden = false;
     $('invite-url').value = data.invite_url;
@@ -130,6 +143,256 @@
     const ticket = await api('GET', `/calls/${data.id}/room-token`);
     KefuCall.join({ token: ticket.data.room_token, kind, cameraOn: kind === 'video' });
     await refreshGate();
+  }
+
+  // The face check before an outgoing call (the dialog). The gate says whether one can
+  // be taken at all (enrolled, not locked); an attempt then runs the challenge on this
+  // computer's camera (verify.js), or on the agent's phone through a single-use link,
+  // after which this page sends no frames and learns the result from the event channel
+  // (`verification`), with a slow poll in case the channel missed it. A pass asks for
+  // the call again by itself. The dialog's data-phase names where it stands, for tests.
+  const verify = (wb.verify = {
+    kind: null, attempt: null, run: null, finished: false, gen: 0, timer: null, poll: null,
+  });
+
+  function verifyPhase(phase, errorCode) {
+    const d = $('verify-dialog');
+    d.dataset.phase = phase;
+    if (errorCode) d.dataset.error = errorCode;
+    else delete d.dataset.error;
+  }
+
+  function verifyButtons({ retry = false, phone = false } = {}) {
+    $('verify-retry').hidden = !retry;
+    $('verify-retry').disabled = false;
+    $('verify-use-phone').hidden = !phone;
+    $('verify-use-phone').disabled = false;
+  }
+
+  function verifyMessage(phase, key, errorCode) {
+    verifyPhase(phase, errorCode);
+    KefuVerify.message($('verify-prompt'), $('verify-hint'), phase, KefuStrings.t(key));
+  }
+
+  function stopVerifyWork() {
+    clearTimeout(verify.timer);
+    clearInterval(verify.poll);
+    verify.timer = null;
+    verify.poll = null;
+    if (verify.run) verify.run.stop();
+    verify.run = null;
+  }
+
+  async function openVerification(kind) {
+    verify.kind = kind;
+    const d = $('verify-dialog');
+    $('verify-phone').hidden = true;
+    $('verify-qr').replaceChildren();
+    $('verify-phone-url').value = '';
+    if (!d.open) d.showModal();
+    await beginVerification();
+  }
+
+  /** One attempt: the gate's facts, a new attempt, the camera, the challenge. */
+  async function beginVerification() {
+    stopVerifyWork();
+    const gen = ++verify.gen;
+    verify.attempt = null;
+    verify.finished = false;
+    $('verify-phone').hidden = true;
+    verifyButtons();
+    verifyMessage('starting', 'verify.starting');
+
+    const gate = await api('GET', '/me/verification-gate');
+    if (gen !== verify.gen) return;
+    if (gate.status === 200) {
+      if (!gate.data.verification_required) return verificationPassed();
+      if (!gate.data.enrolled) return verifyBlocked('not_enrolled');
+      if (gate.data.locked) return verifyBlocked('locked');
+    }
+    const res = await api('POST', '/me/verification/attempts');
+    if (gen !== verify.gen) return;
+    if (res.status !== 201) return attemptRefused(res);
+    verify.attempt = res.data;
+
+    let stream;
+    try {
+      stream = await KefuVerify.openCamera();
+    } catch (_) {
+      if (gen !== verify.gen) return;
+      // No camera here: the phone can still take the check.
+      verifyMessage('camera_unavailable', 'verify.camera_unavailable');
+      verifyButtons({ retry: true, phone: true });
+      return;
+    }
+    if (gen !== verify.gen) {
+      KefuVerify.stopStream(stream);
+      return;
+    }
+    verifyPhase('running');
+    verifyButtons({ phone: true });
+    const attempt = res.data;
+    verify.run = KefuVerify.run({
+      stream,
+      video: $('verify-video'),
+      prompt: $('verify-prompt'),
+      hint: $('verify-hint'),
+      intervalMs: attempt.frame_interval_ms,
+      maxFrameBytes: attempt.max_frame_bytes,
+      initial: attempt.progress,
+      send: (blob) => postFrame(attempt.id, blob),
+    });
+    const result = await verify.run.done;
+    if (gen !== verify.gen || result.outcome === 'stopped') return;
+    verify.run = null;
+    if (result.outcome === 'error') {
+      if (result.status === 404 || !(result.data && result.data.error)) {
+        // The attempt is over (ran out its time, or another page of this agent began one).
+        verifyMessage('error', 'verify.attempt_over', 'attempt_over');
+      } else {
+        verifyPhase('error', result.data.error);
+        KefuVerify.message($('verify-prompt'), $('verify-hint'), 'error', KefuStrings.errorText(result.data));
+      }
+      verifyButtons({ retry: true });
+      return;
+    }
+    verificationEnded(attempt.id, result);
+  }
+
+  /** One JPEG frame of attempt `id`; resolves with the answer. */
+  async function postFrame(id, blob) {
+    const res = await fetch(`/api/v1/me/verification/attempts/${id}/frames`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${wb.token}`, 'content-type': 'image/jpeg' },
+      body: blob,
+    });
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (_) {}
+    if (res.status === 401) signOut();
+    return { status: res.status, data };
+  }
+
+  function verifyBlocked(why) {
+    stopVerifyWork();
+    verifyMessage(why, why === 'locked' ? 'verify.locked' : 'verify.not_enrolled', why);
+    verifyButtons();
+    $('verify-cancel').textContent = KefuStrings.t('verify.close');
+  }
+
+  function attemptRefused({ status, data }) {
+    const code = data && data.error;
+    if (code === 'no_face_reference') return verifyBlocked('not_enrolled');
+    if (code === 'verification_locked') return verifyBlocked('locked');
+    if (code === 'verification_backoff') {
+      // Shortly after a failure: count down, then try again by itself.
+      const until = Date.now() + Math.max(0, Number(data.detail && data.detail.retry_after_ms) || 1000);
+      const gen = verify.gen;
+      verifyPhase('backoff', code);
+      verifyButtons({ retry: true });
+      $('verify-retry').disabled = true;
+      const step = () => {
+        if (gen !== verify.gen) return;
+        const left = until - Date.now();
+        if (left <= 0) {
+          beginVerification();
+          return;
+        }
+        KefuVerify.message($('verify-prompt'), $('verify-hint'), 'backoff',
+          KefuStrings.t('verify.retry_in', { seconds: Math.ceil(left / 1000) }));
+        verify.timer = setTimeout(step, Math.min(left, 250));
+      };
+      step();
+      return;
+    }
+    if (status === 401) return;
+    verifyPhase('error', code || `http_${status}`);
+    KefuVerify.message($('verify-prompt'), $('verify-hint'), 'error', KefuStrings.errorText(data));
+    verifyButtons({ retry: true });
+  }
+
+  /** The phone takes over the attempt: this page stops its own frames and waits. */
+  async function useVerifyPhone() {
+    const attempt = verify.attempt;
+    if (!attempt || verify.finished) return;
+    const gen = verify.gen;
+    $('verify-use-phone').disabled = true;
+    const { status, data } = await api('POST', `/me/verification/attempts/${attempt.id}/phone-link`);
+    if (gen !== verify.gen || verify.finished) return;
+    if (status !== 200) {
+      stopVerifyWork();
+      if (status === 404) verifyMessage('error', 'verify.attempt_over', 'attempt_over');
+      else {
+        verifyPhase('error', data && data.error);
+        KefuVerify.message($('verify-prompt'), $('verify-hint'), 'error', KefuStrings.errorText(data));
+      }
+      verifyButtons({ retry: true });
+      return;
+    }
+    stopVerifyWork();
+    // The server's own rendering of the link (SVG markup it generated).
+    $('verify-qr').innerHTML = data.qr_svg;
+    $('verify-phone-url').value = data.url;
+    $('verify-phone').hidden = false;
+    verifyButtons();
+    verifyMessage('phone', 'verify.phone_waiting');
+    // The event channel says when the phone is done; this catches a missed event and
+    // an attempt that ran out without a single frame (it ends without a result).
+    verify.poll = setInterval(() => pollAttempt(gen, attempt.id), 3000);
+  }
+
+  async function pollAttempt(gen, id) {
+    if (gen !== verify.gen || verify.finished) return;
+    const { status, data } = await api('GET', `/me/verification/attempts/${id}`);
+    if (gen !== verify.gen || verify.finished) return;
+    if (status === 200 && data && ['passed', 'failed'].includes(data.progress.state)) {
+      verificationEnded(id, { outcome: data.progress.state, progress: data.progress });
+    } else if (status === 404) {
+      // Over: a pass shows in the gate; anything else means a new attempt.
+      const gate = await api('GET', '/me/verification-gate');
+      if (gen !== verify.gen || verify.finished) return;
+      if (gate.status === 200 && !gate.data.verification_required) {
+        verificationEnded(id, { outcome: 'passed', progress: { state: 'passed' } });
+      } else {
+        verify.finished = true;
+        stopVerifyWork();
+        verifyMessage('error', 'verify.attempt_over', 'attempt_over');
+        verifyButtons({ retry: true });
+      }
+    }
+  }
+
+  /** Attempt `id` ended (answered a frame here, or the event channel said so). */
+  function verificationEnded(id, result) {
+    if (!verify.attempt || verify.attempt.id !== id || verify.finished) return;
+    verify.finished = true;
+    stopVerifyWork();
+    KefuVerify.show($('verify-prompt'), $('verify-hint'), result.progress);
+    if (result.outcome === 'passed') {
+      verificationPassed();
+    } else {
+      verifyPhase('failed', result.progress && result.progress.reason);
+      verifyButtons({ retry: true });
+    }
+  }
+
+  /** Passed: the dialog closes and the call asked for goes out, without another click. */
+  async function verificationPassed() {
+    verifyPhase('passed');
+    const kind = verify.kind;
+    refreshGate();
+    if (kind) await startCall(kind, true);
+    closeVerification();
+  }
+
+  function closeVerification() {
+    verify.gen += 1;
+    stopVerifyWork();
+    verify.attempt = null;
+    verify.kind = null;
+    $('verify-cancel').textContent = KefuStrings.t('wb.cancel');
+    if ($('verify-dialog').open) $('verify-dialog').close();
   }
 
   // The event channel (/ws/events): the server pushes the queue and this agent's
@@ -164,6 +427,10 @@
     }
     if (msg.type === 'queue') showQueue(msg);
     else if (msg.type === 'call' && wb.call && msg.call.id === wb.call.id) showCall(msg.call);
+    else if (msg.type === 'verification') verificationEnded(msg.attempt_id, {
+      outcome: msg.passed ? 'passed' : 'failed',
+      progress: { state: msg.passed ? 'passed' : 'failed', reason: msg.reason, detail: msg.detail },
+    });
   }
 
   function showQueue(data) {
@@ -373,6 +640,11 @@
       const on = e.target.checked;
       await api('PUT', '/me/presence', { status: on ? 'online' : 'away', accepting: on });
     };
+    $('verify-cancel').onclick = closeVerification;
+    $('verify-retry').onclick = () => beginVerification();
+    $('verify-use-phone').onclick = useVerifyPhone;
+    // Cancel and Esc both end the check and its camera.
+    $('verify-dialog').addEventListener('close', closeVerification);
     $('video-call').onclick = () => startCall('video');
     $('voice-call').onclick = () => startCall('voice');
     $('cancel-call').onclick = async () => {

@@ -20,11 +20,14 @@ test('the gate refuses, a verification opens three calls, the fourth is refused;
     await signIn(agent.page, kefu.baseUrl, 'alice', PASSWORD);
     await agent.page.waitForFunction(() => /需要人脸核验|required/.test(document.getElementById('gate').textContent));
 
-    // 1. No verification yet: refused by the server, shown on the page.
+    // 1. No verification yet: refused by the server; the face check opens instead, and
+    // says that no face is enrolled for this agent (verification.test.mjs runs it).
     await agent.page.click('#video-call');
-    await agent.page.waitForSelector('#call-error:not([hidden])');
-    assert.match(await agent.page.textContent('#call-error'), /人脸核验/);
+    await agent.page.waitForSelector('#verify-dialog[open][data-phase=not_enrolled]');
+    assert.match(await agent.page.textContent('#verify-prompt'), /管理员/);
     await agent.page.screenshot({ path: join(artifacts, 'workbench-gate-refused.png') });
+    await agent.page.click('#verify-cancel');
+    assert.equal(await agent.page.evaluate(() => document.getElementById('verify-dialog').open), false);
 
     // 2. The face engine records a pass (its internal interface), then the call goes out.
     kefu.run('kefu-test-verify', ['alice', 'passed']);
@@ -82,8 +85,8 @@ test('the gate refuses, a verification opens three calls, the fourth is refused;
       await agent.page.waitForSelector('#call-buttons:not([hidden])', { timeout: 10000 });
     }
     await agent.page.click('#video-call');
-    await agent.page.waitForSelector('#call-error:not([hidden])');
-    assert.match(await agent.page.textContent('#call-error'), /人脸核验/, 'the 4th outgoing call needs a new check');
+    await agent.page.waitForSelector('#verify-dialog[open]');
+    assert.equal(await agent.page.isVisible('#invite'), false, 'the 4th outgoing call needs a new check');
   } finally {
     await agent.close();
     await customer.close();

@@ -403,6 +403,19 @@ async fn the_phone_link_is_single_use_bound_to_its_agent_and_passes_the_check() 
 
     let (_, attempt) = start_attempt(&server, &alice).await;
     let id = attempt["id"].as_str().expect("id").to_owned();
+    // The workbench started: a face seen, the first step shown; then the agent turns
+    // to the phone and takes longer than a step's window to scan the code.
+    let own = format!("/api/v1/me/verification/attempts/{id}/frames");
+    let mut shown = false;
+    for _ in 0..10 {
+        let (_, p) = post_frame(&server, &own, Some(&alice), None, faces::frame(FRONTAL)).await;
+        if p["state"] == "step" {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(shown, "the first step shows");
     assert_eq!(
         server
             .post(
@@ -424,6 +437,18 @@ async fn the_phone_link_is_single_use_bound_to_its_agent_and_passes_the_check() 
         .await;
     assert_eq!(status, 200, "{link}");
     assert!(link["qr_svg"].as_str().is_some_and(|s| s.contains("<svg")));
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    let (status, waiting) = server
+        .get(
+            &format!("/api/v1/me/verification/attempts/{id}"),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_ne!(
+        waiting["progress"]["state"], "failed",
+        "waiting for the phone is no failure: {waiting}"
+    );
     let url = link["url"].as_str().expect("url");
     let token = url.rsplit('/').next().expect("token");
     assert!(url.contains("/verify/"), "{url}");

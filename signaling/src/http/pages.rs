@@ -20,6 +20,8 @@ const ADMIN_HTML: &str = include_str!("../../../web/admin.html");
 const ADMIN_JS: &str = include_str!("../../../web/admin.js");
 const SERVICE_JS: &str = include_str!("../../../web/service.js");
 const STYLE_CSS: &str = include_str!("../../../web/style.css");
+const VERIFY_HTML: &str = include_str!("../../../web/verify.html");
+const VERIFY_JS: &str = include_str!("../../../web/verify.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,6 +32,12 @@ pub fn router() -> Router<AppState> {
             get(|| async { asset("text/javascript; charset=utf-8", ADMIN_JS) }),
         )
         .route("/workbench", get(|| async { Html(WORKBENCH_HTML) }))
+        // The agent's phone, from the workbench's QR code: a face check by link.
+        .route("/verify/{token}", get(|| async { Html(VERIFY_HTML) }))
+        .route(
+            "/static/verify.js",
+            get(|| async { asset("text/javascript; charset=utf-8", VERIFY_JS) }),
+        )
         .route("/invite/{code}", get(|| async { Html(INVITE_HTML) }))
         .route(
             "/service/{main_account}",

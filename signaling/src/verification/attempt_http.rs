@@ -88,7 +88,7 @@ fn attempt_view(a: &Attempt, p: Progress) -> AttemptView {
         id: a.id.clone(),
         frame_interval_ms: FRAME_INTERVAL_MS,
         max_frame_bytes: MAX_FRAME_BYTES,
-        expires_at: a.expires_at,
+        expires_at: a.expires_at(),
         progress: ProgressView::of(p),
     }
 }
@@ -226,7 +226,10 @@ pub async fn phone_link(
         .attempts
         .get(&auth.user.id, &id)
         .ok_or(ApiError::NotFound)?;
-    let (token, expires_at) = state.attempts.phone_link(&attempt, crate::clock::now_ms());
+    let (token, expires_at) = state
+        .attempts
+        .phone_link(&attempt, crate::clock::now_ms())
+        .await;
     let url = format!("{}/verify/{token}", state.public_url.trim_end_matches('/'));
     let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
     let qr_svg = code
@@ -275,6 +278,7 @@ pub async fn phone_claim(
         state
             .attempts
             .claim_phone_link(&token, now)
+            .await
             .map_err(|e| match e {
                 ClaimError::Unknown => ApiError::NotFound,
                 ClaimError::Used => rule(StatusCode::GONE, "link_used", e.to_string()),
@@ -290,7 +294,7 @@ pub async fn phone_claim(
         device_token,
         frame_interval_ms: FRAME_INTERVAL_MS,
         max_frame_bytes: MAX_FRAME_BYTES,
-        expires_at: attempt.expires_at,
+        expires_at: attempt.expires_at(),
         agent_name: agent.real_name,
         progress: ProgressView::of(Progress::LookAtCamera),
     }))

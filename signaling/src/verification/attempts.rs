@@ -4,10 +4,12 @@
 //! workbench. Attempts live in this process's memory for under a minute.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kefu_vision::{Challenge, DecodeError, Failure, LivenessJudge, Policy, Progress, Turn};
+use kefu_vision::{
+    Challenge, DecodeError, Embedding, Failure, LivenessJudge, Policy, Progress, Turn,
+};
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -42,6 +44,8 @@ pub struct AttemptResult {
 
 #[derive(Debug, Default)]
 struct PhoneLink {
+    /// A link was issued: the workbench stopped sending, the phone has not started.
+    issued: bool,
     link_hash: Option<String>,
     link_expires_at: i64,
     claimed: bool,
@@ -55,7 +59,10 @@ pub struct Attempt {
     pub agent_id: UserId,
     pub enterprise_id: EnterpriseId,
     pub created_at: i64,
-    pub expires_at: i64,
+    /// Unix ms after which the attempt is over (a phone hand-over extends it).
+    expires_at: AtomicI64,
+    /// The enrolled templates (a phone hand-over starts a fresh judge with them).
+    templates: Vec<Embedding>,
     /// Taken out while a frame is at the engine; frames of one attempt run in order.
     judge: tokio::sync::Mutex<Option<Box<LivenessJudge>>>,
     frames: AtomicU32,
@@ -64,6 +71,16 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at.load(Ordering::SeqCst)
+    }
+
+    /// Waiting for a phone that has not opened its link yet.
+    fn waiting_for_phone(&self) -> bool {
+        let phone = lock(&self.phone);
+        phone.issued && !phone.claimed
+    }
+
     pub fn result(&self) -> Option<AttemptResult> {
         lock(&self.result).clone()
     }
@@ -180,13 +197,14 @@ impl Attempts {
             .ok_or(StartError::NotEnrolled)?;
         let templates = open_templates(&self.data_key, &reference.templates_enc)
             .ok_or(StartError::ReferenceUnreadable)?;
-        let judge = LivenessJudge::new(random_challenge(), Policy::default(), templates, now_ms);
+        let judge = fresh_judge(&templates, now_ms);
         let attempt = Arc::new(Attempt {
             id: uuid::Uuid::new_v4().to_string(),
             agent_id: agent.id.clone(),
             enterprise_id: agent.enterprise_id.clone(),
             created_at: now_ms,
-            expires_at: now_ms + ATTEMPT_TTL_MS,
+            expires_at: AtomicI64::new(now_ms + ATTEMPT_TTL_MS),
+            templates,
             judge: tokio::sync::Mutex::new(Some(Box::new(judge))),
             frames: AtomicU32::new(0),
             result: Mutex::new(None),
@@ -194,7 +212,7 @@ impl Attempts {
         });
         let replaced: Vec<Arc<Attempt>> = {
             let mut open = lock(&self.open);
-            open.retain(|_, a| a.expires_at > now_ms);
+            open.retain(|_, a| a.expires_at() > now_ms);
             let mine: Vec<String> = open
                 .values()
                 .filter(|a| a.agent_id == agent.id)
@@ -219,21 +237,28 @@ impl Attempts {
             .cloned()
     }
 
-    /// A single-use phone link for the attempt; the raw token is returned once.
-    pub fn phone_link(&self, attempt: &Attempt, now_ms: i64) -> (String, i64) {
+    /// A single-use phone link for the attempt; the raw token is returned once. The
+    /// attempt now waits for the phone: its deadlines restart when the link is opened.
+    pub async fn phone_link(&self, attempt: &Attempt, now_ms: i64) -> (String, i64) {
         let token = random_token();
-        let expires_at = (now_ms + PHONE_LINK_TTL_MS).min(attempt.expires_at);
-        let mut phone = lock(&attempt.phone);
-        phone.link_hash = Some(token_digest(&token));
-        phone.link_expires_at = expires_at;
-        phone.claimed = false;
-        phone.device_hash = None;
+        let expires_at = now_ms + PHONE_LINK_TTL_MS;
+        {
+            let mut phone = lock(&attempt.phone);
+            phone.issued = true;
+            phone.link_hash = Some(token_digest(&token));
+            phone.link_expires_at = expires_at;
+            phone.claimed = false;
+            phone.device_hash = None;
+        }
+        attempt
+            .expires_at
+            .fetch_max(expires_at + ATTEMPT_TTL_MS, Ordering::SeqCst);
         (token, expires_at)
     }
 
     /// Opens a phone link: once, before it expires. Returns the attempt and the
     /// device token the phone sends its frames with.
-    pub fn claim_phone_link(
+    pub async fn claim_phone_link(
         &self,
         token: &str,
         now_ms: i64,
@@ -244,17 +269,24 @@ impl Attempts {
             .find(|a| lock(&a.phone).link_hash.as_deref() == Some(digest.as_str()))
             .cloned()
             .ok_or(ClaimError::Unknown)?;
-        let mut phone = lock(&attempt.phone);
-        if phone.claimed {
-            return Err(ClaimError::Used);
-        }
-        if now_ms > phone.link_expires_at || attempt.result().is_some() {
-            return Err(ClaimError::Expired);
-        }
-        let device = random_token();
-        phone.claimed = true;
-        phone.device_hash = Some(token_digest(&device));
-        drop(phone);
+        let device = {
+            let mut phone = lock(&attempt.phone);
+            if phone.claimed {
+                return Err(ClaimError::Used);
+            }
+            if now_ms > phone.link_expires_at || attempt.result().is_some() {
+                return Err(ClaimError::Expired);
+            }
+            let device = random_token();
+            phone.claimed = true;
+            phone.device_hash = Some(token_digest(&device));
+            device
+        };
+        // The challenge starts over on the phone, with its own deadlines.
+        *attempt.judge.lock().await = Some(Box::new(fresh_judge(&attempt.templates, now_ms)));
+        attempt
+            .expires_at
+            .fetch_max(now_ms + ATTEMPT_TTL_MS, Ordering::SeqCst);
         Ok((attempt, device))
     }
 
@@ -287,7 +319,7 @@ impl Attempts {
         let Some(judge) = slot.take() else {
             return Ok(progress_of(attempt.result().as_ref()));
         };
-        if now_ms > attempt.expires_at {
+        if now_ms > attempt.expires_at() {
             let mut judge = judge;
             let p = judge.tick(now_ms);
             *slot = Some(judge);
@@ -316,9 +348,14 @@ impl Attempts {
         let Some(judge) = slot.as_mut() else {
             return Ok(progress_of(attempt.result().as_ref()));
         };
-        let p = judge.tick(now_ms);
+        let overdue = now_ms > attempt.expires_at();
+        // While the phone has not opened its link, the challenge's clocks do not run.
+        let p = if attempt.waiting_for_phone() && !overdue {
+            judge.progress()
+        } else {
+            judge.tick(now_ms)
+        };
         drop(slot);
-        let overdue = now_ms > attempt.expires_at;
         self.conclude(attempt, p, now_ms, overdue).await
     }
 
@@ -382,10 +419,23 @@ impl Attempts {
         Ok(())
     }
 
-    /// An attempt replaced or left: a failure (timed out) if it had started.
+    /// An attempt replaced or left: a failure (timed out) if frames were judged. One
+    /// that never got a frame ends too (the page learns it) but is no attempt at a
+    /// check: nothing is recorded.
     async fn abandon(&self, attempt: &Arc<Attempt>, now_ms: i64) {
-        if attempt.frames.load(Ordering::Relaxed) == 0 || attempt.result().is_some() {
-            lock(&self.open).remove(&attempt.id);
+        if attempt.result().is_some() {
+            return;
+        }
+        if attempt.frames.load(Ordering::Relaxed) == 0 {
+            let result = AttemptResult {
+                attempt_id: attempt.id.clone(),
+                agent_id: attempt.agent_id.clone(),
+                passed: false,
+                reason: Some(Failure::TooLate.category().as_str()),
+                detail: Some(Failure::TooLate.as_str()),
+            };
+            *lock(&attempt.result) = Some(result.clone());
+            let _ = self.results.send(result);
             return;
         }
         if let Err(e) = self
@@ -396,17 +446,35 @@ impl Attempts {
         }
     }
 
-    /// Ends the attempt at its deadline if nothing else did.
+    /// Ends the attempt at its deadline (which a phone hand-over may move) if nothing
+    /// else did; forgets it a minute later.
     fn expire_later(&self, attempt: Arc<Attempt>) {
         let this = self.clone();
-        let wait = u64::try_from(attempt.expires_at - attempt.created_at).unwrap_or(0);
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(wait + 50)).await;
+            loop {
+                let left = attempt.expires_at() - crate::clock::now_ms();
+                if left < 0 {
+                    break;
+                }
+                let wait = u64::try_from(left).unwrap_or(0) + 50;
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
             if attempt.result().is_none() {
                 this.abandon(&attempt, crate::clock::now_ms()).await;
             }
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            lock(&this.open).remove(&attempt.id);
         });
     }
+}
+
+fn fresh_judge(templates: &[Embedding], now_ms: i64) -> LivenessJudge {
+    LivenessJudge::new(
+        random_challenge(),
+        Policy::default(),
+        templates.to_vec(),
+        now_ms,
+    )
 }
 
 /// Why a phone link was not opened.

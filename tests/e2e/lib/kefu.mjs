@@ -3,6 +3,7 @@
 import net from 'node:net';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -386,4 +387,137 @@ export async function startCoturn() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Face photos (test-data/faces) and where each face is: the rectangle (x, y, w, h in
+ * the photo) that, letterboxed into 640×480, puts the face at about 40 % of the
+ * width, as a webcam would. obama.jpg looks at the camera, obama3.jpg is turned to
+ * his own left, obama2.jpg to his own right; biden.jpg is someone else.
+ */
+export const FACE_CROPS = {
+  'obama.jpg': [201, 39, 577, 432],
+  'obama2.jpg': [0, 161, 626, 516],
+  'obama3.jpg': [448, 190, 658, 493],
+  'biden.jpg': [228, 119, 691, 518],
+};
+
+/** The face photos as data URLs, by file name. */
+export function facePhotoDataUrls() {
+  return Object.fromEntries(Object.keys(FACE_CROPS).map((name) => [
+    name,
+    `data:image/jpeg;base64,${readFileSync(join(repoRoot, 'test-data/faces', name)).toString('base64')}`,
+  ]));
+}
+
+/**
+ * Runs in the page before its scripts (addInitScript): a camera that films a photo.
+ * getUserMedia for video without audio (the face check, the admin's 拍照) returns a
+ * 640×480 canvas stream showing the chosen photo, cropped around the face and
+ * letterboxed; other requests (calls) keep Chromium's fake devices.
+ * window.__fakeCamera.show(name) changes the picture (null: nothing in front of the
+ * camera); follow(selector) makes it follow the challenge shown in that element's
+ * data-state / data-turn: the turned photo while a step asks for a turn, `face`
+ * otherwise. It notes when the last step's pose went up (lastStepAt), when the
+ * prompt said passed (passedAt), and each frame the page posted (frames: sent, answered,
+ * state, the picture shown when it was sent).
+ */
+function fakeCameraScript({ photos, crops }) {
+  const cam = {
+    current: 'obama.jpg', face: 'obama.jpg', images: {}, opened: 0, frames: [],
+    lastStepAt: null, passedAt: null, turnPhotos: { turn_left: 'obama3.jpg', turn_right: 'obama2.jpg' },
+  };
+  window.__fakeCamera = cam;
+  let canvas = null;
+  let ctx = null;
+  let loading = null;
+  const load = () => loading || (loading = Promise.all(Object.entries(photos).map(([name, url]) => new Promise((ok, fail) => {
+    const img = new Image();
+    img.onload = () => { cam.images[name] = img; ok(); };
+    img.onerror = () => fail(new Error(`cannot load ${name}`));
+    img.src = url;
+  }))));
+  cam.load = load;
+  function draw() {
+    if (!ctx) return;
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, 640, 480);
+    const img = cam.current && cam.images[cam.current];
+    if (!img) return;
+    const [x, y, w, h] = crops[cam.current];
+    const k = Math.min(640 / w, 480 / h);
+    const dw = w * k;
+    const dh = h * k;
+    ctx.drawImage(img, x, y, w, h, (640 - dw) / 2, (480 - dh) / 2, dw, dh);
+  }
+  cam.show = (name) => {
+    cam.current = name;
+    draw();
+  };
+  cam.follow = (selector) => {
+    const react = () => {
+      const el = document.querySelector(selector);
+      if (!el) return;
+      const turn = el.dataset.state === 'step' ? el.dataset.turn : null;
+      const want = turn ? cam.turnPhotos[turn] : cam.face;
+      if (want !== cam.current) {
+        cam.show(want);
+        if (turn && Number(el.dataset.stepIndex) + 1 === Number(el.dataset.stepTotal)) cam.lastStepAt = performance.now();
+      }
+      if (el.dataset.state === 'passed' && cam.passedAt === null) cam.passedAt = performance.now();
+    };
+    new MutationObserver(react).observe(document, {
+      subtree: true, attributes: true, attributeFilter: ['data-state', 'data-turn', 'data-step-index'],
+    });
+    react();
+  };
+  cam.reset = () => {
+    cam.lastStepAt = null;
+    cam.passedAt = null;
+    cam.frames = [];
+  };
+  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (c) => {
+    if (!c || !c.video || c.audio) return original(c);
+    await load();
+    if (!canvas) {
+      canvas = document.createElement('canvas');
+      canvas.width = 640;
+      canvas.height = 480;
+      ctx = canvas.getContext('2d');
+      // Repainted all along, so the stream keeps delivering frames.
+      setInterval(draw, 66);
+    }
+    draw();
+    cam.opened += 1;
+    return canvas.captureStream(15);
+  };
+  // Frames as the page posts them, and what each answer said.
+  const fetch0 = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    const url = typeof input === 'string' ? input : input.url;
+    if (!/\/frames$/.test(url)) return fetch0(input, init);
+    const frame = { sent: performance.now(), shown: cam.current, answered: null, status: null, state: null };
+    cam.frames.push(frame);
+    const res = await fetch0(input, init);
+    frame.answered = performance.now();
+    frame.status = res.status;
+    res.clone().json().then((p) => { frame.state = p.state; }, () => {});
+    return res;
+  };
+}
+
+/** Installs the photo camera in `target` (a page or a browser context), before a navigation. */
+export async function installFakeCamera(target) {
+  await target.addInitScript(fakeCameraScript, { photos: facePhotoDataUrls(), crops: FACE_CROPS });
+}
+
+/** Enrols `login`'s face with the given photos (file names under test-data/faces) over the API. */
+export async function enrollFace(kefu, adminToken, login, names = ['obama.jpg']) {
+  const agents = await api(kefu.baseUrl, 'GET', '/agents', adminToken);
+  const agent = agents.data.find((a) => a.login === login);
+  const photos = names.map((n) => readFileSync(join(repoRoot, 'test-data/faces', n)).toString('base64'));
+  const r = await api(kefu.baseUrl, 'PUT', `/users/${agent.id}/face-reference`, adminToken, { photos });
+  if (r.status !== 200) throw new Error(`enrol ${login}: ${JSON.stringify(r)}`);
+  return agent.id;
 }
