@@ -21,6 +21,16 @@ async fn alice_id(server: &TestServer, boss: &str) -> String {
     agents[0]["id"].as_str().expect("id").to_owned()
 }
 
+/// The scenario enterprise with alice enrolled from the frontal photo: alice's and
+/// boss's bearers, alice's id.
+async fn enrolled_alice(server: &TestServer) -> (String, String, String) {
+    let (alice, boss) = enterprise_with_agent(server).await;
+    let agent = alice_id(server, &boss).await;
+    let (status, view) = enrol(server, &boss, &agent, &[faces::photo_bytes(FRONTAL)]).await;
+    assert_eq!(status, 200, "{view}");
+    (alice, boss, agent)
+}
+
 async fn enrol(
     server: &TestServer,
     boss: &str,
@@ -228,14 +238,7 @@ async fn each_bad_reference_photo_gets_its_reason_and_a_good_one_enrols_and_repl
 #[tokio::test]
 async fn following_the_challenge_passes_and_the_agent_may_call_out() {
     let server = spawn_app().await;
-    let (alice, boss) = enterprise_with_agent(&server).await;
-    let agent = alice_id(&server, &boss).await;
-    assert_eq!(
-        enrol(&server, &boss, &agent, &[faces::photo_bytes(FRONTAL)])
-            .await
-            .0,
-        200
-    );
+    let (alice, boss, _) = enrolled_alice(&server).await;
     let (status, body) = server
         .post(
             "/api/v1/calls",
@@ -299,14 +302,7 @@ async fn following_the_challenge_passes_and_the_agent_may_call_out() {
 #[tokio::test]
 async fn another_person_fails_five_failures_lock_and_only_an_admin_clears_the_lock() {
     let server = spawn_app().await;
-    let (alice, boss) = enterprise_with_agent(&server).await;
-    let agent = alice_id(&server, &boss).await;
-    assert_eq!(
-        enrol(&server, &boss, &agent, &[faces::photo_bytes(FRONTAL)])
-            .await
-            .0,
-        200
-    );
+    let (alice, boss, agent) = enrolled_alice(&server).await;
 
     for n in 1..=5 {
         let (status, attempt) = loop {
@@ -386,14 +382,7 @@ async fn another_person_fails_five_failures_lock_and_only_an_admin_clears_the_lo
 #[tokio::test]
 async fn the_phone_link_is_single_use_bound_to_its_agent_and_passes_the_check() {
     let server = spawn_app().await;
-    let (alice, boss) = enterprise_with_agent(&server).await;
-    let agent = alice_id(&server, &boss).await;
-    assert_eq!(
-        enrol(&server, &boss, &agent, &[faces::photo_bytes(FRONTAL)])
-            .await
-            .0,
-        200
-    );
+    let (alice, boss, _) = enrolled_alice(&server).await;
     server.enterprise("4002").await;
     server
         .user("4002", "mallory", UserRole::Agent, PASSWORD)
@@ -513,14 +502,7 @@ async fn the_phone_link_is_single_use_bound_to_its_agent_and_passes_the_check() 
 #[tokio::test]
 async fn frames_that_are_not_pictures_are_refused_and_the_attempt_goes_on() {
     let server = spawn_app().await;
-    let (alice, boss) = enterprise_with_agent(&server).await;
-    let agent = alice_id(&server, &boss).await;
-    assert_eq!(
-        enrol(&server, &boss, &agent, &[faces::photo_bytes(FRONTAL)])
-            .await
-            .0,
-        200
-    );
+    let (alice, _, _) = enrolled_alice(&server).await;
     let (_, attempt) = start_attempt(&server, &alice).await;
     let id = attempt["id"].as_str().expect("id");
     let path = format!("/api/v1/me/verification/attempts/{id}/frames");
