@@ -2,9 +2,10 @@
 //!
 //! - `frame/*`: the per-frame costs (decode + YuNet at 320, one SFace embedding, one
 //!   plane match);
-//! - `verification/kefu`: one genuine attempt as the server judges it (16 JPEG frames at
-//!   4 fps through a `LivenessJudge`), beside `verification/naive_baseline`: the same
-//!   frames each decoded, detected at 640 and embedded;
+//! - `verification/kefu`: one genuine attempt as the server judges it (13 JPEG frames
+//!   at the pages' 300 ms cadence, through a `LivenessJudge`), beside
+//!   `verification/naive_baseline`: the same frames each decoded, detected at 640 and
+//!   embedded;
 //! - `enroll/photo`: a full-size reference photo enrolled.
 //!
 //! Before the groups it prints the process RSS around `FaceEngine::load` and where one
@@ -106,19 +107,19 @@ struct Frames {
     right: Vec<u8>,
 }
 
-/// A genuine attempt, 16 frames at 4 fps (t = 100…3850 ms): four frontal frames (the
-/// first face at 100 puts the reveal at 700, so the Left step shows at 850), five
-/// frontal frames, the Left turn at 2350 (1.5 s after it was shown), five frontal
-/// frames, the Right turn at 3850 (1.5 s after it was shown).
+/// A genuine attempt at the pages' cadence, 13 frames 300 ms apart (t = 100…3700 ms):
+/// three frontal frames (the first face at 100 puts the reveal at 700, so the Left step
+/// shows with the frame at 700), four frontal frames, the Left turn at 2200 (1.5 s
+/// after it was shown), four frontal frames, the Right turn at 3700 (1.5 s after).
 fn sequence(f: &Frames) -> Vec<(i64, &[u8])> {
-    (0..16)
+    (0..13)
         .map(|i| {
             let bytes = match i {
-                9 => &f.left,
-                15 => &f.right,
+                7 => &f.left,
+                12 => &f.right,
                 _ => &f.front,
             };
-            (100 + 250 * i, bytes.as_slice())
+            (100 + 300 * i, bytes.as_slice())
         })
         .collect()
 }
