@@ -110,7 +110,7 @@
    */
   function run(opts) {
     const { stream, video, prompt, hint, send } = opts;
-    const intervalMs = Math.max(100, opts.intervalMs || 250);
+    const intervalMs = Math.max(100, opts.intervalMs || 300);
     const maxFrameBytes = opts.maxFrameBytes || 1024 * 1024;
     const canvas = document.createElement('canvas');
     const ctx = canvas.getContext('2d');

@@ -438,6 +438,18 @@ async fn the_phone_link_is_single_use_bound_to_its_agent_and_passes_the_check() 
         waiting["progress"]["state"], "failed",
         "waiting for the phone is no failure: {waiting}"
     );
+    let (status, body) = server
+        .post(
+            &format!("/api/v1/me/verification/attempts/{id}/phone-link"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"].as_str()),
+        (409, Some("phone_link_issued")),
+        "one link per attempt: a new one would restart the challenge at will"
+    );
     let url = link["url"].as_str().expect("url");
     let token = url.rsplit('/').next().expect("token");
     assert!(url.contains("/verify/"), "{url}");

@@ -138,7 +138,8 @@ fn decode(outputs: &Vector<Mat>, pad_w: i32, pad_h: i32) -> Result<Vec<DetectedF
         let s = *stride as f32;
         for idx in 0..cells {
             let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
-            if score < SCORE_THRESHOLD {
+            // NaN (a broken model) is no face either.
+            if score.is_nan() || score < SCORE_THRESHOLD {
                 continue;
             }
             let (c, r) = ((idx % cols as usize) as f32, (idx / cols as usize) as f32);
@@ -148,6 +149,13 @@ fn decode(outputs: &Vector<Mat>, pad_w: i32, pad_h: i32) -> Result<Vec<DetectedF
             let k = &kps[idx * 10..idx * 10 + 10];
             let lm =
                 std::array::from_fn(|j| Point::new((k[2 * j] + c) * s, (k[2 * j + 1] + r) * s));
+            let finite = [cx, cy, bw, bh].iter().all(|v| v.is_finite())
+                && lm
+                    .iter()
+                    .all(|p: &Point| p.x.is_finite() && p.y.is_finite());
+            if !finite {
+                continue;
+            }
             faces.push(DetectedFace {
                 x: cx - bw / 2.0,
                 y: cy - bh / 2.0,

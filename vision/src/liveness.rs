@@ -236,7 +236,10 @@ pub struct LivenessJudge {
     challenge: Challenge,
     policy: Policy,
     references: Vec<Embedding>,
-    started_at: i64,
+    opened_at: i64,
+    /// The first frame's receive time: the face timeout counts from it (a camera
+    /// permission prompt before it is no failure).
+    first_frame_at: Option<i64>,
     stage: Stage,
     /// The frames before the first step: the person's own frontal pose.
     frontal: Vec<Pose>,
@@ -261,7 +264,8 @@ impl LivenessJudge {
             challenge,
             policy,
             references,
-            started_at: started_at_ms,
+            opened_at: started_at_ms,
+            first_frame_at: None,
             stage: Stage::WaitingForFace,
             frontal: Vec::new(),
             frontal_snapshot: None,
@@ -270,6 +274,16 @@ impl LivenessJudge {
             answers: Vec::new(),
             faces_seen: 0,
         }
+    }
+
+    /// When the attempt opened.
+    pub fn opened_at(&self) -> i64 {
+        self.opened_at
+    }
+
+    /// Ends the attempt now with `failure` (its judging was lost).
+    pub fn abort(&mut self, failure: Failure) {
+        self.stage = Stage::Done(Some(failure));
     }
 
     /// Where the attempt stands, without a new frame.
@@ -305,6 +319,7 @@ impl LivenessJudge {
         if matches!(self.stage, Stage::Done(_)) {
             return self.progress();
         }
+        self.first_frame_at.get_or_insert(now_ms);
         let pose = match faces {
             FrameFaces::None => return self.tick(now_ms),
             FrameFaces::Several => return self.finish(Some(Failure::SeveralFaces)),
@@ -464,7 +479,11 @@ impl LivenessJudge {
     /// The failure a passed deadline means, if one has passed.
     fn overdue(&self, now_ms: i64) -> Option<Failure> {
         match self.stage {
-            Stage::WaitingForFace if now_ms - self.started_at > self.policy.face_timeout_ms => {
+            Stage::WaitingForFace
+                if self
+                    .first_frame_at
+                    .is_some_and(|t| now_ms - t > self.policy.face_timeout_ms) =>
+            {
                 Some(Failure::NoFace)
             }
             Stage::Step { since, .. } if now_ms - since > self.policy.step_window_ms => {

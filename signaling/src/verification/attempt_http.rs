@@ -1,6 +1,6 @@
 //! Verification attempts over HTTPS: the workbench (or the agent's phone through a
 //! single-use link) opens an attempt, then sends camera frames as JPEG bodies about
-//! four times a second; each answer says what to do now, and the last one the result.
+//! three times a second; each answer says what to do now, and the last one the result.
 //! Why frames travel this way rather than over WebRTC: docs/verification.md.
 
 use axum::Json;
@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use kefu_vision::{Progress, Turn};
 use serde::Serialize;
 
-use super::attempts::{Attempt, ClaimError, FRAME_INTERVAL_MS, FrameError, StartError};
+use super::attempts::{
+    Attempt, ClaimError, FRAME_INTERVAL_MS, FrameError, PhoneLinkError, StartError,
+};
 use super::worker::WorkerError;
 use crate::accounts::UserRole;
 use crate::http::auth::Authenticated;
@@ -149,6 +151,11 @@ impl From<FrameError> for ApiError {
                 e.to_string(),
             ),
             FrameError::TooLarge => ApiError::PayloadTooLarge,
+            FrameError::InFlight => rule(
+                StatusCode::TOO_MANY_REQUESTS,
+                "frame_in_flight",
+                e.to_string(),
+            ),
             FrameError::Engine(w) => w.into(),
             FrameError::Store(s) => s.into(),
         }
@@ -215,7 +222,7 @@ pub struct PhoneLinkView {
     pub qr_svg: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/me/verification/attempts/{id}/phone-link", tag = "verification", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = PhoneLinkView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or not this agent's", body = crate::http::error::ApiErrorDoc)))]
+#[utoipa::path(post, path = "/api/v1/me/verification/attempts/{id}/phone-link", tag = "verification", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, body = PhoneLinkView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 404, description = "not found, or not this agent's", body = crate::http::error::ApiErrorDoc), (status = 409, description = "the attempt has a link already (phone_link_issued) or has ended (attempt_finished)", body = crate::http::error::ApiErrorDoc)))]
 pub async fn phone_link(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -229,7 +236,15 @@ pub async fn phone_link(
     let (token, expires_at) = state
         .attempts
         .phone_link(&attempt, crate::clock::now_ms())
-        .await;
+        .await
+        .map_err(|e| match e {
+            PhoneLinkError::Issued => {
+                rule(StatusCode::CONFLICT, "phone_link_issued", e.to_string())
+            }
+            PhoneLinkError::Finished => {
+                rule(StatusCode::CONFLICT, "attempt_finished", e.to_string())
+            }
+        })?;
     let url = format!("{}/verify/{token}", state.public_url.trim_end_matches('/'));
     let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
     let qr_svg = code

@@ -98,6 +98,8 @@ impl Attempt {
 /// Why a frame was not judged.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    #[error("a frame of this attempt is being judged; send the next after its answer")]
+    InFlight,
     #[error("not a JPEG or PNG picture")]
     NotAnImage,
     #[error("the picture is too large")]
@@ -183,6 +185,28 @@ impl Attempts {
     /// Opens an attempt for `agent` (closing any other of theirs).
     pub async fn start(&self, agent: &User, now_ms: i64) -> Result<Arc<Attempt>, StartError> {
         self.worker.ready()?;
+        // The agent's earlier attempts end first: abandoning one may record the failure
+        // that locks or backs off this one. As a task of its own, so that a client going
+        // away mid-request cannot leave a record half written.
+        let replaced: Vec<Arc<Attempt>> = {
+            let mut open = lock(&self.open);
+            open.retain(|_, a| a.expires_at() > now_ms);
+            let mine: Vec<String> = open
+                .values()
+                .filter(|a| a.agent_id == agent.id)
+                .map(|a| a.id.clone())
+                .collect();
+            mine.iter().filter_map(|id| open.remove(id)).collect()
+        };
+        if !replaced.is_empty() {
+            let this = self.clone();
+            let _ = tokio::spawn(async move {
+                for old in replaced {
+                    this.abandon(&old, now_ms).await;
+                }
+            })
+            .await;
+        }
         let facts = locks::facts(&self.store, &agent.id, now_ms).await?;
         match locks::may_attempt(facts, now_ms) {
             Err(locks::Refusal::Locked) => return Err(StartError::Locked),
@@ -211,21 +235,7 @@ impl Attempts {
             result: Mutex::new(None),
             phone: Mutex::default(),
         });
-        let replaced: Vec<Arc<Attempt>> = {
-            let mut open = lock(&self.open);
-            open.retain(|_, a| a.expires_at() > now_ms);
-            let mine: Vec<String> = open
-                .values()
-                .filter(|a| a.agent_id == agent.id)
-                .map(|a| a.id.clone())
-                .collect();
-            let replaced = mine.iter().filter_map(|id| open.remove(id)).collect();
-            open.insert(attempt.id.clone(), attempt.clone());
-            replaced
-        };
-        for old in replaced {
-            self.abandon(&old, now_ms).await;
-        }
+        lock(&self.open).insert(attempt.id.clone(), attempt.clone());
         self.expire_later(attempt.clone());
         Ok(attempt)
     }
@@ -240,11 +250,22 @@ impl Attempts {
 
     /// A single-use phone link for the attempt; the raw token is returned once. The
     /// attempt now waits for the phone: its deadlines restart when the link is opened.
-    pub async fn phone_link(&self, attempt: &Attempt, now_ms: i64) -> (String, i64) {
+    /// One link per attempt: issuing another would restart the challenge at will.
+    pub async fn phone_link(
+        &self,
+        attempt: &Attempt,
+        now_ms: i64,
+    ) -> Result<(String, i64), PhoneLinkError> {
         let token = random_token();
         let expires_at = now_ms + PHONE_LINK_TTL_MS;
         {
             let mut phone = lock(&attempt.phone);
+            if attempt.result().is_some() {
+                return Err(PhoneLinkError::Finished);
+            }
+            if phone.issued {
+                return Err(PhoneLinkError::Issued);
+            }
             phone.issued = true;
             phone.link_hash = Some(token_digest(&token));
             phone.link_expires_at = expires_at;
@@ -254,7 +275,7 @@ impl Attempts {
         attempt
             .expires_at
             .fetch_max(expires_at + ATTEMPT_TTL_MS, Ordering::SeqCst);
-        (token, expires_at)
+        Ok((token, expires_at))
     }
 
     /// Opens a phone link: once, before it expires. Returns the attempt and the
@@ -270,6 +291,8 @@ impl Attempts {
             .find(|a| lock(&a.phone).link_hash.as_deref() == Some(digest.as_str()))
             .cloned()
             .ok_or(ClaimError::Unknown)?;
+        // No frame is judged while the phone takes over.
+        let mut slot = attempt.judge.lock().await;
         let device = {
             let mut phone = lock(&attempt.phone);
             if phone.claimed {
@@ -284,7 +307,8 @@ impl Attempts {
             device
         };
         // The challenge starts over on the phone, with its own deadlines.
-        *attempt.judge.lock().await = Some(Box::new(fresh_judge(&attempt.templates, now_ms)));
+        *slot = Some(Box::new(fresh_judge(&attempt.templates, now_ms)));
+        drop(slot);
         attempt
             .expires_at
             .fetch_max(now_ms + ATTEMPT_TTL_MS, Ordering::SeqCst);
@@ -309,14 +333,32 @@ impl Attempts {
             .cloned()
     }
 
-    /// Judges one frame received now. Frames of one attempt are judged in order.
+    /// Judges one frame received now. One frame of an attempt at a time (the pages wait
+    /// for each answer); another arriving meanwhile is refused, not queued. The work runs
+    /// as a task of its own, so a client going away mid-frame loses neither the judge
+    /// nor the record.
     pub async fn submit(
         &self,
         attempt: &Arc<Attempt>,
         frame: Vec<u8>,
         now_ms: i64,
     ) -> Result<Progress, FrameError> {
-        let mut slot = attempt.judge.lock().await;
+        let this = self.clone();
+        let attempt = attempt.clone();
+        tokio::spawn(async move { this.judge_frame(&attempt, frame, now_ms).await })
+            .await
+            .map_err(|e| FrameError::Engine(WorkerError::Failed(format!("frame task: {e}"))))?
+    }
+
+    async fn judge_frame(
+        &self,
+        attempt: &Arc<Attempt>,
+        frame: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<Progress, FrameError> {
+        let Ok(mut slot) = attempt.judge.try_lock() else {
+            return Err(FrameError::InFlight);
+        };
         let Some(judge) = slot.take() else {
             return Ok(progress_of(attempt.result().as_ref()));
         };
@@ -339,12 +381,20 @@ impl Attempts {
         self.conclude(attempt, progress, now_ms, false).await
     }
 
-    /// Where the attempt stands now (deadlines checked).
+    /// Where the attempt stands now (deadlines checked), as a task of its own.
     pub async fn status(
         &self,
         attempt: &Arc<Attempt>,
         now_ms: i64,
     ) -> Result<Progress, FrameError> {
+        let this = self.clone();
+        let attempt = attempt.clone();
+        tokio::spawn(async move { this.tick(&attempt, now_ms).await })
+            .await
+            .map_err(|e| FrameError::Engine(WorkerError::Failed(format!("status task: {e}"))))?
+    }
+
+    async fn tick(&self, attempt: &Arc<Attempt>, now_ms: i64) -> Result<Progress, FrameError> {
         let mut slot = attempt.judge.lock().await;
         let Some(judge) = slot.as_mut() else {
             return Ok(progress_of(attempt.result().as_ref()));
@@ -435,8 +485,15 @@ impl Attempts {
                 reason: Some(Failure::TooLate.category().as_str()),
                 detail: Some(Failure::TooLate.as_str()),
             };
-            *lock(&attempt.result) = Some(result.clone());
-            let _ = self.results.send(result);
+            let fresh = {
+                let mut slot = lock(&attempt.result);
+                let fresh = slot.is_none();
+                slot.get_or_insert(result.clone());
+                fresh
+            };
+            if fresh {
+                let _ = self.results.send(result);
+            }
             return;
         }
         if let Err(e) = self
@@ -476,6 +533,15 @@ fn fresh_judge(templates: &[Embedding], now_ms: i64) -> LivenessJudge {
         templates.to_vec(),
         now_ms,
     )
+}
+
+/// Why no phone link was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneLinkError {
+    #[error("this attempt has a phone link already")]
+    Issued,
+    #[error("this attempt has ended")]
+    Finished,
 }
 
 /// Why a phone link was not opened.

@@ -76,7 +76,14 @@ impl FaceWorker {
             .spawn(move || {
                 kefu_vision::set_single_threaded();
                 while let Ok(job) = rx.recv() {
-                    run(engine.as_mut(), job);
+                    // A panic loses that job (its caller sees the engine fail), not
+                    // the engine thread.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(engine.as_mut(), job);
+                    }));
+                    if outcome.is_err() {
+                        error!("the face engine panicked on a job; it goes on with the next");
+                    }
                 }
             });
         match spawned {
@@ -161,9 +168,9 @@ impl FaceWorker {
     }
 }
 
-/// Stands in for a judge lost with the engine thread.
+/// Stands in for a judge lost with its job: the attempt is over, failed.
 fn spent_judge(now_ms: i64) -> Box<LivenessJudge> {
-    Box::new(LivenessJudge::new(
+    let mut judge = LivenessJudge::new(
         kefu_vision::Challenge {
             steps: Vec::new(),
             reveal_after_ms: 0,
@@ -171,7 +178,9 @@ fn spent_judge(now_ms: i64) -> Box<LivenessJudge> {
         kefu_vision::Policy::default(),
         Vec::new(),
         now_ms,
-    ))
+    );
+    judge.abort(kefu_vision::Failure::TooLate);
+    Box::new(judge)
 }
 
 fn run(engine: &mut dyn FaceVision, job: Job) {

@@ -355,3 +355,24 @@ fn a_turn_that_lines_up_with_the_frontal_picture_as_a_plane_is_a_print() {
     }
     panic!("never failed");
 }
+
+#[test]
+fn the_face_timeout_counts_from_the_first_frame_not_from_the_opening() {
+    // The camera permission prompt took 20 s: no failure for that.
+    let mut j = judge(vec![Turn::Left, Turn::Right]);
+    assert_eq!(j.tick(20_000), Progress::LookAtCamera);
+    let p = feed(&mut j, &[(20_000, FrameFaces::None, ALICE)]);
+    assert_eq!(p, Progress::LookAtCamera);
+    assert_eq!(j.tick(29_000), Progress::LookAtCamera);
+    assert_eq!(j.tick(30_500), Progress::Failed(Failure::NoFace));
+}
+
+#[test]
+fn an_aborted_attempt_is_over() {
+    let mut j = judge(vec![Turn::Left]);
+    j.abort(Failure::TooLate);
+    assert_eq!(
+        feed(&mut j, &frontal(ALICE)),
+        Progress::Failed(Failure::TooLate)
+    );
+}
