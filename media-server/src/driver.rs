@@ -71,6 +71,10 @@ enum Command {
     StopBeauty {
         room: RoomId,
     },
+    Blank {
+        participant: ParticipantId,
+        on: bool,
+    },
 }
 
 /// The controller's handle to a running media server. Cheap to clone.
@@ -93,6 +97,7 @@ impl std::fmt::Debug for Command {
             Command::Untap { room } => write!(f, "Untap({room})"),
             Command::Beauty { room, .. } => write!(f, "Beauty({room})"),
             Command::StopBeauty { room } => write!(f, "StopBeauty({room})"),
+            Command::Blank { participant, on } => write!(f, "Blank({participant}, {on})"),
         }
     }
 }
@@ -239,6 +244,14 @@ impl MediaHandle {
         }
     }
 
+    /// Withholds (`on`) or restores `participant`'s video for the other party of its
+    /// room: content moderation's blur. The others get black frames meanwhile.
+    pub fn set_blanked(&self, participant: ParticipantId, on: bool) {
+        if let Err(e) = self.commands.try_send(Command::Blank { participant, on }) {
+            warn!("moderation blank not delivered to the media server: {e}");
+        }
+    }
+
     /// Removes a participant. Best effort: a stopped server has nobody to remove.
     pub fn leave(&self, participant: ParticipantId) {
         if let Err(e) = self.commands.try_send(Command::Leave { participant }) {
@@ -279,6 +292,11 @@ impl MediaServer {
         }
         info!(%bound, %advertised, "media server listening (UDP)");
         let mut sfu = Sfu::new(advertised, Instant::now());
+        sfu.set_blank_frames(
+            tokio::task::spawn_blocking(crate::pipeline::black_keyframes)
+                .await
+                .unwrap_or_default(),
+        );
         let (tcp_addr, tcp_events) = if config.ice_tcp {
             let listener = bind_tcp(bound, config.port == 0).await?;
             let tcp_port = listener
@@ -475,6 +493,7 @@ impl Driver {
                 self.sfu.untap(&room);
                 self.taps.remove(&room);
             }
+            Command::Blank { participant, on } => self.sfu.set_blanked(now, &participant, on),
             Command::Beauty {
                 room,
                 agent,

@@ -11,11 +11,14 @@ pub mod core;
 pub mod driver;
 pub mod error;
 pub mod metrics;
+pub mod moderation;
 pub mod pipeline;
 mod tcp;
 
 pub use config::{MediaConfig, Vp8Version};
-pub use core::{BeautyOutput, DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty};
+pub use core::{
+    BeautyOutput, BlankFrames, DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty,
+};
 pub use driver::{MediaHandle, MediaServer};
 pub use error::{CandidateError, JoinError, MediaError};
 pub use kefu_proto::{ParticipantId, RoomId};

@@ -79,3 +79,54 @@ pub trait FrameSink: Send + Sync + Debug {
     /// Queues a frame; false when it was dropped (queue full or listener gone).
     fn try_send(&self, frame: TapFrame) -> bool;
 }
+
+/// A decoded picture of one side, I420 and tightly packed: `width × height` bytes of
+/// Y, then U, then V, each of `(width / 2) × (height / 2)` bytes (sizes are even).
+#[derive(Clone)]
+pub struct I420Picture {
+    pub side: Side,
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl I420Picture {
+    /// The planes' total size for even `width × height`.
+    pub fn len_for(width: u32, height: u32) -> usize {
+        let (w, h) = (width as usize, height as usize);
+        w * h + 2 * (w / 2) * (h / 2)
+    }
+
+    /// Whether `data` holds exactly the planes the size says.
+    pub fn is_well_formed(&self) -> bool {
+        self.width >= 2
+            && self.height >= 2
+            && self.width % 2 == 0
+            && self.height % 2 == 0
+            && self.data.len() == Self::len_for(self.width, self.height)
+    }
+}
+
+impl Debug for I420Picture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the pixels: they are somebody's face.
+        f.debug_struct("I420Picture")
+            .field("side", &self.side)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish()
+    }
+}
+
+/// Where whoever decodes a party's video (the recorder, or moderation's own decoder
+/// when nothing else decodes) hands pictures to content moderation. Called on the
+/// decoding thread for every picture: both methods must be cheap and never block.
+pub trait PictureSink: Send + Sync + Debug {
+    /// A picture of `side` was just decoded; true when moderation wants it now (then
+    /// hand it over with [`PictureSink::offer`]). Also how moderation learns that a
+    /// party's video runs (a camera turned on after a pause starts a new warm-up).
+    fn decoded(&self, side: Side) -> bool;
+
+    /// The picture asked for by [`PictureSink::decoded`].
+    fn offer(&self, picture: I420Picture);
+}

@@ -235,11 +235,13 @@ impl Recorder {
         self.active().keys().cloned().collect()
     }
 
-    /// Starts recording; the returned sink is what the SFU taps into.
+    /// Starts recording; the returned sink is what the SFU taps into. `pictures`:
+    /// content moderation of the call, handed the decoded pictures it asks for.
     pub fn start(
         self: &Arc<Self>,
         job: RecordingJob,
         start: Instant,
+        pictures: Option<Arc<dyn kefu_proto::PictureSink>>,
     ) -> Result<TapSink, RecorderError> {
         let mut active = self.active();
         if active.contains_key(&job.id) {
@@ -256,6 +258,7 @@ impl Recorder {
             start,
             input,
             progress: progress_tx,
+            pictures,
         };
         let (done_tx, done) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()

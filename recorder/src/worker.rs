@@ -11,7 +11,8 @@ use tracing::{info, warn};
 use crate::naming::RecordingKind;
 use crate::transcode::{Settings, TranscodeError, Transcoder};
 use crate::upload::SpoolState;
-use kefu_proto::TapFrame;
+use kefu_proto::{PictureSink, TapFrame};
+use std::sync::Arc;
 
 /// How often the transcoder is advanced when no frame arrives.
 const TICK: Duration = Duration::from_millis(50);
@@ -33,6 +34,8 @@ pub struct Worker {
     pub start: Instant,
     pub input: Receiver<WorkerInput>,
     pub progress: watch::Sender<SpoolState>,
+    /// Content moderation of this call, if it is screened.
+    pub pictures: Option<Arc<dyn PictureSink>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -57,6 +60,9 @@ impl Worker {
 
     fn transcode(&self) -> WorkerResult {
         let mut tc = Transcoder::create(&self.spool, self.kind, self.settings, self.start)?;
+        if let Some(sink) = &self.pictures {
+            tc.set_picture_sink(Arc::clone(sink));
+        }
         let mut last_len = 0;
         let mut last_tick = Instant::now();
         loop {

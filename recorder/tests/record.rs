@@ -157,7 +157,7 @@ async fn a_video_call_becomes_a_fragmented_mp4_with_both_voices() {
     let mut rig = rig().await;
     let start = Instant::now();
     let job = job(RecordingKind::Video);
-    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    let sink = rig.recorder.start(job.clone(), start, None).expect("start");
     let mut frames =
         party_frames(Side::Agent, 440.0, 4.0, Some(4.0), start).expect("synthetic media");
     // The customer's camera is on for the first two seconds only.
@@ -222,7 +222,7 @@ async fn a_voice_call_becomes_an_m4a_without_video() {
     let mut rig = rig().await;
     let start = Instant::now();
     let job = job(RecordingKind::Voice);
-    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    let sink = rig.recorder.start(job.clone(), start, None).expect("start");
     // Video arriving in a voice call is ignored.
     let mut frames =
         party_frames(Side::Agent, 440.0, 3.0, Some(1.0), start).expect("synthetic media");
@@ -255,7 +255,7 @@ async fn a_store_outage_delays_the_upload_and_loses_nothing() {
     drop(rig.s3.take());
     let start = Instant::now();
     let job = job(RecordingKind::Voice);
-    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    let sink = rig.recorder.start(job.clone(), start, None).expect("start");
     for f in party_frames(Side::Agent, 440.0, 2.0, None, start).expect("synthetic media") {
         sink.try_send(f);
     }
@@ -366,7 +366,7 @@ async fn a_recording_lands_in_an_external_s3_server() {
         Recorder::new(rcfg, store.clone(), RecorderMetrics::default()).expect("recorder");
     let start = Instant::now();
     let job = job(RecordingKind::Video);
-    let sink = recorder.start(job.clone(), start).expect("start");
+    let sink = recorder.start(job.clone(), start, None).expect("start");
     let mut frames =
         party_frames(Side::Agent, 440.0, 3.0, Some(3.0), start).expect("synthetic media");
     frames.extend(party_frames(Side::Customer, 880.0, 3.0, None, start).expect("synthetic media"));
@@ -408,7 +408,7 @@ async fn a_full_disk_fails_the_recording_with_its_reason() {
     std::os::unix::fs::symlink("/dev/full", rig.recorder.spool_path(&job.id, job.kind))
         .expect("symlink");
     let start = Instant::now();
-    let sink = rig.recorder.start(job.clone(), start).expect("start");
+    let sink = rig.recorder.start(job.clone(), start, None).expect("start");
     for f in party_frames(Side::Agent, 440.0, 1.0, None, start).expect("synthetic media") {
         sink.try_send(f);
     }

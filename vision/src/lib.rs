@@ -6,14 +6,18 @@
 //! - [`geometry`]: landmarks → head pose; [`quality`]: is a reference photo usable.
 //! - [`embedding`]: face templates and their similarity.
 //! - [`liveness`]: the active challenge, judged on a timed frame sequence (pure).
-//! - [`nudity`]: content moderation's classifier (open_nsfw) behind a trait.
+//! - [`nudity`]: content moderation's classifier (open_nsfw) behind a trait;
+//!   [`marker`]: a test-only classifier behind the same trait; [`frames`]: video
+//!   pictures in, evidence JPEGs out.
 
 pub mod detector;
 pub mod embedding;
 pub mod engine;
+pub mod frames;
 pub mod geometry;
 pub mod header;
 pub mod liveness;
+pub mod marker;
 pub mod nudity;
 pub mod picture;
 pub mod plane;
@@ -29,6 +33,7 @@ pub use liveness::{
     Challenge, FaceSample, Failure, FailureCategory, FrameFaces, LivenessJudge, Policy, Progress,
     Snapshot, Turn,
 };
+pub use marker::TestMarkerColourClassifier;
 pub use nudity::{NudityClassifier, OpenNsfw};
 pub use picture::{DecodeError, DecodeLimits, Picture};
 

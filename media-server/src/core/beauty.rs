@@ -263,6 +263,13 @@ impl Sfu {
         let Some(route) = self.beauty.get(room) else {
             return;
         };
+        if self
+            .participants
+            .iter()
+            .any(|p| p.id == route.agent && p.blank_next.is_some())
+        {
+            return; // moderation withholds the agent's picture
+        }
         // The payload type chosen with the first frame (checked against the receiver's
         // negotiated ones then); worked out here only when there was none.
         let known = route
@@ -349,7 +356,7 @@ impl Sfu {
 
 /// The customer's first payload type for `codec` on `mid`, packetization mode 1 first
 /// for H.264 (frames bigger than a packet need it).
-fn fallback_pt(
+pub(super) fn fallback_pt(
     to: &mut super::participant::Participant,
     mid: str0m::media::Mid,
     codec: VideoCodec,

@@ -10,6 +10,7 @@
 //! other participant's media into the same lines, so nobody ever renegotiates.
 
 mod beauty;
+mod blank;
 mod participant;
 mod stats;
 mod tap;
@@ -31,6 +32,7 @@ use crate::error::{CandidateError, JoinError};
 pub use beauty::{
     BeautyOutput, MAX_BITRATE_BPS, MIN_BITRATE_BPS, START_BITRATE_BPS, encoder_bitrate,
 };
+pub use blank::{BLANK_INTERVAL, BlankFrames};
 pub use kefu_proto::TapParty;
 use kefu_proto::{ParticipantId, RoomId};
 use participant::{MediaLine, Participant};
@@ -144,6 +146,7 @@ pub struct Sfu {
     beauty: HashMap<RoomId, beauty::BeautyRoute>,
     pipeline_out: VecDeque<SfuOutput>,
     tapped: VecDeque<(RoomId, kefu_proto::TapFrame)>,
+    blank_frames: BlankFrames,
     stats: SfuStats,
     /// The latest time handed in; the core has no clock of its own.
     last_now: Instant,
@@ -174,6 +177,7 @@ impl Sfu {
             beauty: HashMap::new(),
             pipeline_out: VecDeque::new(),
             tapped: VecDeque::new(),
+            blank_frames: BlankFrames::default(),
             stats: SfuStats::default(),
             last_now: now,
         }
@@ -432,6 +436,10 @@ impl Sfu {
         for room in due_rooms {
             self.drain_room(now, room);
         }
+        if self.next_blank().is_some_and(|t| t <= now) {
+            self.send_due_blanks(now);
+            self.drain(now);
+        }
         self.reap_dead();
     }
 
@@ -459,6 +467,7 @@ impl Sfu {
                 ]
             })
             .flatten()
+            .chain(self.next_blank())
             .min();
         // With nobody to serve, a far wake-up keeps the driver idle.
         SfuOutput::Timeout(next.unwrap_or(self.last_now + IDLE_WAKEUP))
@@ -663,7 +672,7 @@ impl Sfu {
         }
     }
 
-    fn forward(&mut self, _now: Instant, item: Pending) {
+    fn forward(&mut self, now: Instant, item: Pending) {
         let Pending { from, data } = item;
         let packets = data
             .seq_range
@@ -676,6 +685,12 @@ impl Sfu {
         };
         let room = self.participants[from].room.clone();
         self.tap_frame(&room, from, &data);
+        if kind == MediaKind::Video {
+            self.note_video_time(from, data.time, now);
+            if self.is_blanked(from) {
+                return;
+            }
+        }
         if self.divert_to_beauty(&room, from, kind, &data) {
             return;
         }

@@ -36,6 +36,11 @@ pub(crate) struct Participant {
     pub fingerprint: Option<String>,
     /// Since when ICE has had no working path (`None`: it has one).
     pub ice_lost_since: Option<Instant>,
+    /// Moderation withholds this participant's video from the others: when the next
+    /// black frame is due in its place.
+    pub blank_next: Option<Instant>,
+    /// The publisher's video clock (90 kHz ticks) at its last frame, and when.
+    pub last_video: Option<(u64, Instant)>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -58,6 +63,8 @@ impl Participant {
             remb_sent: None,
             fingerprint,
             ice_lost_since: None,
+            blank_next: None,
+            last_video: None,
             last_keyframe_request: None,
         }
     }

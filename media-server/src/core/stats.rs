@@ -64,6 +64,10 @@ pub struct SfuStats {
     pub ice_recoveries: u64,
     /// Participants dropped because their ICE connectivity stayed lost.
     pub ice_lost: u64,
+    /// Publishers whose video moderation withheld from the other party (ever).
+    pub blanked_publishers: u64,
+    /// Black keyframes sent in place of withheld video.
+    pub blank_frames_sent: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 

@@ -24,7 +24,7 @@ pub(super) fn init() {
     });
 }
 
-pub(super) struct Decoder {
+pub(crate) struct Decoder {
     codec: VideoCodec,
     inner: ffmpeg::decoder::Video,
     frame: ffmpeg::frame::Video,

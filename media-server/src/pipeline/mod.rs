@@ -7,7 +7,7 @@
 //! skipped up to the next keyframe, and the result says a keyframe should be asked
 //! for. The worker thread and queue around it are the driver's business.
 
-mod codec;
+pub(crate) mod codec;
 mod worker;
 
 use std::sync::Arc;
@@ -244,6 +244,36 @@ impl BeautyPipeline {
         }
         Ok(out)
     }
+}
+
+/// One black keyframe per codec (320×240), for the SFU to send in place of video that
+/// moderation withholds. A codec whose encoder is missing gets none (logged).
+pub fn black_keyframes() -> crate::core::BlankFrames {
+    codec::init();
+    let black = |codec: VideoCodec| -> Result<Option<Arc<[u8]>>, PipelineError> {
+        let mut encoder = Encoder::new(codec, (320, 240), 200_000, Vp8Version::default())?;
+        let picture = encoder.picture_mut();
+        for (plane, value) in [(0, 16u8), (1, 128), (2, 128)] {
+            picture.data_mut(plane).fill(value);
+        }
+        Ok(encoder
+            .encode(0, true)?
+            .into_iter()
+            .find(|(_, key)| *key)
+            .map(|(data, _)| Arc::from(data)))
+    };
+    let mut frames = crate::core::BlankFrames::default();
+    for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+        match black(codec) {
+            Ok(Some(frame)) => match codec {
+                VideoCodec::Vp8 => frames.vp8 = Some(frame),
+                VideoCodec::H264 => frames.h264 = Some(frame),
+            },
+            Ok(None) => tracing::warn!("the {codec:?} encoder gave no black keyframe"),
+            Err(e) => tracing::warn!("no black {codec:?} keyframe: {e}"),
+        }
+    }
+    frames
 }
 
 /// The filtered picture into the encoder's frame (of the picture's size), plane by plane.

@@ -202,6 +202,13 @@ impl Transcoder {
         })
     }
 
+    /// Hands decoded pictures to content moderation when it asks for them.
+    pub fn set_picture_sink(&mut self, sink: std::sync::Arc<dyn kefu_proto::PictureSink>) {
+        if let Some(v) = self.video.as_mut() {
+            v.pictures = Some(sink);
+        }
+    }
+
     pub fn stats(&self) -> TranscodeStats {
         let mut s = self.stats;
         s.decode_errors +=

@@ -9,7 +9,8 @@ use ffmpeg::util::frame;
 use ffmpeg_next as ffmpeg;
 
 use super::{PacketSink, Settings, TranscodeError};
-use kefu_proto::{Codec, Side};
+use kefu_proto::{Codec, I420Picture, PictureSink, Side};
+use std::sync::Arc;
 
 /// A picture older than this counts as "camera off".
 const STALE_AFTER_US: i64 = 1_000_000;
@@ -98,6 +99,9 @@ pub(crate) struct VideoComposer {
     pub(crate) encoder: ffmpeg::encoder::Video,
     next_frame: i64,
     pub(crate) decode_errors: u64,
+    /// Content moderation, handed the decoded pictures it asks for (so a screened
+    /// call's video is decoded once, here).
+    pub(crate) pictures: Option<Arc<dyn PictureSink>>,
 }
 
 impl VideoComposer {
@@ -144,6 +148,7 @@ impl VideoComposer {
             encoder,
             next_frame: 0,
             decode_errors: 0,
+            pictures: None,
         })
     }
 
@@ -189,6 +194,12 @@ impl VideoComposer {
             let src = (p.decoded.format(), p.decoded.width(), p.decoded.height());
             if src.1 == 0 || src.2 == 0 {
                 continue;
+            }
+            if let Some(sink) = &self.pictures
+                && sink.decoded(party)
+                && let Some(picture) = packed_i420(&p.decoded, party)
+            {
+                sink.offer(picture);
             }
             // A new resolution (or the first picture) gets a new scaler.
             if p.scaler.as_ref().is_none_or(|(key, _, _)| *key != src) {
@@ -268,6 +279,31 @@ impl VideoComposer {
     fn drain(&mut self, out: &mut PacketSink<'_>) -> Result<(), TranscodeError> {
         super::drain_encoder(&mut self.encoder, true, out)
     }
+}
+
+/// A decoded picture as packed I420 (browsers send 4:2:0; anything else is not
+/// handed over, and moderation asks again at the next picture).
+fn packed_i420(frame: &frame::Video, side: Side) -> Option<I420Picture> {
+    if !matches!(frame.format(), Pixel::YUV420P | Pixel::YUVJ420P) {
+        return None;
+    }
+    let (w, h) = (frame.width() & !1, frame.height() & !1);
+    if w < 2 || h < 2 {
+        return None;
+    }
+    let mut data = Vec::with_capacity(I420Picture::len_for(w, h));
+    for (plane, width, rows) in [(0, w, h), (1, w / 2, h / 2), (2, w / 2, h / 2)] {
+        let (stride, src) = (frame.stride(plane), frame.data(plane));
+        for row in 0..rows as usize {
+            data.extend_from_slice(src.get(row * stride..row * stride + width as usize)?);
+        }
+    }
+    Some(I420Picture {
+        side,
+        width: w,
+        height: h,
+        data,
+    })
 }
 
 fn open_decoder(codec: Codec) -> Result<ffmpeg::decoder::Video, ffmpeg::Error> {

@@ -1,0 +1,238 @@
+//! When to sample a party's video and what to do with the classifier's verdicts: pure,
+//! clock-free (every call takes "now"), one [`StreamPolicy`] per screened video stream.
+//!
+//! - A picture after a pause of [`VIDEO_GAP`] (or the first) starts a *video run*: the
+//!   camera came on. It is sampled at once, then every `warmup_interval_ms` for
+//!   `warmup_ms`, then every `steady_interval_ms`.
+//! - After a positive verdict the next sample comes [`CONFIRM_AFTER`] later, so
+//!   `positives_to_blur` consecutive positives cost well under a sampling interval.
+//! - `positives_to_blur` consecutive positives: blur (the other party sees no picture
+//!   of this one). While blurred, sampling goes on; `positives_to_end` further
+//!   consecutive positives end the call. A negative resets the current streak.
+//! - The blur is lifted only by a new video run: the offender turns the camera off and
+//!   on (which also restarts the warm-up sampling).
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Pictures of a stream further apart than this mean the video stopped in between
+/// (a camera turned off sends nothing at all).
+pub const VIDEO_GAP: Duration = Duration::from_millis(1500);
+/// After a positive verdict, the next sample this soon.
+pub const CONFIRM_AFTER: Duration = Duration::from_millis(250);
+/// A sample whose verdict has not come back after this long is given up.
+pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An enterprise's screening settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationSettings {
+    pub enabled: bool,
+    /// A sample scoring at least this is positive.
+    pub threshold: f32,
+    /// Consecutive positives before the picture is blurred for the other party.
+    pub positives_to_blur: u32,
+    /// Further consecutive positives, while blurred, before the call ends.
+    pub positives_to_end: u32,
+    /// Sampling interval right after video starts, for `warmup_ms`.
+    pub warmup_interval_ms: u32,
+    pub warmup_ms: u32,
+    /// Sampling interval after the warm-up.
+    pub steady_interval_ms: u32,
+}
+
+impl Default for ModerationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 0.8,
+            positives_to_blur: 2,
+            positives_to_end: 3,
+            warmup_interval_ms: 1000,
+            warmup_ms: 10_000,
+            steady_interval_ms: 2000,
+        }
+    }
+}
+
+/// A setting out of its range: which one, and the range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be within {range}")]
+pub struct SettingsError {
+    pub field: &'static str,
+    pub range: &'static str,
+}
+
+impl ModerationSettings {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |field, range| Err(SettingsError { field, range });
+        if !(self.threshold.is_finite() && (0.5..=0.99).contains(&self.threshold)) {
+            return bad("threshold", "0.5–0.99");
+        }
+        if !(1..=10).contains(&self.positives_to_blur) {
+            return bad("positives_to_blur", "1–10");
+        }
+        if !(1..=20).contains(&self.positives_to_end) {
+            return bad("positives_to_end", "1–20");
+        }
+        if !(500..=10_000).contains(&self.warmup_interval_ms) {
+            return bad("warmup_interval_ms", "500–10000");
+        }
+        if self.warmup_ms > 120_000 {
+            return bad("warmup_ms", "0–120000");
+        }
+        // Commercial services sample every 5–300 s; more than a minute apart would
+        // leave most of a short call unscreened.
+        if !(self.warmup_interval_ms..=60_000).contains(&self.steady_interval_ms) {
+            return bad("steady_interval_ms", "warmup_interval_ms–60000");
+        }
+        Ok(())
+    }
+}
+
+/// What a verdict calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Nothing,
+    /// Replace this party's picture for the other party.
+    Blur,
+    /// End the call (reason `moderation`).
+    EndCall,
+}
+
+/// What to do with a picture just decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OnPicture {
+    /// Hand this picture to the classifier.
+    pub sample: bool,
+    /// The camera came back on while blurred: show the picture again.
+    pub lift_blur: bool,
+}
+
+/// One party's video stream under screening.
+#[derive(Debug, Clone)]
+pub struct StreamPolicy {
+    settings: ModerationSettings,
+    run_started: Option<Instant>,
+    last_picture: Option<Instant>,
+    next_sample: Option<Instant>,
+    /// When the sample awaiting its verdict was taken.
+    in_flight: Option<Instant>,
+    /// Scores of the current streak of positives (before and after the blur).
+    streak: Vec<f32>,
+    blurred: bool,
+    /// Consecutive positives since the blur.
+    since_blur: u32,
+    ended: bool,
+}
+
+impl StreamPolicy {
+    pub fn new(settings: ModerationSettings) -> Self {
+        Self {
+            settings,
+            run_started: None,
+            last_picture: None,
+            next_sample: None,
+            in_flight: None,
+            streak: Vec::new(),
+            blurred: false,
+            since_blur: 0,
+            ended: false,
+        }
+    }
+
+    pub fn is_blurred(&self) -> bool {
+        self.blurred
+    }
+
+    /// The scores of the current run of positives, oldest first.
+    pub fn streak_scores(&self) -> &[f32] {
+        &self.streak
+    }
+
+    /// A picture of this stream was decoded at `now`.
+    pub fn picture(&mut self, now: Instant) -> OnPicture {
+        let mut out = OnPicture::default();
+        if !self.settings.enabled || self.ended {
+            return out;
+        }
+        let gap = self
+            .last_picture
+            .is_none_or(|last| now.saturating_duration_since(last) >= VIDEO_GAP);
+        self.last_picture = Some(now);
+        if gap {
+            self.run_started = Some(now);
+            self.next_sample = Some(now);
+            self.streak.clear();
+            self.since_blur = 0;
+            out.lift_blur = std::mem::take(&mut self.blurred);
+        }
+        if self
+            .in_flight
+            .is_some_and(|at| now.saturating_duration_since(at) >= VERDICT_TIMEOUT)
+        {
+            self.in_flight = None;
+        }
+        if self.in_flight.is_none() && self.next_sample.is_some_and(|t| now >= t) {
+            self.in_flight = Some(now);
+            self.next_sample = Some(now + self.interval_at(now));
+            out.sample = true;
+        }
+        out
+    }
+
+    /// The sample taken last was not classified (the worker was busy): no verdict will
+    /// come; sampling goes on at the next due time.
+    pub fn sample_dropped(&mut self) {
+        self.in_flight = None;
+    }
+
+    /// The classifier's score for the sample taken last.
+    pub fn verdict(&mut self, score: f32, now: Instant) -> Action {
+        self.in_flight = None;
+        if !self.settings.enabled || self.ended {
+            return Action::Nothing;
+        }
+        if score < self.settings.threshold {
+            self.streak.clear();
+            self.since_blur = 0;
+            return Action::Nothing;
+        }
+        self.streak.push(score);
+        let confirm = now + CONFIRM_AFTER;
+        if self.next_sample.is_none_or(|t| t > confirm) {
+            self.next_sample = Some(confirm);
+        }
+        if !self.blurred {
+            if self.streak.len() >= self.settings.positives_to_blur as usize {
+                self.blurred = true;
+                return Action::Blur;
+            }
+            return Action::Nothing;
+        }
+        self.since_blur += 1;
+        if self.since_blur >= self.settings.positives_to_end {
+            self.ended = true;
+            return Action::EndCall;
+        }
+        Action::Nothing
+    }
+
+    fn interval_at(&self, now: Instant) -> Duration {
+        let warm = Duration::from_millis(self.settings.warmup_ms.into());
+        let in_warmup = self
+            .run_started
+            .is_some_and(|start| now.saturating_duration_since(start) < warm);
+        let ms = if in_warmup {
+            self.settings.warmup_interval_ms
+        } else {
+            self.settings.steady_interval_ms
+        };
+        Duration::from_millis(ms.into())
+    }
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

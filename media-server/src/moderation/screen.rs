@@ -1,0 +1,209 @@
+//! One call's screening: the policy of each party's stream, fed by whoever decodes the
+//! video (through [`PictureSink`]) and by the classifier's verdicts, acting on both.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::TrySendError;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Instant, SystemTime};
+
+use kefu_proto::{I420Picture, ParticipantId, PictureSink, RoomId, Side, TapParty};
+use kefu_vision::Picture;
+use tracing::{info, warn};
+
+use super::policy::{Action, ModerationSettings, StreamPolicy};
+use super::{Evidence, ModerationAction, ModerationEvent, QUEUE, Sample, Shared};
+
+/// Mosaic cells across the reviewer's first look at the evidence.
+const MOSAIC_CELLS: i32 = 12;
+
+#[derive(Debug)]
+pub struct RoomScreen {
+    room: RoomId,
+    parties: Vec<TapParty>,
+    policies: Mutex<[StreamPolicy; 2]>,
+    stopped: AtomicBool,
+    me: Weak<RoomScreen>,
+    shared: Weak<Shared>,
+}
+
+impl RoomScreen {
+    pub(super) fn new(
+        room: RoomId,
+        parties: Vec<TapParty>,
+        settings: ModerationSettings,
+        shared: Weak<Shared>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            room,
+            parties,
+            policies: Mutex::new([StreamPolicy::new(settings), StreamPolicy::new(settings)]),
+            stopped: AtomicBool::new(false),
+            me: me.clone(),
+            shared,
+        })
+    }
+
+    pub fn room(&self) -> &RoomId {
+        &self.room
+    }
+
+    /// Whether `side`'s picture is withheld from the other party now.
+    pub fn is_blurred(&self, side: Side) -> bool {
+        self.policies()[side.index()].is_blurred()
+    }
+
+    pub(super) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    fn policies(&self) -> std::sync::MutexGuard<'_, [StreamPolicy; 2]> {
+        // Plain data: still consistent after a panic elsewhere.
+        self.policies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn participant(&self, side: Side) -> Option<ParticipantId> {
+        self.parties
+            .iter()
+            .find(|p| p.side == side)
+            .map(|p| p.participant.clone())
+    }
+
+    /// The classifier's score for `side`'s last sample (`picture`, taken at `taken`).
+    pub(super) fn verdict(&self, side: Side, score: f32, picture: &Picture, taken: Instant) {
+        if self.is_stopped() {
+            return;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let (action, scores) = {
+            let mut policies = self.policies();
+            let p = &mut policies[side.index()];
+            let action = p.verdict(score, Instant::now());
+            (action, p.streak_scores().to_vec())
+        };
+        if !scores.is_empty() && scores.last() == Some(&score) {
+            shared
+                .counters
+                .positives
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let action = match action {
+            Action::Nothing => return,
+            Action::Blur => ModerationAction::Blurred,
+            Action::EndCall => ModerationAction::EndCall,
+        };
+        let evidence = match evidence_of(picture) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                warn!(room = %self.room, "evidence picture not encoded: {e}");
+                None
+            }
+        };
+        info!(
+            room = %self.room, ?side, action = action.as_str(), ?scores,
+            after_ms = taken.elapsed().as_millis() as u64, "moderation action"
+        );
+        self.act(&shared, side, action, scores, evidence);
+    }
+
+    /// The sample of `side` could not be classified: sampling goes on.
+    pub(super) fn sample_failed(&self, side: Side) {
+        self.policies()[side.index()].sample_dropped();
+    }
+
+    fn act(
+        &self,
+        shared: &Shared,
+        side: Side,
+        action: ModerationAction,
+        scores: Vec<f32>,
+        evidence: Option<Evidence>,
+    ) {
+        let Some(participant) = self.participant(side) else {
+            return;
+        };
+        shared
+            .counters
+            .actions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match action {
+            ModerationAction::Blurred => shared.blanker.set_blanked(participant.clone(), true),
+            ModerationAction::Restored => shared.blanker.set_blanked(participant.clone(), false),
+            // Withheld until the call is gone.
+            ModerationAction::EndCall => {}
+        }
+        let event = ModerationEvent {
+            room: self.room.clone(),
+            side,
+            participant,
+            action,
+            scores,
+            evidence,
+            at: SystemTime::now(),
+        };
+        let _ = shared.events.send(event); // nobody listening: a test or a shutdown
+    }
+}
+
+impl PictureSink for RoomScreen {
+    fn decoded(&self, side: Side) -> bool {
+        if self.is_stopped() {
+            return false;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let on = self.policies()[side.index()].picture(Instant::now());
+        if on.lift_blur {
+            info!(room = %self.room, ?side, "camera cycled: the picture is shown again");
+            self.act(&shared, side, ModerationAction::Restored, Vec::new(), None);
+        }
+        if !on.sample {
+            return false;
+        }
+        shared.counters.samples.fetch_add(1, Ordering::Relaxed);
+        // Full already: drop before the picture is even copied.
+        if shared.pending.load(Ordering::Acquire) >= QUEUE {
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.policies()[side.index()].sample_dropped();
+            return false;
+        }
+        true
+    }
+
+    fn offer(&self, picture: I420Picture) {
+        let side = picture.side;
+        let (Some(me), Some(shared)) = (self.me.upgrade(), self.shared.upgrade()) else {
+            return;
+        };
+        if !picture.is_well_formed() {
+            self.policies()[side.index()].sample_dropped();
+            return;
+        }
+        shared.pending.fetch_add(1, Ordering::AcqRel);
+        let sample = Sample {
+            screen: me,
+            picture,
+            taken: Instant::now(),
+        };
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            shared.queue.try_send(sample)
+        {
+            shared.pending.fetch_sub(1, Ordering::AcqRel);
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.policies()[side.index()].sample_dropped();
+        }
+    }
+}
+
+fn evidence_of(picture: &Picture) -> Result<Evidence, kefu_vision::VisionError> {
+    Ok(Evidence {
+        jpeg: picture.to_jpeg(85)?,
+        mosaic_jpeg: picture.mosaic(MOSAIC_CELLS)?.to_jpeg(70)?,
+    })
+}
