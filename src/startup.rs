@@ -91,6 +91,8 @@ impl App {
             .await
             .context("starting the media server")?;
 
+        let (moderation, moderation_events) = start_moderation(&config.moderation, &media)?;
+
         let rooms: Arc<dyn RoomBus> = Arc::new(Rooms::default());
         for room in &config.signaling.rooms {
             rooms.create(room);
@@ -120,6 +122,7 @@ impl App {
             Arc::new(kefu_signaling::cluster::media::LocalMediaRouter {
                 sfu: media.handle.clone(),
                 recorder: recordings.recorder.clone(),
+                moderation,
             }),
             config.signaling.clone(),
             metrics,
@@ -130,6 +133,10 @@ impl App {
                 &config.verification.models_dir,
             ),
         );
+        tokio::spawn(kefu_signaling::moderation::reactions::run(
+            state.clone(),
+            moderation_events,
+        ));
         // Calls the last process left live (it died without draining) cannot go on:
         // their sessions and media are gone. End them and free the agents.
         let restarted = state
@@ -441,4 +448,37 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+/// The classifier the configuration names, and the moderation worker around it. The
+/// real model missing or broken is a startup error: a server that cannot screen must
+/// not look as if it did.
+fn start_moderation(
+    config: &kefu_signaling::config::ModerationConfig,
+    media: &MediaServer,
+) -> anyhow::Result<(
+    kefu_media_server::moderation::Moderation,
+    tokio::sync::mpsc::UnboundedReceiver<kefu_media_server::moderation::ModerationEvent>,
+)> {
+    use kefu_signaling::config::ClassifierKind;
+    let classifier: Box<dyn kefu_vision::NudityClassifier> = match config.classifier {
+        ClassifierKind::OpenNsfw => Box::new(
+            kefu_vision::OpenNsfw::load(&config.models_dir).with_context(|| {
+                format!(
+                    "loading the content moderation model from {} (deploy/fetch-models.sh \
+                     downloads it; moderation.models_dir says where it is)",
+                    config.models_dir.display()
+                )
+            })?,
+        ),
+        ClassifierKind::TestMarkerColour => {
+            tracing::warn!(
+                "content moderation uses the TEST-ONLY marker-colour classifier \
+                 (moderation.classifier = \"test_marker_colour\"): calls are NOT screened for nudity"
+            );
+            Box::new(kefu_vision::TestMarkerColourClassifier::default())
+        }
+    };
+    kefu_media_server::moderation::Moderation::start(classifier, Arc::new(media.handle.clone()))
+        .context("starting the moderation worker")
 }

@@ -1,7 +1,8 @@
 // Admin console: grant the video service per agent, enrol an agent's face reference
 // (photos or the camera) and clear a verification lock, and the operations dashboard of
-// face-verification records (filters, CSV export, failure reasons). ID numbers arrive
-// masked; enrolment photos stay in this page only until they are sent.
+// face-verification records (filters, CSV export, failure reasons), content moderation
+// (the enterprise's settings, and the incidents with their evidence and review). ID
+// numbers arrive masked; enrolment photos stay in this page only until they are sent.
 'use strict';
 
 (function () {
@@ -34,6 +35,7 @@
     const select = $('f-agent');
     select.replaceChildren(new Option(KefuStrings.t('adm.all'), ''));
     $('r-agent').replaceChildren(new Option(KefuStrings.t('adm.all'), ''));
+    $('i-agent').replaceChildren(new Option(KefuStrings.t('adm.all'), ''));
     for (const a of data) {
       const tr = document.createElement('tr');
       tr.dataset.login = a.login;
@@ -65,6 +67,7 @@
       body.append(tr);
       select.append(new Option(`${a.real_name} (${a.login})`, a.id));
       $('r-agent').append(new Option(`${a.real_name} (${a.login})`, a.id));
+      $('i-agent').append(new Option(`${a.real_name} (${a.login})`, a.id));
     }
     // Whether each agent has a face reference and is locked out (one request each).
     await Promise.all(data.map(async (a) => {
@@ -413,6 +416,234 @@
     a.click();
   }
 
+  // Content moderation: the enterprise's settings. The form is sent whole, numbers as
+  // numbers; the server judges the ranges (422, fields named) and the page marks them.
+  const moderationInputs = () => Array.from($('moderation-form').querySelectorAll('[data-field]'));
+
+  function showModerationSettings(settings) {
+    for (const input of moderationInputs()) {
+      const value = settings[input.dataset.field];
+      if (input.type === 'checkbox') input.checked = Boolean(value);
+      // The threshold is an f32 on the server: 0.8 arrives as 0.800000011920929.
+      else input.value = typeof value === 'number' ? String(Number(value.toPrecision(6))) : '';
+      input.removeAttribute('aria-invalid');
+    }
+    admin.moderation = settings;
+    steadyMin();
+  }
+
+  // The steady interval is never shorter than the warm-up's.
+  function steadyMin() {
+    $('m-steady-interval').min = $('m-warmup-interval').value || '500';
+  }
+
+  /** The settings form's message: `text` as an error, or the saved notice (`saved`). */
+  function moderationMessage(text, saved) {
+    $('moderation-error').hidden = !text;
+    $('moderation-error').textContent = text || '';
+    $('moderation-saved').hidden = !saved;
+  }
+
+  /** An error text naming the fields at fault by their labels. */
+  function fieldsText(text, fields) {
+    const labels = [];
+    for (const input of moderationInputs()) {
+      if (!fields.includes(input.dataset.field)) continue;
+      input.setAttribute('aria-invalid', 'true');
+      labels.push(KefuStrings.t(`adm.moderation.${input.dataset.field}`));
+    }
+    return labels.length ? KefuStrings.t('adm.moderation.check_fields', { text, fields: labels.join('、') }) : text;
+  }
+
+  async function loadModerationSettings() {
+    const r = await api('GET', '/enterprise/moderation-settings');
+    // Nothing is saved over settings this page has not read.
+    $('m-save').disabled = r.status !== 200;
+    if (r.status === 200) {
+      showModerationSettings(r.data);
+      moderationMessage(null);
+    } else {
+      moderationMessage(KefuStrings.errorText(r.data, 'adm.moderation.not_loaded'));
+    }
+  }
+
+  async function saveModerationSettings(e) {
+    e.preventDefault();
+    moderationMessage(null);
+    const settings = {};
+    const invalid = [];
+    for (const input of moderationInputs()) {
+      input.removeAttribute('aria-invalid');
+      if (input.type === 'checkbox') {
+        settings[input.dataset.field] = input.checked;
+        continue;
+      }
+      settings[input.dataset.field] = input.valueAsNumber;
+      if (!input.checkValidity()) invalid.push(input.dataset.field);
+    }
+    if (invalid.length) {
+      moderationMessage(fieldsText(KefuStrings.t('error.validation'), invalid));
+      return;
+    }
+    // Turning screening off is said out loud, once, before it happens.
+    if (admin.moderation && admin.moderation.enabled && !settings.enabled
+        && !window.confirm(KefuStrings.t('adm.moderation.confirm_off'))) {
+      $('m-enabled').checked = true;
+      return;
+    }
+    $('m-save').disabled = true;
+    const r = await api('PUT', '/enterprise/moderation-settings', settings);
+    $('m-save').disabled = false;
+    if (r.status >= 200 && r.status < 300) {
+      showModerationSettings(r.data && typeof r.data === 'object' ? r.data : settings);
+      moderationMessage(null, true);
+      return;
+    }
+    const text = KefuStrings.errorText(r.data, 'adm.moderation.not_saved');
+    const fields = r.data && typeof r.data === 'object' && r.data.fields ? Object.keys(r.data.fields) : [];
+    moderationMessage(fieldsText(text, fields));
+  }
+
+  // Content moderation: the incidents. Evidence pictures need the session token, so
+  // they come as blobs; the clear picture only on the reveal button (the server audits it).
+  function incidentQuery() {
+    const q = new URLSearchParams();
+    if ($('i-from').value) q.set('from', String(new Date(`${$('i-from').value}T00:00:00`).getTime()));
+    if ($('i-to').value) q.set('to', String(new Date(`${$('i-to').value}T00:00:00`).getTime() + 86400000));
+    if ($('i-agent').value) q.set('agent', $('i-agent').value);
+    if ($('i-result').value) q.set('result', $('i-result').value);
+    return q.toString();
+  }
+
+  /** An image the API sends (JPEG), as an object URL; `url` null when it failed. */
+  async function apiImage(method, path) {
+    const res = await fetch(`/api/v1${path}`, { method, headers: { authorization: `Bearer ${admin.token}` } });
+    if (res.status !== 200) {
+      const data = res.headers.get('content-type')?.includes('json') ? await res.json() : null;
+      return { status: res.status, data, url: null };
+    }
+    return { status: res.status, url: URL.createObjectURL(await res.blob()) };
+  }
+
+  // The <img> keeps its decoded picture: the URL can go once it has loaded.
+  function showImage(img, url) {
+    img.onload = img.onerror = () => URL.revokeObjectURL(url);
+    img.src = url;
+  }
+
+  /** A row's error line (`text` null clears it). */
+  function incidentError(tr, text) {
+    const el = tr.querySelector('.incident-error');
+    el.hidden = !text;
+    el.textContent = text || '';
+  }
+
+  function evidenceCell(i) {
+    const td = cell('');
+    td.className = 'evidence';
+    if (!i.evidence) return td;
+    const img = document.createElement('img');
+    img.className = 'evidence-mosaic';
+    img.alt = KefuStrings.t('adm.moderation.evidence_alt');
+    const reveal = button(KefuStrings.t('adm.moderation.reveal'), async () => {
+      const tr = td.closest('tr');
+      reveal.disabled = true;
+      const r = await apiImage('POST', `/moderation/incidents/${i.id}/reveal`);
+      if (!r.url) {
+        reveal.disabled = false;
+        incidentError(tr, KefuStrings.errorText(r.data, 'adm.moderation.reveal_failed'));
+        return;
+      }
+      incidentError(tr, null);
+      showImage(img, r.url);
+      img.dataset.revealed = '1';
+      img.alt = KefuStrings.t('adm.moderation.evidence_revealed_alt');
+      reveal.hidden = true;
+    }, 'reveal');
+    reveal.className = 'reveal';
+    td.append(img, reveal);
+    apiImage('GET', `/moderation/incidents/${i.id}/mosaic`).then((r) => {
+      // Revealed meanwhile: the clear picture stays.
+      if (img.dataset.revealed) {
+        if (r.url) URL.revokeObjectURL(r.url);
+      } else if (r.url) {
+        showImage(img, r.url);
+      } else if (td.closest('tr')) {
+        incidentError(td.closest('tr'), KefuStrings.errorText(r.data, 'adm.moderation.evidence_failed'));
+      }
+    });
+    return td;
+  }
+
+  /** One incident's row; `evidence`, the row's evidence cell already shown, is kept
+   *  (a review does not fetch the picture again, nor hide a revealed one). */
+  function incidentRow(i, evidence) {
+    const tr = document.createElement('tr');
+    tr.dataset.incident = i.id;
+    tr.dataset.party = i.party;
+    tr.dataset.action = i.action;
+    tr.dataset.review = i.review;
+    const scores = (i.scores || []).filter(Number.isFinite);
+    const state = cell(KefuStrings.t(`adm.moderation.review.${i.review}`));
+    state.className = 'review-state';
+    state.dataset.review = i.review;
+    if (i.reviewed_at) state.title = when(i.reviewed_at);
+    const note = cell(i.review_note || '');
+    note.className = 'review-note';
+
+    const actions = cell('');
+    actions.className = 'review-actions';
+    const decision = document.createElement('select');
+    decision.className = 'decision';
+    decision.setAttribute('aria-label', KefuStrings.t('adm.moderation.decision'));
+    for (const d of ['confirmed', 'dismissed']) decision.append(new Option(KefuStrings.t(`adm.moderation.decision.${d}`), d));
+    if (i.review === 'dismissed') decision.value = 'dismissed';
+    const input = document.createElement('input');
+    input.className = 'note';
+    input.maxLength = 500;
+    input.value = i.review_note || '';
+    input.placeholder = KefuStrings.t('adm.moderation.note');
+    input.setAttribute('aria-label', KefuStrings.t('adm.moderation.note'));
+    const submit = button(KefuStrings.t('adm.moderation.submit_review'), () => review(i, tr), 'review');
+    submit.className = 'review';
+    const error = document.createElement('span');
+    error.className = 'error incident-error';
+    error.setAttribute('role', 'alert');
+    error.hidden = true;
+    actions.append(decision, input, submit, error);
+
+    tr.append(cell(when(i.created_at)), cell(i.agent_name || ''), cell(KefuStrings.t(`adm.moderation.party.${i.party}`)),
+      cell(KefuStrings.t(`adm.moderation.action.${i.action}`)), cell(scores.length ? Math.max(...scores).toFixed(2) : ''),
+      state, note, evidence || evidenceCell(i), actions);
+    return tr;
+  }
+
+  async function review(i, tr) {
+    const submit = tr.querySelector('button.review');
+    submit.disabled = true;
+    const r = await api('POST', `/moderation/incidents/${i.id}/review`, {
+      decision: tr.querySelector('select.decision').value,
+      note: tr.querySelector('input.note').value.trim(),
+    });
+    submit.disabled = false;
+    if (r.status !== 200) {
+      incidentError(tr, KefuStrings.errorText(r.data, 'adm.moderation.review_failed'));
+      return;
+    }
+    if (tr.isConnected) tr.replaceWith(incidentRow(r.data, tr.querySelector('td.evidence')));
+  }
+
+  async function loadIncidents() {
+    const { status, data } = await api('GET', `/moderation/incidents?${incidentQuery()}`);
+    const body = $('incidents').querySelector('tbody');
+    body.replaceChildren();
+    $('incidents-error').hidden = status === 200;
+    $('incidents-error').textContent = status === 200 ? '' : KefuStrings.errorText(data, 'adm.moderation.incidents_not_loaded');
+    $('incidents-none').hidden = status !== 200 || data.length > 0;
+    if (status !== 200) return;
+    for (const i of data) body.append(incidentRow(i));
+  }
+
   async function open() {
     const me = await api('GET', '/me');
     if (me.status !== 200 || me.data.role !== 'admin') {
@@ -426,6 +657,8 @@
     await loadAgents();
     await loadSettings();
     await loadVerifications();
+    await loadModerationSettings();
+    await loadIncidents();
     await loadRecordings();
   }
 
@@ -467,6 +700,18 @@
       loadRecordings();
     };
     window.adminConsole.loadRecordings = loadRecordings;
+    $('moderation-form').onsubmit = saveModerationSettings;
+    // A changed form is no longer the saved one.
+    $('moderation-form').oninput = () => {
+      $('moderation-saved').hidden = true;
+      steadyMin();
+    };
+    $('incident-filters').onsubmit = (e) => {
+      e.preventDefault();
+      loadIncidents();
+    };
+    window.adminConsole.loadModerationSettings = loadModerationSettings;
+    window.adminConsole.loadIncidents = loadIncidents;
     if (admin.token) open();
   });
 })();

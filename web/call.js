@@ -12,6 +12,7 @@
   const kefu = (window.kefu = {
     pc: null, ws: null, state: 'idle', peers: [], errors: [], kind: null, mediaUp: false,
     iceRestarts: 0, reconnects: 0, rejoined: 0, lostAt: null, iceLog: [], wsLog: [],
+    role: null, moderation: null, withheld: {},
   });
   // Reconnecting the WebSocket: first retry after this, doubling up to once a second
   // (a new network is usually there at once), for about as long as the server keeps
@@ -32,10 +33,19 @@
     }
   }
 
+  /** The moderation notice for `party`'s picture, `state` withheld or restored. */
+  function moderationKey(party, state) {
+    return `moderation.${state}.${party === kefu.role ? 'self' : 'peer'}`;
+  }
+
   // The call status follows from two facts the server tells us: whether our media
   // reached the SFU (media_connected) and whether the other side is in the room.
+  // A withheld picture stays said above both until it is restored: ours first, as only
+  // we can act on it (camera off and on).
   function showCallStatus() {
-    if (!kefu.peers.length) setStatus('call.waiting_other');
+    const withheld = [kefu.role, ...Object.keys(kefu.withheld)].find((p) => kefu.withheld[p]);
+    if (withheld) setStatus(moderationKey(withheld, 'withheld'), 'warn');
+    else if (!kefu.peers.length) setStatus('call.waiting_other');
     else if (kefu.mediaUp) setStatus('call.in_call', 'ok');
     else setStatus('call.connecting');
   }
@@ -160,6 +170,7 @@
       case 'joined':
         kefu.lostAt = null;
         kefu.rejoined = kefu.reconnects;
+        kefu.role = msg.role;
         kefu.peers = msg.peers;
         kefu.iceConfig = { iceServers: msg.ice_servers, iceTransportPolicy: msg.ice_transport_policy };
         showCallStatus();
@@ -195,6 +206,15 @@
       case 'media_disconnected':
         kefu.mediaUp = false;
         setStatus('call.media_disconnected', 'error');
+        break;
+      case 'moderation':
+        // Both sides hear it; `party` is whose picture moderation acted on.
+        kefu.moderation = { party: msg.party, state: msg.state, at: Date.now() };
+        document.body.dataset.moderation = msg.state;
+        if (msg.state === 'withheld' || msg.state === 'restored') {
+          kefu.withheld[msg.party] = msg.state === 'withheld';
+          setStatus(moderationKey(msg.party, msg.state), msg.state === 'withheld' ? 'warn' : 'ok');
+        }
         break;
       case 'call_ended':
         // The server ended the call (the other side left, a cancel, a shutdown) and
@@ -234,7 +254,8 @@
   function join(opts) {
     kefu.kind = opts.kind;
     // A new call in the same page (the workbench) starts from nothing.
-    Object.assign(kefu, { pc: null, local: null, ended: false, lostAt: null, restartPending: false });
+    Object.assign(kefu, { pc: null, local: null, ended: false, lostAt: null, restartPending: false, moderation: null, withheld: {} });
+    delete document.body.dataset.moderation;
     setStatus('call.connecting');
     connect(opts);
   }

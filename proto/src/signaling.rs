@@ -71,6 +71,13 @@ pub enum ServerMessage {
         reason: String,
     },
     Pong,
+    /// Content moderation acted on `party`'s video: withheld from the other party
+    /// (both are told, each page says it its own way), or shown again after the
+    /// party turned the camera off and on.
+    Moderation {
+        party: Side,
+        state: ModerationState,
+    },
     /// The call behind this room is over (whoever ended it, or kefu itself); the
     /// server closes the connection right after. Not sent in standing rooms.
     CallEnded {
@@ -82,6 +89,14 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+}
+
+/// Whether moderation withholds a party's video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModerationState {
+    Withheld,
+    Restored,
 }
 
 /// One entry of `RTCConfiguration.iceServers`.

@@ -29,6 +29,39 @@ pub struct KefuConfig {
     pub storage: kefu_recorder::StorageConfig,
     /// Face verification (`[verification]`).
     pub verification: VerificationConfig,
+    /// Content moderation (`[moderation]`): its model.
+    pub moderation: ModerationConfig,
+}
+
+/// Which nudity classifier screens calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierKind {
+    /// Yahoo's open_nsfw (`open_nsfw.onnx` in `models_dir`). The only one for real use.
+    #[default]
+    OpenNsfw,
+    /// FOR TESTS ONLY: flags pictures that are mostly magenta, so browser tests can
+    /// show "offending" video. Logged as a warning whenever it is in use.
+    TestMarkerColour,
+}
+
+/// Content moderation: the classifier and where its model is. A model that is missing
+/// or broken stops the server at start (never a classifier that passes everything).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModerationConfig {
+    pub classifier: ClassifierKind,
+    /// Folder with `open_nsfw.onnx` (deploy/fetch-models.sh fills `models/`).
+    pub models_dir: PathBuf,
+}
+
+impl Default for ModerationConfig {
+    fn default() -> Self {
+        Self {
+            classifier: ClassifierKind::default(),
+            models_dir: PathBuf::from("models"),
+        }
+    }
 }
 
 /// Face verification: where the models are.

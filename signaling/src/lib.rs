@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod moderation;
 pub mod recordings;
 pub mod rooms;
 pub mod state;

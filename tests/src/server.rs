@@ -65,6 +65,7 @@ pub async fn spawn_app_in(
     // The face models deploy/fetch-models.sh put in the repository.
     config.verification.models_dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    config.moderation.models_dir = config.verification.models_dir.clone();
     tweak(&mut config);
 
     let app = App::build(config).await.expect("app builds");

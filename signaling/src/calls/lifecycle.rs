@@ -367,7 +367,7 @@ impl CallDriver {
     async fn react(&self, call: &Call, now: i64) {
         let room = call.id.as_str();
         if call.state == CallState::Connected {
-            self.start_recording(room, call, now).await;
+            self.start_taps(room, call, now).await;
             if call.kind == CallKind::Video
                 && let Some(agent) = &call.agent_id
             {
@@ -393,7 +393,7 @@ impl CallDriver {
                 warn!(call = %call.id, "recording not closed: {e}");
                 None
             });
-            media.stop_recording(RoomId::new(room), id.as_deref());
+            media.stop_taps(RoomId::new(room), id.as_deref());
         }
     }
 
@@ -432,41 +432,65 @@ impl CallDriver {
             .map(|(participant, role)| media_participant_id(room, &participant, role))
     }
 
-    async fn start_recording(&self, room: &str, call: &Call, now: i64) {
-        let created = self
+    /// Recording and screening of a call that just connected: one tap of the room,
+    /// so its video is decoded once, by the recorder when there is a recording.
+    async fn start_taps(&self, room: &str, call: &Call, now: i64) {
+        let job = match self
             .inner
             .recordings
             .create_for(&self.inner.store, call, now)
-            .await;
-        match created {
-            Ok(Some(job)) => {
-                let parties = self
-                    .inner
-                    .rooms
-                    .members(room)
-                    .into_iter()
-                    .map(|(participant, side)| TapParty {
-                        participant: media_participant_id(room, &participant, side),
-                        side,
-                    })
-                    .collect();
-                let id = job.id.clone();
-                let started = self
-                    .inner
-                    .media
-                    .start_recording(RoomId::new(room), parties, job);
-                if let Err(e) = started {
-                    let failed =
-                        self.inner
-                            .recordings
-                            .start_failed(&self.inner.store, &id, &e, now);
-                    if let Err(e) = failed.await {
-                        warn!(recording = %id, "cannot mark the recording failed: {e}");
-                    }
+            .await
+        {
+            Ok(job) => job,
+            Err(e) => {
+                warn!(call = %call.id, "recording not started: {e}");
+                None
+            }
+        };
+        let screening = if call.kind == CallKind::Video {
+            match self
+                .inner
+                .store
+                .moderation_settings(&call.enterprise_id)
+                .await
+            {
+                Ok(s) if s.enabled => Some(s),
+                Ok(_) => None,
+                // Unreadable settings screen with the defaults rather than not at all.
+                Err(e) => {
+                    warn!(call = %call.id, "moderation settings unreadable, using the defaults: {e}");
+                    Some(kefu_media_server::moderation::ModerationSettings::default())
                 }
             }
-            Ok(None) => {}
-            Err(e) => warn!(call = %call.id, "recording not started: {e}"),
+        } else {
+            None
+        };
+        if job.is_none() && screening.is_none() {
+            return;
+        }
+        let parties = self
+            .inner
+            .rooms
+            .members(room)
+            .into_iter()
+            .map(|(participant, side)| TapParty {
+                participant: media_participant_id(room, &participant, side),
+                side,
+            })
+            .collect();
+        let id = job.as_ref().map(|j| j.id.clone());
+        let started = self
+            .inner
+            .media
+            .start_taps(RoomId::new(room), parties, job, screening);
+        if let (Err(e), Some(id)) = (started, id) {
+            let failed = self
+                .inner
+                .recordings
+                .start_failed(&self.inner.store, &id, &e, now);
+            if let Err(e) = failed.await {
+                warn!(recording = %id, "cannot mark the recording failed: {e}");
+            }
         }
     }
 }

@@ -74,6 +74,9 @@ pub trait RoomBus: Send + Sync + Debug {
     /// goes away. Returns who was there (their sessions close on the notice).
     fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)>;
 
+    /// Sends `message` to every member of `room` (a notice both sides must see).
+    fn notify(&self, room: &str, message: ServerMessage);
+
     /// Who is in `room` now: (participant, role).
     fn members(&self, room: &str) -> Vec<(String, Side)>;
 

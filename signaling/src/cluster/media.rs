@@ -6,6 +6,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
+use kefu_media_server::moderation::{
+    DecodePath, Moderation, ModerationSettings, OwnDecoder, as_picture_sink,
+};
 use kefu_media_server::{
     CandidateError, JoinError, MediaHandle, ParticipantId, RoomId, SfuEvent, TapParty,
 };
@@ -13,6 +16,7 @@ use kefu_proto::FrameSink;
 use kefu_recorder::{Recorder, RecorderError, RecordingJob};
 use std::time::Instant;
 use tokio::sync::mpsc;
+use tracing::warn;
 
 /// What signaling needs from the media plane.
 pub trait MediaRouter: Send + Sync + Debug {
@@ -43,17 +47,21 @@ pub trait MediaRouter: Send + Sync + Debug {
     fn leave(&self, participant: ParticipantId);
 
     /// Starts recording the room's published frames (`parties` says whose is whose)
-    /// into `job`, on whichever node holds the room.
-    fn start_recording(
+    /// into `job`, and screening its video with `screening`, on whichever node holds
+    /// the room. Screening uses the recorder's decoded pictures when there is a
+    /// recording, a decoder of its own otherwise. An error concerns the recording
+    /// (screening then runs on its own decoder).
+    fn start_taps(
         &self,
         room: RoomId,
         parties: Vec<TapParty>,
-        job: RecordingJob,
+        job: Option<RecordingJob>,
+        screening: Option<ModerationSettings>,
     ) -> Result<(), RecorderError>;
 
-    /// Stops recording the room; the recording `id` is finished and uploaded.
-    /// Unknown rooms or ids are ignored.
-    fn stop_recording(&self, room: RoomId, id: Option<&str>);
+    /// Stops recording and screening the room; the recording `id` is finished and
+    /// uploaded. Unknown rooms or ids are ignored.
+    fn stop_taps(&self, room: RoomId, id: Option<&str>);
 
     /// Filters the agent's video in `room` (`None`: forward it untouched).
     fn set_beauty(
@@ -71,11 +79,31 @@ pub trait MediaRouter: Send + Sync + Debug {
     fn preview_beauty(&self, room: RoomId, agent: ParticipantId, params: kefu_beauty::BeautyParams);
 }
 
-/// The SFU and the recorder running in this process.
+/// The SFU, the recorder and moderation running in this process.
 #[derive(Debug, Clone)]
 pub struct LocalMediaRouter {
     pub sfu: MediaHandle,
     pub recorder: Arc<Recorder>,
+    pub moderation: Moderation,
+}
+
+impl LocalMediaRouter {
+    /// Screening on a decoder of its own: nothing else decodes this room.
+    fn screen_alone(&self, room: RoomId, parties: Vec<TapParty>, settings: ModerationSettings) {
+        let screen = self.moderation.screen(
+            room.clone(),
+            parties.clone(),
+            settings,
+            DecodePath::OwnDecode,
+        );
+        match OwnDecoder::spawn(&room, as_picture_sink(&screen)) {
+            Ok(decoder) => self.sfu.tap(room, parties, decoder),
+            Err(e) => {
+                warn!(%room, "no decoder thread for moderation: {e}; the call is not screened");
+                self.moderation.stop(&room);
+            }
+        }
+    }
 }
 
 impl MediaRouter for LocalMediaRouter {
@@ -108,19 +136,47 @@ impl MediaRouter for LocalMediaRouter {
         self.sfu.leave(participant);
     }
 
-    fn start_recording(
+    fn start_taps(
         &self,
         room: RoomId,
         parties: Vec<TapParty>,
-        job: RecordingJob,
+        job: Option<RecordingJob>,
+        screening: Option<ModerationSettings>,
     ) -> Result<(), RecorderError> {
-        let sink = self.recorder.start(job, Instant::now())?;
-        let sink: Arc<dyn FrameSink> = Arc::new(sink);
-        self.sfu.tap(room, parties, sink);
-        Ok(())
+        let Some(job) = job else {
+            if let Some(settings) = screening {
+                self.screen_alone(room, parties, settings);
+            }
+            return Ok(());
+        };
+        let screen = screening.map(|settings| {
+            self.moderation.screen(
+                room.clone(),
+                parties.clone(),
+                settings,
+                DecodePath::Recorder,
+            )
+        });
+        match self
+            .recorder
+            .start(job, Instant::now(), screen.as_ref().map(as_picture_sink))
+        {
+            Ok(sink) => {
+                let sink: Arc<dyn FrameSink> = Arc::new(sink);
+                self.sfu.tap(room, parties, sink);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(settings) = screening {
+                    self.screen_alone(room, parties, settings);
+                }
+                Err(e)
+            }
+        }
     }
 
-    fn stop_recording(&self, room: RoomId, id: Option<&str>) {
+    fn stop_taps(&self, room: RoomId, id: Option<&str>) {
+        self.moderation.stop(&room);
         self.sfu.untap(room);
         if let Some(id) = id {
             self.recorder.finish(id, Instant::now());

@@ -11,6 +11,7 @@ use super::openapi;
 use crate::accounts::{login, users};
 use crate::beauty::http as beauty;
 use crate::calls::{http as calls, invites, requests as service};
+use crate::moderation::http as moderation;
 use crate::recordings::http as recordings;
 use crate::state::AppState;
 use crate::verification::http as verifications;
@@ -66,6 +67,11 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(enroll::get))
         .routes(routes!(enroll::clear_lock))
         .routes(routes!(enroll::get_settings, enroll::put_settings))
+        .routes(routes!(moderation::get_settings, moderation::put_settings))
+        .routes(routes!(moderation::list))
+        .routes(routes!(moderation::mosaic))
+        .routes(routes!(moderation::reveal))
+        .routes(routes!(moderation::review))
         .merge(
             // Bodies larger than the API's JSON limit, each with its own.
             OpenApiRouter::new()

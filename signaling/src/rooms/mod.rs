@@ -165,6 +165,15 @@ impl RoomBus for Rooms {
             .collect()
     }
 
+    fn notify(&self, room: &str, message: ServerMessage) {
+        if let Some(r) = self.lock().get(room) {
+            for m in r.members.values() {
+                // A full mailbox is a session about to be dropped for lagging.
+                let _ = m.outbox.try_send(message.clone());
+            }
+        }
+    }
+
     fn members(&self, room: &str) -> Vec<(String, Side)> {
         self.lock()
             .get(room)

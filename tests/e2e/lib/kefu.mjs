@@ -34,6 +34,7 @@ export async function startKefu(extraEnv = {}) {
     KEFU_MEDIA__ADVERTISE_IP: '127.0.0.1',
     // The face models deploy/fetch-models.sh put in the repository.
     KEFU_VERIFICATION__MODELS_DIR: join(repoRoot, 'models'),
+    KEFU_MODERATION__MODELS_DIR: join(repoRoot, 'models'),
     RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
     ...extraEnv,
   };
