@@ -101,8 +101,8 @@ impl I420Picture {
     pub fn is_well_formed(&self) -> bool {
         self.width >= 2
             && self.height >= 2
-            && self.width % 2 == 0
-            && self.height % 2 == 0
+            && self.width.is_multiple_of(2)
+            && self.height.is_multiple_of(2)
             && self.data.len() == Self::len_for(self.width, self.height)
     }
 }

@@ -150,9 +150,9 @@ async fn incidents_are_listed_filtered_and_reviewed_by_their_enterprise_only() {
     assert_eq!(status, 200);
     let ids: Vec<&str> = all
         .as_array()
-        .unwrap()
+        .expect("test value")
         .iter()
-        .map(|i| i["id"].as_str().unwrap())
+        .map(|i| i["id"].as_str().expect("test value"))
         .collect();
     assert_eq!(ids, [late.as_str(), early.as_str()], "newest first");
     assert_eq!(all[1]["party"], "customer");
@@ -166,16 +166,16 @@ async fn incidents_are_listed_filtered_and_reviewed_by_their_enterprise_only() {
         25 * day
     );
     let (_, window) = server.get(&from, Some(&boss)).await;
-    assert_eq!(window.as_array().unwrap().len(), 1);
+    assert_eq!(window.as_array().expect("test value").len(), 1);
     assert_eq!(window[0]["id"], late.as_str());
-    let alice_id = all[1]["agent_id"].as_str().unwrap();
+    let alice_id = all[1]["agent_id"].as_str().expect("test value");
     let (_, hers) = server
         .get(
             &format!("/api/v1/moderation/incidents?agent={alice_id}"),
             Some(&boss),
         )
         .await;
-    assert_eq!(hers.as_array().unwrap().len(), 1);
+    assert_eq!(hers.as_array().expect("test value").len(), 1);
     assert_eq!(hers[0]["id"], early.as_str());
     let (status, _) = server
         .get("/api/v1/moderation/incidents?result=maybe", Some(&boss))
@@ -201,7 +201,7 @@ async fn incidents_are_listed_filtered_and_reviewed_by_their_enterprise_only() {
     let (_, dismissed) = server
         .get("/api/v1/moderation/incidents?result=dismissed", Some(&boss))
         .await;
-    assert_eq!(dismissed.as_array().unwrap().len(), 1);
+    assert_eq!(dismissed.as_array().expect("test value").len(), 1);
     let (_, audit) = server.get("/api/v1/audit", Some(&boss)).await;
     assert!(audit_actions(&audit).contains(&"moderation_incident_dismissed".to_owned()));
 

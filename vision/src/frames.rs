@@ -11,7 +11,12 @@ impl Picture {
     /// From packed I420 planes (`width × height`, both even; Y, then U, then V).
     pub fn from_i420(width: u32, height: u32, data: &[u8]) -> Result<Picture, VisionError> {
         let (w, h) = (width as usize, height as usize);
-        if w < 2 || h < 2 || w % 2 != 0 || h % 2 != 0 || data.len() != w * h * 3 / 2 {
+        if w < 2
+            || h < 2
+            || !w.is_multiple_of(2)
+            || !h.is_multiple_of(2)
+            || data.len() != w * h * 3 / 2
+        {
             return Err(VisionError::Model(format!(
                 "an I420 picture of {width}×{height} cannot hold {} bytes",
                 data.len()

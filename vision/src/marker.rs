@@ -71,13 +71,27 @@ mod tests {
     #[test]
     fn flags_the_marker_colour_and_nothing_else() {
         let mut c = TestMarkerColourClassifier::default();
-        assert_eq!(c.nsfw_score(&picture([0.0, 0.0, 0.0], 100)).unwrap(), 1.0);
-        assert_eq!(c.nsfw_score(&picture([0.0, 0.0, 0.0], 40)).unwrap(), 1.0);
-        let partial = c.nsfw_score(&picture([0.0, 0.0, 0.0], 15)).unwrap();
+        assert_eq!(
+            c.nsfw_score(&picture([0.0, 0.0, 0.0], 100))
+                .expect("test value"),
+            1.0
+        );
+        assert_eq!(
+            c.nsfw_score(&picture([0.0, 0.0, 0.0], 40))
+                .expect("test value"),
+            1.0
+        );
+        let partial = c
+            .nsfw_score(&picture([0.0, 0.0, 0.0], 15))
+            .expect("test value");
         assert!((0.2..0.3).contains(&partial), "{partial}");
         // Skin, red, blue: nothing.
         for fill in [[120.0, 160.0, 220.0], [0.0, 0.0, 255.0], [255.0, 0.0, 0.0]] {
-            assert_eq!(c.nsfw_score(&picture(fill, 0)).unwrap(), 0.0, "{fill:?}");
+            assert_eq!(
+                c.nsfw_score(&picture(fill, 0)).expect("test value"),
+                0.0,
+                "{fill:?}"
+            );
         }
     }
 }

@@ -150,11 +150,14 @@ impl Debug for Sample {
     }
 }
 
+/// The rooms screened now, and who decodes each.
+type ScreenedRooms = HashMap<RoomId, (Arc<RoomScreen>, DecodePath)>;
+
 /// The process's content moderation. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Moderation {
     shared: Arc<Shared>,
-    rooms: Arc<Mutex<HashMap<RoomId, (Arc<RoomScreen>, DecodePath)>>>,
+    rooms: Arc<Mutex<ScreenedRooms>>,
 }
 
 impl Moderation {
@@ -223,7 +226,7 @@ impl Moderation {
         }
     }
 
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, (Arc<RoomScreen>, DecodePath)>> {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, ScreenedRooms> {
         // Plain data: still consistent after a panic elsewhere.
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -76,7 +76,7 @@ fn two_positives_blur_and_three_more_end_the_call() {
     assert!(p.is_blurred());
     assert_eq!(p.streak_scores(), [0.97; 5]);
     // After the end nothing more is sampled.
-    let last = *samples.last().unwrap();
+    let last = *samples.last().expect("test value");
     assert!(last <= actions[1].0);
 }
 
@@ -196,7 +196,7 @@ fn disabled_screening_samples_nothing() {
 #[test]
 fn settings_outside_their_ranges_are_refused_by_name() {
     assert_eq!(ModerationSettings::default().validate(), Ok(()));
-    let bad = |s: ModerationSettings| s.validate().unwrap_err().field;
+    let bad = |s: ModerationSettings| s.validate().expect_err("refused").field;
     let d = ModerationSettings::default();
     assert_eq!(
         bad(ModerationSettings {

@@ -32,7 +32,7 @@ mod doubles {
 
     impl Blanker for Blanks {
         fn set_blanked(&self, participant: ParticipantId, on: bool) {
-            self.0.lock().unwrap().push((participant, on));
+            self.0.lock().expect("test value").push((participant, on));
         }
     }
 }
@@ -135,7 +135,7 @@ async fn an_offending_customer_is_blanked_for_the_agent_then_the_call_ends() {
     assert_eq!(&evidence.jpeg[..2], &[0xFF, 0xD8]);
     assert_eq!(&evidence.mosaic_jpeg[..2], &[0xFF, 0xD8]);
     assert_eq!(
-        blanks.0.lock().unwrap().as_slice(),
+        blanks.0.lock().expect("test value").as_slice(),
         [(ParticipantId::new("customer-1"), true)]
     );
     assert!(screen.is_blurred(Side::Customer) && !screen.is_blurred(Side::Agent));
@@ -202,12 +202,12 @@ fn own_decoder_hands_real_vp8_pictures_to_the_screen() {
     struct Wants(Mutex<(u32, Vec<I420Picture>)>);
     impl PictureSink for Wants {
         fn decoded(&self, _side: Side) -> bool {
-            let mut w = self.0.lock().unwrap();
+            let mut w = self.0.lock().expect("test value");
             w.0 += 1;
-            w.0 % 10 == 0
+            w.0.is_multiple_of(10)
         }
         fn offer(&self, picture: I420Picture) {
-            self.0.lock().unwrap().1.push(picture);
+            self.0.lock().expect("test value").1.push(picture);
         }
     }
     let frames =
@@ -222,10 +222,10 @@ fn own_decoder_hands_real_vp8_pictures_to_the_screen() {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while wants.0.lock().unwrap().0 < video && Instant::now() < deadline {
+    while wants.0.lock().expect("test value").0 < video && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let w = wants.0.lock().unwrap();
+    let w = wants.0.lock().expect("test value");
     assert_eq!(w.0, video, "every video frame decoded once");
     assert_eq!(w.1.len() as u32, video / 10);
     let p = &w.1[0];
