@@ -44,6 +44,7 @@ bench: deps
 	$(CARGO) bench --locked --profile dev -p kefu-beauty --bench beauty
 	$(CARGO) bench --locked --profile dev -p kefu-vision --bench vision
 	$(CARGO) bench --locked --profile dev -p kefu-media-server --bench pipeline
+	$(CARGO) bench --locked --profile dev -p kefu-media-server --bench moderation
 	$(MAKE) --no-print-directory bench-sfu
 	$(MAKE) --no-print-directory bench-ring
 	$(MAKE) --no-print-directory bench-verify

@@ -91,14 +91,21 @@ impl App {
             .await
             .context("starting the media server")?;
 
-        let (moderation, moderation_events) = start_moderation(&config.moderation, &media)?;
+        let moderation_metrics = kefu_media_server::moderation::ModerationMetrics::default();
+        let (moderation, moderation_events) =
+            start_moderation(&config.moderation, &media, moderation_metrics.clone())?;
 
         let rooms: Arc<dyn RoomBus> = Arc::new(Rooms::default());
         for room in &config.signaling.rooms {
             rooms.create(room);
         }
         let recorder_metrics = kefu_recorder::RecorderMetrics::default();
-        let metrics = Arc::new(Metrics::new(rooms.clone(), &sfu_metrics, &recorder_metrics));
+        let metrics = Arc::new(Metrics::new(
+            rooms.clone(),
+            &sfu_metrics,
+            &recorder_metrics,
+            &moderation_metrics,
+        ));
         let recordings = start_recordings(&config, &accounts.store, recorder_metrics).await?;
 
         let tls = match &config.server.tls {
@@ -456,12 +463,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 fn start_moderation(
     config: &kefu_signaling::config::ModerationConfig,
     media: &MediaServer,
+    metrics: kefu_media_server::moderation::ModerationMetrics,
 ) -> anyhow::Result<(
     kefu_media_server::moderation::Moderation,
     tokio::sync::mpsc::UnboundedReceiver<kefu_media_server::moderation::ModerationEvent>,
 )> {
     use kefu_signaling::config::ClassifierKind;
     let classifier: Box<dyn kefu_vision::NudityClassifier> = match config.classifier {
+        ClassifierKind::OpenNsfw if config.test_classifier_delay_ms > 0 => anyhow::bail!(
+            "moderation.test_classifier_delay_ms slows the test-only classifier; it must stay 0 \
+             with open_nsfw"
+        ),
         ClassifierKind::OpenNsfw => Box::new(
             kefu_vision::OpenNsfw::load(&config.models_dir).with_context(|| {
                 format!(
@@ -476,9 +488,16 @@ fn start_moderation(
                 "content moderation uses the TEST-ONLY marker-colour classifier \
                  (moderation.classifier = \"test_marker_colour\"): calls are NOT screened for nudity"
             );
-            Box::new(kefu_vision::TestMarkerColourClassifier::default())
+            Box::new(kefu_vision::TestMarkerColourClassifier {
+                delay: Duration::from_millis(config.test_classifier_delay_ms),
+                ..Default::default()
+            })
         }
     };
-    kefu_media_server::moderation::Moderation::start(classifier, Arc::new(media.handle.clone()))
-        .context("starting the moderation worker")
+    kefu_media_server::moderation::Moderation::start(
+        classifier,
+        Arc::new(media.handle.clone()),
+        metrics,
+    )
+    .context("starting the moderation worker")
 }

@@ -384,7 +384,16 @@
         who.append(link);
       }
       tr.append(cell(r.name), cell(r.agent_name || ''), who, cell(r.duration || ''), cell(state), actions);
-      tr.querySelector('td:nth-child(5)').className = `state-${r.state}`;
+      const stateCell = tr.querySelector('td:nth-child(5)');
+      stateCell.className = `state-${r.state}`;
+      // Moderation acted in this call: say so next to its state (incidents below).
+      if (r.moderated) {
+        const tag = document.createElement('span');
+        tag.className = 'moderated-tag';
+        tag.textContent = KefuStrings.t('adm.rec.moderated');
+        stateCell.append(' ', tag);
+        tr.dataset.moderated = '1';
+      }
       body.append(tr);
     }
   }

@@ -15,7 +15,7 @@ use kefu_beauty::Preset;
 use kefu_media_server::Vp8Version;
 use kefu_media_server::pipeline::{BeautyPipeline, InputFrame, VideoCodec};
 use kefu_proto::{Codec, Side};
-use kefu_synthetic::party_frames_sized;
+use kefu_synthetic::{party_frames_sized, process_cpu_seconds as cpu_seconds};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -210,15 +210,4 @@ fn camera_frames() -> Vec<InputFrame> {
         }
     }
     frames
-}
-
-/// This process's CPU time (user + system) from /proc/self/stat, in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the command name (which may hold spaces): state is the first,
-    // utime and stime the 12th and 13th, in clock ticks (100 Hz on Linux).
-    let after_name = stat.rsplit(')').next().expect("a stat line");
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields[i].parse::<f64>().expect("clock ticks");
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -18,6 +18,7 @@ use crate::config::{MediaConfig, Vp8Version};
 use crate::core::{BeautyOutput, Sfu, SfuEvent, SfuOutput, TapParty};
 use crate::error::{CandidateError, JoinError, MediaError};
 use crate::metrics::SfuMetrics;
+use crate::moderation::{RoomScreen, as_picture_sink};
 use crate::pipeline::{PipelineResult, PipelineWorker};
 use crate::tcp::{self, TcpEvent};
 use kefu_proto::{FrameSink, ParticipantId, RoomId};
@@ -75,6 +76,10 @@ enum Command {
         participant: ParticipantId,
         on: bool,
     },
+    Screen {
+        room: RoomId,
+        screen: Option<Arc<RoomScreen>>,
+    },
 }
 
 /// The controller's handle to a running media server. Cheap to clone.
@@ -98,6 +103,7 @@ impl std::fmt::Debug for Command {
             Command::Beauty { room, .. } => write!(f, "Beauty({room})"),
             Command::StopBeauty { room } => write!(f, "StopBeauty({room})"),
             Command::Blank { participant, on } => write!(f, "Blank({participant}, {on})"),
+            Command::Screen { room, .. } => write!(f, "Screen({room})"),
         }
     }
 }
@@ -252,6 +258,15 @@ impl MediaHandle {
         }
     }
 
+    /// The screen of a call that moderation decodes itself (recording off): the
+    /// room's beauty pipeline, while there is one, hands it the agent's pictures, so
+    /// that stream is not decoded twice. `None` forgets it.
+    pub fn set_screen(&self, room: RoomId, screen: Option<Arc<RoomScreen>>) {
+        if let Err(e) = self.commands.try_send(Command::Screen { room, screen }) {
+            warn!("moderation screen not delivered to the media server: {e}");
+        }
+    }
+
     /// Removes a participant. Best effort: a stopped server has nobody to remove.
     pub fn leave(&self, participant: ParticipantId) {
         if let Err(e) = self.commands.try_send(Command::Leave { participant }) {
@@ -342,6 +357,7 @@ impl MediaServer {
                         subscribers: HashMap::new(),
                         taps: HashMap::new(),
                         pipelines: HashMap::new(),
+                        screens: HashMap::new(),
                         beauty_vp8,
                         pipeline_tx,
                         pipeline_rx,
@@ -389,6 +405,8 @@ struct Driver {
     subscribers: HashMap<ParticipantId, mpsc::Sender<SfuEvent>>,
     taps: HashMap<RoomId, Arc<dyn FrameSink>>,
     pipelines: HashMap<RoomId, PipelineWorker>,
+    /// Screens of rooms moderation decodes itself, for their pipelines to feed.
+    screens: HashMap<RoomId, Arc<RoomScreen>>,
     beauty_vp8: Vp8Version,
     pipeline_tx: mpsc::UnboundedSender<PipelineResult>,
     pipeline_rx: mpsc::UnboundedReceiver<PipelineResult>,
@@ -494,6 +512,13 @@ impl Driver {
                 self.taps.remove(&room);
             }
             Command::Blank { participant, on } => self.sfu.set_blanked(now, &participant, on),
+            Command::Screen { room, screen } => {
+                match screen {
+                    Some(screen) => self.screens.insert(room.clone(), screen),
+                    None => self.screens.remove(&room),
+                };
+                self.share_pipeline_pictures(&room);
+            }
             Command::Beauty {
                 room,
                 agent,
@@ -513,6 +538,7 @@ impl Driver {
                     ) {
                         Ok(worker) => {
                             self.pipelines.insert(room.clone(), worker);
+                            self.share_pipeline_pictures(&room);
                             self.sfu.route_beauty(now, room, agent, Some(output));
                         }
                         Err(e) => {
@@ -522,14 +548,30 @@ impl Driver {
                 }
                 None => {
                     self.pipelines.remove(&room);
+                    self.share_pipeline_pictures(&room);
                     self.sfu.route_beauty(now, room, agent, None);
                 }
             },
             Command::StopBeauty { room } => {
                 // Dropping the worker ends its thread.
                 self.pipelines.remove(&room);
+                self.share_pipeline_pictures(&room);
                 self.sfu.clear_beauty(&room);
             }
+        }
+    }
+
+    /// While `room` has both a pipeline and a screen of its own decoding, the
+    /// pipeline (which decodes the agent's video anyway) hands the agent's pictures
+    /// to the screen, and moderation's own decoder leaves that stream alone.
+    fn share_pipeline_pictures(&self, room: &RoomId) {
+        let screen = self.screens.get(room);
+        let worker = self.pipelines.get(room);
+        if let Some(screen) = screen {
+            screen.set_agent_by_pipeline(worker.is_some());
+        }
+        if let Some(worker) = worker {
+            worker.set_picture_sink(screen.map(as_picture_sink));
         }
     }
 

@@ -14,7 +14,8 @@ pub mod signaling;
 pub use call::{EndReason, FailureKind, Party};
 pub use ids::{ParticipantId, RoomId};
 pub use media::{
-    Codec, FrameSink, I420Picture, PictureSink, SenderClock, TapFrame, TapParty, VideoCodec,
+    Codec, FrameSink, I420Picture, PictureSink, PictureSource, SenderClock, TapFrame, TapParty,
+    VideoCodec,
 };
 pub use pii::Pii;
 pub use side::Side;

@@ -85,9 +85,32 @@ pub trait FrameSink: Send + Sync + Debug {
 #[derive(Clone)]
 pub struct I420Picture {
     pub side: Side,
+    /// Who decoded it (so each decode path can be counted).
+    pub source: PictureSource,
     pub width: u32,
     pub height: u32,
     pub data: Vec<u8>,
+}
+
+/// Who decoded a picture handed to moderation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PictureSource {
+    /// The recorder, which decodes both parties for the recording anyway.
+    Recorder,
+    /// The beauty pipeline, which decodes the agent's video anyway.
+    Pipeline,
+    /// Moderation's own decoder (nothing else decodes the stream).
+    OwnDecoder,
+}
+
+impl PictureSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PictureSource::Recorder => "recorder",
+            PictureSource::Pipeline => "pipeline",
+            PictureSource::OwnDecoder => "own_decoder",
+        }
+    }
 }
 
 impl I420Picture {
@@ -112,6 +135,7 @@ impl Debug for I420Picture {
         // Never the pixels: they are somebody's face.
         f.debug_struct("I420Picture")
             .field("side", &self.side)
+            .field("source", &self.source)
             .field("width", &self.width)
             .field("height", &self.height)
             .finish()
@@ -129,4 +153,10 @@ pub trait PictureSink: Send + Sync + Debug {
 
     /// The picture asked for by [`PictureSink::decoded`].
     fn offer(&self, picture: I420Picture);
+
+    /// Whether another decoder already hands over `side`'s pictures (the beauty
+    /// pipeline does the agent's): a decoder of moderation's own then skips that side.
+    fn decoded_elsewhere(&self, _side: Side) -> bool {
+        false
+    }
 }

@@ -53,6 +53,9 @@ pub struct ModerationConfig {
     pub classifier: ClassifierKind,
     /// Folder with `open_nsfw.onnx` (deploy/fetch-models.sh fills `models/`).
     pub models_dir: PathBuf,
+    /// FOR TESTS ONLY, with `test_marker_colour`: each score takes this long, to show
+    /// what happens when the classifier cannot keep up. Refused with open_nsfw.
+    pub test_classifier_delay_ms: u64,
 }
 
 impl Default for ModerationConfig {
@@ -60,6 +63,7 @@ impl Default for ModerationConfig {
         Self {
             classifier: ClassifierKind::default(),
             models_dir: PathBuf::from("models"),
+            test_classifier_delay_ms: 0,
         }
     }
 }

@@ -33,6 +33,7 @@ impl Metrics {
         rooms: Arc<dyn RoomBus>,
         sfu: &SfuMetrics,
         recorder: &kefu_recorder::RecorderMetrics,
+        moderation: &kefu_media_server::moderation::ModerationMetrics,
     ) -> Self {
         let mut registry = Registry::default();
         let calls = Gauge::default();
@@ -55,6 +56,7 @@ impl Metrics {
         );
         sfu.register(&mut registry);
         recorder.register(&mut registry);
+        moderation.register(&mut registry);
         Self {
             registry,
             calls,

@@ -8,7 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startKefu, launchBrowser, recordedVideoCall, waitFor, api, artifacts } from './lib/kefu.mjs';
+import {
+  startKefu, launchBrowser, recordedVideoCall, waitFor, api, artifacts, callStats, agentWithVideoService, signIn,
+} from './lib/kefu.mjs';
 
 const PASSWORD = 'agent password 1';
 const MARKER_ENV = { KEFU_MODERATION__CLASSIFIER: 'test_marker_colour' };
@@ -142,6 +144,9 @@ test('a customer showing the marker is withheld from the agent within 2 s, then 
       return { done: r.data[0] && r.data[0].state === 'ready', value: r.data[0] };
     });
     assert.equal(rec.state, 'ready');
+    assert.equal(rec.moderated, true, 'the recording says moderation acted in its call');
+    const agentView = await api(kefu.baseUrl, 'GET', `/recordings?call_id=${callId}`, agentToken);
+    assert.equal(agentView.data[0].moderated, false, 'agents are not told about incidents');
     record('customer', { blur_latency_ms: latency });
   } finally {
     await agent.close();
@@ -171,6 +176,121 @@ test("an agent showing the marker is withheld from the customer within 2 s; the 
     // Sampling every 1–2 s bounds this one by the interval plus a confirmation.
     assert.ok(latency <= 2800, `black at the customer ${latency} ms after the first offending frame`);
     record('agent', { blur_latency_ms: latency });
+  } finally {
+    await agent.close();
+    await customer.close();
+    await kefu.stop();
+  }
+});
+
+/** Frames per second `page` decoded of the other party's video over `secs`. */
+async function receivedFps(page, secs) {
+  const before = await callStats(page);
+  await new Promise((ok) => setTimeout(ok, secs * 1000));
+  const after = await callStats(page);
+  return (after.videoFramesDecoded - before.videoFramesDecoded) / secs;
+}
+
+/** A call with both cameras on (no marker); the frame rates each side receives. */
+async function screenedCallRates(env, screening) {
+  const kefu = await startKefu(env);
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  try {
+    await customer.context.addInitScript(markerCameraScript);
+    await agent.context.addInitScript(markerCameraScript);
+    const admin = await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: kefu.adminPassword });
+    const settings = await api(kefu.baseUrl, 'GET', '/enterprise/moderation-settings', admin.data.token);
+    const put = await api(kefu.baseUrl, 'PUT', '/enterprise/moderation-settings', admin.data.token, { ...settings.data, enabled: screening });
+    assert.equal(put.status, 200);
+    await recordedVideoCall(kefu, agent, customer, 'olga', PASSWORD);
+    await customer.page.click('#camera');
+    await waitFor('the agent to see the customer', 15000, async () => {
+      const s = await callStats(agent.page);
+      return { done: s && s.videoFramesDecoded >= 30, value: s };
+    });
+    const [atAgent, atCustomer] = await Promise.all([receivedFps(agent.page, 8), receivedFps(customer.page, 8)]);
+    const metrics = await (await fetch(`${kefu.baseUrl}/metrics`)).text();
+    const sample = (name) => Number((metrics.match(new RegExp(`^${name} (\\S+)`, 'm')) || [])[1] || 0);
+    return {
+      atAgent,
+      atCustomer,
+      samples: sample('kefu_moderation_samples_total'),
+      dropped: sample('kefu_moderation_samples_dropped_total'),
+      classified: sample('kefu_moderation_samples_classified_total'),
+    };
+  } finally {
+    await agent.close();
+    await customer.close();
+    await kefu.stop();
+  }
+}
+
+test('a classifier that cannot keep up drops samples, counted, and the video does not notice', async () => {
+  // 1.5 s a sample against two streams sampled every second in the warm-up.
+  const slow = { ...MARKER_ENV, KEFU_MODERATION__TEST_CLASSIFIER_DELAY_MS: '1500' };
+  const unscreened = await screenedCallRates(slow, false);
+  const screened = await screenedCallRates(slow, true);
+  record('overload', { unscreened, screened });
+  assert.equal(unscreened.samples, 0, 'screening off takes no samples');
+  assert.ok(screened.dropped > 0, `samples dropped and counted: ${JSON.stringify(screened)}`);
+  assert.ok(screened.classified > 0, JSON.stringify(screened));
+  // The receivers' frame rates stay within noise of the unscreened call's.
+  for (const side of ['atAgent', 'atCustomer']) {
+    assert.ok(unscreened[side] >= 8, `the unscreened call runs: ${JSON.stringify(unscreened)}`);
+    assert.ok(
+      screened[side] >= 0.8 * unscreened[side],
+      `${side}: ${screened[side].toFixed(1)} fps screened vs ${unscreened[side].toFixed(1)} unscreened`,
+    );
+  }
+});
+
+test("with recording off, moderation decodes the customer itself and takes the agent's pictures from the beauty pipeline", async () => {
+  const kefu = await startKefu(MARKER_ENV);
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  try {
+    await customer.context.addInitScript(markerCameraScript);
+    await agent.context.addInitScript(markerCameraScript);
+    await agentWithVideoService(kefu, 'pia', PASSWORD);
+    kefu.run('kefu', ['admin', 'set-recording', '--enterprise', '10000', '--enabled', 'false']);
+    await signIn(agent.page, kefu.baseUrl, 'pia', PASSWORD);
+    kefu.run('kefu-test-verify', ['pia', 'passed']);
+    await agent.page.click('#video-call');
+    await agent.page.waitForSelector('#invite:not([hidden])');
+    await customer.page.goto(await agent.page.inputValue('#invite-url'));
+    await customer.page.check('#agree');
+    await customer.page.click('#accept');
+    await waitFor('the customer to see the agent', 20000, async () => {
+      const s = await callStats(customer.page);
+      return { done: s && s.videoFramesDecoded >= 30, value: s };
+    });
+    await customer.page.click('#camera');
+    await waitFor('the agent to see the customer', 15000, async () => {
+      const s = await callStats(agent.page);
+      return { done: s && s.videoFramesDecoded >= 30, value: s };
+    });
+    await watchRemote(customer.page);
+    await agent.page.evaluate(() => { window.__markerCamera.marker = true; });
+    const latency = await blurLatency(customer.page);
+    assert.ok(latency <= 2800, `black at the customer ${latency} ms after the first offending frame`);
+    await customer.page.waitForFunction(() => window.kefu.moderation && window.kefu.moderation.party === 'agent');
+
+    const metrics = await (await fetch(`${kefu.baseUrl}/metrics`)).text();
+    const value = (line) => Number((metrics.match(new RegExp(`^${line.replace(/[{}]/g, '\\$&')} (\\S+)`, 'm')) || [])[1] || 0);
+    const figures = {
+      rooms_own_decode: value('kefu_moderation_rooms{path="own_decode"}'),
+      rooms_recorder: value('kefu_moderation_rooms{path="recorder"}'),
+      from_pipeline: value('kefu_moderation_pictures_total{source="pipeline"}'),
+      from_own_decoder: value('kefu_moderation_pictures_total{source="own_decoder"}'),
+      from_recorder: value('kefu_moderation_pictures_total{source="recorder"}'),
+    };
+    record('recording-off', { blur_latency_ms: latency, ...figures });
+    assert.equal(figures.rooms_own_decode, 1, JSON.stringify(figures));
+    assert.equal(figures.rooms_recorder, 0, JSON.stringify(figures));
+    assert.ok(figures.from_pipeline > 0, `the agent's samples come from the pipeline: ${JSON.stringify(figures)}`);
+    assert.ok(figures.from_own_decoder > 0, `the customer's from moderation's decoder: ${JSON.stringify(figures)}`);
+    assert.equal(figures.from_recorder, 0);
   } finally {
     await agent.close();
     await customer.close();

@@ -16,20 +16,28 @@ const LOW: [f64; 3] = [180.0, 0.0, 180.0];
 const HIGH: [f64; 3] = [255.0, 90.0, 255.0];
 
 /// Scores the share of the picture in the marker colour: 1.0 when at least
-/// `coverage` of it is, else that share scaled below 0.5.
+/// `coverage` of it is, else that share scaled below 0.5. `delay` makes each score
+/// take that long (overload tests: a classifier slower than the streams need).
 #[derive(Debug, Clone, Copy)]
 pub struct TestMarkerColourClassifier {
     pub coverage: f32,
+    pub delay: std::time::Duration,
 }
 
 impl Default for TestMarkerColourClassifier {
     fn default() -> Self {
-        Self { coverage: 0.3 }
+        Self {
+            coverage: 0.3,
+            delay: std::time::Duration::ZERO,
+        }
     }
 }
 
 impl NudityClassifier for TestMarkerColourClassifier {
     fn nsfw_score(&mut self, picture: &Picture) -> Result<f32, VisionError> {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
         let mut mask = Mat::default();
         let (lo, hi) = (
             Scalar::new(LOW[0], LOW[1], LOW[2], 0.0),

@@ -24,6 +24,10 @@ struct TestPeer {
     connected: bool,
     audio_frames_in: u64,
     video_frames_in: u64,
+    /// Video frames in that were the SFU's black keyframe (see `BLANK`).
+    blank_frames_in: u64,
+    /// The fill byte (publisher's frame number mod 251) of every other video frame in.
+    video_fills_in: Vec<u8>,
     video_gaps_in: u64,
     keyframe_requests_in: u64,
     /// REMB caps the SFU sent this peer, bit/s.
@@ -67,6 +71,8 @@ impl TestPeer {
             connected: false,
             audio_frames_in: 0,
             video_frames_in: 0,
+            blank_frames_in: 0,
+            video_fills_in: Vec::new(),
             video_gaps_in: 0,
             keyframe_requests_in: 0,
             remb_in: Vec::new(),
@@ -148,6 +154,11 @@ impl TestPeer {
                         self.audio_frames_in += 1;
                     } else if d.mid == self.video {
                         self.video_frames_in += 1;
+                        if d.data.as_ref() == BLANK {
+                            self.blank_frames_in += 1;
+                        } else if let Some(fill) = d.data.last() {
+                            self.video_fills_in.push(*fill);
+                        }
                         if !d.contiguous {
                             self.video_gaps_in += 1;
                         }
@@ -176,6 +187,12 @@ impl TestPeer {
         self.rtc.handle_input(input).expect("peer input");
     }
 }
+
+/// What the tests hand the SFU as its black VP8 keyframe: a keyframe tag, then a
+/// pattern no published frame has.
+const BLANK: &[u8] = &[
+    0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee,
+];
 
 /// A VP8 frame of ~3 packets; the frame tag's bit 0 is clear on keyframes.
 fn vp8_frame(keyframe: bool, n: u64) -> Vec<u8> {
@@ -964,4 +981,69 @@ fn a_participant_whose_path_stays_lost_is_dropped_after_the_grace_period() {
     w.run(ICE_RECOVERY_GRACE + Duration::from_secs(10), true);
     assert_eq!(w.sfu.stats().participants, 1);
     assert_eq!(w.sfu.stats().ice_lost, 1);
+}
+
+#[test]
+fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let c = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.sfu.set_blank_frames(super::BlankFrames {
+        vp8: Some(std::sync::Arc::from(BLANK)),
+        h264: None,
+    });
+    w.run(Duration::from_secs(1), false);
+    w.run(Duration::from_secs(2), true);
+    let (frames, blanks) = (w.peers[a].video_frames_in, w.peers[a].blank_frames_in);
+    assert!(
+        frames > 20 && blanks == 0,
+        "{frames} frames, {blanks} black"
+    );
+
+    let customer = w.peers[c].id.clone();
+    w.sfu.set_blanked(w.now, &customer, true);
+    let published_before = w.peers[c].frame_no;
+    let (fills_before, blanks_before) =
+        (w.peers[a].video_fills_in.len(), w.peers[a].blank_frames_in);
+    let agent_gets_before = w.peers[c].video_frames_in;
+    w.run(Duration::from_secs(2), true);
+    let published = (published_before + 1..=w.peers[c].frame_no)
+        .map(|n| (n % 251) as u8)
+        .collect::<std::collections::HashSet<u8>>();
+    // Frames already queued towards the agent may still drain; none published since.
+    let leaked = w.peers[a].video_fills_in[fills_before..]
+        .iter()
+        .filter(|fill| published.contains(fill))
+        .count();
+    assert_eq!(
+        leaked, 0,
+        "no customer frame published while blanked reaches the agent"
+    );
+    // Black twice a second, one at once.
+    let blacks = w.peers[a].blank_frames_in - blanks_before;
+    assert!((4..=6).contains(&blacks), "{blacks} black frames");
+    assert!(
+        w.peers[c].video_frames_in - agent_gets_before > 40,
+        "the customer still sees the agent"
+    );
+    assert!(w.sfu.stats().blank_frames_sent >= 4, "{:?}", w.sfu.stats());
+
+    let requests = w.peers[c].keyframe_requests_in;
+    w.sfu.set_blanked(w.now, &customer, false);
+    let blanks = w.peers[a].blank_frames_in;
+    let (restored_from, fills) = (w.peers[c].frame_no, w.peers[a].video_fills_in.len());
+    w.run(Duration::from_secs(2), true);
+    let restored = (restored_from + 1..=w.peers[c].frame_no)
+        .map(|n| (n % 251) as u8)
+        .collect::<std::collections::HashSet<u8>>();
+    let shown = w.peers[a].video_fills_in[fills..]
+        .iter()
+        .filter(|fill| restored.contains(fill))
+        .count();
+    assert!(shown > 5, "forwarding resumed: {shown} new frames");
+    assert_eq!(w.peers[a].blank_frames_in, blanks, "no more black frames");
+    assert!(
+        w.peers[c].keyframe_requests_in > requests,
+        "the customer is asked for a keyframe so the picture returns at once"
+    );
 }

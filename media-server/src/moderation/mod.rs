@@ -11,6 +11,7 @@
 //! party (the SFU sends black frames instead). Signaling hears of every action
 //! through a [`ModerationEvent`] (incident, notices, ending the call).
 
+mod metrics;
 mod own_decode;
 pub mod policy;
 mod screen;
@@ -18,7 +19,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -27,7 +28,9 @@ use kefu_proto::{I420Picture, ParticipantId, PictureSink, RoomId, Side, TapParty
 use kefu_vision::NudityClassifier;
 use tokio::sync::mpsc;
 
+pub use metrics::ModerationMetrics;
 pub use own_decode::OwnDecoder;
+pub(crate) use own_decode::packed as packed_i420;
 pub use policy::{Action, ModerationSettings, SettingsError, StreamPolicy};
 pub use screen::RoomScreen;
 
@@ -110,16 +113,6 @@ pub struct ModerationStats {
     pub actions: u64,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    samples: AtomicU64,
-    dropped: AtomicU64,
-    classified: AtomicU64,
-    errors: AtomicU64,
-    positives: AtomicU64,
-    actions: AtomicU64,
-}
-
 /// A picture on its way to the classifier.
 struct Sample {
     screen: Arc<RoomScreen>,
@@ -134,6 +127,15 @@ pub enum DecodePath {
     OwnDecode,
 }
 
+impl DecodePath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecodePath::Recorder => "recorder",
+            DecodePath::OwnDecode => "own_decode",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     queue: SyncSender<Sample>,
@@ -141,7 +143,7 @@ struct Shared {
     pending: AtomicUsize,
     events: mpsc::UnboundedSender<ModerationEvent>,
     blanker: Arc<dyn Blanker>,
-    counters: Counters,
+    counters: ModerationMetrics,
 }
 
 impl Debug for Sample {
@@ -165,6 +167,7 @@ impl Moderation {
     pub fn start(
         classifier: Box<dyn NudityClassifier>,
         blanker: Arc<dyn Blanker>,
+        metrics: ModerationMetrics,
     ) -> std::io::Result<(Self, mpsc::UnboundedReceiver<ModerationEvent>)> {
         let (queue, input) = sync_channel(QUEUE);
         let (events, rx) = mpsc::unbounded_channel();
@@ -173,7 +176,7 @@ impl Moderation {
             pending: AtomicUsize::new(0),
             events,
             blanker,
-            counters: Counters::default(),
+            counters: metrics,
         });
         worker::spawn(input, classifier, Arc::downgrade(&shared))?;
         let rooms = Arc::new(Mutex::new(HashMap::new()));
@@ -196,22 +199,44 @@ impl Moderation {
             Arc::downgrade(&self.shared),
         );
         let old = self.rooms().insert(room, (Arc::clone(&screen), path));
-        if let Some((old, _)) = old {
+        if let Some((old, old_path)) = old {
             old.stop();
+            self.room_gauge(old_path).dec();
         }
+        self.room_gauge(path).inc();
         screen
     }
 
     /// Stops screening `room` (the call ended). Unknown rooms are ignored.
     pub fn stop(&self, room: &RoomId) {
-        if let Some((screen, _)) = self.rooms().remove(room) {
+        let removed = self.rooms().remove(room);
+        if let Some((screen, path)) = removed {
             screen.stop();
+            self.room_gauge(path).dec();
         }
+    }
+
+    fn room_gauge(&self, path: DecodePath) -> prometheus_client::metrics::gauge::Gauge {
+        self.shared
+            .counters
+            .rooms
+            .get_or_create(&metrics::PathLabels {
+                path: path.as_str(),
+            })
+            .clone()
     }
 
     pub fn stats(&self) -> ModerationStats {
         let c = &self.shared.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let load = |a: &prometheus_client::metrics::counter::Counter| a.get();
+        let actions: u64 = ["blurred", "restored", "ended"]
+            .into_iter()
+            .map(|action| {
+                c.actions
+                    .get_or_create(&metrics::ActionLabels { action })
+                    .get()
+            })
+            .sum();
         let rooms = self.rooms();
         let on = |p| rooms.values().filter(|(_, path)| *path == p).count() as u64;
         ModerationStats {
@@ -222,7 +247,7 @@ impl Moderation {
             classified: load(&c.classified),
             errors: load(&c.errors),
             positives: load(&c.positives),
-            actions: load(&c.actions),
+            actions,
         }
     }
 

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use kefu_beauty::I420Ref;
-use kefu_proto::{Codec, FrameSink, I420Picture, PictureSink, RoomId, Side, TapFrame, VideoCodec};
+use kefu_proto::{
+    Codec, FrameSink, I420Picture, PictureSink, PictureSource, RoomId, Side, TapFrame, VideoCodec,
+};
 use tracing::debug;
 
 use crate::pipeline::codec::Decoder;
@@ -44,12 +46,14 @@ impl OwnDecoder {
                     Codec::H264 => VideoCodec::H264,
                     Codec::Opus => continue,
                 };
-                decode(
-                    &mut streams[frame.side.index()],
-                    codec,
-                    &frame,
-                    pictures.as_ref(),
-                );
+                let stream = &mut streams[frame.side.index()];
+                if pictures.decoded_elsewhere(frame.side) {
+                    // Back on this decoder later: it starts again from a keyframe
+                    // (the SFU asks the agent for one when the pipeline goes).
+                    stream.waiting_for_keyframe = true;
+                    continue;
+                }
+                decode(stream, codec, &frame, pictures.as_ref());
             }
         })?;
         Ok(Arc::new(Self { frames, dropped }))
@@ -105,7 +109,7 @@ fn decode(s: &mut Stream, codec: VideoCodec, frame: &TapFrame, pictures: &dyn Pi
         match decoder.next_picture() {
             Ok(Some(picture)) => {
                 if pictures.decoded(frame.side) {
-                    pictures.offer(packed(&picture, frame.side));
+                    pictures.offer(packed(&picture, frame.side, PictureSource::OwnDecoder));
                 }
             }
             Ok(None) => break,
@@ -117,8 +121,8 @@ fn decode(s: &mut Stream, codec: VideoCodec, frame: &TapFrame, pictures: &dyn Pi
     }
 }
 
-/// A decoder's strided planes as packed I420.
-fn packed(p: &I420Ref<'_>, side: Side) -> I420Picture {
+/// A decoder's strided planes as packed I420 (also the beauty pipeline's hand-over).
+pub(crate) fn packed(p: &I420Ref<'_>, side: Side, source: PictureSource) -> I420Picture {
     let (w, h) = (p.width, p.height);
     let mut data = Vec::with_capacity(I420Picture::len_for(w as u32, h as u32));
     for (plane, stride, width, rows) in [
@@ -135,6 +139,7 @@ fn packed(p: &I420Ref<'_>, side: Side) -> I420Picture {
     }
     I420Picture {
         side,
+        source,
         width: w as u32,
         height: h as u32,
         data,

@@ -22,6 +22,8 @@ pub struct RoomScreen {
     parties: Vec<TapParty>,
     policies: Mutex<[StreamPolicy; 2]>,
     stopped: AtomicBool,
+    /// The beauty pipeline hands over the agent's pictures (recording off, beauty on).
+    agent_by_pipeline: AtomicBool,
     me: Weak<RoomScreen>,
     shared: Weak<Shared>,
 }
@@ -38,6 +40,7 @@ impl RoomScreen {
             parties,
             policies: Mutex::new([StreamPolicy::new(settings), StreamPolicy::new(settings)]),
             stopped: AtomicBool::new(false),
+            agent_by_pipeline: AtomicBool::new(false),
             me: me.clone(),
             shared,
         })
@@ -50,6 +53,11 @@ impl RoomScreen {
     /// Whether `side`'s picture is withheld from the other party now.
     pub fn is_blurred(&self, side: Side) -> bool {
         self.policies()[side.index()].is_blurred()
+    }
+
+    /// The beauty pipeline takes over (`true`) or gives back the agent's pictures.
+    pub fn set_agent_by_pipeline(&self, on: bool) {
+        self.agent_by_pipeline.store(on, Ordering::Release);
     }
 
     pub(super) fn stop(&self) {
@@ -86,11 +94,12 @@ impl RoomScreen {
             let action = p.verdict(score, Instant::now());
             (action, p.streak_scores().to_vec())
         };
+        shared
+            .counters
+            .verdict_latency
+            .observe(taken.elapsed().as_secs_f64());
         if !scores.is_empty() && scores.last() == Some(&score) {
-            shared
-                .counters
-                .positives
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.counters.positives.inc();
         }
         let action = match action {
             Action::Nothing => return,
@@ -130,7 +139,10 @@ impl RoomScreen {
         shared
             .counters
             .actions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .get_or_create(&super::metrics::ActionLabels {
+                action: action.as_str(),
+            })
+            .inc();
         match action {
             ModerationAction::Blurred => shared.blanker.set_blanked(participant.clone(), true),
             ModerationAction::Restored => shared.blanker.set_blanked(participant.clone(), false),
@@ -166,14 +178,18 @@ impl PictureSink for RoomScreen {
         if !on.sample {
             return false;
         }
-        shared.counters.samples.fetch_add(1, Ordering::Relaxed);
+        shared.counters.samples.inc();
         // Full already: drop before the picture is even copied.
         if shared.pending.load(Ordering::Acquire) >= QUEUE {
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.counters.dropped.inc();
             self.policies()[side.index()].sample_dropped();
             return false;
         }
         true
+    }
+
+    fn decoded_elsewhere(&self, side: Side) -> bool {
+        side == Side::Agent && self.agent_by_pipeline.load(Ordering::Acquire)
     }
 
     fn offer(&self, picture: I420Picture) {
@@ -181,6 +197,13 @@ impl PictureSink for RoomScreen {
         let (Some(me), Some(shared)) = (self.me.upgrade(), self.shared.upgrade()) else {
             return;
         };
+        shared
+            .counters
+            .pictures
+            .get_or_create(&super::metrics::SourceLabels {
+                source: picture.source.as_str(),
+            })
+            .inc();
         if !picture.is_well_formed() {
             self.policies()[side.index()].sample_dropped();
             return;
@@ -195,7 +218,7 @@ impl PictureSink for RoomScreen {
             shared.queue.try_send(sample)
         {
             shared.pending.fetch_sub(1, Ordering::AcqRel);
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.counters.dropped.inc();
             self.policies()[side.index()].sample_dropped();
         }
     }

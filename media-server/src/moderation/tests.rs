@@ -64,6 +64,7 @@ fn flat(side: Side, magenta: bool) -> I420Picture {
     data.extend(std::iter::repeat_n(v, quarter));
     I420Picture {
         side,
+        source: kefu_proto::PictureSource::OwnDecoder,
         width: w,
         height: h,
         data,
@@ -99,6 +100,7 @@ async fn an_offending_customer_is_blanked_for_the_agent_then_the_call_ends() {
             delay: Duration::ZERO,
         }),
         blanks.clone(),
+        ModerationMetrics::default(),
     )
     .expect("worker");
     let room = RoomId::new("room-1");
@@ -161,6 +163,7 @@ async fn a_behind_classifier_drops_samples_without_holding_the_decoders() {
             delay: Duration::from_millis(150),
         }),
         Arc::new(Blanks::default()),
+        ModerationMetrics::default(),
     )
     .expect("worker");
     let screens: Vec<_> = (0..12)

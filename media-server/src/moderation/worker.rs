@@ -34,17 +34,17 @@ pub(super) fn spawn(
                 shared.pending.fetch_sub(1, Ordering::AcqRel);
                 match scored {
                     Ok(Ok((picture, score))) => {
-                        shared.counters.classified.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.classified.inc();
                         sample.screen.verdict(side, score, &picture, sample.taken);
                     }
                     Ok(Err(e)) => {
                         warn!("moderation sample not classified: {e}");
-                        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.errors.inc();
                         sample.screen.sample_failed(side);
                     }
                     Err(_) => {
                         warn!("the classifier panicked on a sample; going on");
-                        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.errors.inc();
                         sample.screen.sample_failed(side);
                     }
                 }

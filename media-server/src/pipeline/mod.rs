@@ -66,6 +66,8 @@ pub struct PipelineStats {
     pub skipped_waiting_for_keyframe: u64,
     /// Decoded but not filtered or encoded: the pipeline was behind.
     pub not_encoded: u64,
+    /// Decoded pictures handed to content moderation.
+    pub pictures_to_moderation: u64,
 }
 
 /// Decode → beauty → encode for one agent stream.
@@ -80,6 +82,8 @@ pub struct BeautyPipeline {
     waiting_for_keyframe: bool,
     force_keyframe: bool,
     stats: PipelineStats,
+    /// Content moderation of the agent's video, when nothing else decodes it.
+    pictures: Option<Arc<dyn kefu_proto::PictureSink>>,
 }
 
 impl std::fmt::Debug for BeautyPipeline {
@@ -105,6 +109,7 @@ impl BeautyPipeline {
             waiting_for_keyframe: true,
             force_keyframe: false,
             stats: PipelineStats::default(),
+            pictures: None,
         }
     }
 
@@ -117,6 +122,11 @@ impl BeautyPipeline {
 
     pub fn stats(&self) -> PipelineStats {
         self.stats
+    }
+
+    /// Hands the agent's decoded pictures to moderation when it asks (`None`: stop).
+    pub fn set_picture_sink(&mut self, sink: Option<Arc<dyn kefu_proto::PictureSink>>) {
+        self.pictures = sink;
     }
 
     /// New settings apply from the next frame on.
@@ -209,6 +219,16 @@ impl BeautyPipeline {
                 }
             };
             self.stats.decoded += 1;
+            if let Some(sink) = &self.pictures
+                && sink.decoded(kefu_proto::Side::Agent)
+            {
+                sink.offer(crate::moderation::packed_i420(
+                    &picture,
+                    kefu_proto::Side::Agent,
+                    kefu_proto::PictureSource::Pipeline,
+                ));
+                self.stats.pictures_to_moderation += 1;
+            }
             if !encode {
                 self.stats.not_encoded += 1;
                 continue;

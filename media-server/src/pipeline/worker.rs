@@ -43,6 +43,8 @@ struct Control {
     keyframe: bool,
     /// Frames were dropped before the decoder.
     overflowed: bool,
+    /// Content moderation of the agent's video, when nothing else decodes it.
+    pictures: Option<Arc<dyn kefu_proto::PictureSink>>,
 }
 
 type Queued = (InputFrame, VideoCodec, Instant);
@@ -68,6 +70,7 @@ impl PipelineWorker {
             bitrate_bps: START_BITRATE_BPS,
             keyframe: false,
             overflowed: false,
+            pictures: None,
         }));
         let pending = Arc::new(AtomicUsize::new(0));
         let (shared, waiting) = (Arc::clone(&control), Arc::clone(&pending));
@@ -77,7 +80,7 @@ impl PipelineWorker {
             let mut pipeline: Option<BeautyPipeline> = None;
             while let Ok((frame, output, queued)) = input.recv() {
                 let newest = waiting.fetch_sub(1, Ordering::AcqRel) <= 1;
-                let (params, bitrate, keyframe, overflowed) = {
+                let (params, bitrate, keyframe, overflowed, pictures) = {
                     // A panic elsewhere leaves plain data behind: still usable.
                     let mut c = shared.lock().unwrap_or_else(|p| p.into_inner());
                     (
@@ -85,6 +88,7 @@ impl PipelineWorker {
                         c.bitrate_bps,
                         std::mem::take(&mut c.keyframe),
                         std::mem::take(&mut c.overflowed),
+                        c.pictures.clone(),
                     )
                 };
                 let p = match pipeline.as_mut() {
@@ -99,6 +103,7 @@ impl PipelineWorker {
                 };
                 p.set_params(params);
                 p.set_bitrate(bitrate);
+                p.set_picture_sink(pictures);
                 if keyframe {
                     p.force_keyframe();
                 }
@@ -155,6 +160,14 @@ impl PipelineWorker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .params = params;
+    }
+
+    /// Hands the agent's decoded pictures to moderation (`None`: stop).
+    pub fn set_picture_sink(&self, sink: Option<Arc<dyn kefu_proto::PictureSink>>) {
+        self.control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pictures = sink;
     }
 
     pub fn set_bitrate(&self, bps: u32) {

@@ -300,6 +300,7 @@ fn packed_i420(frame: &frame::Video, side: Side) -> Option<I420Picture> {
     }
     Some(I420Picture {
         side,
+        source: kefu_proto::PictureSource::Recorder,
         width: w,
         height: h,
         data,

@@ -97,7 +97,10 @@ impl LocalMediaRouter {
             DecodePath::OwnDecode,
         );
         match OwnDecoder::spawn(&room, as_picture_sink(&screen)) {
-            Ok(decoder) => self.sfu.tap(room, parties, decoder),
+            Ok(decoder) => {
+                self.sfu.set_screen(room.clone(), Some(screen));
+                self.sfu.tap(room, parties, decoder);
+            }
             Err(e) => {
                 warn!(%room, "no decoder thread for moderation: {e}; the call is not screened");
                 self.moderation.stop(&room);
@@ -177,6 +180,7 @@ impl MediaRouter for LocalMediaRouter {
 
     fn stop_taps(&self, room: RoomId, id: Option<&str>) {
         self.moderation.stop(&room);
+        self.sfu.set_screen(room.clone(), None);
         self.sfu.untap(room);
         if let Some(id) = id {
             self.recorder.finish(id, Instant::now());

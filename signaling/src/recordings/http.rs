@@ -73,6 +73,9 @@ pub struct RecordingView {
     pub size_bytes: Option<i64>,
     /// Whether an admin may retry it.
     pub retryable: bool,
+    /// Admins only (false for agents): content moderation acted during this call;
+    /// its incidents are under `/api/v1/moderation/incidents`.
+    pub moderated: bool,
 }
 
 /// A link to the media, valid for a few minutes.
@@ -132,7 +135,9 @@ async fn view(
         None => None,
     };
     let admin = auth.user.role == UserRole::Admin;
+    let moderated = admin && state.store.call_was_moderated(&rec.call_id.0).await?;
     Ok(RecordingView {
+        moderated,
         agent_name: rec.agent_id.as_ref().and_then(|a| names.get(a).cloned()),
         customer_name,
         id: rec.id,

@@ -41,8 +41,13 @@ impl KefuTarget {
              [media]\nport = 0\nadvertise_ip = \"127.0.0.1\"\nice_tcp = false\n\
              [auth]\ntoken_secret = {TOKEN_SECRET:?}\ntoken_ttl_secs = 3600\n\
              [signaling]\nrooms = {rooms:?}\n\
-             [log]\nfilter = \"warn\"\n",
+             [log]\nfilter = \"warn\"\n\
+             [verification]\nmodels_dir = {models:?}\n\
+             [moderation]\nmodels_dir = {models:?}\n",
             data = dir.join("kefu-data"),
+            // The models deploy/fetch-models.sh put in the repository: screening
+            // needs open_nsfw to start at all.
+            models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"),
         );
         let config_path = dir.join("kefu.toml");
         std::fs::write(&config_path, config)?;
