@@ -114,6 +114,17 @@ impl PictureSource {
 }
 
 impl I420Picture {
+    /// Pictures larger than this on either side are not handed to moderation (the
+    /// classifier looks at 224×224; a crafted huge frame must not cost a huge copy).
+    pub const MAX_SIDE: u32 = 1920;
+
+    /// The size a decoded `width × height` picture is handed over at (cropped to
+    /// even), or `None` when it is too small or too large.
+    pub fn handover_size(width: u32, height: u32) -> Option<(u32, u32)> {
+        let (w, h) = (width & !1, height & !1);
+        (w >= 2 && h >= 2 && w <= Self::MAX_SIDE && h <= Self::MAX_SIDE).then_some((w, h))
+    }
+
     /// The planes' total size for even `width × height`.
     pub fn len_for(width: u32, height: u32) -> usize {
         let (w, h) = (width as usize, height as usize);
@@ -153,6 +164,14 @@ pub trait PictureSink: Send + Sync + Debug {
 
     /// The picture asked for by [`PictureSink::decoded`].
     fn offer(&self, picture: I420Picture);
+
+    /// The decoder handing pictures over stopped for good before the call ended (the
+    /// recording failed): moderation must decode the call some other way.
+    fn source_lost(&self) {}
+
+    /// The picture asked for could not be handed over (a format or size moderation
+    /// does not take): no sample this time.
+    fn skipped(&self, _side: Side) {}
 
     /// Whether another decoder already hands over `side`'s pictures (the beauty
     /// pipeline does the agent's): a decoder of moderation's own then skips that side.

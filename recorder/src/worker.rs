@@ -49,6 +49,12 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     pub fn run(self) -> WorkerResult {
         let result = self.transcode();
+        if result.is_err()
+            && let Some(pictures) = &self.pictures
+        {
+            // No more pictures from here: moderation must not go blind with us.
+            pictures.source_lost();
+        }
         let state = if result.is_ok() {
             SpoolState::Closed
         } else {

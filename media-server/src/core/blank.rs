@@ -4,17 +4,18 @@
 //! nor filtered for the others: they get a black keyframe instead, a few times a
 //! second, continuing the publisher's RTP clock, so their decoder shows black rather
 //! than freezing on the last (offending) picture. Lifting the blank asks the publisher
-//! (or our encoder) for a keyframe, so the real picture returns at once.
+//! (or our encoder) for a keyframe and shows the picture again from that keyframe on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, MediaTime};
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime};
 use tracing::info;
 
 use super::{Sfu, SfuOutput};
 use crate::pipeline::VideoCodec;
-use kefu_proto::ParticipantId;
+use kefu_proto::{ParticipantId, RoomId};
 
 /// How often a black keyframe is sent in place of a blanked picture.
 pub const BLANK_INTERVAL: Duration = Duration::from_millis(500);
@@ -43,47 +44,82 @@ impl Sfu {
     }
 
     /// Withholds (`true`) or restores (`false`) `publisher`'s video for the other
-    /// participants of its room. Unknown ids are ignored.
+    /// participants of its room. Restoring takes effect at the publisher's next
+    /// keyframe (asked for at once), so nobody decodes frames against a picture they
+    /// never got. Kept across the publisher's rejoin; unknown ids are ignored.
     pub fn set_blanked(&mut self, now: Instant, publisher: &ParticipantId, on: bool) {
         let Some(idx) = self.participants.iter().position(|p| &p.id == publisher) else {
             return;
         };
         let p = &mut self.participants[idx];
-        match (on, p.blank_next.is_some()) {
-            (true, false) => {
+        if on {
+            self.blanked.insert(p.id.clone(), p.room.clone());
+            p.unblank_on_keyframe = false;
+            if p.blank_next.is_none() {
                 info!(participant = %p.id, "video withheld from the other party (moderation)");
                 p.blank_next = Some(now);
                 self.stats.blanked_publishers += 1;
             }
-            (false, true) => {
-                info!(participant = %p.id, "video shown to the other party again");
-                p.blank_next = None;
-                p.request_keyframe(now, KeyframeRequestKind::Pli);
-                let room = p.room.clone();
-                if self
-                    .beauty
-                    .get(&room)
-                    .is_some_and(|route| &route.agent == publisher)
-                {
-                    self.pipeline_out
-                        .push_back(SfuOutput::PipelineKeyframe { room });
-                }
+        } else {
+            self.blanked.remove(publisher);
+            if p.blank_next.is_none() || p.unblank_on_keyframe {
+                return;
             }
-            _ => return,
+            info!(participant = %p.id, "video shown to the other party again at its next keyframe");
+            p.unblank_on_keyframe = true;
+            p.request_keyframe(now, KeyframeRequestKind::Pli);
+            let room = p.room.clone();
+            if self
+                .beauty
+                .get(&room)
+                .is_some_and(|route| &route.agent == publisher)
+            {
+                self.pipeline_out
+                    .push_back(SfuOutput::PipelineKeyframe { room });
+            }
         }
         self.send_due_blanks(now);
         self.drain(now);
     }
 
-    /// Whether `idx`'s video is withheld from the others.
-    pub(super) fn is_blanked(&self, idx: usize) -> bool {
-        self.participants[idx].blank_next.is_some()
+    /// A participant (re)joined: withheld again if it was.
+    pub(super) fn restore_blank(&mut self, idx: usize, now: Instant) {
+        if self.blanked.contains_key(&self.participants[idx].id) {
+            self.participants[idx].blank_next = Some(now);
+        }
     }
 
-    /// Remembers where a publisher's video clock stands, so black frames continue it.
-    pub(super) fn note_video_time(&mut self, idx: usize, time: MediaTime, now: Instant) {
-        let ticks = time.rebase(Frequency::NINETY_KHZ).numer();
-        self.participants[idx].last_video = Some((ticks, now));
+    /// Forgets the withheld publishers of `room` (its call ended).
+    pub(super) fn forget_blanks(&mut self, room: &RoomId) {
+        self.blanked.retain(|_, r| r != room);
+    }
+
+    /// Whether `idx`'s video frame `data` is withheld from the others; a keyframe
+    /// after a restore ends the withholding (and is forwarded).
+    pub(super) fn withholds(&mut self, idx: usize, data: &MediaData) -> bool {
+        let p = &mut self.participants[idx];
+        if p.blank_next.is_none() {
+            return false;
+        }
+        if p.unblank_on_keyframe && data.is_keyframe() {
+            p.blank_next = None;
+            p.unblank_on_keyframe = false;
+            return false;
+        }
+        true
+    }
+
+    /// Remembers where a publisher's video clock stands (so black frames continue
+    /// it) and its codec.
+    pub(super) fn note_video(&mut self, idx: usize, data: &MediaData, now: Instant) {
+        let ticks = data.time.rebase(Frequency::NINETY_KHZ).numer();
+        let p = &mut self.participants[idx];
+        p.last_video = Some((ticks, now));
+        p.last_video_codec = match data.params.spec().codec {
+            RtcCodec::Vp8 => Some(VideoCodec::Vp8),
+            RtcCodec::H264 => Some(VideoCodec::H264),
+            _ => p.last_video_codec,
+        };
     }
 
     /// The earliest black frame due, for the driver's next wake-up.
@@ -97,36 +133,42 @@ impl Sfu {
             .filter(|&i| self.participants[i].blank_next.is_some_and(|t| t <= now))
             .collect();
         for from in due {
-            let (last_ticks, last_at) = self.participants[from].last_video.unwrap_or((0, now));
+            let p = &mut self.participants[from];
+            let (last_ticks, last_at) = p.last_video.unwrap_or((0, now));
             let elapsed = now.saturating_duration_since(last_at);
             let ticks = last_ticks + (elapsed.as_micros() as u64) * 9 / 100;
-            self.participants[from].last_video = Some((ticks, now));
-            self.participants[from].blank_next = Some(now + BLANK_INTERVAL);
-            let room = self.participants[from].room.clone();
+            p.last_video = Some((ticks, now));
+            p.blank_next = Some(now + BLANK_INTERVAL);
+            if p.unblank_on_keyframe {
+                // Still waiting for the keyframe that ends it: ask again (rate-limited).
+                p.request_keyframe(now, KeyframeRequestKind::Pli);
+            }
+            let (room, prefer) = (p.room.clone(), p.last_video_codec);
             for to in 0..self.participants.len() {
-                if to == from
-                    || self.participants[to].room != room
-                    || !self.participants[to].connected
-                {
+                let peer = &self.participants[to];
+                if to == from || peer.room != room || !peer.connected {
                     continue;
                 }
-                self.write_blank(to, ticks, now);
+                self.write_blank(to, prefer, ticks, now);
             }
         }
     }
 
-    fn write_blank(&mut self, to: usize, ticks: u64, now: Instant) {
+    fn write_blank(&mut self, to: usize, prefer: Option<VideoCodec>, ticks: u64, now: Instant) {
         let p = &mut self.participants[to];
         let Some(mid) = p.sending_line(MediaKind::Video) else {
             return;
         };
-        let choice = [VideoCodec::Vp8, VideoCodec::H264]
-            .into_iter()
-            .find_map(|codec| {
-                let frame = self.blank_frames.for_codec(codec)?;
-                let pt = super::beauty::fallback_pt(p, mid, codec)?;
-                Some((pt, frame))
-            });
+        // The publisher's codec first: the subscriber's decoder is set up for it.
+        let order = match prefer {
+            Some(VideoCodec::H264) => [VideoCodec::H264, VideoCodec::Vp8],
+            _ => [VideoCodec::Vp8, VideoCodec::H264],
+        };
+        let choice = order.into_iter().find_map(|codec| {
+            let frame = self.blank_frames.for_codec(codec)?;
+            let pt = super::beauty::fallback_pt(p, mid, codec)?;
+            Some((pt, frame))
+        });
         let Some((pt, frame)) = choice else {
             return;
         };

@@ -147,6 +147,8 @@ pub struct Sfu {
     pipeline_out: VecDeque<SfuOutput>,
     tapped: VecDeque<(RoomId, kefu_proto::TapFrame)>,
     blank_frames: BlankFrames,
+    /// Publishers whose video is withheld (kept when they rejoin), and their rooms.
+    blanked: HashMap<ParticipantId, RoomId>,
     stats: SfuStats,
     /// The latest time handed in; the core has no clock of its own.
     last_now: Instant,
@@ -178,6 +180,7 @@ impl Sfu {
             pipeline_out: VecDeque::new(),
             tapped: VecDeque::new(),
             blank_frames: BlankFrames::default(),
+            blanked: HashMap::new(),
             stats: SfuStats::default(),
             last_now: now,
         }
@@ -252,6 +255,7 @@ impl Sfu {
         let fingerprint = dtls_fingerprint(offer_sdp).map(str::to_owned);
         self.participants
             .push(Participant::new(participant, room, rtc, fingerprint, now));
+        self.restore_blank(self.participants.len() - 1, now);
         self.refresh_sizes();
         // Collect MediaAdded events and the first transmits/timeouts right away.
         self.drain(now);
@@ -340,6 +344,7 @@ impl Sfu {
     /// Stops tapping `room`.
     pub fn untap(&mut self, room: &RoomId) {
         self.taps.remove(room);
+        self.forget_blanks(room);
     }
 
     /// Handles one datagram received on the SFU's UDP socket.
@@ -686,8 +691,8 @@ impl Sfu {
         let room = self.participants[from].room.clone();
         self.tap_frame(&room, from, &data);
         if kind == MediaKind::Video {
-            self.note_video_time(from, data.time, now);
-            if self.is_blanked(from) {
+            self.note_video(from, &data, now);
+            if self.withholds(from, &data) {
                 return;
             }
         }

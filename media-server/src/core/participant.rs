@@ -39,8 +39,14 @@ pub(crate) struct Participant {
     /// Moderation withholds this participant's video from the others: when the next
     /// black frame is due in its place.
     pub blank_next: Option<Instant>,
+    /// Restored, but still black until the publisher's next keyframe (its frames
+    /// until then reference pictures the others never got).
+    pub unblank_on_keyframe: bool,
     /// The publisher's video clock (90 kHz ticks) at its last frame, and when.
     pub last_video: Option<(u64, Instant)>,
+    /// The codec of the publisher's last video frame: black frames use it when the
+    /// subscriber can take it.
+    pub last_video_codec: Option<crate::pipeline::VideoCodec>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -64,7 +70,9 @@ impl Participant {
             fingerprint,
             ice_lost_since: None,
             blank_next: None,
+            unblank_on_keyframe: false,
             last_video: None,
+            last_video_codec: None,
             last_keyframe_request: None,
         }
     }

@@ -1030,9 +1030,13 @@ fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
 
     let requests = w.peers[c].keyframe_requests_in;
     w.sfu.set_blanked(w.now, &customer, false);
-    let blanks = w.peers[a].blank_frames_in;
     let (restored_from, fills) = (w.peers[c].frame_no, w.peers[a].video_fills_in.len());
-    w.run(Duration::from_secs(2), true);
+    // Black until the customer's next keyframe (one every 30 frames here), then its
+    // own frames again.
+    w.run(Duration::from_secs(3), true);
+    let blanks = w.peers[a].blank_frames_in;
+    w.run(Duration::from_secs(1), true);
+    assert_eq!(w.peers[a].blank_frames_in, blanks, "no more black frames");
     let restored = (restored_from + 1..=w.peers[c].frame_no)
         .map(|n| (n % 251) as u8)
         .collect::<std::collections::HashSet<u8>>();
@@ -1040,10 +1044,38 @@ fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
         .iter()
         .filter(|fill| restored.contains(fill))
         .count();
-    assert!(shown > 5, "forwarding resumed: {shown} new frames");
-    assert_eq!(w.peers[a].blank_frames_in, blanks, "no more black frames");
+    assert!(shown > 10, "forwarding resumed: {shown} new frames");
     assert!(
         w.peers[c].keyframe_requests_in > requests,
-        "the customer is asked for a keyframe so the picture returns at once"
+        "the customer is asked for a keyframe so the picture returns soon"
     );
+}
+
+#[test]
+fn a_blanked_publisher_that_rejoins_stays_blanked() {
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let c = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.sfu.set_blank_frames(super::BlankFrames {
+        vp8: Some(std::sync::Arc::from(BLANK)),
+        h264: None,
+    });
+    w.run(Duration::from_secs(1), false);
+    let customer = w.peers[c].id.clone();
+    w.sfu.set_blanked(w.now, &customer, true);
+    // The customer's page reloads: same participant id, a new peer connection.
+    let again = w.join("room-1", "customer", "127.0.0.1:40012");
+    w.peers[c].connected = false;
+    w.run(Duration::from_secs(1), false);
+    let (published_before, fills) = (w.peers[again].frame_no, w.peers[a].video_fills_in.len());
+    w.run(Duration::from_secs(2), true);
+    let published = (published_before + 1..=w.peers[again].frame_no)
+        .map(|n| (n % 251) as u8)
+        .collect::<std::collections::HashSet<u8>>();
+    let leaked = w.peers[a].video_fills_in[fills..]
+        .iter()
+        .filter(|fill| published.contains(fill))
+        .count();
+    assert_eq!(leaked, 0, "still withheld after the rejoin");
+    assert!(w.peers[a].blank_frames_in >= 3);
 }

@@ -58,6 +58,10 @@ pub enum ModerationAction {
     Restored,
     /// Positives went on while withheld: the call must end (reason `moderation`).
     EndCall,
+    /// Not an action on anyone: the recorder stopped decoding this call's video (the
+    /// recording failed), so the call must be screened on a decoder of its own. The
+    /// event's side and participant are the call's first party, meaning nothing.
+    DecoderLost,
 }
 
 impl ModerationAction {
@@ -66,6 +70,7 @@ impl ModerationAction {
             ModerationAction::Blurred => "blurred",
             ModerationAction::Restored => "restored",
             ModerationAction::EndCall => "ended",
+            ModerationAction::DecoderLost => "decoder_lost",
         }
     }
 }
@@ -205,6 +210,25 @@ impl Moderation {
         }
         self.room_gauge(path).inc();
         screen
+    }
+
+    /// The recorder of `room` stopped decoding: the room is now screened on a decoder
+    /// of moderation's own. Returns the screen and the parties to tap for it (`None`:
+    /// the room is not screened, or already decodes itself).
+    pub fn switch_to_own_decode(&self, room: &RoomId) -> Option<(Arc<RoomScreen>, Vec<TapParty>)> {
+        let switched = {
+            let mut rooms = self.rooms();
+            let (screen, path) = rooms.get_mut(room)?;
+            if *path == DecodePath::OwnDecode {
+                return None;
+            }
+            *path = DecodePath::OwnDecode;
+            Arc::clone(screen)
+        };
+        self.room_gauge(DecodePath::Recorder).dec();
+        self.room_gauge(DecodePath::OwnDecode).inc();
+        let parties = switched.parties().to_vec();
+        Some((switched, parties))
     }
 
     /// Stops screening `room` (the call ended). Unknown rooms are ignored.

@@ -109,7 +109,10 @@ fn decode(s: &mut Stream, codec: VideoCodec, frame: &TapFrame, pictures: &dyn Pi
         match decoder.next_picture() {
             Ok(Some(picture)) => {
                 if pictures.decoded(frame.side) {
-                    pictures.offer(packed(&picture, frame.side, PictureSource::OwnDecoder));
+                    match packed(&picture, frame.side, PictureSource::OwnDecoder) {
+                        Some(p) => pictures.offer(p),
+                        None => pictures.skipped(frame.side),
+                    }
                 }
             }
             Ok(None) => break,
@@ -121,9 +124,11 @@ fn decode(s: &mut Stream, codec: VideoCodec, frame: &TapFrame, pictures: &dyn Pi
     }
 }
 
-/// A decoder's strided planes as packed I420 (also the beauty pipeline's hand-over).
-pub(crate) fn packed(p: &I420Ref<'_>, side: Side, source: PictureSource) -> I420Picture {
-    let (w, h) = (p.width, p.height);
+/// A decoder's strided planes as packed I420 (also the beauty pipeline's hand-over);
+/// `None` for a size moderation does not take.
+pub(crate) fn packed(p: &I420Ref<'_>, side: Side, source: PictureSource) -> Option<I420Picture> {
+    let (w, h) = I420Picture::handover_size(p.width as u32, p.height as u32)?;
+    let (w, h) = (w as usize, h as usize);
     let mut data = Vec::with_capacity(I420Picture::len_for(w as u32, h as u32));
     for (plane, stride, width, rows) in [
         (p.y, p.y_stride, w, h),
@@ -131,17 +136,15 @@ pub(crate) fn packed(p: &I420Ref<'_>, side: Side, source: PictureSource) -> I420
         (p.v, p.v_stride, w / 2, h / 2),
     ] {
         for row in 0..rows {
-            match plane.get(row * stride..row * stride + width) {
-                Some(line) => data.extend_from_slice(line),
-                None => data.resize(data.len() + width, 128),
-            }
+            let start = row.checked_mul(stride)?;
+            data.extend_from_slice(plane.get(start..start.checked_add(width)?)?);
         }
     }
-    I420Picture {
+    Some(I420Picture {
         side,
         source,
         width: w as u32,
         height: h as u32,
         data,
-    }
+    })
 }

@@ -9,8 +9,14 @@
 //! - `positives_to_blur` consecutive positives: blur (the other party sees no picture
 //!   of this one). While blurred, sampling goes on; `positives_to_end` further
 //!   consecutive positives end the call. A negative resets the current streak.
-//! - The blur is lifted only by a new video run: the offender turns the camera off and
-//!   on (which also restarts the warm-up sampling).
+//! - The blur is lifted only after a new video run (the offender turned the camera
+//!   off and on, which also restarts the warm-up sampling) *and* its first sample is
+//!   negative: nothing offending is shown again on the strength of a camera cycle.
+//!   Positives after a cycle count on towards the end, and the [`MAX_BLURS`]th blur
+//!   of the same party ends the call, so cycling the camera cannot go on for ever.
+//! - One sample in flight per stream: a sample that falls due while the previous one
+//!   still waits for its verdict is skipped and reported (`behind`), so a classifier
+//!   that cannot keep up shows as dropped samples, never as a growing queue.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +29,8 @@ pub const VIDEO_GAP: Duration = Duration::from_millis(1500);
 pub const CONFIRM_AFTER: Duration = Duration::from_millis(250);
 /// A sample whose verdict has not come back after this long is given up.
 pub const VERDICT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The third time a party's picture has to be withheld, the call ends.
+pub const MAX_BLURS: u32 = 3;
 
 /// An enterprise's screening settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -97,7 +105,9 @@ pub enum Action {
     Nothing,
     /// Replace this party's picture for the other party.
     Blur,
-    /// End the call (reason `moderation`).
+    /// The camera was cycled and the new picture is clean: show it again.
+    Lift,
+    /// End the call (reason `moderation`); the picture stays withheld until then.
     EndCall,
 }
 
@@ -106,8 +116,9 @@ pub enum Action {
 pub struct OnPicture {
     /// Hand this picture to the classifier.
     pub sample: bool,
-    /// The camera came back on while blurred: show the picture again.
-    pub lift_blur: bool,
+    /// A sample fell due while the previous one still awaits its verdict: skipped
+    /// (the classifier is behind).
+    pub behind: bool,
 }
 
 /// One party's video stream under screening.
@@ -122,8 +133,12 @@ pub struct StreamPolicy {
     /// Scores of the current streak of positives (before and after the blur).
     streak: Vec<f32>,
     blurred: bool,
-    /// Consecutive positives since the blur.
+    /// Blurred, and a new video run began: lift at its first negative sample.
+    clearing: bool,
+    /// Consecutive positives since the blur (kept across camera cycles).
     since_blur: u32,
+    /// Times this party's picture was withheld.
+    blurs: u32,
     ended: bool,
 }
 
@@ -137,7 +152,9 @@ impl StreamPolicy {
             in_flight: None,
             streak: Vec::new(),
             blurred: false,
+            clearing: false,
             since_blur: 0,
+            blurs: 0,
             ended: false,
         }
     }
@@ -165,8 +182,9 @@ impl StreamPolicy {
             self.run_started = Some(now);
             self.next_sample = Some(now);
             self.streak.clear();
-            self.since_blur = 0;
-            out.lift_blur = std::mem::take(&mut self.blurred);
+            // A verdict still due belongs to the old run: it will be ignored.
+            self.in_flight = None;
+            self.clearing = self.blurred;
         }
         if self
             .in_flight
@@ -174,29 +192,43 @@ impl StreamPolicy {
         {
             self.in_flight = None;
         }
-        if self.in_flight.is_none() && self.next_sample.is_some_and(|t| now >= t) {
-            self.in_flight = Some(now);
+        if self.next_sample.is_some_and(|t| now >= t) {
             self.next_sample = Some(now + self.interval_at(now));
-            out.sample = true;
+            if self.in_flight.is_some() {
+                out.behind = true;
+            } else {
+                self.in_flight = Some(now);
+                out.sample = true;
+            }
         }
         out
     }
 
-    /// The sample taken last was not classified (the worker was busy): no verdict will
-    /// come; sampling goes on at the next due time.
+    /// The sample taken last was not classified (the worker was busy, or the picture
+    /// could not be handed over): no verdict will come; sampling goes on at the next
+    /// due time.
     pub fn sample_dropped(&mut self) {
         self.in_flight = None;
     }
 
-    /// The classifier's score for the sample taken last.
-    pub fn verdict(&mut self, score: f32, now: Instant) -> Action {
+    /// The classifier's score for the sample taken at `taken`.
+    pub fn verdict(&mut self, score: f32, now: Instant, taken: Instant) -> Action {
+        if self.run_started.is_some_and(|run| taken < run) {
+            return Action::Nothing; // a sample of a video run that is over
+        }
         self.in_flight = None;
         if !self.settings.enabled || self.ended {
             return Action::Nothing;
         }
-        if score < self.settings.threshold {
+        if !(score >= self.settings.threshold) {
+            // Negative (or not a number, which is no evidence of anything).
             self.streak.clear();
             self.since_blur = 0;
+            if self.blurred && self.clearing {
+                self.blurred = false;
+                self.clearing = false;
+                return Action::Lift;
+            }
             return Action::Nothing;
         }
         self.streak.push(score);
@@ -204,19 +236,25 @@ impl StreamPolicy {
         if self.next_sample.is_none_or(|t| t > confirm) {
             self.next_sample = Some(confirm);
         }
-        if !self.blurred {
-            if self.streak.len() >= self.settings.positives_to_blur as usize {
-                self.blurred = true;
-                return Action::Blur;
+        if self.blurred {
+            self.clearing = false;
+            self.since_blur += 1;
+            if self.since_blur >= self.settings.positives_to_end {
+                self.ended = true;
+                return Action::EndCall;
             }
             return Action::Nothing;
         }
-        self.since_blur += 1;
-        if self.since_blur >= self.settings.positives_to_end {
+        if self.streak.len() < self.settings.positives_to_blur as usize {
+            return Action::Nothing;
+        }
+        self.blurred = true;
+        self.blurs += 1;
+        if self.blurs >= MAX_BLURS {
             self.ended = true;
             return Action::EndCall;
         }
-        Action::Nothing
+        Action::Blur
     }
 
     fn interval_at(&self, now: Instant) -> Duration {

@@ -15,12 +15,9 @@ fn run(
     for i in 0..frames {
         let t = from + FRAME * i;
         let on = p.picture(t);
-        if on.lift_blur {
-            actions.push((t, Action::Nothing));
-        }
         if on.sample {
             samples.push(t);
-            let a = p.verdict(score(t), t + Duration::from_millis(40));
+            let a = p.verdict(score(t), t + Duration::from_millis(40), t);
             if a != Action::Nothing {
                 actions.push((t, a));
             }
@@ -85,13 +82,13 @@ fn a_negative_in_between_restarts_the_count() {
     let t0 = Instant::now();
     let mut p = StreamPolicy::new(ModerationSettings::default());
     assert!(p.picture(t0).sample);
-    assert_eq!(p.verdict(0.9, t0), Action::Nothing);
+    assert_eq!(p.verdict(0.9, t0, t0), Action::Nothing);
     let t1 = t0 + Duration::from_millis(300);
     assert!(
         p.picture(t1).sample,
         "a positive asks for a quick second look"
     );
-    assert_eq!(p.verdict(0.1, t1), Action::Nothing);
+    assert_eq!(p.verdict(0.1, t1, t1), Action::Nothing);
     let t2 = t1 + Duration::from_millis(300);
     assert!(
         !p.picture(t2).sample,
@@ -100,30 +97,30 @@ fn a_negative_in_between_restarts_the_count() {
     let t3 = t0 + Duration::from_millis(1300);
     assert!(p.picture(t3).sample);
     assert_eq!(
-        p.verdict(0.9, t3),
+        p.verdict(0.9, t3, t3),
         Action::Nothing,
         "one positive again, not two"
     );
     let t4 = t3 + Duration::from_millis(260);
     assert!(p.picture(t4).sample);
-    assert_eq!(p.verdict(0.85, t4), Action::Blur);
+    assert_eq!(p.verdict(0.85, t4, t4), Action::Blur);
     // Blurred: a negative resets the count towards the end, too.
     let mut t = t4;
     for score in [0.9, 0.9, 0.1, 0.9, 0.9] {
         t += Duration::from_millis(1100);
         assert!(p.picture(t).sample);
-        assert_eq!(p.verdict(score, t), Action::Nothing);
+        assert_eq!(p.verdict(score, t, t), Action::Nothing);
     }
     t += Duration::from_millis(1100);
     assert!(p.picture(t).sample);
-    assert_eq!(p.verdict(0.9, t), Action::EndCall);
+    assert_eq!(p.verdict(0.9, t, t), Action::EndCall);
 }
 
 #[test]
-fn turning_the_camera_off_and_on_lifts_the_blur_and_warms_up_again() {
+fn a_camera_cycle_lifts_the_blur_only_once_the_new_picture_is_clean() {
     let t0 = Instant::now();
     let mut p = StreamPolicy::new(ModerationSettings::default());
-    let briefly = |from: Instant| move |t: Instant| if t < from { 0.99 } else { 0.01 };
+    let briefly = |until: Instant| move |t: Instant| if t < until { 0.99 } else { 0.01 };
     let (_, actions) = run(
         &mut p,
         t0,
@@ -135,49 +132,121 @@ fn turning_the_camera_off_and_on_lifts_the_blur_and_warms_up_again() {
         [Action::Blur]
     );
     assert!(p.is_blurred(), "negatives alone do not lift it");
-    // Camera off for 3 s: no pictures at all.
-    let back = t0 + Duration::from_secs(5);
-    let on = p.picture(back);
-    assert!(on.lift_blur && on.sample);
+    // A short stall is no camera cycle.
+    p.picture(t0 + Duration::from_millis(2800));
+    assert!(p.is_blurred());
+    // Camera off for 3 s, then on: sampled at once, still withheld until judged.
+    let back = t0 + Duration::from_secs(6);
+    assert!(p.picture(back).sample);
+    assert!(p.is_blurred());
+    assert_eq!(p.verdict(0.01, back, back), Action::Lift);
     assert!(!p.is_blurred());
-    assert_eq!(p.verdict(0.01, back), Action::Nothing);
-    let offending = back + Duration::from_millis(900)..back + Duration::from_millis(1500);
-    let (_, actions) = run(&mut p, back, Duration::from_secs(2), |t| {
-        if offending.contains(&t) { 0.99 } else { 0.01 }
-    });
+}
+
+#[test]
+fn cycling_the_camera_cannot_dodge_the_end_of_the_call() {
+    let t0 = Instant::now();
+    let mut p = StreamPolicy::new(ModerationSettings::default());
+    let (_, actions) = run(&mut p, t0, Duration::from_millis(400), |_| 0.99);
     assert_eq!(
         actions.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
         [Action::Blur]
     );
-    // A short stall is no camera cycle.
-    let stall = back + Duration::from_millis(2800);
-    assert!(!p.picture(stall).lift_blur);
-    assert!(p.is_blurred());
+    // Back with the same picture: stays withheld, and the positives count on.
+    let mut t = t0 + Duration::from_secs(3);
+    assert!(p.picture(t).sample);
+    assert_eq!(p.verdict(0.99, t, t), Action::Nothing);
+    assert!(p.is_blurred(), "a positive first sample keeps it withheld");
+    let mut last = Action::Nothing;
+    for _ in 0..2 {
+        t += Duration::from_secs(3);
+        assert!(p.picture(t).sample);
+        last = p.verdict(0.99, t, t);
+    }
+    assert_eq!(
+        last,
+        Action::EndCall,
+        "three positives after the blur, cycles or not"
+    );
+
+    // Clean pictures after each cycle lift it, but the third blur ends the call.
+    let mut p = StreamPolicy::new(ModerationSettings::default());
+    let mut step = |t: Instant, score: f32| {
+        assert!(p.picture(t).sample, "a sample is due at {:?}", t - t0);
+        p.verdict(score, t, t)
+    };
+    let mut t = t0;
+    let mut acted = Vec::new();
+    for round in 0..3 {
+        // Two positives, the second one a confirmation 300 ms later.
+        acted.push(step(t, 0.99));
+        t += Duration::from_millis(300);
+        acted.push(step(t, 0.99));
+        if round < 2 {
+            // Camera off for 3 s and on with a clean picture.
+            t += Duration::from_secs(3);
+            acted.push(step(t, 0.01));
+            t += Duration::from_millis(1000);
+        }
+    }
+    acted.retain(|a| *a != Action::Nothing);
+    assert_eq!(
+        acted,
+        [
+            Action::Blur,
+            Action::Lift,
+            Action::Blur,
+            Action::Lift,
+            Action::EndCall
+        ]
+    );
 }
 
 #[test]
-fn a_sample_awaiting_its_verdict_blocks_the_next_until_dropped_or_stale() {
+fn a_sample_due_while_one_awaits_its_verdict_is_skipped_and_reported() {
     let t0 = Instant::now();
     let mut p = StreamPolicy::new(ModerationSettings::default());
     assert!(p.picture(t0).sample);
-    let later = t0 + Duration::from_millis(1200);
-    assert!(!p.picture(later).sample, "one sample in flight per stream");
-    p.sample_dropped();
-    assert!(p.picture(later + FRAME).sample);
-    // A verdict that never comes is given up after VERDICT_TIMEOUT.
-    let mut t = later + FRAME;
-    let mut sampled_again = None;
-    for i in 1..300 {
-        t += FRAME;
-        if p.picture(t).sample {
-            sampled_again = Some(i);
+    // No verdict comes: every due time meanwhile is reported as behind, until the
+    // verdict is given up after VERDICT_TIMEOUT.
+    let (mut behind, mut resampled) = (0, None);
+    for i in 1..300u32 {
+        let t = t0 + FRAME * i;
+        let on = p.picture(t);
+        behind += u32::from(on.behind);
+        if on.sample {
+            resampled = Some(t - t0);
             break;
         }
     }
-    let waited = FRAME * sampled_again.expect("sampled again after the timeout");
+    let resampled = resampled.expect("sampled again after the timeout");
     assert!(
-        waited >= VERDICT_TIMEOUT && waited < VERDICT_TIMEOUT + FRAME * 2,
-        "{waited:?}"
+        resampled >= VERDICT_TIMEOUT && resampled < VERDICT_TIMEOUT + Duration::from_secs(1),
+        "{resampled:?}"
+    );
+    assert!((4..=5).contains(&behind), "{behind} skipped samples");
+    // A dropped sample frees the stream at once for its next due time.
+    p.sample_dropped();
+    let next = t0 + resampled + Duration::from_millis(1100);
+    assert!(p.picture(next).sample);
+}
+
+#[test]
+fn a_late_verdict_from_before_a_camera_cycle_is_ignored() {
+    let t0 = Instant::now();
+    let mut p = StreamPolicy::new(ModerationSettings::default());
+    assert!(p.picture(t0).sample);
+    let back = t0 + Duration::from_secs(3);
+    assert!(p.picture(back).sample, "a new run samples at once");
+    assert_eq!(
+        p.verdict(0.99, back, t0),
+        Action::Nothing,
+        "the old run's verdict"
+    );
+    assert!(p.streak_scores().is_empty());
+    assert!(
+        p.picture(back + Duration::from_millis(1100)).behind,
+        "the new sample still awaits its verdict"
     );
 }
 
@@ -190,7 +259,7 @@ fn disabled_screening_samples_nothing() {
     });
     let (samples, actions) = run(&mut p, t0, Duration::from_secs(5), |_| 1.0);
     assert!(samples.is_empty() && actions.is_empty());
-    assert_eq!(p.verdict(1.0, t0), Action::Nothing);
+    assert_eq!(p.verdict(1.0, t0, t0), Action::Nothing);
 }
 
 #[test]

@@ -24,6 +24,8 @@ pub struct RoomScreen {
     stopped: AtomicBool,
     /// The beauty pipeline hands over the agent's pictures (recording off, beauty on).
     agent_by_pipeline: AtomicBool,
+    /// The recorder said it stopped decoding (reported once).
+    source_lost: AtomicBool,
     me: Weak<RoomScreen>,
     shared: Weak<Shared>,
 }
@@ -41,6 +43,7 @@ impl RoomScreen {
             policies: Mutex::new([StreamPolicy::new(settings), StreamPolicy::new(settings)]),
             stopped: AtomicBool::new(false),
             agent_by_pipeline: AtomicBool::new(false),
+            source_lost: AtomicBool::new(false),
             me: me.clone(),
             shared,
         })
@@ -48,6 +51,10 @@ impl RoomScreen {
 
     pub fn room(&self) -> &RoomId {
         &self.room
+    }
+
+    pub fn parties(&self) -> &[TapParty] {
+        &self.parties
     }
 
     /// Whether `side`'s picture is withheld from the other party now.
@@ -88,21 +95,32 @@ impl RoomScreen {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let (action, scores) = {
-            let mut policies = self.policies();
-            let p = &mut policies[side.index()];
-            let action = p.verdict(score, Instant::now());
-            (action, p.streak_scores().to_vec())
-        };
         shared
             .counters
             .verdict_latency
             .observe(taken.elapsed().as_secs_f64());
-        if !scores.is_empty() && scores.last() == Some(&score) {
+        let (action, scores) = {
+            let mut policies = self.policies();
+            let p = &mut policies[side.index()];
+            let action = p.verdict(score, Instant::now(), taken);
+            // The media action under the lock: a blur and a lift of one stream reach
+            // the SFU in the order the policy decided them (the send never blocks).
+            match action {
+                Action::Blur | Action::EndCall => self.blank(&shared, side, true),
+                Action::Lift => self.blank(&shared, side, false),
+                Action::Nothing => {}
+            }
+            (action, p.streak_scores().to_vec())
+        };
+        if score.is_finite() && scores.last() == Some(&score) {
             shared.counters.positives.inc();
         }
         let action = match action {
             Action::Nothing => return,
+            Action::Lift => {
+                info!(room = %self.room, ?side, "camera cycled, clean again: the picture is shown");
+                return self.emit(&shared, side, ModerationAction::Restored, Vec::new(), None);
+            }
             Action::Blur => ModerationAction::Blurred,
             Action::EndCall => ModerationAction::EndCall,
         };
@@ -117,7 +135,7 @@ impl RoomScreen {
             room = %self.room, ?side, action = action.as_str(), ?scores,
             after_ms = taken.elapsed().as_millis() as u64, "moderation action"
         );
-        self.act(&shared, side, action, scores, evidence);
+        self.emit(&shared, side, action, scores, evidence);
     }
 
     /// The sample of `side` could not be classified: sampling goes on.
@@ -125,7 +143,13 @@ impl RoomScreen {
         self.policies()[side.index()].sample_dropped();
     }
 
-    fn act(
+    fn blank(&self, shared: &Shared, side: Side, on: bool) {
+        if let Some(participant) = self.participant(side) {
+            shared.blanker.set_blanked(participant, on);
+        }
+    }
+
+    fn emit(
         &self,
         shared: &Shared,
         side: Side,
@@ -143,12 +167,6 @@ impl RoomScreen {
                 action: action.as_str(),
             })
             .inc();
-        match action {
-            ModerationAction::Blurred => shared.blanker.set_blanked(participant.clone(), true),
-            ModerationAction::Restored => shared.blanker.set_blanked(participant.clone(), false),
-            // Withheld until the call is gone.
-            ModerationAction::EndCall => {}
-        }
         let event = ModerationEvent {
             room: self.room.clone(),
             side,
@@ -171,9 +189,9 @@ impl PictureSink for RoomScreen {
             return false;
         };
         let on = self.policies()[side.index()].picture(Instant::now());
-        if on.lift_blur {
-            info!(room = %self.room, ?side, "camera cycled: the picture is shown again");
-            self.act(&shared, side, ModerationAction::Restored, Vec::new(), None);
+        if on.behind {
+            shared.counters.samples.inc();
+            shared.counters.dropped.inc();
         }
         if !on.sample {
             return false;
@@ -186,6 +204,33 @@ impl PictureSink for RoomScreen {
             return false;
         }
         true
+    }
+
+    fn source_lost(&self) {
+        if self.is_stopped() || self.source_lost.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let Some(first) = self.parties.first() else {
+            return;
+        };
+        warn!(room = %self.room, "the recorder stopped decoding; moderation needs a decoder of its own");
+        self.emit(
+            &shared,
+            first.side,
+            ModerationAction::DecoderLost,
+            Vec::new(),
+            None,
+        );
+    }
+
+    fn skipped(&self, side: Side) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.counters.errors.inc();
+        }
+        self.policies()[side.index()].sample_dropped();
     }
 
     fn decoded_elsewhere(&self, side: Side) -> bool {
@@ -205,6 +250,7 @@ impl PictureSink for RoomScreen {
             })
             .inc();
         if !picture.is_well_formed() {
+            shared.counters.errors.inc();
             self.policies()[side.index()].sample_dropped();
             return;
         }

@@ -237,3 +237,49 @@ fn own_decoder_hands_real_vp8_pictures_to_the_screen() {
     let y = &p.data[..(320 * 240)];
     assert!(y.iter().max() > y.iter().min());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorder_that_stops_decoding_hands_the_room_to_an_own_decoder() {
+    let (moderation, mut events) = Moderation::start(
+        Box::new(MarkerIsPositive {
+            delay: Duration::ZERO,
+        }),
+        Arc::new(Blanks::default()),
+        ModerationMetrics::default(),
+    )
+    .expect("worker");
+    let room = RoomId::new("room-r");
+    let screen = moderation.screen(
+        room.clone(),
+        parties(),
+        ModerationSettings::default(),
+        DecodePath::Recorder,
+    );
+    screen.source_lost();
+    screen.source_lost();
+    let lost = tokio::time::timeout(Duration::from_secs(2), events.recv())
+        .await
+        .expect("told at once")
+        .expect("event");
+    assert_eq!(lost.action, ModerationAction::DecoderLost);
+    assert_eq!(lost.room, room);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), events.recv())
+            .await
+            .is_err(),
+        "once"
+    );
+    let (switched, tap) = moderation
+        .switch_to_own_decode(&room)
+        .expect("a screened room");
+    assert!(Arc::ptr_eq(&switched, &screen));
+    assert_eq!(tap, parties());
+    let stats = moderation.stats();
+    assert_eq!((stats.rooms_on_recorder, stats.rooms_on_own_decode), (0, 1));
+    assert!(moderation.switch_to_own_decode(&room).is_none(), "already");
+    assert!(
+        moderation
+            .switch_to_own_decode(&RoomId::new("nope"))
+            .is_none()
+    );
+}

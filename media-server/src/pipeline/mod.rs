@@ -222,12 +222,18 @@ impl BeautyPipeline {
             if let Some(sink) = &self.pictures
                 && sink.decoded(kefu_proto::Side::Agent)
             {
-                sink.offer(crate::moderation::packed_i420(
+                let agent = kefu_proto::Side::Agent;
+                match crate::moderation::packed_i420(
                     &picture,
-                    kefu_proto::Side::Agent,
+                    agent,
                     kefu_proto::PictureSource::Pipeline,
-                ));
-                self.stats.pictures_to_moderation += 1;
+                ) {
+                    Some(p) => {
+                        sink.offer(p);
+                        self.stats.pictures_to_moderation += 1;
+                    }
+                    None => sink.skipped(agent),
+                }
             }
             if !encode {
                 self.stats.not_encoded += 1;

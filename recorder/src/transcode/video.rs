@@ -197,9 +197,11 @@ impl VideoComposer {
             }
             if let Some(sink) = &self.pictures
                 && sink.decoded(party)
-                && let Some(picture) = packed_i420(&p.decoded, party)
             {
-                sink.offer(picture);
+                match packed_i420(&p.decoded, party) {
+                    Some(picture) => sink.offer(picture),
+                    None => sink.skipped(party),
+                }
             }
             // A new resolution (or the first picture) gets a new scaler.
             if p.scaler.as_ref().is_none_or(|(key, _, _)| *key != src) {
@@ -281,21 +283,19 @@ impl VideoComposer {
     }
 }
 
-/// A decoded picture as packed I420 (browsers send 4:2:0; anything else is not
-/// handed over, and moderation asks again at the next picture).
+/// A decoded picture as packed I420 (browsers send 4:2:0; another format, or a size
+/// out of bounds, is not handed over and that sample is skipped).
 fn packed_i420(frame: &frame::Video, side: Side) -> Option<I420Picture> {
     if !matches!(frame.format(), Pixel::YUV420P | Pixel::YUVJ420P) {
         return None;
     }
-    let (w, h) = (frame.width() & !1, frame.height() & !1);
-    if w < 2 || h < 2 {
-        return None;
-    }
+    let (w, h) = I420Picture::handover_size(frame.width(), frame.height())?;
     let mut data = Vec::with_capacity(I420Picture::len_for(w, h));
     for (plane, width, rows) in [(0, w, h), (1, w / 2, h / 2), (2, w / 2, h / 2)] {
         let (stride, src) = (frame.stride(plane), frame.data(plane));
         for row in 0..rows as usize {
-            data.extend_from_slice(src.get(row * stride..row * stride + width as usize)?);
+            let start = row.checked_mul(stride)?;
+            data.extend_from_slice(src.get(start..start.checked_add(width as usize)?)?);
         }
     }
     Some(I420Picture {

@@ -483,6 +483,13 @@ impl CallDriver {
             .inner
             .media
             .start_taps(RoomId::new(room), parties, job, screening);
+        // The call may have ended while this was being set up (its end's reactions
+        // run in a task of their own and found nothing to stop): stop it here.
+        if let Ok(Some(now_stored)) = self.inner.store.call(&call.id).await
+            && now_stored.state.is_final()
+        {
+            self.inner.media.stop_taps(RoomId::new(room), id.as_deref());
+        }
         if let (Err(e), Some(id)) = (started, id) {
             let failed = self
                 .inner

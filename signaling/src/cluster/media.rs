@@ -63,6 +63,10 @@ pub trait MediaRouter: Send + Sync + Debug {
     /// uploaded. Unknown rooms or ids are ignored.
     fn stop_taps(&self, room: RoomId, id: Option<&str>);
 
+    /// The room's recorder stopped decoding (its recording failed): screen the room
+    /// on a decoder of moderation's own from now on.
+    fn screen_without_recorder(&self, room: RoomId);
+
     /// Filters the agent's video in `room` (`None`: forward it untouched).
     fn set_beauty(
         &self,
@@ -174,6 +178,22 @@ impl MediaRouter for LocalMediaRouter {
                     self.screen_alone(room, parties, settings);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    fn screen_without_recorder(&self, room: RoomId) {
+        let Some((screen, parties)) = self.moderation.switch_to_own_decode(&room) else {
+            return;
+        };
+        match OwnDecoder::spawn(&room, as_picture_sink(&screen)) {
+            Ok(decoder) => {
+                self.sfu.set_screen(room.clone(), Some(screen));
+                // Replaces the failed recorder's tap.
+                self.sfu.tap(room, parties, decoder);
+            }
+            Err(e) => {
+                warn!(%room, "no decoder thread for moderation: {e}; the call is not screened")
             }
         }
     }

@@ -5,12 +5,15 @@
 use kefu_media_server::moderation::{ModerationAction, ModerationEvent};
 use kefu_proto::signaling::{ModerationState, ServerMessage};
 use kefu_proto::{EndReason, Side};
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::store::Incident;
 use crate::accounts::{CallId, EnterpriseId};
 use crate::calls::machine::CallEvent;
+use crate::calls::service::CallError;
 use crate::state::AppState;
 
 /// Object key of an incident's evidence picture (`kind`: `evidence` or `mosaic`).
@@ -21,14 +24,23 @@ pub fn evidence_key(enterprise: &EnterpriseId, incident: &str, kind: &str) -> St
     )
 }
 
-/// Handles moderation events until the media plane goes away.
+/// How long storing one evidence picture may take before the incident is kept
+/// without it.
+const EVIDENCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handles moderation events until the media plane goes away, each in a task of its
+/// own: a slow object store must not hold back another call's action.
 pub async fn run(state: AppState, mut events: mpsc::UnboundedReceiver<ModerationEvent>) {
     while let Some(event) = events.recv().await {
-        handle(&state, event).await;
+        tokio::spawn(handle(state.clone(), event));
     }
 }
 
-async fn handle(state: &AppState, event: ModerationEvent) {
+async fn handle(state: AppState, event: ModerationEvent) {
+    if event.action == ModerationAction::DecoderLost {
+        state.media.screen_without_recorder(event.room.clone());
+        return;
+    }
     let room = event.room.as_str().to_owned();
     let notice = ServerMessage::Moderation {
         party: event.side,
@@ -42,12 +54,24 @@ async fn handle(state: &AppState, event: ModerationEvent) {
         return;
     }
     let call_id = CallId(room.clone());
+    let now = crate::clock::now_ms();
+    // The end first: it needs nothing else, and nothing else may keep it from happening.
+    if event.action == ModerationAction::EndCall {
+        let terminate = CallEvent::Terminate {
+            reason: EndReason::Moderation,
+        };
+        match state.calls.apply(&call_id, terminate, now).await {
+            Ok(_) | Err(CallError::NotFound) => {}
+            Err(e) => warn!(call = %room, "moderation could not end the call: {e}"),
+        }
+    }
     let call = match state.store.call(&call_id).await {
         Ok(Some(call)) => call,
         Ok(None) => return, // a standing (demo) room: nobody to hold to account
-        Err(e) => return warn!(call = %room, "moderation: cannot read the call: {e}"),
+        Err(e) => {
+            return warn!(call = %room, "moderation incident not stored (call unreadable): {e}");
+        }
     };
-    let now = crate::clock::now_ms();
     let id = uuid::Uuid::new_v4().to_string();
     let (mut evidence_key_, mut mosaic_key) = (None, None);
     if let Some(evidence) = &event.evidence {
@@ -58,9 +82,13 @@ async fn handle(state: &AppState, event: ModerationEvent) {
         ] {
             let key = evidence_key(&call.enterprise_id, &id, kind);
             let sealed = state.data_key.encrypt_bytes(bytes);
-            match objects.put(&key, sealed, "application/octet-stream").await {
-                Ok(()) => *slot = Some(key),
-                Err(e) => warn!(incident = %id, "moderation evidence not stored: {e}"),
+            let put = objects.put(&key, sealed, "application/octet-stream");
+            match tokio::time::timeout(EVIDENCE_TIMEOUT, put).await {
+                Ok(Ok(())) => *slot = Some(key),
+                Ok(Err(e)) => warn!(incident = %id, "moderation evidence not stored: {e}"),
+                Err(_) => {
+                    warn!(incident = %id, "moderation evidence not stored: the object store took too long")
+                }
             }
         }
     }
@@ -80,7 +108,13 @@ async fn handle(state: &AppState, event: ModerationEvent) {
             _ => "blurred",
         }
         .into(),
-        scores: event.scores.clone(),
+        // Scores are probabilities; anything else would not survive JSON.
+        scores: event
+            .scores
+            .iter()
+            .copied()
+            .filter(|s| s.is_finite())
+            .collect(),
         evidence_key: evidence_key_,
         mosaic_key,
         created_at: now,
@@ -91,21 +125,7 @@ async fn handle(state: &AppState, event: ModerationEvent) {
     };
     if let Err(e) = state.store.insert_incident(&incident).await {
         warn!(incident = %id, "moderation incident not stored: {e}");
+        return;
     }
     info!(incident = %id, call = %room, action = %incident.action, party = %incident.party, "moderation incident");
-    if event.action == ModerationAction::EndCall {
-        let ended = state
-            .calls
-            .apply(
-                &call_id,
-                CallEvent::Terminate {
-                    reason: EndReason::Moderation,
-                },
-                now,
-            )
-            .await;
-        if let Err(e) = ended {
-            warn!(call = %room, "moderation could not end the call: {e}");
-        }
-    }
 }
