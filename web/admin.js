@@ -461,7 +461,7 @@
       input.setAttribute('aria-invalid', 'true');
       labels.push(KefuStrings.t(`adm.moderation.${input.dataset.field}`));
     }
-    return labels.length ? KefuStrings.t('adm.moderation.check_fields', { text, fields: labels.join('、') }) : text;
+    return labels.length ? KefuStrings.t('adm.moderation.check_fields', { text, fields: labels.join(KefuStrings.t('list.separator')) }) : text;
   }
 
   async function loadModerationSettings() {

@@ -30,3 +30,4 @@ CREATE TABLE moderation_incidents (
 );
 
 CREATE INDEX moderation_incidents_by_time ON moderation_incidents (enterprise_id, created_at);
+CREATE INDEX moderation_incidents_by_call ON moderation_incidents (call_id);

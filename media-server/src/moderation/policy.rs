@@ -220,7 +220,8 @@ impl StreamPolicy {
         if !self.settings.enabled || self.ended {
             return Action::Nothing;
         }
-        if !(score >= self.settings.threshold) {
+        let positive = score.is_finite() && score >= self.settings.threshold;
+        if !positive {
             // Negative (or not a number, which is no evidence of anything).
             self.streak.clear();
             self.since_blur = 0;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 
 use kefu_vision::{NudityClassifier, Picture};
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::{Sample, Shared};
 
@@ -35,7 +35,15 @@ pub(super) fn spawn(
                 match scored {
                     Ok(Ok((picture, score))) => {
                         shared.counters.classified.inc();
-                        sample.screen.verdict(side, score, &picture, sample.taken);
+                        // The verdict's own work (policy, evidence JPEGs) must not take
+                        // the thread down either: moderation would go blind silently.
+                        let judged = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            sample.screen.verdict(side, score, &picture, sample.taken)
+                        }));
+                        if judged.is_err() {
+                            error!("moderation panicked judging a sample; going on");
+                            shared.counters.errors.inc();
+                        }
                     }
                     Ok(Err(e)) => {
                         warn!("moderation sample not classified: {e}");
