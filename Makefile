@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser bench bench-sfu bench-ring bench-verify fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser bench bench-sfu bench-ring bench-verify bench-moderation fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -48,6 +48,7 @@ bench: deps
 	$(MAKE) --no-print-directory bench-sfu
 	$(MAKE) --no-print-directory bench-ring
 	$(MAKE) --no-print-directory bench-verify
+	$(MAKE) --no-print-directory bench-moderation
 
 ## Time from a customer's tap to the ring in the workbench, through real pages
 ## (tests/e2e/ring-latency.mjs; KEFU_BIN picks another build to compare).
@@ -58,6 +59,10 @@ bench-ring: build
 ## engine, photos filmed by a canvas camera; tests/e2e/verify-latency.mjs).
 bench-verify: build
 	./deploy/netns-run.sh node tests/e2e/verify-latency.mjs
+
+## Moderation's detection latency through real pages, p50/p95 (tests/e2e/moderation-latency.mjs).
+bench-moderation: build
+	./deploy/netns-run.sh node tests/e2e/moderation-latency.mjs
 
 ## The SFU load benchmark: the same calls through kefu and through Janus, alternating
 ## (deploy/bench-sfu.sh, tests/src/load). A release build: Janus is Debian's optimised

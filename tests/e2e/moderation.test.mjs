@@ -11,70 +11,10 @@ import { join } from 'node:path';
 import {
   startKefu, launchBrowser, recordedVideoCall, waitFor, api, artifacts, callStats, agentWithVideoService, signIn,
 } from './lib/kefu.mjs';
+import { markerCameraScript, watchRemote, blurLatency } from './lib/moderation.mjs';
 
 const PASSWORD = 'agent password 1';
 const MARKER_ENV = { KEFU_MODERATION__CLASSIFIER: 'test_marker_colour' };
-
-/** A camera painting a grey-blue scene with a moving square, or all magenta once
- *  window.__markerCamera.marker is set. */
-function markerCameraScript() {
-  const cam = { marker: false, markerSince: null };
-  window.__markerCamera = cam;
-  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-  navigator.mediaDevices.getUserMedia = async (c) => {
-    if (!c || !c.video) return original(c);
-    const canvas = document.createElement('canvas');
-    canvas.width = 640;
-    canvas.height = 480;
-    const ctx = canvas.getContext('2d');
-    let n = 0;
-    const draw = () => {
-      n += 1;
-      ctx.fillStyle = cam.marker ? '#ff00ff' : '#4a6070';
-      ctx.fillRect(0, 0, 640, 480);
-      ctx.fillStyle = '#dddddd';
-      ctx.fillRect((n * 7) % 600, 200, 40, 40);
-    };
-    draw();
-    setInterval(draw, 50);
-    const stream = canvas.captureStream(20);
-    if (c.audio) (await original({ audio: c.audio })).getAudioTracks().forEach((t) => stream.addTrack(t));
-    return stream;
-  };
-}
-
-/** Watches #remote-video: when it first showed the marker, and first black after that. */
-function watchRemote(page) {
-  return page.evaluate(() => {
-    const w = (window.__remoteWatch = { firstMarker: null, firstBlack: null, last: null });
-    const c = document.createElement('canvas');
-    c.width = 32;
-    c.height = 24;
-    const ctx = c.getContext('2d', { willReadFrequently: true });
-    setInterval(() => {
-      const v = document.getElementById('remote-video');
-      if (!v || !v.videoWidth) return;
-      ctx.drawImage(v, 0, 0, 32, 24);
-      const d = ctx.getImageData(0, 0, 32, 24).data;
-      let r = 0, g = 0, b = 0;
-      for (let i = 0; i < d.length; i += 4) { r += d[i]; g += d[i + 1]; b += d[i + 2]; }
-      const px = d.length / 4;
-      [r, g, b] = [r / px, g / px, b / px];
-      w.last = [Math.round(r), Math.round(g), Math.round(b)];
-      const now = performance.now();
-      if (r > 150 && b > 150 && g < 110) w.firstMarker ??= now;
-      else if (r < 40 && g < 40 && b < 40 && w.firstMarker !== null) w.firstBlack ??= now;
-    }, 30);
-  });
-}
-
-async function blurLatency(page) {
-  const w = await waitFor('the other party to get black video', 15000, async () => {
-    const v = await page.evaluate(() => window.__remoteWatch);
-    return { done: v.firstBlack !== null, value: v };
-  });
-  return w.firstBlack - w.firstMarker;
-}
 
 function record(name, figures) {
   mkdirSync(artifacts, { recursive: true });
