@@ -73,7 +73,9 @@ fn main() {
         let shared = |rate: f64| share(rate * sample_ms);
         let own = |rate: f64| share(FPS * decode_ms + rate * sample_ms);
         let naive = share(FPS * (decode_ms + sample_ms));
-        println!("moderation/{label}: decode {decode_ms:.2} ms/frame, hand-over {handover_ms:.3} ms/sample, convert+classify {classify_ms:.1} ms/sample");
+        println!(
+            "moderation/{label}: decode {decode_ms:.2} ms/frame, hand-over {handover_ms:.3} ms/sample, convert+classify {classify_ms:.1} ms/sample"
+        );
         println!(
             "moderation/{label}/shared decode: {:.2} % of a core per stream steady (0.5 samples/s), {:.2} % in the warm-up (1/s); {:.0} streams per core steady",
             shared(0.5),
@@ -103,7 +105,11 @@ fn handover_ms(width: u32, height: u32) -> f64 {
     let start = Instant::now();
     for _ in 0..rounds {
         let mut data = Vec::with_capacity(I420Picture::len_for(width, height));
-        for (offset, width, rows) in [(0, w, h), (stride * h, w / 2, h / 2), (stride * h * 3 / 2, w / 2, h / 2)] {
+        for (offset, width, rows) in [
+            (0, w, h),
+            (stride * h, w / 2, h / 2),
+            (stride * h * 3 / 2, w / 2, h / 2),
+        ] {
             for row in 0..rows {
                 data.extend_from_slice(&source[offset + row * stride..][..width]);
             }

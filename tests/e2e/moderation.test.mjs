@@ -74,9 +74,31 @@ test('a customer showing the marker is withheld from the agent within 2 s, then 
     assert.deepEqual([...new Uint8Array(await clear.arrayBuffer()).slice(0, 2)], [0xff, 0xd8]);
     const asAgent = await api(kefu.baseUrl, 'GET', '/moderation/incidents', agentToken);
     assert.equal(asAgent.status, 403, 'agents never see incidents');
+    // The admin console: mosaics first, the clear picture only on a click (audited).
+    const console_ = await agent.context.newPage();
+    await console_.goto(`${kefu.baseUrl}/admin`);
+    await console_.fill('#login', 'admin');
+    await console_.fill('#password', kefu.adminPassword);
+    await console_.click('#login-form button[type=submit]');
+    await console_.waitForSelector('#console:not([hidden])');
+    await console_.waitForFunction(() => document.querySelectorAll('#incidents tr[data-incident]').length === 2);
+    await console_.waitForFunction(() => [...document.querySelectorAll('#incidents img.evidence-mosaic')]
+      .every((img) => img.complete && img.naturalWidth > 0));
+    assert.equal(await console_.locator('#incidents img[data-revealed]').count(), 0, 'nothing clear before a click');
+    assert.match(await console_.textContent('#incidents'), /客户/);
+    await console_.screenshot({ path: join(artifacts, 'moderation-admin-mosaic.png'), fullPage: true });
+    const row = console_.locator('#incidents tr[data-incident]').first();
+    await row.locator('button.reveal').click();
+    await console_.waitForSelector('#incidents img[data-revealed="1"]');
+    await row.locator('select.decision').selectOption('confirmed');
+    await row.locator('input.note').fill('测试：确认违规');
+    await row.locator('button.review').click();
+    await console_.waitForSelector('#incidents tr[data-incident][data-review="confirmed"]');
+    await console_.screenshot({ path: join(artifacts, 'moderation-admin-revealed.png'), fullPage: true });
     const audit = await api(kefu.baseUrl, 'GET', '/audit', adminToken);
     const actions = (Array.isArray(audit.data) ? audit.data : audit.data.entries).map((e) => e.action);
-    assert.ok(actions.includes('moderation_evidence_revealed'), 'the reveal is audited');
+    assert.equal(actions.filter((a) => a === 'moderation_evidence_revealed').length, 2, 'each reveal is audited (API and console)');
+    assert.ok(actions.includes('moderation_incident_confirmed'));
 
     // The recording of the call is still kept and playable.
     const rec = await waitFor('the recording to be ready', 30000, async () => {
@@ -95,14 +117,14 @@ test('a customer showing the marker is withheld from the agent within 2 s, then 
   }
 });
 
-test("an agent showing the marker is withheld from the customer within 2 s; the customer's page says why", async () => {
+test("an agent showing the marker is withheld from the customer within 2 s, both pages say why, and the call ends with reason moderation", async () => {
   const kefu = await startKefu(MARKER_ENV);
   const agent = await launchBrowser();
   const customer = await launchBrowser({ mobile: true });
   try {
     await customer.context.addInitScript(markerCameraScript);
     await agent.context.addInitScript(markerCameraScript);
-    await recordedVideoCall(kefu, agent, customer, 'nina', PASSWORD);
+    const { callId } = await recordedVideoCall(kefu, agent, customer, 'nina', PASSWORD);
     await watchRemote(customer.page);
     await agent.page.evaluate(() => { window.__markerCamera.marker = true; });
     // The agent's video runs already: the next samples come within the warm-up's 1 s
@@ -116,6 +138,16 @@ test("an agent showing the marker is withheld from the customer within 2 s; the 
     // Sampling every 1–2 s bounds this one by the interval plus a confirmation.
     assert.ok(latency <= 2800, `black at the customer ${latency} ms after the first offending frame`);
     record('agent', { blur_latency_ms: latency });
+    // The marker stays: the call ends with reason moderation, the incidents name the agent.
+    await agent.page.waitForFunction(() => window.kefu.ended && window.kefu.endReason === 'moderation', null, { timeout: 15000 });
+    await customer.page.waitForFunction(() => window.kefu.endReason === 'moderation', null, { timeout: 15000 });
+    const admin = await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: kefu.adminPassword });
+    const incidents = await waitFor('both incidents', 10000, async () => {
+      const r = await api(kefu.baseUrl, 'GET', '/moderation/incidents', admin.data.token);
+      return { done: r.data.length === 2, value: r.data };
+    });
+    assert.deepEqual(incidents.map((i) => [i.party, i.action, i.evidence]).sort(), [['agent', 'blurred', true], ['agent', 'ended', true]]);
+    assert.ok(incidents.every((i) => i.call_id === callId));
   } finally {
     await agent.close();
     await customer.close();

@@ -95,6 +95,8 @@ async fn a_missing_certificate_is_a_clear_startup_error() {
     config.server.bind = ([127, 0, 0, 1], 0).into();
     config.media.port = 0;
     config.media.advertise_ip = Some([127, 0, 0, 1].into());
+    config.moderation.models_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     config.server.tls = Some(TlsConfig {
         cert_path: dir.path().join("missing-cert.pem"),
         key_path: dir.path().join("missing-key.pem"),
@@ -171,4 +173,23 @@ async fn the_openapi_document_describes_every_api_route() {
     ] {
         assert!(schemas.contains_key(name), "schema {name}");
     }
+}
+
+#[tokio::test]
+async fn a_missing_moderation_model_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = kefu_signaling::KefuConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.server.bind = ([127, 0, 0, 1], 0).into();
+    config.media.port = 0;
+    config.media.advertise_ip = Some([127, 0, 0, 1].into());
+    config.moderation.models_dir = dir.path().join("no-models-here");
+    let err = kefu::App::build(config)
+        .await
+        .expect_err("no screening without its model");
+    let text = format!("{err:#}");
+    assert!(text.contains("content moderation model"), "{text}");
+    assert!(text.contains("no-models-here"), "{text}");
 }

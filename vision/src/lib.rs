@@ -41,7 +41,7 @@ pub use picture::{DecodeError, DecodeLimits, Picture};
 /// input's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum VisionError {
-    #[error("face model: {0}")]
+    #[error("model: {0}")]
     Model(String),
     #[error("OpenCV: {0}")]
     OpenCv(#[from] opencv::Error),
