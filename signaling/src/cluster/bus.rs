@@ -74,8 +74,13 @@ pub trait RoomBus: Send + Sync + Debug {
     /// goes away. Returns who was there (their sessions close on the notice).
     fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)>;
 
-    /// Sends `message` to every member of `room` (a notice both sides must see).
-    fn notify(&self, room: &str, message: ServerMessage);
+    /// Sends `message` to every member of `room` (a notice both sides must see) and
+    /// keeps it, the latest per `about`, for whoever joins the room later (a page
+    /// reloaded while moderation withholds a picture must still say why).
+    fn notify_lasting(&self, room: &str, about: Side, message: ServerMessage);
+
+    /// The lasting notices of `room`, for a member that just joined.
+    fn lasting(&self, room: &str) -> Vec<ServerMessage>;
 
     /// Who is in `room` now: (participant, role).
     fn members(&self, room: &str) -> Vec<(String, Side)>;

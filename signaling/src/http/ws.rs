@@ -310,6 +310,11 @@ impl Session {
             ice_servers: ice.servers_for(media_id.as_str(), unix_now()),
             ice_transport_policy: ice.transport_policy(),
         });
+        // What the others were told before this page (re)joined, e.g. that
+        // moderation withholds a picture.
+        for notice in self.state.rooms.lasting(&claims.room) {
+            self.reply(notice);
+        }
         self.joined = Some(Joined {
             media_id,
             room: claims.room,

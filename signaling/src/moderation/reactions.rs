@@ -49,7 +49,7 @@ async fn handle(state: AppState, event: ModerationEvent) {
             _ => ModerationState::Withheld,
         },
     };
-    state.rooms.notify(&room, notice);
+    state.rooms.notify_lasting(&room, event.side, notice);
     if event.action == ModerationAction::Restored {
         return;
     }

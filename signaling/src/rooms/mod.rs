@@ -34,6 +34,8 @@ struct Room {
     /// Standing rooms (from configuration) stay when empty; a call's room goes away
     /// with its last member, so the map never grows with the number of calls.
     standing: bool,
+    /// The latest lasting notice about each side, for members joining later.
+    lasting: HashMap<Side, ServerMessage>,
 }
 
 /// All rooms of this process.
@@ -165,13 +167,21 @@ impl RoomBus for Rooms {
             .collect()
     }
 
-    fn notify(&self, room: &str, message: ServerMessage) {
-        if let Some(r) = self.lock().get(room) {
+    fn notify_lasting(&self, room: &str, about: Side, message: ServerMessage) {
+        if let Some(r) = self.lock().get_mut(room) {
             for m in r.members.values() {
                 // A full mailbox is a session about to be dropped for lagging.
                 let _ = m.outbox.try_send(message.clone());
             }
+            r.lasting.insert(about, message);
         }
+    }
+
+    fn lasting(&self, room: &str) -> Vec<ServerMessage> {
+        self.lock()
+            .get(room)
+            .map(|r| r.lasting.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn members(&self, room: &str) -> Vec<(String, Side)> {
@@ -215,6 +225,42 @@ mod tests {
 
     fn outbox() -> (Outbox, mpsc::Receiver<ServerMessage>) {
         mpsc::channel(8)
+    }
+
+    #[test]
+    fn lasting_notices_reach_members_now_and_joiners_later() {
+        use kefu_proto::signaling::ModerationState;
+        let rooms = Rooms::default();
+        rooms.open("call");
+        let (a_tx, mut a_rx) = outbox();
+        rooms.join("call", "a", Side::Agent, 1, a_tx).expect("a");
+        let withheld = ServerMessage::Moderation {
+            party: Side::Customer,
+            state: ModerationState::Withheld,
+        };
+        rooms.notify_lasting("call", Side::Customer, withheld.clone());
+        assert_eq!(
+            a_rx.try_recv().ok(),
+            Some(withheld.clone()),
+            "sent to members now"
+        );
+        assert_eq!(rooms.lasting("call"), [withheld], "kept for later joiners");
+        let restored = ServerMessage::Moderation {
+            party: Side::Customer,
+            state: ModerationState::Restored,
+        };
+        rooms.notify_lasting("call", Side::Customer, restored.clone());
+        assert_eq!(
+            rooms.lasting("call"),
+            [restored],
+            "the latest per side only"
+        );
+        assert!(rooms.lasting("nope").is_empty());
+        rooms.notify_lasting("nope", Side::Agent, ServerMessage::Pong);
+        assert!(
+            rooms.lasting("nope").is_empty(),
+            "no room is created by a notice"
+        );
     }
 
     #[test]
