@@ -114,15 +114,46 @@ impl PictureSource {
 }
 
 impl I420Picture {
-    /// Pictures larger than this on either side are not handed to moderation (the
-    /// classifier looks at 224×224; a crafted huge frame must not cost a huge copy).
+    /// Pictures larger than this on either side are handed to moderation decimated
+    /// (the classifier looks at 224×224; a huge frame must not cost a huge copy).
     pub const MAX_SIDE: u32 = 1920;
 
-    /// The size a decoded `width × height` picture is handed over at (cropped to
-    /// even), or `None` when it is too small or too large.
-    pub fn handover_size(width: u32, height: u32) -> Option<(u32, u32)> {
-        let (w, h) = (width & !1, height & !1);
-        (w >= 2 && h >= 2 && w <= Self::MAX_SIDE && h <= Self::MAX_SIDE).then_some((w, h))
+    /// Packs a decoder's strided I420 planes (`(plane, stride)` for Y, U, V) of a
+    /// `width × height` picture: cropped to even sizes, and larger than
+    /// [`Self::MAX_SIDE`] taken every k-th pixel and row (the classifier needs no
+    /// more). `None` for a picture too small, or planes shorter than claimed.
+    pub fn pack(
+        planes: [(&[u8], usize); 3],
+        width: u32,
+        height: u32,
+        side: Side,
+        source: PictureSource,
+    ) -> Option<I420Picture> {
+        let step = width.max(height).div_ceil(Self::MAX_SIDE).max(1) as usize;
+        let (w, h) = ((width as usize / step) & !1, (height as usize / step) & !1);
+        if w < 2 || h < 2 {
+            return None;
+        }
+        let mut data = Vec::with_capacity(Self::len_for(w as u32, h as u32));
+        for (i, (plane, stride)) in planes.into_iter().enumerate() {
+            let (cols, rows) = if i == 0 { (w, h) } else { (w / 2, h / 2) };
+            for row in 0..rows {
+                let start = (row * step).checked_mul(stride)?;
+                let line = plane.get(start..start.checked_add((cols - 1) * step + 1)?)?;
+                if step == 1 {
+                    data.extend_from_slice(line);
+                } else {
+                    data.extend(line.iter().step_by(step));
+                }
+            }
+        }
+        Some(I420Picture {
+            side,
+            source,
+            width: w as u32,
+            height: h as u32,
+            data,
+        })
     }
 
     /// The planes' total size for even `width × height`.
@@ -177,5 +208,79 @@ pub trait PictureSink: Send + Sync + Debug {
     /// pipeline does the agent's): a decoder of moderation's own then skips that side.
     fn decoded_elsewhere(&self, _side: Side) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planes(h: usize, stride: usize) -> Vec<u8> {
+        // Luma: the column number; chroma: 128.
+        let mut v = Vec::new();
+        for _ in 0..h {
+            v.extend((0..stride).map(|x| (x % 256) as u8));
+        }
+        v.resize(stride * h + 2 * (stride / 2) * (h / 2), 128);
+        v
+    }
+
+    #[test]
+    fn packing_crops_to_even_and_refuses_short_planes() {
+        let (w, h, stride) = (641usize, 361usize, 704usize);
+        let data = planes(h, stride);
+        let (y, rest) = data.split_at(stride * h);
+        let (u, v) = rest.split_at((stride / 2) * (h / 2));
+        let p = I420Picture::pack(
+            [(y, stride), (u, stride / 2), (v, stride / 2)],
+            w as u32,
+            h as u32,
+            Side::Customer,
+            PictureSource::OwnDecoder,
+        )
+        .expect("packed");
+        assert_eq!((p.width, p.height), (640, 360));
+        assert!(p.is_well_formed());
+        assert_eq!(&p.data[..3], &[0, 1, 2]);
+        assert!(
+            I420Picture::pack(
+                [(&y[..100], stride), (u, stride / 2), (v, stride / 2)],
+                w as u32,
+                h as u32,
+                Side::Agent,
+                PictureSource::Recorder
+            )
+            .is_none(),
+            "a plane shorter than claimed is refused, not read past"
+        );
+        assert!(
+            I420Picture::pack(
+                [(y, usize::MAX), (u, 1), (v, 1)],
+                4,
+                4,
+                Side::Agent,
+                PictureSource::Recorder
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn huge_pictures_are_decimated_not_refused() {
+        let (w, h) = (3840usize, 2160usize);
+        let data = planes(h, w);
+        let (y, rest) = data.split_at(w * h);
+        let (u, v) = rest.split_at((w / 2) * (h / 2));
+        let p = I420Picture::pack(
+            [(y, w), (u, w / 2), (v, w / 2)],
+            w as u32,
+            h as u32,
+            Side::Customer,
+            PictureSource::Recorder,
+        )
+        .expect("packed");
+        assert_eq!((p.width, p.height), (1920, 1080));
+        assert!(p.is_well_formed());
+        assert_eq!(&p.data[..3], &[0, 2, 4], "every second column");
     }
 }

@@ -48,7 +48,12 @@ impl std::fmt::Debug for Worker {
 
 impl Worker {
     pub fn run(self) -> WorkerResult {
-        let result = self.transcode();
+        // A panic on bad media must still tell moderation and the uploader.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.transcode()))
+            .unwrap_or_else(|_| {
+                warn!(spool = %self.spool.display(), "the transcoder panicked");
+                Err(TranscodeError::Codec("the transcoder panicked".into()))
+            });
         if result.is_err()
             && let Some(pictures) = &self.pictures
         {

@@ -263,6 +263,9 @@ test("with recording off, moderation decodes the customer itself and takes the a
     assert.ok(figures.from_pipeline > 0, `the agent's samples come from the pipeline: ${JSON.stringify(figures)}`);
     assert.ok(figures.from_own_decoder > 0, `the customer's from moderation's decoder: ${JSON.stringify(figures)}`);
     assert.equal(figures.from_recorder, 0);
+    // Withheld, the agent is still screened through the pipeline: the marker stays,
+    // the call ends.
+    await customer.page.waitForFunction(() => window.kefu.endReason === 'moderation', null, { timeout: 15000 });
   } finally {
     await agent.close();
     await customer.close();

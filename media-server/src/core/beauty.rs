@@ -263,12 +263,16 @@ impl Sfu {
         let Some(route) = self.beauty.get(room) else {
             return;
         };
-        if self
-            .participants
-            .iter()
-            .any(|p| p.id == route.agent && p.blank_next.is_some())
+        if let Some(agent) = self.participants.iter_mut().find(|p| p.id == route.agent)
+            && agent.blank_next.is_some()
         {
-            return; // moderation withholds the agent's picture
+            // Moderation withholds the agent's picture; a restore shows it again from
+            // our encoder's next keyframe.
+            if !(agent.unblank_on_keyframe && frame.keyframe) {
+                return;
+            }
+            agent.blank_next = None;
+            agent.unblank_on_keyframe = false;
         }
         // The payload type chosen with the first frame (checked against the receiver's
         // negotiated ones then); worked out here only when there was none.

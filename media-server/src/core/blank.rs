@@ -48,6 +48,10 @@ impl Sfu {
     /// keyframe (asked for at once), so nobody decodes frames against a picture they
     /// never got. Kept across the publisher's rejoin; unknown ids are ignored.
     pub fn set_blanked(&mut self, now: Instant, publisher: &ParticipantId, on: bool) {
+        if !on {
+            // Also for a publisher away this moment (between leave and rejoin).
+            self.blanked.remove(publisher);
+        }
         let Some(idx) = self.participants.iter().position(|p| &p.id == publisher) else {
             return;
         };
@@ -61,7 +65,6 @@ impl Sfu {
                 self.stats.blanked_publishers += 1;
             }
         } else {
-            self.blanked.remove(publisher);
             if p.blank_next.is_none() || p.unblank_on_keyframe {
                 return;
             }
@@ -139,11 +142,21 @@ impl Sfu {
             let ticks = last_ticks + (elapsed.as_micros() as u64) * 9 / 100;
             p.last_video = Some((ticks, now));
             p.blank_next = Some(now + BLANK_INTERVAL);
-            if p.unblank_on_keyframe {
-                // Still waiting for the keyframe that ends it: ask again (rate-limited).
-                p.request_keyframe(now, KeyframeRequestKind::Pli);
-            }
             let (room, prefer) = (p.room.clone(), p.last_video_codec);
+            if p.unblank_on_keyframe {
+                // Still waiting for the keyframe that ends it: ask again (rate-limited),
+                // of the publisher or of our encoder.
+                let publisher = p.id.clone();
+                p.request_keyframe(now, KeyframeRequestKind::Pli);
+                if self
+                    .beauty
+                    .get(&room)
+                    .is_some_and(|route| route.agent == publisher)
+                {
+                    self.pipeline_out
+                        .push_back(SfuOutput::PipelineKeyframe { room: room.clone() });
+                }
+            }
             for to in 0..self.participants.len() {
                 let peer = &self.participants[to];
                 if to == from || peer.room != room || !peer.connected {

@@ -692,11 +692,14 @@ impl Sfu {
         self.tap_frame(&room, from, &data);
         if kind == MediaKind::Video {
             self.note_video(from, &data, now);
-            if self.withholds(from, &data) {
-                return;
-            }
         }
+        // Filtered video is withheld at the pipeline's output instead: the pipeline
+        // keeps decoding, so moderation keeps seeing the agent (and its encoder
+        // makes the keyframe a restore waits for).
         if self.divert_to_beauty(&room, from, kind, &data) {
+            return;
+        }
+        if kind == MediaKind::Video && self.withholds(from, &data) {
             return;
         }
         let payload: Arc<[u8]> = data.data.clone();

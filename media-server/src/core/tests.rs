@@ -1045,6 +1045,19 @@ fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
         .filter(|fill| restored.contains(fill))
         .count();
     assert!(shown > 10, "forwarding resumed: {shown} new frames");
+    // ... and from a keyframe on (frame n is a keyframe when (n / 2) % 30 == 1).
+    let keyframes = (restored_from + 1..=w.peers[c].frame_no)
+        .filter(|n| n % 2 == 0 && (n / 2) % 30 == 1)
+        .map(|n| (n % 251) as u8)
+        .collect::<std::collections::HashSet<u8>>();
+    let first = w.peers[a].video_fills_in[fills..]
+        .iter()
+        .find(|fill| restored.contains(fill))
+        .expect("a restored frame");
+    assert!(
+        keyframes.contains(first),
+        "the first frame shown again is a keyframe"
+    );
     assert!(
         w.peers[c].keyframe_requests_in > requests,
         "the customer is asked for a keyframe so the picture returns soon"
@@ -1068,7 +1081,13 @@ fn a_blanked_publisher_that_rejoins_stays_blanked() {
     w.peers[c].connected = false;
     w.run(Duration::from_secs(1), false);
     let (published_before, fills) = (w.peers[again].frame_no, w.peers[a].video_fills_in.len());
+    let sent_before = w.peers[again].video_frames_out;
     w.run(Duration::from_secs(2), true);
+    assert!(w.peers[again].connected, "the rejoined page is connected");
+    assert!(
+        w.peers[again].video_frames_out > sent_before + 20,
+        "and publishes"
+    );
     let published = (published_before + 1..=w.peers[again].frame_no)
         .map(|n| (n % 251) as u8)
         .collect::<std::collections::HashSet<u8>>();
@@ -1078,4 +1097,85 @@ fn a_blanked_publisher_that_rejoins_stays_blanked() {
         .count();
     assert_eq!(leaked, 0, "still withheld after the rejoin");
     assert!(w.peers[a].blank_frames_in >= 3);
+}
+
+#[test]
+fn a_blanked_agent_with_beauty_keeps_feeding_the_pipeline_and_returns_at_its_keyframe() {
+    use crate::pipeline::OutputFrame;
+    let mut w = World::new();
+    let a = w.join("room-1", "agent", "127.0.0.1:40001");
+    let b = w.join("room-1", "customer", "127.0.0.1:40002");
+    w.sfu.set_blank_frames(super::BlankFrames {
+        vp8: Some(std::sync::Arc::from(BLANK)),
+        h264: None,
+    });
+    w.run(Duration::from_secs(1), true);
+    let agent = w.peers[a].id.clone();
+    w.sfu
+        .set_beauty(w.now, RoomId::new("room-1"), agent.clone(), true);
+    w.run(Duration::from_millis(200), true);
+    w.sfu.set_blanked(w.now, &agent, true);
+    w.beautify.clear();
+    let blanks = w.peers[b].blank_frames_in;
+    w.run(Duration::from_secs(1), true);
+    // Moderation keeps seeing the agent: the pipeline still gets every frame.
+    assert!(
+        w.beautify.len() >= 20,
+        "{} frames to the pipeline",
+        w.beautify.len()
+    );
+    // What it encodes meanwhile is withheld.
+    let inputs = std::mem::take(&mut w.beautify);
+    let fills = w.peers[b].video_fills_in.len();
+    for (n, (room, input, codec)) in inputs.iter().enumerate() {
+        let frame = OutputFrame {
+            rtp_time: input.rtp_time,
+            keyframe: n == 0,
+            data: vp8_frame(n == 0, 100 + n as u64),
+        };
+        w.sfu.write_processed(w.now, room, *codec, frame);
+    }
+    w.run(Duration::from_millis(500), false);
+    assert_eq!(
+        w.peers[b].video_fills_in.len(),
+        fills,
+        "no filtered frame while withheld"
+    );
+    assert!(w.peers[b].blank_frames_in > blanks, "black instead");
+
+    // Restored: our encoder is asked for a keyframe, and only that ends the black.
+    w.pipeline_keyframes.clear();
+    w.sfu.set_blanked(w.now, &agent, false);
+    w.run(Duration::from_millis(50), false);
+    assert_eq!(w.pipeline_keyframes, vec![RoomId::new("room-1")]);
+    let room = RoomId::new("room-1");
+    let codec = inputs[0].2;
+    let time = inputs.last().map_or(0, |(_, i, _)| i.rtp_time);
+    w.sfu.write_processed(
+        w.now,
+        &room,
+        codec,
+        OutputFrame {
+            rtp_time: time + 3000,
+            keyframe: false,
+            data: vp8_frame(false, 201),
+        },
+    );
+    w.sfu.write_processed(
+        w.now,
+        &room,
+        codec,
+        OutputFrame {
+            rtp_time: time + 6000,
+            keyframe: true,
+            data: vp8_frame(true, 202),
+        },
+    );
+    w.run(Duration::from_millis(500), false);
+    let shown: Vec<u8> = w.peers[b].video_fills_in[fills..].to_vec();
+    assert_eq!(
+        shown,
+        [202],
+        "the delta before the keyframe stays withheld"
+    );
 }

@@ -83,7 +83,7 @@ impl ModerationMetrics {
         );
         r.register(
             "kefu_moderation_classifier_errors",
-            "Samples the classifier failed on",
+            "Samples not classified: the classifier failed, or the picture was not one moderation takes",
             self.errors.clone(),
         );
         r.register(

@@ -124,27 +124,13 @@ fn decode(s: &mut Stream, codec: VideoCodec, frame: &TapFrame, pictures: &dyn Pi
     }
 }
 
-/// A decoder's strided planes as packed I420 (also the beauty pipeline's hand-over);
-/// `None` for a size moderation does not take.
+/// A decoder's strided planes as packed I420 (also the beauty pipeline's hand-over).
 pub(crate) fn packed(p: &I420Ref<'_>, side: Side, source: PictureSource) -> Option<I420Picture> {
-    let (w, h) = I420Picture::handover_size(p.width as u32, p.height as u32)?;
-    let (w, h) = (w as usize, h as usize);
-    let mut data = Vec::with_capacity(I420Picture::len_for(w as u32, h as u32));
-    for (plane, stride, width, rows) in [
-        (p.y, p.y_stride, w, h),
-        (p.u, p.u_stride, w / 2, h / 2),
-        (p.v, p.v_stride, w / 2, h / 2),
-    ] {
-        for row in 0..rows {
-            let start = row.checked_mul(stride)?;
-            data.extend_from_slice(plane.get(start..start.checked_add(width)?)?);
-        }
-    }
-    Some(I420Picture {
+    I420Picture::pack(
+        [(p.y, p.y_stride), (p.u, p.u_stride), (p.v, p.v_stride)],
+        p.width as u32,
+        p.height as u32,
         side,
         source,
-        width: w as u32,
-        height: h as u32,
-        data,
-    })
+    )
 }

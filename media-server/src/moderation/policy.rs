@@ -204,25 +204,31 @@ impl StreamPolicy {
         out
     }
 
-    /// The sample taken last was not classified (the worker was busy, or the picture
-    /// could not be handed over): no verdict will come; sampling goes on at the next
-    /// due time.
-    pub fn sample_dropped(&mut self) {
-        self.in_flight = None;
+    /// The sample taken at `taken` (`None`: the one awaited now) was not classified
+    /// (the worker was busy, or the picture could not be handed over): no verdict
+    /// will come; sampling goes on at the next due time.
+    pub fn sample_dropped(&mut self, taken: Option<Instant>) {
+        if taken.is_none_or(|t| self.in_flight == Some(t)) {
+            self.in_flight = None;
+        }
+    }
+
+    /// When the sample awaiting its verdict was taken.
+    pub fn in_flight_since(&self) -> Option<Instant> {
+        self.in_flight
     }
 
     /// The classifier's score for the sample taken at `taken`.
     pub fn verdict(&mut self, score: f32, now: Instant, taken: Instant) -> Action {
-        if self.run_started.is_some_and(|run| taken < run) {
-            return Action::Nothing; // a sample of a video run that is over
+        if self.in_flight != Some(taken) {
+            return Action::Nothing; // not the sample awaited (an earlier run's, or given up)
         }
         self.in_flight = None;
-        if !self.settings.enabled || self.ended {
+        if !self.settings.enabled || self.ended || !score.is_finite() {
+            // Not a number is no evidence of anything, either way.
             return Action::Nothing;
         }
-        let positive = score.is_finite() && score >= self.settings.threshold;
-        if !positive {
-            // Negative (or not a number, which is no evidence of anything).
+        if score < self.settings.threshold {
             self.streak.clear();
             self.since_blur = 0;
             if self.blurred && self.clearing {

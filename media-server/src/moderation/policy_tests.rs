@@ -133,7 +133,11 @@ fn a_camera_cycle_lifts_the_blur_only_once_the_new_picture_is_clean() {
     );
     assert!(p.is_blurred(), "negatives alone do not lift it");
     // A short stall is no camera cycle.
-    p.picture(t0 + Duration::from_millis(2800));
+    // 1.3 s without pictures is a stall, not a camera cycle: a clean sample after it
+    // does not lift.
+    let stall = t0 + Duration::from_millis(3300);
+    assert!(p.picture(stall).sample);
+    assert_eq!(p.verdict(0.01, stall, stall), Action::Nothing);
     assert!(p.is_blurred());
     // Camera off for 3 s, then on: sampled at once, still withheld until judged.
     let back = t0 + Duration::from_secs(6);
@@ -226,7 +230,7 @@ fn a_sample_due_while_one_awaits_its_verdict_is_skipped_and_reported() {
     );
     assert!((4..=5).contains(&behind), "{behind} skipped samples");
     // A dropped sample frees the stream at once for its next due time.
-    p.sample_dropped();
+    p.sample_dropped(None);
     let next = t0 + resampled + Duration::from_millis(1100);
     assert!(p.picture(next).sample);
 }
@@ -317,4 +321,36 @@ fn settings_outside_their_ranges_are_refused_by_name() {
         "steady_interval_ms",
         "steadier than the warm-up"
     );
+}
+
+#[test]
+fn a_score_that_is_not_a_number_is_no_evidence_either_way() {
+    let t0 = Instant::now();
+    let mut p = StreamPolicy::new(ModerationSettings::default());
+    let (_, actions) = run(&mut p, t0, Duration::from_millis(400), |_| 0.99);
+    assert_eq!(
+        actions.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        [Action::Blur]
+    );
+    let back = t0 + Duration::from_secs(3);
+    assert!(p.picture(back).sample);
+    assert_eq!(p.verdict(f32::NAN, back, back), Action::Nothing);
+    assert!(p.is_blurred(), "NaN lifts nothing");
+    let next = back + Duration::from_millis(1100);
+    assert!(
+        p.picture(next).sample,
+        "and frees the stream for the next sample"
+    );
+    assert_eq!(p.verdict(f32::INFINITY, next, next), Action::Nothing);
+    assert!(p.streak_scores().is_empty(), "nor counts as a positive");
+    // Still three real positives from the end.
+    let mut t = next + Duration::from_millis(1100);
+    let mut last = Action::Nothing;
+    for _ in 0..3 {
+        assert!(p.picture(t).sample);
+        assert_eq!(last, Action::Nothing);
+        last = p.verdict(0.99, t, t);
+        t += Duration::from_millis(300);
+    }
+    assert_eq!(last, Action::EndCall);
 }

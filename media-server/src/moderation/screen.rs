@@ -138,9 +138,9 @@ impl RoomScreen {
         self.emit(&shared, side, action, scores, evidence);
     }
 
-    /// The sample of `side` could not be classified: sampling goes on.
-    pub(super) fn sample_failed(&self, side: Side) {
-        self.policies()[side.index()].sample_dropped();
+    /// The sample of `side` taken at `taken` could not be classified: sampling goes on.
+    pub(super) fn sample_failed(&self, side: Side, taken: Instant) {
+        self.policies()[side.index()].sample_dropped(Some(taken));
     }
 
     fn blank(&self, shared: &Shared, side: Side, on: bool) {
@@ -160,13 +160,15 @@ impl RoomScreen {
         let Some(participant) = self.participant(side) else {
             return;
         };
-        shared
-            .counters
-            .actions
-            .get_or_create(&super::metrics::ActionLabels {
-                action: action.as_str(),
-            })
-            .inc();
+        if action != ModerationAction::DecoderLost {
+            shared
+                .counters
+                .actions
+                .get_or_create(&super::metrics::ActionLabels {
+                    action: action.as_str(),
+                })
+                .inc();
+        }
         let event = ModerationEvent {
             room: self.room.clone(),
             side,
@@ -200,7 +202,7 @@ impl PictureSink for RoomScreen {
         // Full already: drop before the picture is even copied.
         if shared.pending.load(Ordering::Acquire) >= QUEUE {
             shared.counters.dropped.inc();
-            self.policies()[side.index()].sample_dropped();
+            self.policies()[side.index()].sample_dropped(None);
             return false;
         }
         true
@@ -230,7 +232,7 @@ impl PictureSink for RoomScreen {
         if let Some(shared) = self.shared.upgrade() {
             shared.counters.errors.inc();
         }
-        self.policies()[side.index()].sample_dropped();
+        self.policies()[side.index()].sample_dropped(None);
     }
 
     fn decoded_elsewhere(&self, side: Side) -> bool {
@@ -251,21 +253,25 @@ impl PictureSink for RoomScreen {
             .inc();
         if !picture.is_well_formed() {
             shared.counters.errors.inc();
-            self.policies()[side.index()].sample_dropped();
+            self.policies()[side.index()].sample_dropped(None);
             return;
         }
+        // The policy's own stamp of this sample: its verdict is matched by it.
+        let Some(taken) = self.policies()[side.index()].in_flight_since() else {
+            return; // given up meanwhile
+        };
         shared.pending.fetch_add(1, Ordering::AcqRel);
         let sample = Sample {
             screen: me,
             picture,
-            taken: Instant::now(),
+            taken,
         };
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             shared.queue.try_send(sample)
         {
             shared.pending.fetch_sub(1, Ordering::AcqRel);
             shared.counters.dropped.inc();
-            self.policies()[side.index()].sample_dropped();
+            self.policies()[side.index()].sample_dropped(Some(taken));
         }
     }
 }

@@ -48,12 +48,12 @@ pub(super) fn spawn(
                     Ok(Err(e)) => {
                         warn!("moderation sample not classified: {e}");
                         shared.counters.errors.inc();
-                        sample.screen.sample_failed(side);
+                        sample.screen.sample_failed(side, sample.taken);
                     }
                     Err(_) => {
                         warn!("the classifier panicked on a sample; going on");
                         shared.counters.errors.inc();
-                        sample.screen.sample_failed(side);
+                        sample.screen.sample_failed(side, sample.taken);
                     }
                 }
             }

@@ -283,28 +283,20 @@ impl VideoComposer {
     }
 }
 
-/// A decoded picture as packed I420 (browsers send 4:2:0; another format, or a size
-/// out of bounds, is not handed over and that sample is skipped).
+/// A decoded picture as packed I420 (browsers send 4:2:0; another format is not
+/// handed over and that sample is skipped).
 fn packed_i420(frame: &frame::Video, side: Side) -> Option<I420Picture> {
     if !matches!(frame.format(), Pixel::YUV420P | Pixel::YUVJ420P) {
         return None;
     }
-    let (w, h) = I420Picture::handover_size(frame.width(), frame.height())?;
-    let mut data = Vec::with_capacity(I420Picture::len_for(w, h));
-    for (plane, width, rows) in [(0, w, h), (1, w / 2, h / 2), (2, w / 2, h / 2)] {
-        let (stride, src) = (frame.stride(plane), frame.data(plane));
-        for row in 0..rows as usize {
-            let start = row.checked_mul(stride)?;
-            data.extend_from_slice(src.get(start..start.checked_add(width as usize)?)?);
-        }
-    }
-    Some(I420Picture {
+    let plane = |i| (frame.data(i), frame.stride(i));
+    I420Picture::pack(
+        [plane(0), plane(1), plane(2)],
+        frame.width(),
+        frame.height(),
         side,
-        source: kefu_proto::PictureSource::Recorder,
-        width: w,
-        height: h,
-        data,
-    })
+        kefu_proto::PictureSource::Recorder,
+    )
 }
 
 fn open_decoder(codec: Codec) -> Result<ffmpeg::decoder::Video, ffmpeg::Error> {

@@ -27,32 +27,39 @@ pub fn evidence_key(enterprise: &EnterpriseId, incident: &str, kind: &str) -> St
 /// How long storing one evidence picture may take before the incident is kept
 /// without it.
 const EVIDENCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tries to end a call moderation decided to end (a database hiccup must not let it
+/// go on), a second apart, then two.
+const END_ATTEMPTS: u32 = 3;
 
 /// Handles moderation events until the media plane goes away, each in a task of its
 /// own: a slow object store must not hold back another call's action.
 pub async fn run(state: AppState, mut events: mpsc::UnboundedReceiver<ModerationEvent>) {
     while let Some(event) = events.recv().await {
-        tokio::spawn(handle(state.clone(), event));
+        if event.action == ModerationAction::DecoderLost {
+            state.media.screen_without_recorder(event.room.clone());
+            continue;
+        }
+        // The notice here, in order: a withholding and its lift must not cross.
+        let notice = ServerMessage::Moderation {
+            party: event.side,
+            state: match event.action {
+                ModerationAction::Restored => ModerationState::Restored,
+                _ => ModerationState::Withheld,
+            },
+        };
+        state
+            .rooms
+            .notify_lasting(event.room.as_str(), event.side, notice);
+        if event.action != ModerationAction::Restored {
+            tokio::spawn(handle(state.clone(), event));
+        }
     }
 }
 
+/// Ends the call (retried: the picture stays withheld meanwhile, but a call moderation
+/// decided to end must end), then keeps the incident.
 async fn handle(state: AppState, event: ModerationEvent) {
-    if event.action == ModerationAction::DecoderLost {
-        state.media.screen_without_recorder(event.room.clone());
-        return;
-    }
     let room = event.room.as_str().to_owned();
-    let notice = ServerMessage::Moderation {
-        party: event.side,
-        state: match event.action {
-            ModerationAction::Restored => ModerationState::Restored,
-            _ => ModerationState::Withheld,
-        },
-    };
-    state.rooms.notify_lasting(&room, event.side, notice);
-    if event.action == ModerationAction::Restored {
-        return;
-    }
     let call_id = CallId(room.clone());
     let now = crate::clock::now_ms();
     // The end first: it needs nothing else, and nothing else may keep it from happening.
@@ -60,9 +67,15 @@ async fn handle(state: AppState, event: ModerationEvent) {
         let terminate = CallEvent::Terminate {
             reason: EndReason::Moderation,
         };
-        match state.calls.apply(&call_id, terminate, now).await {
-            Ok(_) | Err(CallError::NotFound) => {}
-            Err(e) => warn!(call = %room, "moderation could not end the call: {e}"),
+        for attempt in 1..=END_ATTEMPTS {
+            match state.calls.apply(&call_id, terminate.clone(), now).await {
+                // Gone or already over: nothing to end.
+                Ok(_) | Err(CallError::NotFound) | Err(CallError::Invalid(_)) => break,
+                Err(e) => {
+                    warn!(call = %room, attempt, "moderation could not end the call: {e}");
+                    tokio::time::sleep(Duration::from_secs(attempt.into())).await;
+                }
+            }
         }
     }
     let call = match state.store.call(&call_id).await {
