@@ -9,8 +9,8 @@
 // Prints p50/p95 and writes tests/e2e/artifacts/moderation-latency-bench.json.
 import { join } from 'node:path';
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { startKefu, launchBrowser, artifacts, recordedVideoCall } from './lib/kefu.mjs';
-import { markerCameraScript, watchRemote, blurLatency } from './lib/moderation.mjs';
+import { startKefu, artifacts, recordedVideoCall } from './lib/kefu.mjs';
+import { markedBrowsers, watchRemote, blurLatency } from './lib/moderation.mjs';
 
 const ROUNDS = Number(process.env.ROUNDS || 6);
 const PASSWORD = 'agent password 1';
@@ -30,11 +30,8 @@ let n = 0;
 try {
   for (let i = 0; i < ROUNDS; i++) {
     for (const name of Object.keys(results)) {
-      const agent = await launchBrowser();
-      const customer = await launchBrowser({ mobile: true });
+      const { agent, customer } = await markedBrowsers();
       try {
-        await customer.context.addInitScript(markerCameraScript);
-        await agent.context.addInitScript(markerCameraScript);
         await recordedVideoCall(kefu, agent, customer, `lat${n++}`, PASSWORD);
         if (name === 'customer') {
           await watchRemote(agent.page);

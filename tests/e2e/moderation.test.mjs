@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  startKefu, launchBrowser, recordedVideoCall, waitFor, api, artifacts, callStats, agentWithVideoService, signIn,
+  startKefu, recordedVideoCall, waitFor, api, artifacts, callStats, agentWithVideoService, signIn,
 } from './lib/kefu.mjs';
-import { markerCameraScript, watchRemote, blurLatency } from './lib/moderation.mjs';
+import { markedBrowsers, watchRemote, blurLatency } from './lib/moderation.mjs';
 
 const PASSWORD = 'agent password 1';
 const MARKER_ENV = { KEFU_MODERATION__CLASSIFIER: 'test_marker_colour' };
@@ -23,11 +23,8 @@ function record(name, figures) {
 
 test('a customer showing the marker is withheld from the agent within 2 s, then the call ends with reason moderation', async () => {
   const kefu = await startKefu(MARKER_ENV);
-  const agent = await launchBrowser();
-  const customer = await launchBrowser({ mobile: true });
+  const { agent, customer } = await markedBrowsers();
   try {
-    await customer.context.addInitScript(markerCameraScript);
-    await agent.context.addInitScript(markerCameraScript);
     const { callId, agentToken } = await recordedVideoCall(kefu, agent, customer, 'mona', PASSWORD);
     const admin = await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: kefu.adminPassword });
     const adminToken = admin.data.token;
@@ -119,11 +116,8 @@ test('a customer showing the marker is withheld from the agent within 2 s, then 
 
 test("an agent showing the marker is withheld from the customer within 2 s, both pages say why, and the call ends with reason moderation", async () => {
   const kefu = await startKefu(MARKER_ENV);
-  const agent = await launchBrowser();
-  const customer = await launchBrowser({ mobile: true });
+  const { agent, customer } = await markedBrowsers();
   try {
-    await customer.context.addInitScript(markerCameraScript);
-    await agent.context.addInitScript(markerCameraScript);
     const { callId } = await recordedVideoCall(kefu, agent, customer, 'nina', PASSWORD);
     await watchRemote(customer.page);
     await agent.page.evaluate(() => { window.__markerCamera.marker = true; });
@@ -166,11 +160,8 @@ async function receivedFps(page, secs) {
 /** A call with both cameras on (no marker); the frame rates each side receives. */
 async function screenedCallRates(env, screening) {
   const kefu = await startKefu(env);
-  const agent = await launchBrowser();
-  const customer = await launchBrowser({ mobile: true });
+  const { agent, customer } = await markedBrowsers();
   try {
-    await customer.context.addInitScript(markerCameraScript);
-    await agent.context.addInitScript(markerCameraScript);
     const admin = await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: kefu.adminPassword });
     const settings = await api(kefu.baseUrl, 'GET', '/enterprise/moderation-settings', admin.data.token);
     const put = await api(kefu.baseUrl, 'PUT', '/enterprise/moderation-settings', admin.data.token, { ...settings.data, enabled: screening });
@@ -219,11 +210,8 @@ test('a classifier that cannot keep up drops samples, counted, and the video doe
 
 test("with recording off, moderation decodes the customer itself and takes the agent's pictures from the beauty pipeline", async () => {
   const kefu = await startKefu(MARKER_ENV);
-  const agent = await launchBrowser();
-  const customer = await launchBrowser({ mobile: true });
+  const { agent, customer } = await markedBrowsers();
   try {
-    await customer.context.addInitScript(markerCameraScript);
-    await agent.context.addInitScript(markerCameraScript);
     await agentWithVideoService(kefu, 'pia', PASSWORD);
     kefu.run('kefu', ['admin', 'set-recording', '--enterprise', '10000', '--enabled', 'false']);
     await signIn(agent.page, kefu.baseUrl, 'pia', PASSWORD);

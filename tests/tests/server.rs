@@ -88,13 +88,7 @@ async fn https_is_served_when_a_certificate_is_configured() {
 #[tokio::test]
 async fn a_missing_certificate_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut config = kefu_signaling::KefuConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    config.server.bind = ([127, 0, 0, 1], 0).into();
-    config.media.port = 0;
-    config.media.advertise_ip = Some([127, 0, 0, 1].into());
+    let mut config = loopback_config(dir.path());
     config.moderation.models_dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     config.server.tls = Some(TlsConfig {
@@ -178,13 +172,7 @@ async fn the_openapi_document_describes_every_api_route() {
 #[tokio::test]
 async fn a_missing_moderation_model_is_a_clear_startup_error() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut config = kefu_signaling::KefuConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    config.server.bind = ([127, 0, 0, 1], 0).into();
-    config.media.port = 0;
-    config.media.advertise_ip = Some([127, 0, 0, 1].into());
+    let mut config = loopback_config(dir.path());
     config.moderation.models_dir = dir.path().join("no-models-here");
     let err = kefu::App::build(config)
         .await
@@ -192,4 +180,17 @@ async fn a_missing_moderation_model_is_a_clear_startup_error() {
     let text = format!("{err:#}");
     assert!(text.contains("content moderation model"), "{text}");
     assert!(text.contains("no-models-here"), "{text}");
+}
+
+/// A configuration of one node on loopback with its data in `dir`, built by hand (not
+/// through `spawn_app`) to see what `App::build` refuses.
+fn loopback_config(dir: &std::path::Path) -> kefu_signaling::KefuConfig {
+    let mut config = kefu_signaling::KefuConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    config.server.bind = ([127, 0, 0, 1], 0).into();
+    config.media.port = 0;
+    config.media.advertise_ip = Some([127, 0, 0, 1].into());
+    config
 }

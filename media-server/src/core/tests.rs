@@ -983,8 +983,9 @@ fn a_participant_whose_path_stays_lost_is_dropped_after_the_grace_period() {
     assert_eq!(w.sfu.stats().ice_lost, 1);
 }
 
-#[test]
-fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
+/// An agent and a customer in room-1, the SFU given the tests' black keyframe:
+/// (world, agent, customer).
+fn blanking_call() -> (World, usize, usize) {
     let mut w = World::new();
     let a = w.join("room-1", "agent", "127.0.0.1:40001");
     let c = w.join("room-1", "customer", "127.0.0.1:40002");
@@ -992,6 +993,12 @@ fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
         vp8: Some(std::sync::Arc::from(BLANK)),
         h264: None,
     });
+    (w, a, c)
+}
+
+#[test]
+fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
+    let (mut w, a, c) = blanking_call();
     w.run(Duration::from_secs(1), false);
     w.run(Duration::from_secs(2), true);
     let (frames, blanks) = (w.peers[a].video_frames_in, w.peers[a].blank_frames_in);
@@ -1066,13 +1073,7 @@ fn a_blanked_publisher_is_replaced_by_black_keyframes_until_restored() {
 
 #[test]
 fn a_blanked_publisher_that_rejoins_stays_blanked() {
-    let mut w = World::new();
-    let a = w.join("room-1", "agent", "127.0.0.1:40001");
-    let c = w.join("room-1", "customer", "127.0.0.1:40002");
-    w.sfu.set_blank_frames(super::BlankFrames {
-        vp8: Some(std::sync::Arc::from(BLANK)),
-        h264: None,
-    });
+    let (mut w, a, c) = blanking_call();
     w.run(Duration::from_secs(1), false);
     let customer = w.peers[c].id.clone();
     w.sfu.set_blanked(w.now, &customer, true);
@@ -1102,13 +1103,7 @@ fn a_blanked_publisher_that_rejoins_stays_blanked() {
 #[test]
 fn a_blanked_agent_with_beauty_keeps_feeding_the_pipeline_and_returns_at_its_keyframe() {
     use crate::pipeline::OutputFrame;
-    let mut w = World::new();
-    let a = w.join("room-1", "agent", "127.0.0.1:40001");
-    let b = w.join("room-1", "customer", "127.0.0.1:40002");
-    w.sfu.set_blank_frames(super::BlankFrames {
-        vp8: Some(std::sync::Arc::from(BLANK)),
-        h264: None,
-    });
+    let (mut w, a, b) = blanking_call();
     w.run(Duration::from_secs(1), true);
     let agent = w.peers[a].id.clone();
     w.sfu
@@ -1173,9 +1168,5 @@ fn a_blanked_agent_with_beauty_keeps_feeding_the_pipeline_and_returns_at_its_key
     );
     w.run(Duration::from_millis(500), false);
     let shown: Vec<u8> = w.peers[b].video_fills_in[fills..].to_vec();
-    assert_eq!(
-        shown,
-        [202],
-        "the delta before the keyframe stays withheld"
-    );
+    assert_eq!(shown, [202], "the delta before the keyframe stays withheld");
 }

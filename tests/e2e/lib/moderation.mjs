@@ -1,7 +1,7 @@
 // Helpers of the moderation browser tests and latency benchmark: a fake camera that
 // shows the test-only classifier's marker (magenta) on demand, and a watcher of the
 // other party's <video> that notes when it first showed the marker and then black.
-import { waitFor } from './kefu.mjs';
+import { waitFor, launchBrowser } from './kefu.mjs';
 
 /** A camera painting a grey-blue scene with a moving square, or all magenta once
  *  window.__markerCamera.marker is set. */
@@ -64,3 +64,12 @@ export async function blurLatency(page) {
   return w.firstBlack - w.firstMarker;
 }
 
+
+/** An agent's desktop browser and a customer's phone browser, both with the marker camera. */
+export async function markedBrowsers() {
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  await customer.context.addInitScript(markerCameraScript);
+  await agent.context.addInitScript(markerCameraScript);
+  return { agent, customer };
+}
