@@ -147,8 +147,8 @@ fn a_camera_cycle_lifts_the_blur_only_once_the_new_picture_is_clean() {
     assert!(!p.is_blurred());
 }
 
-#[test]
-fn cycling_the_camera_cannot_dodge_the_end_of_the_call() {
+/// A stream whose first two samples (0 ms and a confirmation) were positive: blurred.
+fn blurred_at_once() -> (StreamPolicy, Instant) {
     let t0 = Instant::now();
     let mut p = StreamPolicy::new(ModerationSettings::default());
     let (_, actions) = run(&mut p, t0, Duration::from_millis(400), |_| 0.99);
@@ -156,6 +156,12 @@ fn cycling_the_camera_cannot_dodge_the_end_of_the_call() {
         actions.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
         [Action::Blur]
     );
+    (p, t0)
+}
+
+#[test]
+fn cycling_the_camera_cannot_dodge_the_end_of_the_call() {
+    let (mut p, t0) = blurred_at_once();
     // Back with the same picture: stays withheld, and the positives count on.
     let mut t = t0 + Duration::from_secs(3);
     assert!(p.picture(t).sample);
@@ -325,13 +331,7 @@ fn settings_outside_their_ranges_are_refused_by_name() {
 
 #[test]
 fn a_score_that_is_not_a_number_is_no_evidence_either_way() {
-    let t0 = Instant::now();
-    let mut p = StreamPolicy::new(ModerationSettings::default());
-    let (_, actions) = run(&mut p, t0, Duration::from_millis(400), |_| 0.99);
-    assert_eq!(
-        actions.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
-        [Action::Blur]
-    );
+    let (mut p, t0) = blurred_at_once();
     let back = t0 + Duration::from_secs(3);
     assert!(p.picture(back).sample);
     assert_eq!(p.verdict(f32::NAN, back, back), Action::Nothing);

@@ -20,6 +20,9 @@ use crate::state::AppState;
 const MAX_NOTE_CHARS: usize = 500;
 
 /// The enterprise's screening settings (see docs/moderation.md for their meaning).
+/// The API's own type, not the media plane's `ModerationSettings`: it carries the
+/// OpenAPI schema (the media server has no utoipa) and keeps the API's shape when
+/// the policy's internals change.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModerationSettingsView {
