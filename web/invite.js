@@ -17,6 +17,8 @@
     $('title').textContent = KefuStrings.t(invite.kind === 'video' ? 'invite.title_video' : 'invite.title_voice', { name: invite.enterprise_name });
     $('camera-note').hidden = invite.kind !== 'video';
     $('agree').onchange = (e) => ($('accept').disabled = !e.target.checked);
+    // Ticked while the invite was still loading: that change came before the handler.
+    $('accept').disabled = !$('agree').checked;
     $('accept').onclick = accept;
   });
 
