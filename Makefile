@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser bench bench-sfu bench-ring bench-verify bench-moderation fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser test-deploy bench bench-sfu bench-ring bench-verify bench-moderation fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -21,14 +21,21 @@ run: build
 
 ## Every test tier: unit + integration (Rust), then browser end-to-end (Chromium).
 test: build
-	$(MAKE) --no-print-directory test-rust test-browser
+	$(MAKE) --no-print-directory test-deploy test-rust test-browser
+
+## The deployment files (compose, Kubernetes, Grafana, Dockerfile) against their
+## schemas, offline (deploy/check-deploy.sh; its validators come from a registry on
+## first use, so it runs outside the network namespace).
+test-deploy:
+	./deploy/check-deploy.sh
 
 # WebRTC tests run in a loopback-only network namespace; everything is built before
 # entering it (the namespace has no network, so cargo runs offline). A throwaway
 # PostgreSQL server runs beside them so the store tests cover both databases, and a
-# Ceph radosgw so recordings are also stored in a real external S3 server.
+# Ceph radosgw so recordings are also stored in a real external S3 server, and a
+# Redis for the cluster seams.
 test-rust:
-	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh $(CARGO) test --locked --offline --workspace
+	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh $(CARGO) test --locked --offline --workspace
 
 # Same build command as `build`: a plain `--bin kefu` resolves features without the
 # dev-dependencies and would compile much of the tree a second time.

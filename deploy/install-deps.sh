@@ -12,7 +12,8 @@ set -euo pipefail
 # python3 (picks free ports in deploy scripts), Ceph's monitor, OSD and S3 gateway (a real
 # external S3 server for the recording tests; Debian does not start them on install),
 # coturn (the TURN server the relay tests start; its service stays off without systemd),
-# janus (the SFU the load benchmark compares kefu with; started only by that benchmark).
+# janus (the SFU the load benchmark compares kefu with; started only by that benchmark),
+# redis-server (the multi-node tests' shared Redis; tests start their own on loopback).
 PACKAGES=(
   pkg-config clang libclang-dev make gcc g++
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
@@ -22,7 +23,7 @@ PACKAGES=(
   iproute2 util-linux
   postgresql python3 python3-venv
   radosgw ceph-mon ceph-osd
-  coturn janus
+  coturn janus redis-server
   ca-certificates openssl curl
 )
 

@@ -1,6 +1,7 @@
 //! `kefu admin …`: operator commands against the configured database.
 
 use std::io::BufRead;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
@@ -9,6 +10,8 @@ use kefu_signaling::KefuConfig;
 use kefu_signaling::accounts::UserRole;
 use kefu_signaling::accounts::admin::{self, UserSpec};
 use kefu_signaling::clock::now_ms;
+use kefu_signaling::cluster::config::ClusterBackend;
+use kefu_signaling::cluster::redis::{RedisCluster, RedisNodes};
 use kefu_signaling::store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -82,12 +85,35 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Ask a node of the cluster to drain: it takes no new calls and stops once its
+    /// work is done (cluster.backend = "redis").
+    Drain {
+        /// The node's id (cluster.node_id, default its host name).
+        node: String,
+    },
+    /// List the cluster's nodes with their load (cluster.backend = "redis").
+    Nodes,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum RoleArg {
     Agent,
     Admin,
+}
+
+/// The cluster registry, from `[cluster]`.
+async fn registry(config: &KefuConfig) -> anyhow::Result<RedisNodes> {
+    anyhow::ensure!(
+        config.cluster.backend == ClusterBackend::Redis,
+        "this is a one-node configuration: cluster.backend is not \"redis\""
+    );
+    let redis = RedisCluster::connect(&config.cluster)
+        .await
+        .context("connecting to Redis (cluster.redis_url)")?;
+    Ok(RedisNodes::new(
+        redis,
+        Duration::from_millis(config.cluster.node_timeout_ms),
+    ))
 }
 
 /// The next line of standard input, when `from_stdin`; `what` names it in errors.
@@ -109,6 +135,43 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Option<String>> {
 }
 
 pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        // Cluster commands talk to Redis only.
+        AdminCommand::Drain { node } => {
+            let nodes = registry(config).await?;
+            anyhow::ensure!(
+                nodes.request_drain(&node).await?,
+                "no node {node} in the cluster registry (see `kefu admin nodes`)"
+            );
+            println!("node {node} asked to drain");
+            Ok(())
+        }
+        AdminCommand::Nodes => {
+            let view = registry(config).await?.view().await?;
+            for (n, placed) in &view.live {
+                println!(
+                    "{}\t{}\t{}\tcalls {} (+{placed} placed)\tcpu {:.2}/{} cores\tbeauty {}\tscreened {}\t{}",
+                    n.id,
+                    n.role,
+                    if n.draining { "draining" } else { "live" },
+                    n.load.calls,
+                    n.load.cpu_cores,
+                    n.load.cores,
+                    n.load.pipeline_streams,
+                    n.load.screened_streams,
+                    n.version,
+                );
+            }
+            for id in &view.silent {
+                println!("{id}\t-\tsilent");
+            }
+            Ok(())
+        }
+        command => run_on_database(config, command).await,
+    }
+}
+
+async fn run_on_database(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<()> {
     let store = Store::open(&config.database, &config.data_dir)
         .await
         .context("opening the database")?;
@@ -178,6 +241,9 @@ pub async fn run(config: &KefuConfig, command: AdminCommand) -> anyhow::Result<(
             if let Some(password) = generated {
                 println!("password: {password}");
             }
+        }
+        AdminCommand::Drain { .. } | AdminCommand::Nodes => {
+            unreachable!("cluster commands are answered by `run` before the database opens")
         }
     }
     store.close().await;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use kefu::{App, startup};
+use kefu_signaling::cluster::config::NodeRole;
 use kefu_signaling::rooms::token::{Side, unix_now};
 use kefu_signaling::{KefuConfig, telemetry};
 
@@ -75,16 +76,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve {
             role: ServeRole::All,
         } => serve(config).await,
-        // The seams exist (signaling/src/cluster/); their Redis implementations and
-        // the PostgreSQL/S3 wiring of separate roles do not yet.
-        Command::Serve { role } => anyhow::bail!(
-            "--role {} needs multi-node operation (a shared Redis), which this build \
-             does not have yet; run `kefu serve` (role all) on one machine",
-            match role {
-                ServeRole::Signaling => "signaling",
-                _ => "media",
-            }
-        ),
+        // Signaling and media as separate processes: the configuration is checked
+        // (so an operator learns what is missing), but the split itself is not built
+        // yet (issue 16): the node-to-node media control API does not exist.
+        Command::Serve { role } => {
+            let role = match role {
+                ServeRole::Signaling => NodeRole::Signaling,
+                _ => NodeRole::Media,
+            };
+            startup::check_role(&config, role)?;
+            anyhow::bail!(
+                "--role {} is not available in this build yet: signaling and media nodes \
+                 cannot reach each other (no node-to-node media control); run \
+                 `kefu serve` (role all)",
+                role.name()
+            )
+        }
         Command::Admin { command } => admin::run(&config, command).await,
         Command::Link {
             room,

@@ -13,22 +13,84 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use kefu_media_server::{MediaServer, SfuMetrics};
 use secrecy::ExposeSecret;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::info;
 
 use kefu_signaling::accounts::bootstrap::{BootstrapCredentials, seed_if_empty};
 use kefu_signaling::accounts::secrets::DataKey;
 use kefu_signaling::calls::EndReason;
+use kefu_signaling::cluster::Shared;
 use kefu_signaling::cluster::bus::RoomBus;
+use kefu_signaling::cluster::config::{ClusterBackend, NodeRole, SharedSetup};
+use kefu_signaling::cluster::heartbeat::{self, NodeIdentity};
+use kefu_signaling::cluster::nodes::NodeLoad;
+use kefu_signaling::cluster::redis::{RedisCluster, RedisNodes, RedisRooms};
 use kefu_signaling::config::KefuConfig;
 use kefu_signaling::http as routes;
-use kefu_signaling::http::ratelimit::RateLimiter;
 use kefu_signaling::metrics::Metrics;
 use kefu_signaling::rooms::Rooms;
 use kefu_signaling::rooms::token::{Side, TokenKeys, unix_now};
 use kefu_signaling::state::AccountState;
 use kefu_signaling::state::AppState;
 use kefu_signaling::store::Store;
+
+/// Refuses to start `role` with a configuration that lacks what it needs (several
+/// nodes must share a database, an object store, keys and Redis), naming every key.
+pub fn check_role(config: &KefuConfig, role: NodeRole) -> anyhow::Result<()> {
+    let shared = SharedSetup {
+        postgres: config
+            .database
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://")),
+        external_storage: !config.storage.embedded,
+        token_secret_set: config.auth.token_secret.is_some(),
+        data_key_set: config.security.data_key.is_some(),
+    };
+    let problems = config.cluster.problems(role, shared);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--role {} cannot start with this configuration:\n  - {}",
+        role.name(),
+        problems.join("\n  - ")
+    )
+}
+
+/// The shared-state seams this node runs with: in process, or in Redis.
+async fn shared_state(config: &KefuConfig) -> anyhow::Result<(Shared, Option<RedisCluster>)> {
+    let attempts = config.auth.login_attempts_per_minute;
+    Ok(match config.cluster.backend {
+        ClusterBackend::InProcess => (Shared::in_process(attempts), None),
+        ClusterBackend::Redis => {
+            let redis = RedisCluster::connect(&config.cluster)
+                .await
+                .context("connecting to Redis (cluster.redis_url)")?;
+            info!(node = redis.node(), "shared state in Redis");
+            (Shared::redis(&redis, attempts), Some(redis))
+        }
+    })
+}
+
+/// This node in the cluster registry: its heartbeat task, and the registry to leave
+/// when it stops.
+#[derive(Debug)]
+struct Registration {
+    nodes: RedisNodes,
+    id: String,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Registration {
+    /// Leaves the registry (a stopped node is gone, not lost).
+    async fn leave(self) {
+        self.heartbeat.abort();
+        if let Err(e) = self.nodes.forget(&self.id).await {
+            tracing::warn!("leaving the cluster registry: {e}");
+        }
+    }
+}
 
 /// Files under the data folder keeping generated keys across restarts.
 const TOKEN_SECRET_FILE: &str = "token-secret";
@@ -46,12 +108,16 @@ pub struct App {
     grace: Duration,
     drain_timeout: Duration,
     bootstrap: Option<BootstrapCredentials>,
+    /// Notified when an operator asks this node to drain (`kefu admin drain`).
+    drain_requested: Arc<Notify>,
+    registration: Option<Registration>,
 }
 
 impl App {
     /// Binds HTTP and media sockets (port 0 works for both) and prepares the state.
     pub async fn build(config: KefuConfig) -> anyhow::Result<Self> {
         config.validate()?;
+        check_role(&config, NodeRole::All)?;
         install_tls_provider();
         let tokens = token_keys(&config)?;
         let data_key = data_key(&config)?;
@@ -75,13 +141,11 @@ impl App {
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
+        let (shared, redis) = shared_state(&config).await?;
         let accounts = AccountState {
             store,
             data_key,
-            login_limiter: Arc::new(RateLimiter::new(
-                config.auth.login_attempts_per_minute,
-                Duration::from_secs(60),
-            )),
+            login_limiter: shared.limiter.clone(),
             session_ttl_secs: config.auth.session_ttl_secs,
             public_url,
         };
@@ -95,9 +159,15 @@ impl App {
         let (moderation, moderation_events) =
             start_moderation(&config.moderation, &media, moderation_metrics.clone())?;
 
-        let rooms: Arc<dyn RoomBus> = Arc::new(Rooms::default());
+        let rooms: Arc<dyn RoomBus> = match &redis {
+            Some(redis) => Arc::new(RedisRooms::start(redis.clone())),
+            None => Arc::new(Rooms::default()),
+        };
         for room in &config.signaling.rooms {
-            rooms.create(room);
+            rooms
+                .create(room)
+                .await
+                .with_context(|| format!("opening the standing room {room}"))?;
         }
         let recorder_metrics = kefu_recorder::RecorderMetrics::default();
         let metrics = Arc::new(Metrics::new(
@@ -122,6 +192,44 @@ impl App {
             ),
             None => None,
         };
+        let drain_requested = Arc::new(Notify::new());
+        let registration = redis.map(|redis| {
+            let nodes = RedisNodes::new(
+                redis.clone(),
+                Duration::from_millis(config.cluster.node_timeout_ms),
+            );
+            let identity = NodeIdentity {
+                id: redis.node().to_owned(),
+                role: NodeRole::All.name(),
+                internal_url: config.cluster.internal_url.clone(),
+            };
+            let (rooms, sfu, moderation) = (rooms.clone(), sfu_metrics.clone(), moderation.clone());
+            let load = move || {
+                let screened = moderation.stats();
+                NodeLoad {
+                    calls: u32::try_from(rooms.counts().calls).unwrap_or(u32::MAX),
+                    pipeline_streams: u32::try_from(sfu.pipelines()).unwrap_or(u32::MAX),
+                    // Both parties' video in each screened room.
+                    screened_streams: u32::try_from(
+                        2 * (screened.rooms_on_recorder + screened.rooms_on_own_decode),
+                    )
+                    .unwrap_or(u32::MAX),
+                    ..NodeLoad::default()
+                }
+            };
+            let period = Duration::from_millis(config.cluster.heartbeat_ms);
+            Registration {
+                id: identity.id.clone(),
+                heartbeat: tokio::spawn(heartbeat::run(
+                    nodes.clone(),
+                    identity,
+                    period,
+                    load,
+                    drain_requested.clone(),
+                )),
+                nodes,
+            }
+        });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = AppState::new(
             rooms,
@@ -139,6 +247,7 @@ impl App {
             kefu_signaling::verification::worker::FaceWorker::start(
                 &config.verification.models_dir,
             ),
+            shared,
         );
         tokio::spawn(kefu_signaling::moderation::reactions::run(
             state.clone(),
@@ -164,6 +273,8 @@ impl App {
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
             drain_timeout: Duration::from_secs(config.server.drain_timeout_secs),
             bootstrap,
+            drain_requested,
+            registration,
         })
     }
 
@@ -238,6 +349,8 @@ impl App {
             shutdown_tx,
             grace,
             drain_timeout,
+            drain_requested,
+            registration,
             ..
         } = self;
         let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -246,7 +359,11 @@ impl App {
         let sweeper = tokio::spawn(sweep_calls(state.clone()));
         let draining = state.clone();
         tokio::spawn(async move {
-            shutdown.await;
+            // An operator's drain request ends this node as a stop signal does.
+            tokio::select! {
+                _ = shutdown => {}
+                _ = drain_requested.notified() => {}
+            }
             drain(&draining, drain_timeout).await;
             info!("shutting down: closing sessions");
             let _ = shutdown_tx.send(true);
@@ -268,6 +385,9 @@ impl App {
         };
         served.context("HTTP server failed")?;
         sweeper.abort();
+        if let Some(registration) = registration {
+            registration.leave().await;
+        }
         state.store.close().await;
         drop(state);
         // The driver thread ends at once; joining it takes the peer connections down.

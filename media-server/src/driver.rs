@@ -629,6 +629,9 @@ impl Driver {
             }
         };
         self.metrics.publish(self.sfu.stats());
+        self.metrics
+            .pipelines
+            .set(i64::try_from(self.pipelines.len()).unwrap_or(i64::MAX));
         deadline
     }
 

@@ -33,6 +33,8 @@ pub struct SfuMetrics {
     pub(crate) pipeline_dropped: Counter,
     /// Seconds from a frame entering the beauty pipeline to its encoded result.
     pub(crate) pipeline_latency: LatencyHistogram,
+    /// Beauty pipelines running now (one per room whose agent video is filtered).
+    pub(crate) pipelines: Gauge,
     /// What was last published, so counters advance by the difference.
     published: std::sync::Arc<std::sync::Mutex<SfuStats>>,
 }
@@ -54,11 +56,21 @@ impl LatencyHistogram {
 }
 
 impl SfuMetrics {
+    /// Beauty pipelines running now (a node's load, for placing calls).
+    pub fn pipelines(&self) -> u64 {
+        u64::try_from(self.pipelines.get()).unwrap_or(0)
+    }
+
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "kefu_beauty_frames_dropped",
             "Agent video frames dropped because the beauty pipeline was behind",
             self.pipeline_dropped.clone(),
+        );
+        registry.register(
+            "kefu_beauty_pipelines",
+            "Beauty pipelines running (agent streams decoded, filtered and encoded here)",
+            self.pipelines.clone(),
         );
         registry.register(
             "kefu_beauty_latency_seconds",

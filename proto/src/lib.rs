@@ -8,6 +8,7 @@ pub mod call;
 pub mod ids;
 pub mod media;
 pub mod pii;
+pub mod process;
 pub mod side;
 pub mod signaling;
 

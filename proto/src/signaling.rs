@@ -150,6 +150,8 @@ pub enum ErrorCode {
     Replaced,
     /// Something failed on our side; details are in the server log.
     Internal,
+    /// State the nodes share cannot be reached right now; try again shortly.
+    Unavailable,
 }
 
 impl ServerMessage {

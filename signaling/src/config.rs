@@ -31,6 +31,8 @@ pub struct KefuConfig {
     pub verification: VerificationConfig,
     /// Content moderation (`[moderation]`): its model.
     pub moderation: ModerationConfig,
+    /// Several nodes (`[cluster]`): the shared-state backend and this node's part.
+    pub cluster: crate::cluster::config::ClusterConfig,
 }
 
 /// Which nudity classifier screens calls.

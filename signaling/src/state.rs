@@ -7,16 +7,14 @@ use tokio::sync::watch;
 
 use crate::accounts::secrets::DataKey;
 use crate::calls::lifecycle::CallDriver;
+use crate::cluster::Shared;
 use crate::cluster::bus::RoomBus;
+use crate::cluster::limiter::AttemptLimiter;
 use crate::cluster::media::MediaRouter;
 use crate::config::SignalingConfig;
-use crate::http::ratelimit::RateLimiter;
 use crate::metrics::Metrics;
 use crate::rooms::token::TokenKeys;
 use crate::store::Store;
-
-/// Play and download links kept at most; the one expiring first goes beyond that.
-const MAX_LINKS: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -30,7 +28,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub store: Store,
     pub data_key: DataKey,
-    pub login_limiter: Arc<RateLimiter>,
+    /// Login attempts and public customer endpoints (shared by every node).
+    pub login_limiter: Arc<dyn AttemptLimiter>,
     pub session_ttl_secs: u64,
     /// Every call transition goes through here.
     pub calls: CallDriver,
@@ -54,7 +53,7 @@ pub struct AppState {
 pub struct AccountState {
     pub store: Store,
     pub data_key: DataKey,
-    pub login_limiter: Arc<RateLimiter>,
+    pub login_limiter: Arc<dyn AttemptLimiter>,
     pub session_ttl_secs: u64,
     pub public_url: String,
 }
@@ -72,6 +71,7 @@ impl AppState {
         accounts: AccountState,
         recordings: crate::recordings::Recordings,
         faces: crate::verification::worker::FaceWorker,
+        shared: Shared,
     ) -> Self {
         let attempts = crate::verification::attempts::Attempts::new(
             faces,
@@ -83,7 +83,7 @@ impl AppState {
             media.clone(),
             rooms.clone(),
             recordings.clone(),
-            Arc::new(crate::cluster::lease::LocalLease::default()),
+            shared.lease.clone(),
         );
         Self {
             calls,
@@ -99,8 +99,8 @@ impl AppState {
             session_ttl_secs: accounts.session_ttl_secs,
             public_url: accounts.public_url,
             recordings,
-            links: Arc::new(crate::cluster::links::LocalLinks::new(MAX_LINKS)),
-            previews: Arc::new(crate::beauty::preview::BeautyPreviews::default()),
+            links: shared.links,
+            previews: shared.previews,
             attempts,
             sessions: Arc::new(AtomicU64::new(1)),
             draining: Arc::default(),

@@ -70,10 +70,35 @@ test('SIGTERM during a recorded call drains it: ended as system_shutdown, record
   }
 });
 
-test('roles of a multi-node deployment refuse clearly until it exists', () => {
+test('roles of a multi-node deployment name what their configuration lacks, then refuse until the split exists', () => {
   for (const role of ['signaling', 'media']) {
-    const run = spawnSync(kefuBinary(), ['serve', '--role', role], { encoding: 'utf8', timeout: 10000 });
-    assert.notEqual(run.status, 0, `--role ${role} does not start`);
-    assert.match(run.stderr, new RegExp(`--role ${role} needs multi-node operation`));
+    const bare = spawnSync(kefuBinary(), ['serve', '--role', role], { encoding: 'utf8', timeout: 10000 });
+    assert.notEqual(bare.status, 0, `--role ${role} does not start on one node's configuration`);
+    assert.match(bare.stderr, new RegExp(`--role ${role} cannot start with this configuration`));
+    assert.match(bare.stderr, /cluster\.backend = "redis"/);
+
+    const redisOnly = spawnSync(kefuBinary(), ['serve', '--role', role], {
+      encoding: 'utf8', timeout: 10000,
+      env: { ...process.env, KEFU_CLUSTER__BACKEND: 'redis', KEFU_CLUSTER__REDIS_URL: 'redis://127.0.0.1:1/0' },
+    });
+    assert.notEqual(redisOnly.status, 0);
+    for (const key of ['database.url', 'storage.embedded', 'auth.token_secret', 'security.data_key', 'cluster.secret']) {
+      assert.ok(redisOnly.stderr.includes(key), `--role ${role} names ${key}: ${redisOnly.stderr}`);
+    }
+    assert.equal(redisOnly.stderr.includes('internal_url'), role === 'media', 'only a media node needs an internal URL');
+
+    const complete = spawnSync(kefuBinary(), ['serve', '--role', role], {
+      encoding: 'utf8', timeout: 10000,
+      env: {
+        ...process.env,
+        KEFU_CLUSTER__BACKEND: 'redis', KEFU_CLUSTER__REDIS_URL: 'redis://127.0.0.1:1/0',
+        KEFU_CLUSTER__SECRET: 'x'.repeat(32), KEFU_CLUSTER__INTERNAL_URL: 'http://127.0.0.1:8081',
+        KEFU_DATABASE__URL: 'postgres://kefu@127.0.0.1:1/kefu', KEFU_STORAGE__EMBEDDED: 'false',
+        KEFU_STORAGE__ENDPOINT: 'http://127.0.0.1:1', KEFU_AUTH__TOKEN_SECRET: 't'.repeat(32),
+        KEFU_SECURITY__DATA_KEY: Buffer.alloc(32, 7).toString('base64'),
+      },
+    });
+    assert.notEqual(complete.status, 0, 'the split itself is not built yet');
+    assert.match(complete.stderr, new RegExp(`--role ${role} is not available in this build yet`));
   }
 });

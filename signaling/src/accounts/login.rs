@@ -1,7 +1,6 @@
 //! Login and logout (the extractor that checks a session is `http/auth.rs`).
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -51,11 +50,9 @@ pub async fn login(
     if req.password.is_empty() || req.password.len() > 256 {
         return Err(ApiError::field("password", "1–256 characters"));
     }
-    let now = Instant::now();
-    if !state
-        .login_limiter
-        .allow(&format!("login:{}", req.login), now)
-        || !state.login_limiter.allow(&format!("ip:{}", peer.ip()), now)
+    let limiter = &state.login_limiter;
+    if !limiter.allow(&format!("login:{}", req.login)).await?
+        || !limiter.allow(&format!("ip:{}", peer.ip())).await?
     {
         return Err(ApiError::TooManyRequests);
     }

@@ -167,11 +167,11 @@ pub async fn open_preview(
     auth.require(UserRole::Agent)?;
     let (_, params) = requested_params(&req)?;
     let agent = auth.user.id.as_str();
-    let (room, replaced) = state.previews.open(agent, params);
+    let (room, replaced) = state.previews.open(agent, params).await?;
     if let Some(old) = replaced {
-        end_preview(&state, &old);
+        end_preview(&state, &old).await;
     }
-    state.rooms.open(&room);
+    state.rooms.open(&room).await?;
     let room_token = state
         .tokens
         .issue(&room, agent, Side::Agent, crate::rooms::token::unix_now());
@@ -191,7 +191,7 @@ pub async fn try_preview(
     auth.require(UserRole::Agent)?;
     let (_, params) = requested_params(&req)?;
     let agent = auth.user.id.as_str();
-    match state.previews.set_params(agent, params) {
+    match state.previews.set_params(agent, params).await? {
         Tried::NoPreview => Err(ApiError::NotFound),
         Tried::Pending => Ok(StatusCode::NO_CONTENT),
         Tried::Live { room } => {
@@ -211,15 +211,17 @@ pub async fn close_preview(
     auth: Authenticated,
 ) -> Result<StatusCode, ApiError> {
     auth.require(UserRole::Agent)?;
-    if let Some(room) = state.previews.close(auth.user.id.as_str()) {
-        end_preview(&state, &room);
+    if let Some(room) = state.previews.close(auth.user.id.as_str()).await? {
+        end_preview(&state, &room).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Stops a preview room's pipeline and drops the room if its page never joined (a
 /// joined page leaving closes it through the WebSocket).
-fn end_preview(state: &AppState, room: &str) {
+async fn end_preview(state: &AppState, room: &str) {
     state.media.stop_beauty(RoomId::new(room));
-    state.rooms.close_if_empty(room);
+    if let Err(e) = state.rooms.close_if_empty(room).await {
+        tracing::warn!(%room, "preview room not closed: {e}");
+    }
 }

@@ -8,31 +8,43 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use futures_util::future::BoxFuture;
 use kefu_beauty::BeautyParams;
+
+use crate::cluster::ClusterError;
 
 /// Preview rooms are named `preview-<uuid>`; call rooms are call ids (UUIDs).
 pub const ROOM_PREFIX: &str = "preview-";
 
 /// Open previews, one per agent. The agent's page and its preview room may sit on
-/// different nodes, so this is a seam: here, [`BeautyPreviews`] in process.
+/// different nodes, so this is a seam: here, [`BeautyPreviews`] in process; across
+/// nodes, `cluster::redis::RedisPreviews`. Every call fails only when the shared
+/// state cannot be reached.
 pub trait PreviewStore: Send + Sync + std::fmt::Debug {
     /// Opens a preview for `agent` with `params`; returns its room and the room of the
     /// preview it replaces, if any.
-    fn open(&self, agent: &str, params: BeautyParams) -> (String, Option<String>);
+    fn open<'a>(
+        &'a self,
+        agent: &'a str,
+        params: BeautyParams,
+    ) -> Answer<'a, (String, Option<String>)>;
 
     /// The agent's media joined `room`: the parameters to start its pipeline with,
     /// when `room` is that agent's open preview.
-    fn went_live(&self, room: &str, agent: &str) -> Option<BeautyParams>;
+    fn went_live<'a>(&'a self, room: &'a str, agent: &'a str) -> Answer<'a, Option<BeautyParams>>;
 
     /// New settings to try.
-    fn set_params(&self, agent: &str, params: BeautyParams) -> Tried;
+    fn set_params<'a>(&'a self, agent: &'a str, params: BeautyParams) -> Answer<'a, Tried>;
 
     /// Closes `agent`'s preview; returns its room.
-    fn close(&self, agent: &str) -> Option<String>;
+    fn close<'a>(&'a self, agent: &'a str) -> Answer<'a, Option<String>>;
 
     /// Closes the preview held in `room` (its page left); returns whether there was one.
-    fn close_room(&self, room: &str) -> bool;
+    fn close_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool>;
 }
+
+/// What a [`PreviewStore`] call yields.
+pub type Answer<'a, T> = BoxFuture<'a, Result<T, ClusterError>>;
 
 /// The previews of this process.
 #[derive(Debug, Default)]
@@ -67,8 +79,8 @@ impl BeautyPreviews {
     }
 }
 
-impl PreviewStore for BeautyPreviews {
-    fn open(&self, agent: &str, params: BeautyParams) -> (String, Option<String>) {
+impl BeautyPreviews {
+    pub fn open(&self, agent: &str, params: BeautyParams) -> (String, Option<String>) {
         let room = format!("{ROOM_PREFIX}{}", uuid::Uuid::new_v4());
         let preview = Preview {
             room: room.clone(),
@@ -79,14 +91,14 @@ impl PreviewStore for BeautyPreviews {
         (room, old.map(|p| p.room))
     }
 
-    fn went_live(&self, room: &str, agent: &str) -> Option<BeautyParams> {
+    pub fn went_live(&self, room: &str, agent: &str) -> Option<BeautyParams> {
         let mut open = self.lock();
         let p = open.get_mut(agent).filter(|p| p.room == room)?;
         p.live = true;
         Some(p.params)
     }
 
-    fn set_params(&self, agent: &str, params: BeautyParams) -> Tried {
+    pub fn set_params(&self, agent: &str, params: BeautyParams) -> Tried {
         let mut open = self.lock();
         let Some(p) = open.get_mut(agent) else {
             return Tried::NoPreview;
@@ -101,15 +113,46 @@ impl PreviewStore for BeautyPreviews {
         }
     }
 
-    fn close(&self, agent: &str) -> Option<String> {
+    pub fn close(&self, agent: &str) -> Option<String> {
         self.lock().remove(agent).map(|p| p.room)
     }
 
-    fn close_room(&self, room: &str) -> bool {
+    pub fn close_room(&self, room: &str) -> bool {
         let mut open = self.lock();
         let before = open.len();
         open.retain(|_, p| p.room != room);
         open.len() != before
+    }
+}
+
+impl PreviewStore for BeautyPreviews {
+    fn open<'a>(
+        &'a self,
+        agent: &'a str,
+        params: BeautyParams,
+    ) -> Answer<'a, (String, Option<String>)> {
+        let opened = BeautyPreviews::open(self, agent, params);
+        Box::pin(async move { Ok(opened) })
+    }
+
+    fn went_live<'a>(&'a self, room: &'a str, agent: &'a str) -> Answer<'a, Option<BeautyParams>> {
+        let params = BeautyPreviews::went_live(self, room, agent);
+        Box::pin(async move { Ok(params) })
+    }
+
+    fn set_params<'a>(&'a self, agent: &'a str, params: BeautyParams) -> Answer<'a, Tried> {
+        let tried = BeautyPreviews::set_params(self, agent, params);
+        Box::pin(async move { Ok(tried) })
+    }
+
+    fn close<'a>(&'a self, agent: &'a str) -> Answer<'a, Option<String>> {
+        let room = BeautyPreviews::close(self, agent);
+        Box::pin(async move { Ok(room) })
+    }
+
+    fn close_room<'a>(&'a self, room: &'a str) -> Answer<'a, bool> {
+        let closed = BeautyPreviews::close_room(self, room);
+        Box::pin(async move { Ok(closed) })
     }
 }
 

@@ -2,7 +2,6 @@
 //! Public (the invite code is the secret), rate-limited per client address.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Path, State};
@@ -29,7 +28,7 @@ pub async fn show(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
 ) -> Result<Json<InviteView>, ApiError> {
-    limit(&state, peer, "invite")?;
+    limit(&state, peer, "invite").await?;
     let call = state
         .store
         .call_by_invite(&code)
@@ -71,7 +70,7 @@ pub async fn accept(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<AcceptRequest>,
 ) -> Result<Json<JoinTicket>, ApiError> {
-    limit(&state, peer, "invite")?;
+    limit(&state, peer, "invite").await?;
     let name = consented_name(req.consent, &req.display_name)?;
     let (call, customer) = state.calls.accept_invite(&code, name, now_ms()).await?;
     let room_token = state.tokens.issue(
@@ -104,10 +103,11 @@ pub(super) fn consented_name(consent: bool, display_name: &str) -> Result<&str, 
 }
 
 /// Public customer endpoints are rate-limited per client address and `scope`.
-pub(super) fn limit(state: &AppState, peer: SocketAddr, scope: &str) -> Result<(), ApiError> {
+pub(super) async fn limit(state: &AppState, peer: SocketAddr, scope: &str) -> Result<(), ApiError> {
     if state
         .login_limiter
-        .allow(&format!("{scope}:{}", peer.ip()), Instant::now())
+        .allow(&format!("{scope}:{}", peer.ip()))
+        .await?
     {
         Ok(())
     } else {

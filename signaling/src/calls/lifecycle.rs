@@ -164,7 +164,7 @@ impl CallDriver {
         kind: super::CallKind,
         now: i64,
     ) -> Result<Call, CallError> {
-        let _lease = self.inner.lease.acquire("dispatch").await;
+        let _lease = self.inner.lease.acquire("dispatch").await?;
         let call = service::start_outgoing(&self.inner.store, agent, session_started_at, kind, now)
             .await?;
         self.publish(&call, "agent_call", call.created_at);
@@ -284,7 +284,13 @@ impl CallDriver {
     /// Assigns a group's waiting requests to free agents and publishes each ring.
     /// Failures are logged: the sweeper retries every second.
     pub async fn dispatch(&self, group: &GroupId, now: i64) {
-        let _lease = self.inner.lease.acquire("dispatch").await;
+        let _lease = match self.inner.lease.acquire("dispatch").await {
+            Ok(lease) => lease,
+            Err(e) => {
+                warn!("dispatch postponed: {e}");
+                return;
+            }
+        };
         match service::dispatch(&self.inner.store, group, now).await {
             Ok(rung) => rung.iter().for_each(|c| self.publish(c, "assigned", now)),
             Err(e) => warn!("dispatch failed: {e}"),
@@ -353,8 +359,16 @@ impl CallDriver {
             }
         };
         for call in calls {
-            self.filter_agent(call.as_str(), params);
+            self.filter_agent(call.as_str(), params).await;
         }
+    }
+
+    /// Who is in `room`; nobody when that cannot be read (logged).
+    async fn members(&self, room: &str) -> Vec<(String, Side)> {
+        self.inner.rooms.members(room).await.unwrap_or_else(|e| {
+            warn!(%room, "room members unreadable: {e}");
+            Vec::new()
+        })
     }
 
     /// The call as stored now.
@@ -372,7 +386,7 @@ impl CallDriver {
                 && let Some(agent) = &call.agent_id
             {
                 let params = self.agent_params(agent).await;
-                self.filter_agent(room, params);
+                self.filter_agent(room, params).await;
             }
         } else if call.state.is_final() {
             let media = &self.inner.media;
@@ -381,7 +395,17 @@ impl CallDriver {
                 reason: call.state.end_reason().unwrap_or(EndReason::HangUp),
                 by: call.state.ended_by(),
             };
-            for (participant, role) in self.inner.rooms.end(room, notice) {
+            let gone = self
+                .inner
+                .rooms
+                .end(room, notice)
+                .await
+                .unwrap_or_else(|e| {
+                    // The pages learn it from their event channel and the media going.
+                    warn!(call = %call.id, "room not told the call ended: {e}");
+                    Vec::new()
+                });
+            for (participant, role) in gone {
                 media.leave(media_participant_id(room, &participant, role));
             }
             let finished = self
@@ -399,13 +423,13 @@ impl CallDriver {
 
     /// Filters the agent's video in `room`; all-zero settings (preset "none") mean
     /// pure forwarding: no decode, no encode.
-    fn filter_agent(&self, room: &str, params: BeautyParams) {
+    async fn filter_agent(&self, room: &str, params: BeautyParams) {
         let filtering = params
             .fields()
             .iter()
             .any(|(_, v)| *v > 0.0)
             .then_some(params);
-        if let Some(agent) = self.agent_media_id(room) {
+        if let Some(agent) = self.agent_media_id(room).await {
             self.inner
                 .media
                 .set_beauty(RoomId::new(room), agent, filtering);
@@ -423,10 +447,9 @@ impl CallDriver {
         }
     }
 
-    fn agent_media_id(&self, room: &str) -> Option<kefu_media_server::ParticipantId> {
-        self.inner
-            .rooms
-            .members(room)
+    async fn agent_media_id(&self, room: &str) -> Option<kefu_media_server::ParticipantId> {
+        self.members(room)
+            .await
             .into_iter()
             .find(|(_, role)| *role == Side::Agent)
             .map(|(participant, role)| media_participant_id(room, &participant, role))
@@ -469,9 +492,8 @@ impl CallDriver {
             return;
         }
         let parties = self
-            .inner
-            .rooms
             .members(room)
+            .await
             .into_iter()
             .map(|(participant, side)| TapParty {
                 participant: media_participant_id(room, &participant, side),

@@ -74,7 +74,7 @@ pub async fn create(
     Path(main_account): Path<String>,
     ApiJson(req): ApiJson<ServiceRequest>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
-    crate::calls::invites::limit(&state, peer, "service")?;
+    crate::calls::invites::limit(&state, peer, "service").await?;
     let name = crate::calls::invites::consented_name(req.consent, &req.display_name)?;
     let enterprise = state
         .store

@@ -33,6 +33,9 @@ pub enum CallError {
     Task(String),
     #[error(transparent)]
     Store(StoreError),
+    /// The state nodes share could not be reached; nothing changed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl From<StoreError> for CallError {

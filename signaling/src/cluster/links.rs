@@ -1,18 +1,28 @@
 //! Short-lived capability links (a recording's play or download link): a random
 //! token → a value, until it expires. Across nodes the link must resolve on whichever
-//! node the browser reaches, so this is a seam; here, the in-process map.
+//! node the browser reaches, so this is a seam: here the in-process map; in Redis,
+//! `cluster::redis::RedisLinks`.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
+
+use super::ClusterError;
+
 /// Where links live.
 pub trait LinkStore: Send + Sync + Debug {
-    /// Keeps `value` under `token` for `ttl` from `now`.
-    fn put(&self, token: &str, value: String, ttl: Duration, now: Instant);
-    /// The value under `token`, unless it expired by `now` or never existed.
-    fn get(&self, token: &str, now: Instant) -> Option<String>;
+    /// Keeps `value` under `token` for `ttl` from now.
+    fn put<'a>(
+        &'a self,
+        token: &'a str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), ClusterError>>;
+    /// The value under `token`, unless it expired or never existed.
+    fn get<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<String>, ClusterError>>;
 }
 
 /// Links of this process, bounded: past `max` the one expiring first goes.
@@ -34,10 +44,9 @@ impl LocalLinks {
         // Plain map: still consistent after a panic elsewhere.
         self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-impl LinkStore for LocalLinks {
-    fn put(&self, token: &str, value: String, ttl: Duration, now: Instant) {
+    /// [`LinkStore::put`] at `now`.
+    pub fn put_at(&self, token: &str, value: String, ttl: Duration, now: Instant) {
         let mut links = self.lock();
         links.retain(|_, (_, expires)| *expires > now);
         if links.len() >= self.max
@@ -51,11 +60,29 @@ impl LinkStore for LocalLinks {
         links.insert(token.to_owned(), (value, now + ttl));
     }
 
-    fn get(&self, token: &str, now: Instant) -> Option<String> {
+    /// [`LinkStore::get`] at `now`.
+    pub fn get_at(&self, token: &str, now: Instant) -> Option<String> {
         self.lock()
             .get(token)
             .filter(|(_, expires)| *expires > now)
             .map(|(value, _)| value.clone())
+    }
+}
+
+impl LinkStore for LocalLinks {
+    fn put<'a>(
+        &'a self,
+        token: &'a str,
+        value: String,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), ClusterError>> {
+        self.put_at(token, value, ttl, Instant::now());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn get<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<String>, ClusterError>> {
+        let value = self.get_at(token, Instant::now());
+        Box::pin(async move { Ok(value) })
     }
 }
 
@@ -68,26 +95,26 @@ mod tests {
         let links = LocalLinks::new(2);
         let t0 = Instant::now();
         let ttl = Duration::from_secs(10);
-        links.put("a", "1".into(), ttl, t0);
-        links.put("b", "2".into(), ttl, t0 + Duration::from_secs(1));
+        links.put_at("a", "1".into(), ttl, t0);
+        links.put_at("b", "2".into(), ttl, t0 + Duration::from_secs(1));
         assert_eq!(
-            links.get("a", t0 + Duration::from_secs(5)).as_deref(),
+            links.get_at("a", t0 + Duration::from_secs(5)).as_deref(),
             Some("1")
         );
-        assert_eq!(links.get("a", t0 + ttl), None, "expired");
-        assert_eq!(links.get("nope", t0), None);
-        links.put("c", "3".into(), ttl, t0 + Duration::from_secs(2));
+        assert_eq!(links.get_at("a", t0 + ttl), None, "expired");
+        assert_eq!(links.get_at("nope", t0), None);
+        links.put_at("c", "3".into(), ttl, t0 + Duration::from_secs(2));
         assert_eq!(
-            links.get("a", t0 + Duration::from_secs(3)),
+            links.get_at("a", t0 + Duration::from_secs(3)),
             None,
             "the first to expire went"
         );
         assert_eq!(
-            links.get("b", t0 + Duration::from_secs(3)).as_deref(),
+            links.get_at("b", t0 + Duration::from_secs(3)).as_deref(),
             Some("2")
         );
         assert_eq!(
-            links.get("c", t0 + Duration::from_secs(3)).as_deref(),
+            links.get_at("c", t0 + Duration::from_secs(3)).as_deref(),
             Some("3")
         );
     }

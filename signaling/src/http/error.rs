@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::store::StoreError;
 
@@ -47,6 +47,9 @@ pub enum ApiError {
     /// kefu is shutting down and takes no new requests.
     #[error("the service is restarting; try again in a moment")]
     Draining,
+    /// The state nodes share (Redis) cannot be reached; nothing was changed.
+    #[error("the service is temporarily unavailable; try again in a moment")]
+    ClusterUnavailable(#[source] crate::cluster::ClusterError),
     /// Our fault; the cause is logged.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -68,7 +71,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Rule { status, .. } => *status,
-            ApiError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Draining | ApiError::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::TooManyRequests => "too_many_requests",
             ApiError::Rule { code, .. } => code,
             ApiError::Draining => "draining",
+            ApiError::ClusterUnavailable(_) => "cluster_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -111,8 +115,15 @@ impl From<crate::calls::service::CallError> for ApiError {
             C::Raced => rule(StatusCode::CONFLICT, "raced", None),
             C::AllAgentsBusy => rule(StatusCode::SERVICE_UNAVAILABLE, "all_agents_busy", None),
             C::NotFound => ApiError::NotFound,
+            C::Cluster(cause) => ApiError::ClusterUnavailable(cause.clone()),
             C::Store(_) | C::Task(_) => ApiError::Internal(anyhow::anyhow!("{e}")),
         }
+    }
+}
+
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(e: crate::cluster::ClusterError) -> Self {
+        ApiError::ClusterUnavailable(e)
     }
 }
 
@@ -150,8 +161,10 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            error!(error = ?cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => error!(error = ?cause, "request failed"),
+            ApiError::ClusterUnavailable(cause) => warn!("request refused: {cause}"),
+            _ => {}
         }
         let fields = match &self {
             ApiError::Validation(fields) => Some(fields),

@@ -274,9 +274,23 @@ impl Session {
         };
         // A call's room exists while the call is live; a finished call's token lets
         // nobody back in.
-        if !self.state.rooms.exists(&claims.room) {
+        let exists = match self.state.rooms.exists(&claims.room).await {
+            Ok(exists) => exists,
+            Err(e) => {
+                warn!("rooms unreachable: {e}");
+                self.reply_error(ErrorCode::Unavailable, "cannot join right now");
+                return Flow::Close(CLOSE_POLICY, "join failed");
+            }
+        };
+        if !exists {
             match self.state.store.call(&CallId(claims.room.clone())).await {
-                Ok(Some(call)) if !call.state.is_final() => self.state.rooms.open(&claims.room),
+                Ok(Some(call)) if !call.state.is_final() => {
+                    if let Err(e) = self.state.rooms.open(&claims.room).await {
+                        warn!("rooms unreachable: {e}");
+                        self.reply_error(ErrorCode::Unavailable, "cannot join right now");
+                        return Flow::Close(CLOSE_POLICY, "join failed");
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
                     warn!("cannot read the call behind a room: {e}");
@@ -285,13 +299,18 @@ impl Session {
                 }
             }
         }
-        let peers = match self.state.rooms.join(
-            &claims.room,
-            &claims.sub,
-            claims.role,
-            self.id,
-            self.outbox.clone(),
-        ) {
+        let peers = match self
+            .state
+            .rooms
+            .join(
+                &claims.room,
+                &claims.sub,
+                claims.role,
+                self.id,
+                self.outbox.clone(),
+            )
+            .await
+        {
             Ok(peers) => peers,
             Err(e) => {
                 self.reply_error(e.code(), e.to_string());
@@ -312,8 +331,9 @@ impl Session {
         });
         // What the others were told before this page (re)joined, e.g. that
         // moderation withholds a picture.
-        for notice in self.state.rooms.lasting(&claims.room) {
-            self.reply(notice);
+        match self.state.rooms.lasting(&claims.room).await {
+            Ok(notices) => notices.into_iter().for_each(|n| self.reply(n)),
+            Err(e) => warn!("lasting notices unreadable: {e}"),
         }
         self.joined = Some(Joined {
             media_id,
@@ -337,7 +357,7 @@ impl Session {
             Ok((answer, events)) => {
                 self.media_events = Some(events);
                 self.reply(ServerMessage::Answer { sdp: answer });
-                self.start_preview();
+                self.start_preview().await;
             }
             Err(JoinError::BadOffer(why)) => {
                 self.reply_error(
@@ -446,6 +466,12 @@ impl Session {
                         .state
                         .rooms
                         .set_media_up(&joined.room, &joined.participant, self.id)
+                        .await
+                        .unwrap_or_else(|e| {
+                            // The call stays connecting; it connects or times out.
+                            warn!("media state not shared: {e}");
+                            false
+                        })
                 {
                     call_event(&self.state, &joined.room, CallEvent::MediaUp).await;
                 }
@@ -469,31 +495,43 @@ impl Session {
     }
 
     /// In the agent's own preview room, the pipeline loops the agent's video back.
-    fn start_preview(&self) {
+    async fn start_preview(&self) {
         let Some(joined) = &self.joined else {
             return;
         };
         if joined.role != Side::Agent || !joined.room.starts_with(beauty_preview::ROOM_PREFIX) {
             return;
         }
-        if let Some(params) = self
+        match self
             .state
             .previews
             .went_live(&joined.room, &joined.participant)
+            .await
         {
-            self.state.media.preview_beauty(
+            Ok(Some(params)) => self.state.media.preview_beauty(
                 RoomId::new(&joined.room),
                 joined.media_id.clone(),
                 params,
-            );
+            ),
+            Ok(None) => {}
+            // The dialog shows the raw camera until the agent changes a setting.
+            Err(e) => warn!("beauty preview not started: {e}"),
         }
     }
 
     async fn leave(&mut self, ending: Ending) {
-        if let Some(joined) = &self.joined
-            && self.state.previews.close_room(&joined.room)
-        {
-            self.state.media.stop_beauty(RoomId::new(&joined.room));
+        if let Some(joined) = &self.joined {
+            match self.state.previews.close_room(&joined.room).await {
+                Ok(true) => self.state.media.stop_beauty(RoomId::new(&joined.room)),
+                Ok(false) => {}
+                // The entry expires by itself; the pipeline stops with the room.
+                Err(e) => {
+                    warn!("beauty preview not closed: {e}");
+                    if joined.room.starts_with(beauty_preview::ROOM_PREFIX) {
+                        self.state.media.stop_beauty(RoomId::new(&joined.room));
+                    }
+                }
+            }
         }
         let Some(joined) = self.joined.take() else {
             return;
@@ -510,6 +548,8 @@ impl Session {
                     .state
                     .rooms
                     .leave(&joined.room, &joined.participant, self.id)
+                    .await
+                    .unwrap_or(true)
                 {
                     self.state.media.leave(joined.media_id.clone());
                 }
@@ -535,11 +575,16 @@ impl Session {
 /// Takes the participant out of its room and the SFU, and hangs the call up, if
 /// `session` still holds its place. Returns whether it did.
 async fn hang_up(state: &AppState, joined: &Joined, session: u64, reason: EndReason) -> bool {
-    if !state
+    match state
         .rooms
         .leave(&joined.room, &joined.participant, session)
+        .await
     {
-        return false;
+        Ok(true) => {}
+        Ok(false) => return false,
+        // Unknown whether another session took the place over: the call ends (the
+        // database, not the room, is what a hang-up changes).
+        Err(e) => warn!(room = %joined.room, "room not updated on leaving: {e}"),
     }
     state.media.leave(joined.media_id.clone());
     let by = match joined.role {

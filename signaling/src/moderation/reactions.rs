@@ -47,9 +47,13 @@ pub async fn run(state: AppState, mut events: mpsc::UnboundedReceiver<Moderation
                 _ => ModerationState::Withheld,
             },
         };
-        state
+        if let Err(e) = state
             .rooms
-            .notify_lasting(event.room.as_str(), event.side, notice);
+            .notify_lasting(event.room.as_str(), event.side, notice)
+            .await
+        {
+            warn!(room = %event.room, "moderation notice not sent: {e}");
+        }
         if event.action != ModerationAction::Restored {
             tokio::spawn(handle(state.clone(), event));
         }

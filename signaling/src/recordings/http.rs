@@ -6,7 +6,7 @@
 //! `/media/recordings/{token}`, which streams from the object store honouring `Range`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -309,12 +309,10 @@ async fn link(
     };
     crate::audit::record(&state.store, auth, action, &rec.id).await?;
     let token = link_token();
-    state.links.put(
-        &token,
-        link_value(disposition, &rec.id),
-        LINK_TTL,
-        Instant::now(),
-    );
+    state
+        .links
+        .put(&token, link_value(disposition, &rec.id), LINK_TTL)
+        .await?;
     Ok(Json(MediaLink {
         url: format!("/media/recordings/{token}"),
         expires_in_secs: LINK_TTL.as_secs(),
@@ -327,7 +325,13 @@ pub async fn media(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let value = state.links.get(&token, Instant::now());
+    let value = match state.links.get(&token).await {
+        Ok(value) => value,
+        Err(e) => {
+            warn!("play link lookup failed: {e}");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
     let Some((disposition, recording_id)) = value.as_deref().and_then(parse_link) else {
         return (StatusCode::NOT_FOUND, "this link expired or never existed").into_response();
     };

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 
 use kefu_proto::signaling::{ErrorCode, PeerInfo, ServerMessage};
 
-pub use crate::cluster::bus::{Outbox, RoomBus, RoomCounts, RoomError};
+use futures_util::future::BoxFuture;
+
+pub use crate::cluster::bus::{Bus, Outbox, RoomBus, RoomCounts, RoomError};
 use crate::rooms::token::Side;
 
 /// Participants a room admits: one agent and one customer.
@@ -53,16 +55,16 @@ impl Rooms {
     }
 }
 
-impl RoomBus for Rooms {
-    fn create(&self, room: &str) {
+impl Rooms {
+    pub fn create(&self, room: &str) {
         self.lock().entry(room.to_owned()).or_default().standing = true;
     }
 
-    fn open(&self, room: &str) {
+    pub fn open(&self, room: &str) {
         self.lock().entry(room.to_owned()).or_default();
     }
 
-    fn close_if_empty(&self, room: &str) {
+    pub fn close_if_empty(&self, room: &str) {
         let mut rooms = self.lock();
         if rooms
             .get(room)
@@ -72,11 +74,11 @@ impl RoomBus for Rooms {
         }
     }
 
-    fn exists(&self, room: &str) -> bool {
+    pub fn exists(&self, room: &str) -> bool {
         self.lock().contains_key(room)
     }
 
-    fn join(
+    pub fn join(
         &self,
         room: &str,
         participant: &str,
@@ -119,7 +121,7 @@ impl RoomBus for Rooms {
         Ok(peers)
     }
 
-    fn leave(&self, room: &str, participant: &str, session: u64) -> bool {
+    pub fn leave(&self, room: &str, participant: &str, session: u64) -> bool {
         let mut rooms = self.lock();
         let Some(r) = rooms.get_mut(room) else {
             return false;
@@ -142,7 +144,7 @@ impl RoomBus for Rooms {
         true
     }
 
-    fn set_media_up(&self, room: &str, participant: &str, session: u64) -> bool {
+    pub fn set_media_up(&self, room: &str, participant: &str, session: u64) -> bool {
         let mut rooms = self.lock();
         let Some(r) = rooms.get_mut(room) else {
             return false;
@@ -154,7 +156,7 @@ impl RoomBus for Rooms {
         r.members.len() == ROOM_CAPACITY && r.members.values().all(|m| m.media_up)
     }
 
-    fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)> {
+    pub fn end(&self, room: &str, notice: ServerMessage) -> Vec<(String, Side)> {
         let Some(r) = self.lock().remove(room) else {
             return Vec::new();
         };
@@ -167,7 +169,7 @@ impl RoomBus for Rooms {
             .collect()
     }
 
-    fn notify_lasting(&self, room: &str, about: Side, message: ServerMessage) {
+    pub fn notify_lasting(&self, room: &str, about: Side, message: ServerMessage) {
         if let Some(r) = self.lock().get_mut(room) {
             for m in r.members.values() {
                 // A full mailbox is a session about to be dropped for lagging.
@@ -177,14 +179,14 @@ impl RoomBus for Rooms {
         }
     }
 
-    fn lasting(&self, room: &str) -> Vec<ServerMessage> {
+    pub fn lasting(&self, room: &str) -> Vec<ServerMessage> {
         self.lock()
             .get(room)
             .map(|r| r.lasting.values().cloned().collect())
             .unwrap_or_default()
     }
 
-    fn members(&self, room: &str) -> Vec<(String, Side)> {
+    pub fn members(&self, room: &str) -> Vec<(String, Side)> {
         self.lock()
             .get(room)
             .map(|r| {
@@ -196,7 +198,7 @@ impl RoomBus for Rooms {
             .unwrap_or_default()
     }
 
-    fn counts(&self) -> RoomCounts {
+    pub fn counts(&self) -> RoomCounts {
         let rooms = self.lock();
         let mut counts = RoomCounts::default();
         for r in rooms.values() {
@@ -206,6 +208,84 @@ impl RoomBus for Rooms {
             }
         }
         counts
+    }
+}
+
+impl RoomBus for Rooms {
+    fn create<'a>(&'a self, room: &'a str) -> Bus<'a, ()> {
+        Rooms::create(self, room);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn open<'a>(&'a self, room: &'a str) -> Bus<'a, ()> {
+        Rooms::open(self, room);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn close_if_empty<'a>(&'a self, room: &'a str) -> Bus<'a, ()> {
+        Rooms::close_if_empty(self, room);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn exists<'a>(&'a self, room: &'a str) -> Bus<'a, bool> {
+        let exists = Rooms::exists(self, room);
+        Box::pin(async move { Ok(exists) })
+    }
+
+    fn join<'a>(
+        &'a self,
+        room: &'a str,
+        participant: &'a str,
+        role: Side,
+        session: u64,
+        outbox: Outbox,
+    ) -> BoxFuture<'a, Result<Vec<PeerInfo>, RoomError>> {
+        let joined = Rooms::join(self, room, participant, role, session, outbox);
+        Box::pin(async move { joined })
+    }
+
+    fn leave<'a>(&'a self, room: &'a str, participant: &'a str, session: u64) -> Bus<'a, bool> {
+        let left = Rooms::leave(self, room, participant, session);
+        Box::pin(async move { Ok(left) })
+    }
+
+    fn set_media_up<'a>(
+        &'a self,
+        room: &'a str,
+        participant: &'a str,
+        session: u64,
+    ) -> Bus<'a, bool> {
+        let all_up = Rooms::set_media_up(self, room, participant, session);
+        Box::pin(async move { Ok(all_up) })
+    }
+
+    fn end<'a>(&'a self, room: &'a str, notice: ServerMessage) -> Bus<'a, Vec<(String, Side)>> {
+        let gone = Rooms::end(self, room, notice);
+        Box::pin(async move { Ok(gone) })
+    }
+
+    fn notify_lasting<'a>(
+        &'a self,
+        room: &'a str,
+        about: Side,
+        message: ServerMessage,
+    ) -> Bus<'a, ()> {
+        Rooms::notify_lasting(self, room, about, message);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn lasting<'a>(&'a self, room: &'a str) -> Bus<'a, Vec<ServerMessage>> {
+        let notices = Rooms::lasting(self, room);
+        Box::pin(async move { Ok(notices) })
+    }
+
+    fn members<'a>(&'a self, room: &'a str) -> Bus<'a, Vec<(String, Side)>> {
+        let members = Rooms::members(self, room);
+        Box::pin(async move { Ok(members) })
+    }
+
+    fn counts(&self) -> RoomCounts {
+        Rooms::counts(self)
     }
 }
 

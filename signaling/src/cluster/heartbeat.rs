@@ -1,0 +1,84 @@
+//! A node's heartbeat: every `cluster.heartbeat_ms` it writes its registry entry with
+//! its load (so calls are placed by it) and learns whether an operator asked it to
+//! drain. A Redis outage is logged once when it starts and once when it ends; the
+//! entry simply expires meanwhile.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::nodes::{NodeInfo, NodeLoad};
+use super::redis::RedisNodes;
+
+/// The fixed part of a node's entry.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub id: String,
+    pub role: &'static str,
+    pub internal_url: String,
+}
+
+/// Beats until the task is aborted. `load` reads what runs here (the CPU figure is
+/// measured here); `drain` is notified once when a drain is requested.
+pub async fn run(
+    nodes: RedisNodes,
+    identity: NodeIdentity,
+    period: Duration,
+    load: impl Fn() -> NodeLoad + Send + 'static,
+    drain: Arc<Notify>,
+) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .unwrap_or(1);
+    let mut last = (Instant::now(), kefu_proto::process::cpu_seconds());
+    let mut draining = false;
+    let mut failing = false;
+    if let Err(e) = nodes.clear_drain(&identity.id).await {
+        warn!("cluster registry: {e}");
+    }
+    loop {
+        let now = (Instant::now(), kefu_proto::process::cpu_seconds());
+        let wall = now.0.duration_since(last.0).as_secs_f64();
+        let cpu_cores = if wall > 0.0 {
+            (now.1 - last.1).max(0.0) / wall
+        } else {
+            0.0
+        };
+        last = now;
+        let info = NodeInfo {
+            id: identity.id.clone(),
+            role: identity.role.to_owned(),
+            internal_url: identity.internal_url.clone(),
+            draining,
+            load: NodeLoad {
+                cpu_cores,
+                cores,
+                ..load()
+            },
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            seen_ms: crate::clock::now_ms(),
+        };
+        match nodes.heartbeat(&info).await {
+            Ok(asked) => {
+                if failing {
+                    info!("cluster registry reachable again");
+                    failing = false;
+                }
+                if asked && !draining {
+                    info!(node = %identity.id, "drain requested");
+                    draining = true;
+                    drain.notify_one();
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    warn!("cluster registry unreachable: {e}");
+                    failing = true;
+                }
+            }
+        }
+        tokio::time::sleep(period).await;
+    }
+}

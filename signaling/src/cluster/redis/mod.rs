@@ -1,0 +1,113 @@
+//! The Redis side of the cluster seams. One multiplexed connection per node
+//! ([`ConnectionManager`] reconnects by itself after an outage); every command has a
+//! deadline, so while Redis is away requests are refused quickly instead of hanging.
+//! Keys all start with `cluster.key_prefix`; docs/cluster.md lists them.
+
+mod lease;
+mod limiter;
+mod links;
+mod nodes;
+mod previews;
+mod rooms;
+
+pub use lease::RedisLease;
+pub use limiter::RedisLimiter;
+pub use links::RedisLinks;
+pub use nodes::RedisNodes;
+pub use previews::RedisPreviews;
+pub use rooms::RedisRooms;
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+
+use super::ClusterError;
+use super::config::ClusterConfig;
+
+/// A node's handle on the shared Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisCluster {
+    client: redis::Client,
+    conn: ConnectionManager,
+    prefix: String,
+    node: String,
+}
+
+impl fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password: never printed.
+        f.debug_struct("RedisCluster")
+            .field("prefix", &self.prefix)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCluster {
+    /// Connects (failing if Redis is unreachable now: a node does not start blind).
+    pub async fn connect(config: &ClusterConfig) -> Result<Self, ClusterError> {
+        let url = config
+            .redis_url
+            .as_ref()
+            .ok_or_else(|| ClusterError::Unavailable("cluster.redis_url is not set".into()))?;
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|e| ClusterError::Unavailable(format!("cluster.redis_url: {e}")))?;
+        let timeout = Duration::from_millis(config.redis_timeout_ms.max(1));
+        let manager = ConnectionManagerConfig::new()
+            .set_response_timeout(timeout)
+            .set_connection_timeout(timeout)
+            // Reconnects are tried again on the next command; none waits long.
+            .set_number_of_retries(1)
+            .set_max_delay(200);
+        let conn = ConnectionManager::new_with_config(client.clone(), manager)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            client,
+            conn,
+            prefix: config.key_prefix.clone(),
+            node: config.node_name(),
+        })
+    }
+
+    /// `<prefix>:<part>:<part>…`
+    pub fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.prefix.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    /// This node's name in the registry.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The client, for connections of their own (subscriptions).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// A connection for one command (a clone of the multiplexed one).
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+pub(crate) fn unavailable(e: redis::RedisError) -> ClusterError {
+    ClusterError::Unavailable(e.to_string())
+}
+
+/// A key part standing for personal or secret text (a login name, an address, a
+/// link token): its SHA-256 in hex, so Redis never holds the text itself.
+pub(crate) fn hashed(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,330 @@
+//! A kefu node on the engines a cluster shares: state in Redis, data in PostgreSQL,
+//! recordings in an external S3 server (Ceph radosgw). `make test` starts all three
+//! (deploy/with-redis.sh, with-postgres.sh, with-radosgw.sh); under CI they are
+//! required. Two webrtc-rs clients make a recorded call through it.
+
+use std::time::Duration;
+
+use kefu_signaling::cluster::config::ClusterBackend;
+use kefu_signaling::cluster::redis::{RedisCluster, RedisNodes};
+use kefu_signaling::config::KefuConfig;
+use kefu_tests::scenario::{connected_call, enterprise_with_agent, verify};
+use kefu_tests::{TestServer, spawn_app_with, wait_until};
+use redis::AsyncCommands;
+
+/// What the shared engines' test servers are, or `None` outside CI without them.
+struct Engines {
+    redis: String,
+    postgres: String,
+    s3: (String, String, String),
+}
+
+fn engines() -> Option<Engines> {
+    let var = |name: &str| std::env::var(name).ok();
+    match (
+        var("TEST_REDIS_URL"),
+        var("TEST_POSTGRES_URL"),
+        var("TEST_S3_ENDPOINT"),
+        var("TEST_S3_ACCESS_KEY"),
+        var("TEST_S3_SECRET_KEY"),
+    ) {
+        (Some(redis), Some(postgres), Some(endpoint), Some(access), Some(secret)) => {
+            Some(Engines {
+                redis,
+                postgres,
+                s3: (endpoint, access, secret),
+            })
+        }
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "CI must run the cluster tests: TEST_REDIS_URL, TEST_POSTGRES_URL and TEST_S3_* \
+             (make test sets them)"
+        ),
+        _ => {
+            eprintln!("Redis, PostgreSQL or S3 test server missing: cluster tests skipped");
+            None
+        }
+    }
+}
+
+/// A new database on the test server, so runs never share tables.
+async fn fresh_database(admin_url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!("kefu_cluster_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::AnyPool::connect(admin_url)
+        .await
+        .expect("postgres admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create test database");
+    admin.close().await;
+    let (base, _) = admin_url.rsplit_once('/').expect("URL with a database");
+    format!("{base}/{name}")
+}
+
+/// The configuration of one cluster node on `engines`, under `prefix`.
+fn cluster_node(config: &mut KefuConfig, engines: &Engines, database: &str, prefix: &str) {
+    let (endpoint, access, secret) = engines.s3.clone();
+    config.cluster.backend = ClusterBackend::Redis;
+    config.cluster.redis_url = Some(engines.redis.clone().into());
+    config.cluster.key_prefix = prefix.to_owned();
+    config.cluster.node_id = "node-a".into();
+    config.cluster.secret = Some("a cluster secret of 32 bytes ok!".into());
+    config.cluster.heartbeat_ms = 200;
+    config.cluster.node_timeout_ms = 1000;
+    config.database.url = Some(database.to_owned());
+    config.storage.embedded = false;
+    config.storage.endpoint = endpoint;
+    config.storage.access_key = access;
+    config.storage.secret_key = secret;
+    config.storage.bucket = format!("kefu-{prefix}");
+    config.auth.token_secret = Some("a token secret of at least 32 bytes".into());
+    config.security.data_key = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into());
+}
+
+async fn redis_handle(engines: &Engines, prefix: &str) -> RedisCluster {
+    let mut config = kefu_signaling::cluster::config::ClusterConfig {
+        backend: ClusterBackend::Redis,
+        redis_url: Some(engines.redis.clone().into()),
+        key_prefix: prefix.to_owned(),
+        node_id: "observer".into(),
+        ..Default::default()
+    };
+    config.redis_timeout_ms = 1000;
+    RedisCluster::connect(&config).await.expect("redis")
+}
+
+async fn raw_redis(engines: &Engines) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(engines.redis.as_str())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection")
+}
+
+async fn node(engines: &Engines) -> (TestServer, String) {
+    let prefix = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let database = fresh_database(&engines.postgres).await;
+    let server = spawn_app_with(|c| cluster_node(c, engines, &database, &prefix)).await;
+    (server, prefix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_redis_postgres_and_s3_runs_a_recorded_call_through_shared_state() {
+    let Some(engines) = engines() else { return };
+    let (server, prefix) = node(&engines).await;
+    let observer = redis_handle(&engines, &prefix).await;
+
+    // The node registered itself, with its load.
+    let nodes = RedisNodes::new(observer.clone(), Duration::from_secs(1));
+    let me = wait_until(
+        "the node in the registry",
+        Duration::from_secs(5),
+        || async {
+            nodes
+                .view()
+                .await
+                .expect("view")
+                .live
+                .into_iter()
+                .find(|(n, _)| n.id == "node-a")
+        },
+    )
+    .await;
+    assert_eq!((me.0.role.as_str(), me.0.draining), ("all", false));
+    assert!(me.0.load.cores >= 1);
+
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (call, agent, customer) = connected_call(&server, &alice).await;
+    // The call's room lives in Redis while the call does.
+    let mut raw = raw_redis(&engines).await;
+    let room_key = observer.key(&["room", &call]);
+    let members: Vec<String> = raw.hkeys(&room_key).await.expect("HKEYS");
+    assert!(
+        members.iter().filter(|f| f.starts_with("m:")).count() == 2,
+        "both members in Redis: {members:?}"
+    );
+    wait_until(
+        "the node to count its call",
+        Duration::from_secs(5),
+        || async {
+            let view = nodes.view().await.expect("view");
+            view.live
+                .iter()
+                .any(|(n, _)| n.id == "node-a" && n.load.calls == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    for client in [&agent, &customer] {
+        client.wait_for_more(60, 40, Duration::from_secs(10)).await;
+    }
+    customer.hang_up();
+    server
+        .wait_for_call_state(&call, &alice, "ended", Duration::from_secs(10))
+        .await;
+    let gone: bool = raw.exists(&room_key).await.expect("EXISTS");
+    assert!(!gone, "the room left Redis with the call");
+
+    // The recording reaches the external S3 server; its play link lives in Redis and
+    // opens the bytes.
+    let recording = wait_until(
+        "the recording to be ready",
+        Duration::from_secs(60),
+        || async {
+            let list = server.recordings_of(&call, &boss).await;
+            let first = list[0].clone();
+            (first["state"] == "ready").then_some(first)
+        },
+    )
+    .await;
+    let id = recording["id"].as_str().expect("id");
+    let (status, link) = server
+        .post(&format!("/api/v1/recordings/{id}/play"), Some(&boss), None)
+        .await;
+    assert_eq!(status, 200, "{link}");
+    let links: Vec<String> = redis::cmd("KEYS")
+        .arg(observer.key(&["link", "*"]))
+        .query_async(&mut raw)
+        .await
+        .expect("KEYS");
+    assert_eq!(links.len(), 1, "the link is in Redis: {links:?}");
+    let url = format!("{}{}", server.base_url, link["url"].as_str().expect("url"));
+    let bytes = reqwest::get(&url)
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("body");
+    assert!(
+        bytes.len() > 10_000,
+        "the recording's bytes: {}",
+        bytes.len()
+    );
+    assert_eq!(&bytes[4..8], b"ftyp", "an MP4 file");
+
+    server.stop().await.expect("stops");
+    let view = nodes.view().await.expect("view");
+    assert!(
+        view.live.iter().all(|(n, _)| n.id != "node-a") && view.silent.is_empty(),
+        "a stopped node leaves the registry (it is gone, not lost): {view:?}"
+    );
+}
+
+/// A Redis of this test's own (persisting to disk, as a production Redis must), to
+/// stop and start again.
+struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = Self {
+            port,
+            dir: tempfile::tempdir().expect("dir"),
+            child: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let server =
+            std::env::var("TEST_REDIS_SERVER").expect("TEST_REDIS_SERVER (make test sets it)");
+        let child = std::process::Command::new(server)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it the way an operator does (SIGTERM: it writes its data out first).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_stopped_a_live_call_keeps_its_media_and_new_requests_are_refused_clearly() {
+    let Some(mut engines) = engines() else { return };
+    let mut redis = OwnRedis::start();
+    engines.redis = redis.url();
+    let (server, _) = node(&engines).await;
+    let (alice, _boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (call, agent, customer) = connected_call(&server, &alice).await;
+
+    redis.stop();
+    let login = || async {
+        server
+            .post(
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({"login": "alice", "password": kefu_tests::scenario::PASSWORD})),
+            )
+            .await
+    };
+    let (status, body) = login().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"], "cluster_unavailable",
+        "a clear, translatable refusal: {body}"
+    );
+    // Ten seconds without Redis: media keeps flowing both ways.
+    for client in [&agent, &customer] {
+        client
+            .wait_for_more(150, 100, Duration::from_secs(12))
+            .await;
+    }
+    let (status, _) = login().await;
+    assert_eq!(status, 503, "still refused while Redis is away");
+
+    redis.spawn();
+    // Back without a restart of kefu: requests work again and the call ends normally.
+    wait_until("sign-in to work again", Duration::from_secs(10), || async {
+        (login().await.0 == 200).then_some(())
+    })
+    .await;
+    customer.hang_up();
+    server
+        .wait_for_call_state(&call, &alice, "ended", Duration::from_secs(10))
+        .await;
+    server.stop().await.expect("stops");
+}
