@@ -73,24 +73,13 @@ async fn main() -> anyhow::Result<()> {
     let config = KefuConfig::load(cli.config.as_deref())?;
     telemetry::init(&config.log);
     match cli.command {
-        Command::Serve {
-            role: ServeRole::All,
-        } => serve(config).await,
-        // Signaling and media as separate processes: the configuration is checked
-        // (so an operator learns what is missing), but the split itself is not built
-        // yet (issue 16): the node-to-node media control API does not exist.
         Command::Serve { role } => {
             let role = match role {
+                ServeRole::All => NodeRole::All,
                 ServeRole::Signaling => NodeRole::Signaling,
-                _ => NodeRole::Media,
+                ServeRole::Media => NodeRole::Media,
             };
-            startup::check_role(&config, role)?;
-            anyhow::bail!(
-                "--role {} is not available in this build yet: signaling and media nodes \
-                 cannot reach each other (no node-to-node media control); run \
-                 `kefu serve` (role all)",
-                role.name()
-            )
+            serve(config, role).await
         }
         Command::Admin { command } => admin::run(&config, command).await,
         Command::Link {
@@ -112,19 +101,18 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: KefuConfig) -> anyhow::Result<()> {
+async fn serve(config: KefuConfig, role: NodeRole) -> anyhow::Result<()> {
     let rooms = config.signaling.rooms.clone();
-    let app = App::build(config).await.context("starting kefu")?;
-    println!("kefu is ready");
+    let app = App::build_as(config, role).await.context("starting kefu")?;
+    println!("kefu is ready (role {})", role.name());
     println!("  http:  {}", app.base_url());
-    if app.media_addr() == app.media_bound_addr() {
-        println!("  media: udp {}", app.media_addr());
-    } else {
-        println!(
-            "  media: udp {} (bound at {})",
-            app.media_addr(),
-            app.media_bound_addr()
-        );
+    match (app.media_addr(), app.media_bound_addr()) {
+        (Some(at), Some(bound)) if at == bound => println!("  media: udp {at}"),
+        (Some(at), Some(bound)) => println!("  media: udp {at} (bound at {bound})"),
+        _ => println!("  media: on the cluster's media nodes"),
+    }
+    if let Some(internal) = app.internal_addr() {
+        println!("  control API: {internal} (for signaling nodes only)");
     }
     if let Some(tcp) = app.media_tcp_addr() {
         println!("  media: tcp {tcp} (ICE-TCP)");

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use kefu_media_server::{MediaServer, SfuMetrics};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Notify, watch};
 use tracing::info;
 
@@ -23,8 +23,9 @@ use kefu_signaling::cluster::Shared;
 use kefu_signaling::cluster::bus::RoomBus;
 use kefu_signaling::cluster::config::{ClusterBackend, NodeRole, SharedSetup};
 use kefu_signaling::cluster::heartbeat::{self, NodeIdentity};
+use kefu_signaling::cluster::media::MediaRouter;
 use kefu_signaling::cluster::nodes::NodeLoad;
-use kefu_signaling::cluster::redis::{RedisCluster, RedisNodes, RedisRooms};
+use kefu_signaling::cluster::redis::{RedisCluster, RedisNodes, RedisPlacement, RedisRooms};
 use kefu_signaling::config::KefuConfig;
 use kefu_signaling::http as routes;
 use kefu_signaling::metrics::Metrics;
@@ -103,7 +104,11 @@ pub struct App {
     http_addr: SocketAddr,
     tls: Option<RustlsConfig>,
     state: AppState,
-    media: MediaServer,
+    /// The SFU, on roles `all` and `media`.
+    media: Option<MediaServer>,
+    role: NodeRole,
+    /// Role `media`: the control API signaling nodes call, bound.
+    internal: Option<(tokio::net::TcpListener, SecretString)>,
     shutdown_tx: watch::Sender<bool>,
     grace: Duration,
     drain_timeout: Duration,
@@ -116,8 +121,13 @@ pub struct App {
 impl App {
     /// Binds HTTP and media sockets (port 0 works for both) and prepares the state.
     pub async fn build(config: KefuConfig) -> anyhow::Result<Self> {
+        Self::build_as(config, NodeRole::All).await
+    }
+
+    /// Like [`App::build`], for one part of a multi-node deployment.
+    pub async fn build_as(config: KefuConfig, role: NodeRole) -> anyhow::Result<Self> {
         config.validate()?;
-        check_role(&config, NodeRole::All)?;
+        check_role(&config, role)?;
         install_tls_provider();
         let tokens = token_keys(&config)?;
         let data_key = data_key(&config)?;
@@ -151,13 +161,17 @@ impl App {
         };
 
         let sfu_metrics = SfuMetrics::default();
-        let media = MediaServer::start(&config.media, sfu_metrics.clone())
-            .await
-            .context("starting the media server")?;
-
         let moderation_metrics = kefu_media_server::moderation::ModerationMetrics::default();
-        let (moderation, moderation_events) =
-            start_moderation(&config.moderation, &media, moderation_metrics.clone())?;
+        let (media, moderation) = if role.runs_media() {
+            let media = MediaServer::start(&config.media, sfu_metrics.clone())
+                .await
+                .context("starting the media server")?;
+            let moderation =
+                start_moderation(&config.moderation, &media, moderation_metrics.clone())?;
+            (Some(media), Some(moderation))
+        } else {
+            (None, None)
+        };
 
         let rooms: Arc<dyn RoomBus> = match &redis {
             Some(redis) => Arc::new(RedisRooms::start(redis.clone())),
@@ -176,7 +190,15 @@ impl App {
             &recorder_metrics,
             &moderation_metrics,
         ));
-        let recordings = start_recordings(&config, &accounts.store, recorder_metrics).await?;
+        // Only a single node owns every unfinished recording; a media node recovers
+        // its own (recover_node), a signaling node none.
+        let recordings = start_recordings(
+            &config,
+            &accounts.store,
+            recorder_metrics,
+            role == NodeRole::All,
+        )
+        .await?;
 
         let tls = match &config.server.tls {
             Some(tls) => Some(
@@ -193,21 +215,29 @@ impl App {
             None => None,
         };
         let drain_requested = Arc::new(Notify::new());
-        let registration = redis.map(|redis| {
+        let registration = redis.as_ref().map(|redis| {
             let nodes = RedisNodes::new(
                 redis.clone(),
                 Duration::from_millis(config.cluster.node_timeout_ms),
             );
             let identity = NodeIdentity {
                 id: redis.node().to_owned(),
-                role: NodeRole::All.name(),
+                role: role.name(),
                 internal_url: config.cluster.internal_url.clone(),
             };
-            let (rooms, sfu, moderation) = (rooms.clone(), sfu_metrics.clone(), moderation.clone());
+            let (rooms, sfu, runs_media) = (rooms.clone(), sfu_metrics.clone(), role.runs_media());
+            let moderation = moderation.as_ref().map(|(m, _)| m.clone());
             let load = move || {
-                let screened = moderation.stats();
+                let screened = moderation.as_ref().map(|m| m.stats()).unwrap_or_default();
                 NodeLoad {
-                    calls: u32::try_from(rooms.counts().calls).unwrap_or(u32::MAX),
+                    // Where the media runs, the SFU's rooms; elsewhere the calls
+                    // whose pages this node serves.
+                    calls: u32::try_from(if runs_media {
+                        sfu.rooms()
+                    } else {
+                        rooms.counts().calls
+                    })
+                    .unwrap_or(u32::MAX),
                     pipeline_streams: u32::try_from(sfu.pipelines()).unwrap_or(u32::MAX),
                     // Both parties' video in each screened room.
                     screened_streams: u32::try_from(
@@ -231,14 +261,21 @@ impl App {
             }
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (router, moderation_events): (Arc<dyn MediaRouter>, _) = match (&media, moderation) {
+            (Some(media), Some((moderation, events))) => (
+                Arc::new(kefu_signaling::cluster::media::LocalMediaRouter {
+                    sfu: media.handle.clone(),
+                    recorder: recordings.recorder.clone(),
+                    moderation,
+                }),
+                Some(events),
+            ),
+            _ => (Arc::new(remote_media(&config, redis.as_ref())?), None),
+        };
         let state = AppState::new(
             rooms,
             tokens,
-            Arc::new(kefu_signaling::cluster::media::LocalMediaRouter {
-                sfu: media.handle.clone(),
-                recorder: recordings.recorder.clone(),
-                moderation,
-            }),
+            router,
             config.signaling.clone(),
             metrics,
             shutdown_rx,
@@ -249,26 +286,54 @@ impl App {
             ),
             shared,
         );
-        tokio::spawn(kefu_signaling::moderation::reactions::run(
-            state.clone(),
-            moderation_events,
-        ));
-        // Calls the last process left live (it died without draining) cannot go on:
-        // their sessions and media are gone. End them and free the agents.
-        let restarted = state
-            .calls
-            .end_all_live(EndReason::SystemRestart, kefu_signaling::clock::now_ms())
-            .await
-            .context("ending the calls an earlier run left live")?;
-        if restarted > 0 {
-            info!(calls = restarted, "ended calls an earlier run left live");
+        if let Some(events) = moderation_events {
+            tokio::spawn(kefu_signaling::moderation::reactions::run(
+                state.clone(),
+                events,
+            ));
         }
+        match (role, &redis) {
+            // Calls the last process left live (it died without draining) cannot go
+            // on: their sessions and media are gone. End them and free the agents.
+            (NodeRole::All, None) => {
+                let restarted = state
+                    .calls
+                    .end_all_live(EndReason::SystemRestart, kefu_signaling::clock::now_ms())
+                    .await
+                    .context("ending the calls an earlier run left live")?;
+                if restarted > 0 {
+                    info!(calls = restarted, "ended calls an earlier run left live");
+                }
+            }
+            // A media node coming back: the calls it held are over; their recordings
+            // are recovered from its spool.
+            (NodeRole::Media | NodeRole::All, Some(redis)) => recover_node(&state, redis).await?,
+            // (A media node without Redis does not pass check_role.)
+            (NodeRole::Signaling, _) | (NodeRole::Media, None) => {}
+        }
+        let internal = match role {
+            NodeRole::Media => {
+                let listener = tokio::net::TcpListener::bind(&config.cluster.internal_bind)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "binding the control API on {}",
+                            config.cluster.internal_bind
+                        )
+                    })?;
+                let secret = config.cluster.secret.clone().context("cluster.secret")?;
+                Some((listener, secret))
+            }
+            _ => None,
+        };
         Ok(Self {
             listener,
             http_addr,
             tls,
             state,
             media,
+            role,
+            internal,
             shutdown_tx,
             grace: Duration::from_secs(config.server.shutdown_grace_secs),
             drain_timeout: Duration::from_secs(config.server.drain_timeout_secs),
@@ -282,19 +347,26 @@ impl App {
         self.http_addr
     }
 
-    /// The UDP address browsers send media to.
-    pub fn media_addr(&self) -> SocketAddr {
-        self.media.handle.local_addr()
+    /// The UDP address browsers send media to (roles `all` and `media`).
+    pub fn media_addr(&self) -> Option<SocketAddr> {
+        self.media.as_ref().map(|m| m.handle.local_addr())
     }
 
     /// The advertised ICE-TCP address, when on.
     pub fn media_tcp_addr(&self) -> Option<SocketAddr> {
-        self.media.handle.tcp_addr()
+        self.media.as_ref().and_then(|m| m.handle.tcp_addr())
     }
 
     /// The UDP address the SFU's socket is bound to.
-    pub fn media_bound_addr(&self) -> SocketAddr {
-        self.media.handle.bound_addr()
+    pub fn media_bound_addr(&self) -> Option<SocketAddr> {
+        self.media.as_ref().map(|m| m.handle.bound_addr())
+    }
+
+    /// Role `media`: where the control API listens.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// `http://host:port` or `https://…`.
@@ -345,7 +417,9 @@ impl App {
             listener,
             tls,
             state,
-            mut media,
+            media,
+            role,
+            internal,
             shutdown_tx,
             grace,
             drain_timeout,
@@ -353,18 +427,43 @@ impl App {
             registration,
             ..
         } = self;
-        let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = match role {
+            // A media node's public port serves health and metrics only.
+            NodeRole::Media => routes::ops_router(state.clone()),
+            _ => routes::router(state.clone()),
+        }
+        .into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
-        let sweeper = tokio::spawn(sweep_calls(state.clone()));
+        // Timeouts and queues are a signaling node's work.
+        let sweeper = (role != NodeRole::Media).then(|| tokio::spawn(sweep_calls(state.clone())));
+        let control = internal.map(|(listener, secret)| {
+            let router = kefu_signaling::cluster::remote::server::router(state.clone(), secret);
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!("control API stopped: {e}");
+                }
+            })
+        });
         let draining = state.clone();
+        let held = registration.as_ref().map(|r| {
+            (
+                RedisPlacement::new(r.nodes.redis().clone(), r.nodes.clone()),
+                r.id.clone(),
+            )
+        });
         tokio::spawn(async move {
             // An operator's drain request ends this node as a stop signal does.
             tokio::select! {
                 _ = shutdown => {}
                 _ = drain_requested.notified() => {}
             }
-            drain(&draining, drain_timeout).await;
+            match role {
+                NodeRole::All => drain(&draining, drain_timeout).await,
+                // Its calls carry on: the pages reconnect to another signaling node.
+                NodeRole::Signaling => draining.start_draining(),
+                NodeRole::Media => drain_media(&draining, held, drain_timeout).await,
+            }
             info!("shutting down: closing sessions");
             let _ = shutdown_tx.send(true);
             stopper.graceful_shutdown(Some(grace));
@@ -383,15 +482,22 @@ impl App {
                     .await
             }
         };
-        served.context("HTTP server failed")?;
-        sweeper.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        if let Some(control) = control {
+            control.abort();
+        }
         if let Some(registration) = registration {
             registration.leave().await;
         }
+        served.context("HTTP server failed")?;
         state.store.close().await;
         drop(state);
         // The driver thread ends at once; joining it takes the peer connections down.
-        media.stop();
+        if let Some(mut media) = media {
+            media.stop();
+        }
         info!("stopped");
         Ok(())
     }
@@ -438,6 +544,92 @@ async fn drain(state: &AppState, timeout: Duration) {
     }
 }
 
+/// A media node's drain: no new calls are placed here (its registry entry says
+/// draining), the calls it holds finish as their people hang up, and their recordings
+/// are stored; then it stops. Calls still running after `timeout` end as
+/// `system_shutdown`.
+async fn drain_media(state: &AppState, held: Option<(RedisPlacement, String)>, timeout: Duration) {
+    info!("draining: no new calls here; waiting for the live ones to finish");
+    state.start_draining();
+    let finished = tokio::time::timeout(timeout, async {
+        loop {
+            let rooms = match &held {
+                Some((placement, me)) => placement.rooms_of(me).await.map(|r| r.len()).unwrap_or(1),
+                None => 0,
+            };
+            if rooms == 0 && state.recordings.recorder.active_ids().is_empty() {
+                break;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(?timeout, "drain timed out; ending the calls still here");
+        drain(state, Duration::from_secs(30)).await;
+    }
+}
+
+/// A media node (re)starting in a cluster: the calls it held when it stopped or died
+/// cannot go on; they end (if the signaling nodes did not end them as `node_lost`
+/// already) and their recordings are recovered from the spool.
+async fn recover_node(state: &AppState, redis: &RedisCluster) -> anyhow::Result<()> {
+    let nodes = RedisNodes::new(redis.clone(), Duration::from_secs(60));
+    let placement = RedisPlacement::new(redis.clone(), nodes);
+    let rooms = placement
+        .rooms_of(redis.node())
+        .await
+        .context("reading the rooms this node held")?;
+    if rooms.is_empty() {
+        return Ok(());
+    }
+    let now = kefu_signaling::clock::now_ms();
+    for room in &rooms {
+        let id = kefu_signaling::accounts::CallId(room.clone());
+        let event = kefu_signaling::calls::machine::CallEvent::Terminate {
+            reason: EndReason::SystemRestart,
+        };
+        if let Err(e) = state.calls.apply(&id, event, now).await {
+            tracing::debug!(%room, "not ended at restart: {e}");
+        }
+    }
+    let recovered = state
+        .recordings
+        .recover_where(&state.store, now, |rec| rooms.contains(&rec.call_id.0))
+        .await
+        .context("recovering this node's recordings")?;
+    for room in &rooms {
+        if let Err(e) = placement.release(room).await {
+            tracing::warn!(%room, "placement not released: {e}");
+        }
+    }
+    info!(
+        calls = rooms.len(),
+        recordings = recovered,
+        "took back what this node held"
+    );
+    Ok(())
+}
+
+/// The media plane on other nodes, for a signaling node.
+fn remote_media(
+    config: &KefuConfig,
+    redis: Option<&RedisCluster>,
+) -> anyhow::Result<kefu_signaling::cluster::remote::client::RemoteMediaRouter> {
+    let redis = redis.context("a signaling node needs cluster.backend = \"redis\"")?;
+    let nodes = RedisNodes::new(
+        redis.clone(),
+        Duration::from_millis(config.cluster.node_timeout_ms),
+    );
+    let secret = config.cluster.secret.clone().context("cluster.secret")?;
+    Ok(
+        kefu_signaling::cluster::remote::client::RemoteMediaRouter::new(
+            RedisPlacement::new(redis.clone(), nodes),
+            secret,
+        ),
+    )
+}
+
 /// How often unanswered calls are timed out and queues re-dispatched.
 const CALL_SWEEP: Duration = Duration::from_secs(1);
 
@@ -447,6 +639,7 @@ async fn start_recordings(
     config: &KefuConfig,
     store: &Store,
     metrics: kefu_recorder::RecorderMetrics,
+    recover: bool,
 ) -> anyhow::Result<kefu_signaling::recordings::Recordings> {
     let storage =
         kefu_signaling::recordings::start_storage(&config.storage, &config.data_dir).await?;
@@ -464,6 +657,9 @@ async fn start_recordings(
         recorder,
         storage: Arc::new(storage),
     };
+    if !recover {
+        return Ok(recordings);
+    }
     let recovered = recordings
         .recover_all(store, kefu_signaling::clock::now_ms())
         .await

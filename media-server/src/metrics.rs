@@ -56,6 +56,11 @@ impl LatencyHistogram {
 }
 
 impl SfuMetrics {
+    /// Rooms with a participant in the SFU now (a node's calls, for placing calls).
+    pub fn rooms(&self) -> u64 {
+        u64::try_from(self.rooms.get()).unwrap_or(0)
+    }
+
     /// Beauty pipelines running now (a node's load, for placing calls).
     pub fn pipelines(&self) -> u64 {
         u64::try_from(self.pipelines.get()).unwrap_or(0)

@@ -1,6 +1,7 @@
 //! Test harness: an in-process kefu on free loopback ports, a signaling client, and an
 //! independent WebRTC client (webrtc-rs) that publishes synthetic Opus + VP8.
 
+pub mod cluster;
 pub mod coturn;
 pub mod faces;
 pub mod http;
@@ -11,7 +12,7 @@ pub mod server;
 pub mod signaling;
 pub mod webrtc_client;
 
-pub use server::{TestServer, spawn_app, spawn_app_in, spawn_app_with};
+pub use server::{TestServer, spawn_app, spawn_app_in, spawn_app_with, spawn_node};
 pub use signaling::SignalingClient;
 pub use webrtc_client::{RtcClient, running_call};
 

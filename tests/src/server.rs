@@ -8,6 +8,7 @@ use kefu_signaling::accounts::admin::{self, UserSpec};
 use kefu_signaling::accounts::bootstrap::BootstrapCredentials;
 use kefu_signaling::accounts::secrets::DataKey;
 use kefu_signaling::clock::now_ms;
+use kefu_signaling::cluster::config::NodeRole;
 use kefu_signaling::config::KefuConfig;
 use kefu_signaling::rooms::token::{Side, TokenKeys, unix_now};
 use kefu_signaling::store::Store;
@@ -19,7 +20,8 @@ use tokio::task::JoinHandle;
 pub struct TestServer {
     pub base_url: String,
     pub ws_url: String,
-    pub media_addr: SocketAddr,
+    /// The SFU's UDP address (`None` on a signaling node).
+    pub media_addr: Option<SocketAddr>,
     /// The SFU's ICE-TCP address (on by default).
     pub media_tcp_addr: Option<SocketAddr>,
     pub tokens: TokenKeys,
@@ -50,6 +52,15 @@ pub async fn spawn_app_in(
     data: tempfile::TempDir,
     tweak: impl FnOnce(&mut KefuConfig),
 ) -> TestServer {
+    spawn_node(NodeRole::All, data, tweak).await
+}
+
+/// One node of a cluster in `role` (its configuration from `tweak`).
+pub async fn spawn_node(
+    role: NodeRole,
+    data: tempfile::TempDir,
+    tweak: impl FnOnce(&mut KefuConfig),
+) -> TestServer {
     if std::env::var_os("TEST_LOG").is_some() {
         kefu_signaling::telemetry::init(&Default::default());
     }
@@ -68,7 +79,7 @@ pub async fn spawn_app_in(
     config.moderation.models_dir = config.verification.models_dir.clone();
     tweak(&mut config);
 
-    let app = App::build(config).await.expect("app builds");
+    let app = App::build_as(config, role).await.expect("app builds");
     let base_url = app.base_url();
     let ws_url = base_url.replacen("http", "ws", 1) + "/ws";
     let media_addr = app.media_addr();

@@ -229,7 +229,7 @@ async fn garbage_udp_datagrams_are_counted_and_dropped() {
                 })
                 .collect();
             socket
-                .send_to(&datagram, server.media_addr)
+                .send_to(&datagram, server.media_addr.expect("role all"))
                 .await
                 .expect("send");
             sent += 1;

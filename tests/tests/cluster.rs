@@ -7,80 +7,10 @@ use std::time::Duration;
 
 use kefu_signaling::cluster::config::ClusterBackend;
 use kefu_signaling::cluster::redis::{RedisCluster, RedisNodes};
-use kefu_signaling::config::KefuConfig;
+use kefu_tests::cluster::{Engines, cluster_node, engines, fresh_database, fresh_prefix};
 use kefu_tests::scenario::{connected_call, enterprise_with_agent, verify};
 use kefu_tests::{TestServer, spawn_app_with, wait_until};
 use redis::AsyncCommands;
-
-/// What the shared engines' test servers are, or `None` outside CI without them.
-struct Engines {
-    redis: String,
-    postgres: String,
-    s3: (String, String, String),
-}
-
-fn engines() -> Option<Engines> {
-    let var = |name: &str| std::env::var(name).ok();
-    match (
-        var("TEST_REDIS_URL"),
-        var("TEST_POSTGRES_URL"),
-        var("TEST_S3_ENDPOINT"),
-        var("TEST_S3_ACCESS_KEY"),
-        var("TEST_S3_SECRET_KEY"),
-    ) {
-        (Some(redis), Some(postgres), Some(endpoint), Some(access), Some(secret)) => {
-            Some(Engines {
-                redis,
-                postgres,
-                s3: (endpoint, access, secret),
-            })
-        }
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "CI must run the cluster tests: TEST_REDIS_URL, TEST_POSTGRES_URL and TEST_S3_* \
-             (make test sets them)"
-        ),
-        _ => {
-            eprintln!("Redis, PostgreSQL or S3 test server missing: cluster tests skipped");
-            None
-        }
-    }
-}
-
-/// A new database on the test server, so runs never share tables.
-async fn fresh_database(admin_url: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let name = format!("kefu_cluster_{}", uuid::Uuid::new_v4().simple());
-    let admin = sqlx::AnyPool::connect(admin_url)
-        .await
-        .expect("postgres admin connection");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create test database");
-    admin.close().await;
-    let (base, _) = admin_url.rsplit_once('/').expect("URL with a database");
-    format!("{base}/{name}")
-}
-
-/// The configuration of one cluster node on `engines`, under `prefix`.
-fn cluster_node(config: &mut KefuConfig, engines: &Engines, database: &str, prefix: &str) {
-    let (endpoint, access, secret) = engines.s3.clone();
-    config.cluster.backend = ClusterBackend::Redis;
-    config.cluster.redis_url = Some(engines.redis.clone().into());
-    config.cluster.key_prefix = prefix.to_owned();
-    config.cluster.node_id = "node-a".into();
-    config.cluster.secret = Some("a cluster secret of 32 bytes ok!".into());
-    config.cluster.heartbeat_ms = 200;
-    config.cluster.node_timeout_ms = 1000;
-    config.database.url = Some(database.to_owned());
-    config.storage.embedded = false;
-    config.storage.endpoint = endpoint;
-    config.storage.access_key = access;
-    config.storage.secret_key = secret;
-    config.storage.bucket = format!("kefu-{prefix}");
-    config.auth.token_secret = Some("a token secret of at least 32 bytes".into());
-    config.security.data_key = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into());
-}
 
 async fn redis_handle(engines: &Engines, prefix: &str) -> RedisCluster {
     let mut config = kefu_signaling::cluster::config::ClusterConfig {
@@ -103,9 +33,9 @@ async fn raw_redis(engines: &Engines) -> redis::aio::MultiplexedConnection {
 }
 
 async fn node(engines: &Engines) -> (TestServer, String) {
-    let prefix = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = fresh_prefix();
     let database = fresh_database(&engines.postgres).await;
-    let server = spawn_app_with(|c| cluster_node(c, engines, &database, &prefix)).await;
+    let server = spawn_app_with(|c| cluster_node(c, engines, &database, &prefix, "node-a")).await;
     (server, prefix)
 }
 

@@ -13,6 +13,7 @@ pub mod links;
 pub mod media;
 pub mod nodes;
 pub mod redis;
+pub mod remote;
 mod shared;
 
 pub use shared::Shared;

@@ -53,6 +53,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A media node's public port: health and metrics, nothing people use.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
 /// Once a shutdown began, every request but health and metrics gets 503 `draining`
 /// (a load balancer moves people to another node; a page says to try again).
 async fn refuse_while_draining(

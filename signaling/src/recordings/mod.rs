@@ -146,8 +146,24 @@ impl Recordings {
 
     /// Finalizes what an earlier process left behind.
     pub async fn recover_all(&self, store: &Store, now_ms: i64) -> Result<usize, StoreError> {
+        self.recover_where(store, now_ms, |_| true).await
+    }
+
+    /// [`Recordings::recover_all`] for the unfinished recordings `mine` picks (a media
+    /// node of a cluster takes back only those of the calls it held).
+    pub async fn recover_where(
+        &self,
+        store: &Store,
+        now_ms: i64,
+        mine: impl Fn(&Recording) -> bool,
+    ) -> Result<usize, StoreError> {
         let mut n = 0;
-        for rec in store.unfinished_recordings().await? {
+        for rec in store
+            .unfinished_recordings()
+            .await?
+            .into_iter()
+            .filter(|r| mine(r))
+        {
             if self.recorder.is_active(&rec.id) {
                 continue;
             }

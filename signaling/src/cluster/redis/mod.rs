@@ -7,13 +7,15 @@ mod lease;
 mod limiter;
 mod links;
 mod nodes;
+mod placement;
 mod previews;
 mod rooms;
 
 pub use lease::RedisLease;
 pub use limiter::RedisLimiter;
 pub use links::RedisLinks;
-pub use nodes::RedisNodes;
+pub use nodes::{ClusterView, RedisNodes};
+pub use placement::RedisPlacement;
 pub use previews::RedisPreviews;
 pub use rooms::RedisRooms;
 

@@ -39,6 +39,11 @@ impl RedisNodes {
         }
     }
 
+    /// The Redis handle this registry uses.
+    pub fn redis(&self) -> &RedisCluster {
+        &self.redis
+    }
+
     /// Writes `info` as this node's entry; returns whether it was asked to drain.
     pub async fn heartbeat(&self, info: &NodeInfo) -> Result<bool, ClusterError> {
         let json = serde_json::to_string(info)

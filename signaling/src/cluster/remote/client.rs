@@ -1,0 +1,438 @@
+//! The media plane on other nodes, as a signaling node drives it: a [`MediaRouter`]
+//! that places each room on a media node (`RedisPlacement`) and calls that node's
+//! control API (server.rs). A participant's peer connection is driven over one
+//! WebSocket to its media node; losing it reads as the media going away.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::{SinkExt, StreamExt};
+use kefu_beauty::BeautyParams;
+use kefu_media_server::moderation::ModerationSettings;
+use kefu_media_server::{CandidateError, JoinError, ParticipantId, RoomId, SfuEvent};
+use kefu_proto::TapParty;
+use kefu_recorder::{RecorderError, RecordingJob};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tracing::{debug, warn};
+
+use super::wire::{
+    FromMedia, Leave, SECRET_HEADER, SetBeauty, StartTaps, StopTaps, ToMedia, WireBeauty, WireJob,
+    WireParty,
+};
+use crate::beauty::preview::ROOM_PREFIX;
+use crate::cluster::media::MediaRouter;
+use crate::cluster::nodes::NodeInfo;
+use crate::cluster::redis::RedisPlacement;
+
+/// A media node that does not answer a join in this long is treated as unavailable.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A room's placement is released this long after its call ended.
+const RELEASE_DELAY: Duration = Duration::from_secs(3);
+/// Room operations (taps, beauty) give up after this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Answered = oneshot::Sender<Result<String, JoinError>>;
+
+/// What a participant's driver task is asked to do.
+enum Command {
+    /// Send `message`; the next answer or refusal goes to `answered`, and events from
+    /// then on to `events`.
+    Offer {
+        message: ToMedia,
+        answered: Answered,
+        events: mpsc::Sender<SfuEvent>,
+    },
+    Candidate(String),
+    Leave,
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteMediaRouter {
+    placement: RedisPlacement,
+    secret: Arc<SecretString>,
+    http: reqwest::Client,
+    /// Participants driven from this node, by id.
+    drivers: Arc<Mutex<HashMap<ParticipantId, mpsc::Sender<Command>>>>,
+}
+
+impl RemoteMediaRouter {
+    pub fn new(placement: RedisPlacement, secret: SecretString) -> Self {
+        Self {
+            placement,
+            secret: Arc::new(secret),
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+            drivers: Arc::default(),
+        }
+    }
+
+    fn drivers(&self) -> std::sync::MutexGuard<'_, HashMap<ParticipantId, mpsc::Sender<Command>>> {
+        self.drivers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a control connection to `node` for `participant` and sends `first`.
+    async fn connect(
+        &self,
+        node: &NodeInfo,
+        participant: ParticipantId,
+        first: ToMedia,
+    ) -> Result<(String, mpsc::Receiver<SfuEvent>), JoinError> {
+        let url = format!(
+            "{}/internal/v1/media",
+            node.internal_url
+                .trim_end_matches('/')
+                .replacen("http", "ws", 1)
+        );
+        let mut request = tungstenite::client::IntoClientRequest::into_client_request(url.as_str())
+            .map_err(|e| {
+                warn!(node = %node.id, "bad internal URL: {e}");
+                JoinError::Unavailable
+            })?;
+        let secret = tungstenite::http::HeaderValue::from_str(self.secret.expose_secret())
+            .map_err(|_| JoinError::Unavailable)?;
+        request.headers_mut().insert(SECRET_HEADER, secret);
+        let (socket, _) =
+            tokio::time::timeout(ANSWER_TIMEOUT, tokio_tungstenite::connect_async(request))
+                .await
+                .map_err(|_| JoinError::Unavailable)?
+                .map_err(|e| {
+                    warn!(node = %node.id, "media node unreachable: {e}");
+                    JoinError::Unavailable
+                })?;
+        let (tx, rx) = mpsc::channel(32);
+        let (events_tx, events_rx) = mpsc::channel(16);
+        let (answered, answer) = oneshot::channel();
+        tokio::spawn(drive(
+            socket,
+            participant.clone(),
+            rx,
+            self.drivers.clone(),
+            tx.clone(),
+        ));
+        tx.send(Command::Offer {
+            message: first,
+            answered,
+            events: events_tx,
+        })
+        .await
+        .map_err(|_| JoinError::Unavailable)?;
+        let sdp = tokio::time::timeout(ANSWER_TIMEOUT, answer)
+            .await
+            .map_err(|_| JoinError::Unavailable)?
+            .map_err(|_| JoinError::Unavailable)??;
+        // A driver this node had for the participant (a reloaded page) goes quietly:
+        // the media node keeps the participant for the new connection.
+        self.drivers().insert(participant, tx);
+        Ok((sdp, events_rx))
+    }
+
+    /// Runs a room operation on the node holding `room`, in the background (the
+    /// seam's room operations do not wait).
+    fn on_room<T: Serialize + Send + 'static>(
+        &self,
+        room: RoomId,
+        op: &'static str,
+        body: T,
+        release: bool,
+    ) {
+        let router = self.clone();
+        tokio::spawn(async move {
+            let node = match router.placement.node_of(room.as_str()).await {
+                Ok(Some(node)) => node,
+                Ok(None) => {
+                    debug!(%room, op, "room not placed: nothing to do");
+                    return;
+                }
+                Err(e) => {
+                    warn!(%room, op, "room operation not sent: {e}");
+                    return;
+                }
+            };
+            let url = format!(
+                "{}/internal/v1/rooms/{}/{op}",
+                node.internal_url.trim_end_matches('/'),
+                room.as_str()
+            );
+            let sent = router
+                .http
+                .post(url)
+                .header(SECRET_HEADER, router.secret.expose_secret())
+                .json(&body)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status());
+            if let Err(e) = sent {
+                warn!(%room, node = %node.id, op, "room operation failed: {e}");
+            }
+            if release {
+                // Operations for the room sent at the same moment (the participants'
+                // leaves) still find its node meanwhile.
+                tokio::time::sleep(RELEASE_DELAY).await;
+                if let Err(e) = router.placement.release(room.as_str()).await {
+                    warn!(%room, "placement not released (it expires): {e}");
+                }
+            }
+        });
+    }
+}
+
+/// Drives one participant's control connection until it closes.
+async fn drive(
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    participant: ParticipantId,
+    mut commands: mpsc::Receiver<Command>,
+    drivers: Arc<Mutex<HashMap<ParticipantId, mpsc::Sender<Command>>>>,
+    me: mpsc::Sender<Command>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut pending: Option<Answered> = None;
+    let mut events: Option<mpsc::Sender<SfuEvent>> = None;
+    let mut reason = "the media node closed the connection";
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let message = match command {
+                    Some(Command::Offer { message, answered, events: to }) => {
+                        pending = Some(answered);
+                        events = Some(to);
+                        message
+                    }
+                    Some(Command::Candidate(candidate)) => ToMedia::Candidate { candidate },
+                    Some(Command::Leave) => ToMedia::Leave,
+                    // Replaced by a newer driver: close without leaving.
+                    None => break,
+                };
+                let leaving = message == ToMedia::Leave;
+                // Plain strings: serializing cannot fail.
+                let text = serde_json::to_string(&message).unwrap_or_default();
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    reason = "the media node is unreachable";
+                    break;
+                }
+                if leaving {
+                    let _ = sink.close().await;
+                    return;
+                }
+            }
+            incoming = stream.next() => {
+                let Some(Ok(Message::Text(text))) = incoming else {
+                    match incoming {
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        _ => continue,
+                    }
+                };
+                match serde_json::from_str::<FromMedia>(&text) {
+                    Ok(FromMedia::Answer { sdp }) => {
+                        if let Some(answered) = pending.take() {
+                            let _ = answered.send(Ok(sdp));
+                        }
+                    }
+                    Ok(FromMedia::Refused { reason, detail }) => {
+                        if let Some(answered) = pending.take() {
+                            let _ = answered.send(Err(reason.into_error(detail)));
+                        }
+                    }
+                    Ok(FromMedia::CandidateRefused { detail }) => {
+                        debug!(%participant, "candidate refused by the media node: {detail}");
+                    }
+                    Ok(FromMedia::Connected) => {
+                        if let Some(events) = &events {
+                            let _ = events.send(SfuEvent::Connected { participant: participant.clone() }).await;
+                        }
+                    }
+                    Ok(FromMedia::Disconnected { reason }) => {
+                        if let Some(events) = &events {
+                            let _ = events.send(SfuEvent::Disconnected { participant: participant.clone(), reason }).await;
+                        }
+                    }
+                    Err(e) => warn!(%participant, "unreadable message from the media node: {e}"),
+                }
+            }
+        }
+    }
+    if let Some(answered) = pending.take() {
+        let _ = answered.send(Err(JoinError::Unavailable));
+    }
+    if let Some(events) = &events {
+        let _ = events
+            .send(SfuEvent::Disconnected {
+                participant: participant.clone(),
+                reason: reason.into(),
+            })
+            .await;
+    }
+    let mut drivers = drivers.lock().unwrap_or_else(|p| p.into_inner());
+    if drivers
+        .get(&participant)
+        .is_some_and(|d| d.same_channel(&me))
+    {
+        drivers.remove(&participant);
+    }
+}
+
+/// The call room of a media participant id (`<room>/<role>/<name>`).
+fn room_of(participant: &ParticipantId) -> &str {
+    participant.as_str().split('/').next().unwrap_or_default()
+}
+
+impl MediaRouter for RemoteMediaRouter {
+    fn join(
+        &self,
+        room: RoomId,
+        participant: ParticipantId,
+        offer: String,
+    ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
+        Box::pin(async move {
+            let node = self.placement.node_for(room.as_str()).await.map_err(|e| {
+                warn!(%room, "no media node for the room: {e}");
+                JoinError::Unavailable
+            })?;
+            let first = ToMedia::Join {
+                room: room.as_str().to_owned(),
+                participant: participant.as_str().to_owned(),
+                offer,
+            };
+            self.connect(&node, participant, first).await
+        })
+    }
+
+    fn restart(
+        &self,
+        participant: ParticipantId,
+        offer: String,
+    ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
+        Box::pin(async move {
+            let driver = self.drivers().get(&participant).cloned();
+            if let Some(driver) = driver {
+                let (events_tx, events_rx) = mpsc::channel(16);
+                let (answered, answer) = oneshot::channel();
+                let message = ToMedia::Restart { offer };
+                driver
+                    .send(Command::Offer {
+                        message,
+                        answered,
+                        events: events_tx,
+                    })
+                    .await
+                    .map_err(|_| JoinError::Unavailable)?;
+                let sdp = tokio::time::timeout(ANSWER_TIMEOUT, answer)
+                    .await
+                    .map_err(|_| JoinError::Unavailable)?
+                    .map_err(|_| JoinError::Unavailable)??;
+                return Ok((sdp, events_rx));
+            }
+            // Its signaling moved here from another node: attach to the media node
+            // holding its room.
+            let node = match self.placement.node_of(room_of(&participant)).await {
+                Ok(Some(node)) => node,
+                Ok(None) => return Err(JoinError::UnknownParticipant),
+                Err(e) => {
+                    warn!(%participant, "media node of the room unknown: {e}");
+                    return Err(JoinError::Unavailable);
+                }
+            };
+            let first = ToMedia::Attach {
+                participant: participant.as_str().to_owned(),
+                offer,
+            };
+            self.connect(&node, participant, first).await
+        })
+    }
+
+    fn add_remote_candidate(
+        &self,
+        participant: ParticipantId,
+        candidate: String,
+    ) -> BoxFuture<'_, Result<(), CandidateError>> {
+        Box::pin(async move {
+            let driver = self.drivers().get(&participant).cloned();
+            let Some(driver) = driver else {
+                return Err(CandidateError::UnknownParticipant);
+            };
+            // A malformed candidate is refused by the media node and logged there;
+            // the page's other candidates carry on.
+            driver
+                .send(Command::Candidate(candidate))
+                .await
+                .map_err(|_| CandidateError::Unavailable)
+        })
+    }
+
+    fn leave(&self, participant: ParticipantId) {
+        let driver = self.drivers().remove(&participant);
+        match driver {
+            Some(driver) => {
+                let _ = driver.try_send(Command::Leave);
+            }
+            // Its page is driven from another signaling node: the media node is told
+            // directly (the other node's connection then closes by itself).
+            None => {
+                let room = RoomId::new(room_of(&participant));
+                let body = Leave {
+                    participant: participant.as_str().to_owned(),
+                };
+                self.on_room(room, "leave", body, false);
+            }
+        }
+    }
+
+    fn start_taps(
+        &self,
+        room: RoomId,
+        parties: Vec<TapParty>,
+        job: Option<RecordingJob>,
+        screening: Option<ModerationSettings>,
+    ) -> Result<(), RecorderError> {
+        // The media node marks the recording failed itself if it cannot start it.
+        let body = StartTaps {
+            parties: parties.iter().map(WireParty::from).collect(),
+            recording: job.as_ref().map(WireJob::from),
+            screening,
+        };
+        self.on_room(room, "taps", body, false);
+        Ok(())
+    }
+
+    fn stop_taps(&self, room: RoomId, id: Option<&str>) {
+        let body = StopTaps {
+            recording: id.map(str::to_owned),
+        };
+        // The call is over: its placement goes after the media node is told.
+        self.on_room(room, "taps/stop", body, true);
+    }
+
+    fn screen_without_recorder(&self, room: RoomId) {
+        self.on_room(room, "screen-alone", (), false);
+    }
+
+    fn set_beauty(&self, room: RoomId, agent: ParticipantId, params: Option<BeautyParams>) {
+        let body = SetBeauty {
+            agent: agent.as_str().to_owned(),
+            params: params.map(WireBeauty::from),
+        };
+        self.on_room(room, "beauty", body, false);
+    }
+
+    fn stop_beauty(&self, room: RoomId) {
+        // A preview room ends with its pipeline; a call room with its taps.
+        let release = room.as_str().starts_with(ROOM_PREFIX);
+        self.on_room(room, "beauty/stop", (), release);
+    }
+
+    fn preview_beauty(&self, room: RoomId, agent: ParticipantId, params: BeautyParams) {
+        let body = SetBeauty {
+            agent: agent.as_str().to_owned(),
+            params: Some(WireBeauty::from(params)),
+        };
+        self.on_room(room, "preview", body, false);
+    }
+}

@@ -1,0 +1,145 @@
+//! Two signaling nodes (in this process) and two media nodes (`kefu serve --role
+//! media` processes) of one cluster, sharing Redis, PostgreSQL and Ceph radosgw as
+//! `make test` starts them, with webrtc-rs clients: a call whose agent and customer reach different
+//! signaling nodes, calls spread over the media nodes, a drain.
+
+use std::time::Duration;
+
+use kefu_signaling::cluster::config::NodeRole;
+use kefu_tests::cluster::{NodeProcess, cluster_node, engines, fresh_database, fresh_prefix};
+use kefu_tests::scenario::{accepted_invite, enterprise_with_agent, verify};
+use kefu_tests::{RtcClient, TestServer, spawn_node, wait_until};
+
+/// Signaling nodes in this process (their API is what the test drives); media nodes
+/// as processes of their own (their CPU figures are their own, and they can die).
+struct Cluster {
+    signaling: Vec<TestServer>,
+    media: Vec<NodeProcess>,
+}
+
+async fn cluster() -> Option<Cluster> {
+    let engines = engines()?;
+    let prefix = fresh_prefix();
+    let database = fresh_database(&engines.postgres).await;
+    let mut media = Vec::new();
+    for n in 1..=2 {
+        media.push(NodeProcess::media(&engines, &database, &prefix, &format!("media-{n}")).await);
+    }
+    let mut signaling = Vec::new();
+    for n in 1..=2 {
+        let node = format!("signaling-{n}");
+        let server = spawn_node(
+            NodeRole::Signaling,
+            tempfile::tempdir().expect("dir"),
+            |c| {
+                cluster_node(c, &engines, &database, &prefix, &node);
+            },
+        )
+        .await;
+        signaling.push(server);
+    }
+    // Every node has sent a heartbeat before calls are placed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Some(Cluster { signaling, media })
+}
+
+/// Participants each media node's SFU holds now.
+async fn held(cluster: &Cluster) -> Vec<f64> {
+    let mut held = Vec::new();
+    for node in &cluster.media {
+        held.push(node.metric("kefu_sfu_participants").await);
+    }
+    held
+}
+
+/// An invited video call of `agent`, its agent on signaling node `a`, its customer
+/// on signaling node `c`; returns (call id, agent client, customer client).
+async fn call_across(
+    cluster: &Cluster,
+    agent: &str,
+    a: usize,
+    c: usize,
+) -> (String, RtcClient, RtcClient) {
+    let (id, agent_token, customer_token) =
+        accepted_invite(&cluster.signaling[a], agent, "video").await;
+    let agent = RtcClient::join_with_token(&cluster.signaling[a], &agent_token, "agent").await;
+    let customer =
+        RtcClient::join_with_token(&cluster.signaling[c], &customer_token, "customer").await;
+    customer
+        .wait_for_more(20, 20, Duration::from_secs(15))
+        .await;
+    (id, agent, customer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_across_signaling_nodes_runs_on_one_media_node_and_calls_spread() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let (sig1, sig2) = (&cluster.signaling[0], &cluster.signaling[1]);
+    let (alice, boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+
+    // The agent signals through node 1, the customer through node 2.
+    let (first, agent, customer) = call_across(&cluster, &alice, 0, 1).await;
+    for client in [&agent, &customer] {
+        client.wait_for_more(60, 40, Duration::from_secs(10)).await;
+    }
+    let placed = held(&cluster).await;
+    assert!(
+        placed == [2.0, 0.0] || placed == [0.0, 2.0],
+        "both parties on one media node: {placed:?}"
+    );
+    sig2.wait_for_call_state(&first, &boss, "connected", Duration::from_secs(5))
+        .await;
+
+    // A second call while the first runs goes to the other media node.
+    let (second, agent2, customer2) = call_across(&cluster, &alice, 1, 0).await;
+    customer2
+        .wait_for_more(30, 20, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        held(&cluster).await,
+        [2.0, 2.0],
+        "one call on each media node"
+    );
+
+    for (call, customer) in [(&first, &customer), (&second, &customer2)] {
+        customer.hang_up();
+        sig1.wait_for_call_state(call, &alice, "ended", Duration::from_secs(10))
+            .await;
+    }
+    drop((agent, agent2));
+    // Both recordings reach the shared store; one plays through the other signaling
+    // node than the one that made its link.
+    for call in [&first, &second] {
+        let recording = wait_until(
+            "a recording to be ready",
+            Duration::from_secs(60),
+            || async {
+                let list = sig2.recordings_of(call, &boss).await;
+                (list[0]["state"] == "ready").then(|| list[0].clone())
+            },
+        )
+        .await;
+        let id = recording["id"].as_str().expect("id");
+        let (status, link) = sig2
+            .post(&format!("/api/v1/recordings/{id}/play"), Some(&boss), None)
+            .await;
+        assert_eq!(status, 200, "{link}");
+        let url = format!("{}{}", sig1.base_url, link["url"].as_str().expect("url"));
+        let bytes = reqwest::get(&url)
+            .await
+            .expect("GET")
+            .bytes()
+            .await
+            .expect("body");
+        assert_eq!(&bytes[4..8], b"ftyp", "an MP4 file through the other node");
+    }
+    wait_until(
+        "the media nodes to let go",
+        Duration::from_secs(10),
+        || async { (held(&cluster).await == [0.0, 0.0]).then_some(()) },
+    )
+    .await;
+}
