@@ -238,7 +238,8 @@ mod tests {
         };
         let json = serde_json::to_string(&join).expect("json");
         assert_eq!(serde_json::from_str::<ToMedia>(&json).expect("back"), join);
-        assert!(serde_json::from_str::<ToMedia>(r#"{"type":"leave","x":1}"#).is_err());
+        let extra = r#"{"type":"restart","offer":"v=0","extra":1}"#;
+        assert!(serde_json::from_str::<ToMedia>(extra).is_err());
         let refused = FromMedia::Refused {
             reason: Refusal::from(&JoinError::RoomFull),
             detail: String::new(),
