@@ -80,6 +80,8 @@ async fn shared_state(config: &KefuConfig) -> anyhow::Result<(Shared, Option<Red
 struct Registration {
     nodes: RedisNodes,
     id: String,
+    /// The heartbeat period.
+    period: Duration,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -115,6 +117,8 @@ pub struct App {
     bootstrap: Option<BootstrapCredentials>,
     /// Notified when an operator asks this node to drain (`kefu admin drain`).
     drain_requested: Arc<Notify>,
+    /// Set once this node drains; its registry entry says so.
+    node_draining: Arc<std::sync::atomic::AtomicBool>,
     registration: Option<Registration>,
 }
 
@@ -215,6 +219,7 @@ impl App {
             None => None,
         };
         let drain_requested = Arc::new(Notify::new());
+        let node_draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let registration = redis.as_ref().map(|redis| {
             let nodes = RedisNodes::new(
                 redis.clone(),
@@ -250,12 +255,14 @@ impl App {
             let period = Duration::from_millis(config.cluster.heartbeat_ms);
             Registration {
                 id: identity.id.clone(),
+                period,
                 heartbeat: tokio::spawn(heartbeat::run(
                     nodes.clone(),
                     identity,
                     period,
                     load,
                     drain_requested.clone(),
+                    node_draining.clone(),
                 )),
                 nodes,
             }
@@ -339,6 +346,7 @@ impl App {
             drain_timeout: Duration::from_secs(config.server.drain_timeout_secs),
             bootstrap,
             drain_requested,
+            node_draining,
             registration,
         })
     }
@@ -424,6 +432,7 @@ impl App {
             grace,
             drain_timeout,
             drain_requested,
+            node_draining,
             registration,
             ..
         } = self;
@@ -435,8 +444,25 @@ impl App {
         .into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
-        // Timeouts and queues are a signaling node's work.
-        let sweeper = (role != NodeRole::Media).then(|| tokio::spawn(sweep_calls(state.clone())));
+        let sweeper = tokio::spawn(sweep_calls(state.clone(), role));
+        // Signaling nodes end the calls of a media node that went silent.
+        let watcher = match (role, &registration) {
+            (NodeRole::Signaling, Some(r)) => {
+                let redis = r.nodes.redis().clone();
+                Some(tokio::spawn(kefu_signaling::cluster::node_loss::watch(
+                    state.clone(),
+                    r.nodes.clone(),
+                    RedisPlacement::new(redis.clone(), r.nodes.clone()),
+                    kefu_signaling::cluster::redis::RedisLease::new(
+                        redis,
+                        Duration::from_secs(10),
+                        Duration::from_millis(100),
+                    ),
+                    r.period,
+                )))
+            }
+            _ => None,
+        };
         let control = internal.map(|(listener, secret)| {
             let router = kefu_signaling::cluster::remote::server::router(state.clone(), secret);
             tokio::spawn(async move {
@@ -458,6 +484,7 @@ impl App {
                 _ = shutdown => {}
                 _ = drain_requested.notified() => {}
             }
+            node_draining.store(true, std::sync::atomic::Ordering::SeqCst);
             match role {
                 NodeRole::All => drain(&draining, drain_timeout).await,
                 // Its calls carry on: the pages reconnect to another signaling node.
@@ -482,8 +509,9 @@ impl App {
                     .await
             }
         };
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
+        sweeper.abort();
+        if let Some(watcher) = watcher {
+            watcher.abort();
         }
         if let Some(control) = control {
             control.abort();
@@ -675,7 +703,7 @@ async fn start_recordings(
 
 /// Every [`CALL_SWEEP`]: times out calls nobody answered, then gives waiting requests
 /// to agents who became free (a call ended, a slot opened).
-async fn sweep_calls(state: AppState) {
+async fn sweep_calls(state: AppState, role: NodeRole) {
     let mut tick = tokio::time::interval(CALL_SWEEP);
     loop {
         tick.tick().await;
@@ -683,6 +711,14 @@ async fn sweep_calls(state: AppState) {
             continue;
         }
         let now = kefu_signaling::clock::now_ms();
+        // A media node only closes the recordings of calls that ended elsewhere;
+        // timeouts and queues are a signaling node's work.
+        if role == NodeRole::Media {
+            if let Err(e) = state.recordings.reconcile(&state.store, now).await {
+                tracing::warn!("reconciling recordings failed: {e}");
+            }
+            continue;
+        }
         match state.calls.expire_overdue(now).await {
             Ok(0) => {}
             Ok(n) => info!(calls = n, "unanswered calls timed out"),

@@ -103,7 +103,8 @@ pub struct NodeProcess {
     pub id: String,
     /// `http://127.0.0.1:<port>`: health and metrics.
     pub base_url: String,
-    child: std::process::Child,
+    child: Option<std::process::Child>,
+    env: Vec<(&'static str, String)>,
     _data: tempfile::TempDir,
 }
 
@@ -167,19 +168,28 @@ impl NodeProcess {
             ),
             ("KEFU_MODERATION__MODELS_DIR", models.display().to_string()),
         ];
+        let mut node = Self {
+            id: node.to_owned(),
+            base_url: format!("http://127.0.0.1:{http}"),
+            child: None,
+            env: env.to_vec(),
+            _data: data,
+        };
+        node.start().await;
+        node
+    }
+
+    /// Starts the process (again, on the same data folder and ports after a kill);
+    /// returns once it is healthy.
+    pub async fn start(&mut self) {
         let child = std::process::Command::new(kefu_binary())
             .args(["serve", "--role", "media"])
-            .envs(env)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("kefu starts");
-        let node = Self {
-            id: node.to_owned(),
-            base_url: format!("http://127.0.0.1:{http}"),
-            child,
-            _data: data,
-        };
-        let health = format!("{}/healthz", node.base_url);
+        self.child = Some(child);
+        let health = format!("{}/healthz", self.base_url);
         crate::wait_until(
             "the media node to be healthy",
             std::time::Duration::from_secs(30),
@@ -192,7 +202,34 @@ impl NodeProcess {
             },
         )
         .await;
-        node
+    }
+
+    /// Runs `kefu admin ARGS…` with this node's configuration.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(kefu_binary())
+            .arg("admin")
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("kefu admin runs")
+    }
+
+    /// Waits for the process to exit by itself; its exit status.
+    pub async fn exited(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not exit",
+                self.id
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// One sample of its `/metrics` (0 when absent).
@@ -210,8 +247,10 @@ impl NodeProcess {
 
     /// `kill -9`.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

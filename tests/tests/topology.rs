@@ -143,3 +143,164 @@ async fn a_call_across_signaling_nodes_runs_on_one_media_node_and_calls_spread()
     )
     .await;
 }
+
+/// Which media node holds a call (participants on it).
+async fn holder(cluster: &Cluster) -> usize {
+    let held = held(cluster).await;
+    held.iter()
+        .position(|p| *p >= 2.0)
+        .unwrap_or_else(|| panic!("no media node holds the call: {held:?}"))
+}
+
+/// Whether `client` was told its call ended for `reason`.
+async fn told_ended(client: &RtcClient, reason: kefu_proto::EndReason) -> bool {
+    client.messages.lock().await.iter().any(|m| {
+        matches!(m, kefu_proto::signaling::ServerMessage::CallEnded { reason: r, .. } if *r == reason)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_media_node_finishes_its_call_takes_no_new_one_and_exits() {
+    let Some(mut cluster) = cluster().await else {
+        return;
+    };
+    let sig1 = &cluster.signaling[0];
+    let (alice, boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    let (first, agent, customer) = call_across(&cluster, &alice, 0, 1).await;
+    let drained = holder(&cluster).await;
+
+    let id = cluster.media[drained].id.clone();
+    let out = cluster.media[drained].admin(&["drain", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        "the registry to say draining",
+        Duration::from_secs(5),
+        || async {
+            let out = cluster.media[drained].admin(&["nodes"]);
+            let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+            listing
+                .lines()
+                .any(|l| l.starts_with(&format!("{id}\t")) && l.contains("draining"))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // The live call goes on; a new one goes to the other node.
+    customer
+        .wait_for_more(60, 40, Duration::from_secs(10))
+        .await;
+    let (second, _agent2, customer2) = call_across(&cluster, &alice, 1, 0).await;
+    let held_now = held(&cluster).await;
+    assert_eq!(
+        held_now[drained], 2.0,
+        "the drained node kept only its own call"
+    );
+    assert_eq!(
+        held_now[1 - drained],
+        2.0,
+        "the new call went to the other node"
+    );
+
+    customer.hang_up();
+    let ended = cluster.signaling[0]
+        .wait_for_call_state(&first, &alice, "ended", Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        ended["end_reason"], "hang_up",
+        "it finished normally: {ended}"
+    );
+    let status = cluster.media[drained].exited(Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "the drained node stopped by itself: {status}"
+    );
+    let list = wait_until(
+        "the drained call's recording",
+        Duration::from_secs(30),
+        || async {
+            let list = cluster.signaling[1].recordings_of(&first, &boss).await;
+            (list[0]["state"] == "ready").then_some(list)
+        },
+    )
+    .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    drop(agent);
+    customer2.hang_up();
+    cluster.signaling[0]
+        .wait_for_call_state(&second, &alice, "ended", Duration::from_secs(10))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_media_node_ends_its_calls_as_node_lost_and_recovers_their_recording_when_back() {
+    use kefu_proto::EndReason;
+    let Some(mut cluster) = cluster().await else {
+        return;
+    };
+    let sig1 = &cluster.signaling[0];
+    let (alice, boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    let (lost, lost_agent, lost_customer) = call_across(&cluster, &alice, 0, 1).await;
+    let dead = holder(&cluster).await;
+    let (kept, _kept_agent, kept_customer) = call_across(&cluster, &alice, 1, 0).await;
+    assert_eq!(held(&cluster).await, [2.0, 2.0]);
+    // A few seconds in the recording.
+    lost_customer
+        .wait_for_more(60, 40, Duration::from_secs(10))
+        .await;
+
+    cluster.media[dead].kill();
+    let killed_at = std::time::Instant::now();
+    let ended = cluster.signaling[0]
+        .wait_for_call_state(&lost, &alice, "ended", Duration::from_secs(10))
+        .await;
+    let took = killed_at.elapsed();
+    assert_eq!(ended["end_reason"], "node_lost", "{ended}");
+    // Timeout 1 s, checked every heartbeat (0.2 s): well within 3 s.
+    assert!(
+        took < Duration::from_secs(3),
+        "ended {took:?} after the kill"
+    );
+    for client in [&lost_agent, &lost_customer] {
+        wait_until(
+            "the page to be told node_lost",
+            Duration::from_secs(5),
+            || async { told_ended(client, EndReason::NodeLost).await.then_some(()) },
+        )
+        .await;
+    }
+    // The other node's call goes on.
+    kept_customer
+        .wait_for_more(60, 40, Duration::from_secs(10))
+        .await;
+    let view = cluster.signaling[1].call_view(&kept, &alice).await;
+    assert_eq!(view["state"], "connected", "{view}");
+    let list = cluster.signaling[1].recordings_of(&lost, &boss).await;
+    assert_ne!(
+        list[0]["state"], "ready",
+        "its recording waits on the dead node's spool"
+    );
+
+    // Back on the same disk: the recording is recovered from the spool.
+    cluster.media[dead].start().await;
+    let recording = wait_until(
+        "the lost call's recording",
+        Duration::from_secs(60),
+        || async {
+            let list = cluster.signaling[1].recordings_of(&lost, &boss).await;
+            (list[0]["state"] == "ready").then(|| list[0].clone())
+        },
+    )
+    .await;
+    assert!(
+        recording["duration_ms"].as_i64().unwrap_or(0) >= 2000,
+        "what was spooled before the kill: {recording}"
+    );
+    kept_customer.hang_up();
+}

@@ -4,6 +4,7 @@
 //! entry simply expires meanwhile.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -21,19 +22,22 @@ pub struct NodeIdentity {
 }
 
 /// Beats until the task is aborted. `load` reads what runs here (the CPU figure is
-/// measured here); `drain` is notified once when a drain is requested.
+/// measured here); `drain` is notified once when a drain is requested. `draining`
+/// (set here on a request, or by the node's own shutdown) is what the entry says, so
+/// no new call is placed on a draining node.
 pub async fn run(
     nodes: RedisNodes,
     identity: NodeIdentity,
     period: Duration,
     load: impl Fn() -> NodeLoad + Send + 'static,
     drain: Arc<Notify>,
+    draining: Arc<AtomicBool>,
 ) {
     let cores = std::thread::available_parallelism()
         .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
         .unwrap_or(1);
     let mut last = (Instant::now(), kefu_proto::process::cpu_seconds());
-    let mut draining = false;
+    let mut asked_before = false;
     let mut failing = false;
     if let Err(e) = nodes.clear_drain(&identity.id).await {
         warn!("cluster registry: {e}");
@@ -51,7 +55,7 @@ pub async fn run(
             id: identity.id.clone(),
             role: identity.role.to_owned(),
             internal_url: identity.internal_url.clone(),
-            draining,
+            draining: draining.load(Ordering::SeqCst),
             load: NodeLoad {
                 cpu_cores,
                 cores,
@@ -66,9 +70,10 @@ pub async fn run(
                     info!("cluster registry reachable again");
                     failing = false;
                 }
-                if asked && !draining {
+                if asked && !asked_before {
                     info!(node = %identity.id, "drain requested");
-                    draining = true;
+                    asked_before = true;
+                    draining.store(true, Ordering::SeqCst);
                     drain.notify_one();
                 }
             }

@@ -11,6 +11,7 @@ pub mod lease;
 pub mod limiter;
 pub mod links;
 pub mod media;
+pub mod node_loss;
 pub mod nodes;
 pub mod redis;
 pub mod remote;
