@@ -120,6 +120,8 @@ pub struct App {
     /// Set once this node drains; its registry entry says so.
     node_draining: Arc<std::sync::atomic::AtomicBool>,
     registration: Option<Registration>,
+    /// The cross-node relay of call changes (its tasks stop with the app).
+    _relay: Option<kefu_signaling::cluster::redis::RelayTasks>,
 }
 
 impl App {
@@ -293,6 +295,14 @@ impl App {
             ),
             shared,
         );
+        // Call changes made on other nodes reach this node's pages, and back.
+        let relay = redis.as_ref().map(|redis| {
+            kefu_signaling::cluster::redis::relay_call_events(
+                redis.clone(),
+                state.calls.clone(),
+                state.store.clone(),
+            )
+        });
         if let Some(events) = moderation_events {
             tokio::spawn(kefu_signaling::moderation::reactions::run(
                 state.clone(),
@@ -348,6 +358,7 @@ impl App {
             drain_requested,
             node_draining,
             registration,
+            _relay: relay,
         })
     }
 
@@ -434,6 +445,7 @@ impl App {
             drain_requested,
             node_draining,
             registration,
+            _relay,
             ..
         } = self;
         let app = match role {

@@ -304,3 +304,70 @@ async fn a_killed_media_node_ends_its_calls_as_node_lost_and_recovers_their_reco
     );
     kept_customer.hang_up();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_on_one_signaling_node_reaches_a_workbench_on_the_other() {
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let (sig1, sig2) = (&cluster.signaling[0], &cluster.signaling[1]);
+    let (alice, _boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+
+    // The workbench's event channel is on node 1.
+    let (mut events, _) = tokio_tungstenite::connect_async(format!("{}/events", sig1.ws_url))
+        .await
+        .expect("event channel");
+    let subscribe = json!({"type": "subscribe", "session": alice}).to_string();
+    events
+        .send(Message::Text(subscribe.into()))
+        .await
+        .expect("subscribe");
+
+    // The call is created on node 1, its invite accepted on node 2.
+    let (status, created) = sig1
+        .post(
+            "/api/v1/calls",
+            Some(&alice),
+            Some(json!({"kind": "video"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let code = created["invite_url"]
+        .as_str()
+        .expect("invite")
+        .rsplit('/')
+        .next()
+        .expect("code")
+        .to_owned();
+    let (status, ticket) = sig2
+        .post(
+            &format!("/api/v1/invites/{code}/accept"),
+            None,
+            Some(json!({"display_name": "张三", "consent": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{ticket}");
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = events.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let event: Value = serde_json::from_str(&text).expect("json");
+            if event["type"] == "call"
+                && event["call"]["id"] == id.as_str()
+                && event["call"]["state"] == "connecting"
+            {
+                return event;
+            }
+        }
+        panic!("the event channel closed");
+    })
+    .await
+    .expect("the accept on node 2 reached the workbench on node 1 within 5 s");
+    assert_eq!(seen["call"]["state"], "connecting");
+}

@@ -35,6 +35,9 @@ pub struct CallChanged {
     /// The event's name as stored in the call log (`"assigned"`, `"hang_up"`, …).
     pub event: &'static str,
     pub at: i64,
+    /// Another node made the change (it came through the cluster's relay): not to be
+    /// relayed again.
+    pub relayed: bool,
 }
 
 /// Applies call transitions and their reactions. Cheap to clone.
@@ -179,6 +182,17 @@ impl CallDriver {
             call: call.clone(),
             event,
             at,
+            relayed: false,
+        });
+    }
+
+    /// Tells this node's listeners about a change another node made.
+    pub fn publish_relayed(&self, call: &Call, event: &'static str, at: i64) {
+        let _ = self.inner.events.send(CallChanged {
+            call: call.clone(),
+            event,
+            at,
+            relayed: true,
         });
     }
 

@@ -3,6 +3,7 @@
 //! deadline, so while Redis is away requests are refused quickly instead of hanging.
 //! Keys all start with `cluster.key_prefix`; docs/cluster.md lists them.
 
+mod events;
 mod lease;
 mod limiter;
 mod links;
@@ -11,6 +12,7 @@ mod placement;
 mod previews;
 mod rooms;
 
+pub use events::{RelayTasks, relay_call_events};
 pub use lease::RedisLease;
 pub use limiter::RedisLimiter;
 pub use links::RedisLinks;
