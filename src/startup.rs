@@ -180,7 +180,7 @@ impl App {
         };
 
         let rooms: Arc<dyn RoomBus> = match &redis {
-            Some(redis) => Arc::new(RedisRooms::start(redis.clone())),
+            Some(redis) => Arc::new(RedisRooms::start(redis.clone()).await),
             None => Arc::new(Rooms::default()),
         };
         for room in &config.signaling.rooms {

@@ -42,6 +42,7 @@ fn config(url: &str, prefix: &str, node: &str) -> ClusterConfig {
         key_prefix: prefix.into(),
         node_id: node.into(),
         redis_timeout_ms: 500,
+        secret: Some("the cluster secret of the tests, 32+ bytes".into()),
         ..ClusterConfig::default()
     }
 }
@@ -121,19 +122,37 @@ async fn a_lease_has_one_holder_across_nodes_and_outlives_its_ttl_while_held() {
     );
     let _other = on_b.acquire("another").await.expect("other names are free");
 
-    // A waiting acquirer gets it soon after release.
-    let waiting = RedisLease::new(b, ttl, Duration::from_secs(5));
+    drop(held);
+    // Released when dropped, not left to expire: this one lives 10 s unreleased.
+    let long = RedisLease::new(a.clone(), Duration::from_secs(10), Duration::from_secs(5));
+    drop(long.acquire("release-check").await.expect("free"));
+    let key = a.key(&["lease", "release-check"]);
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
     let started = Instant::now();
-    let (got, ()) = tokio::join!(waiting.acquire("dispatch"), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        drop(held);
-    });
-    got.expect("acquired after release");
-    assert!(
-        started.elapsed() < ttl * 2,
-        "released, not expired: {:?}",
-        started.elapsed()
-    );
+    loop {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        if !exists {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the dropped lease was released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waiting = RedisLease::new(b, ttl, Duration::from_millis(200));
+    waiting
+        .acquire("dispatch")
+        .await
+        .expect("free for the next holder");
 }
 
 #[tokio::test]
@@ -397,6 +416,13 @@ async fn while_redis_is_away_every_seam_refuses_quickly_and_works_again_when_it_
         Duration::from_secs(10),
         Duration::from_secs(5),
     );
+    let other = RedisCluster::connect(&config(&redis.url(), "outage", "node-b"))
+        .await
+        .expect("connect b");
+    let (rooms_a, rooms_b) = (
+        RedisRooms::start(node.clone()).await,
+        RedisRooms::start(other).await,
+    );
     links
         .put("t", "v".into(), Duration::from_secs(60))
         .await
@@ -433,6 +459,38 @@ async fn while_redis_is_away_every_seam_refuses_quickly_and_works_again_when_it_
     assert_eq!(links.get("t2").await.expect("get").as_deref(), Some("v2"));
     assert!(limiter.allow("login:a").await.expect("allowed again"));
     let _held = lease.acquire("dispatch").await.expect("lease again");
+    // The nodes' listeners subscribed again by themselves: a message crosses.
+    rooms_a.open("after").await.expect("open");
+    let (a_tx, mut a_rx) = tokio::sync::mpsc::channel(8);
+    rooms_a
+        .join("after", "c", Side::Customer, 1, a_tx)
+        .await
+        .expect("join a");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    loop {
+        // Each try joins as a new session of the agent on node b.
+        n += 1;
+        let (b_tx, _b_rx) = tokio::sync::mpsc::channel(8);
+        // Node b's first command since the restart reconnects it (a running node's
+        // heartbeat does that within a second).
+        if rooms_b
+            .join("after", "g", Side::Agent, n, b_tx)
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "node b never reconnected");
+            continue;
+        }
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), a_rx.recv()).await {
+            assert!(matches!(m, ServerMessage::PeerJoined(_)), "{m:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node a never heard from node b again"
+        );
+    }
 }
 
 /// The next message in `rx` within a second.
@@ -447,9 +505,10 @@ async fn next(rx: &mut tokio::sync::mpsc::Receiver<ServerMessage>) -> ServerMess
 async fn a_call_room_spans_two_nodes() {
     let Some(url) = redis_url() else { return };
     let (a, b) = two_nodes(&url).await;
-    let (on_a, on_b) = (RedisRooms::start(a.clone()), RedisRooms::start(b));
-    // Each node's listener subscribes before anything is sent to it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (on_a, on_b) = (
+        RedisRooms::start(a.clone()).await,
+        RedisRooms::start(b).await,
+    );
     let mailbox = || tokio::sync::mpsc::channel::<ServerMessage>(8);
 
     let (customer_tx, mut customer) = mailbox();
@@ -585,8 +644,10 @@ async fn a_call_room_spans_two_nodes() {
 async fn leaving_tells_the_other_node_and_an_empty_call_room_goes_away() {
     let Some(url) = redis_url() else { return };
     let (a, b) = two_nodes(&url).await;
-    let (on_a, on_b) = (RedisRooms::start(a.clone()), RedisRooms::start(b));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (on_a, on_b) = (
+        RedisRooms::start(a.clone()).await,
+        RedisRooms::start(b).await,
+    );
     on_a.create("demo").await.expect("standing room");
     on_a.open("call-2").await.expect("call room");
     let (c_tx, _c) = tokio::sync::mpsc::channel(8);

@@ -267,13 +267,16 @@ async fn a_killed_media_node_ends_its_calls_as_node_lost_and_recovers_their_reco
         took < Duration::from_secs(3),
         "ended {took:?} after the kill"
     );
-    for client in [&lost_agent, &lost_customer] {
-        wait_until(
-            "the page to be told node_lost",
-            Duration::from_secs(5),
-            || async { told_ended(client, EndReason::NodeLost).await.then_some(()) },
-        )
-        .await;
+    for (who, client) in [("agent", &lost_agent), ("customer", &lost_customer)] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !told_ended(client, EndReason::NodeLost).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the {who} was not told node_lost: {:?}",
+                client.messages.lock().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     // The other node's call goes on.
     kept_customer

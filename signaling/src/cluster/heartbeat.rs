@@ -39,10 +39,13 @@ pub async fn run(
     let mut last = (Instant::now(), kefu_proto::process::cpu_seconds());
     let mut asked_before = false;
     let mut failing = false;
-    if let Err(e) = nodes.clear_drain(&identity.id).await {
-        warn!("cluster registry: {e}");
-    }
+    // A drain request left from before this process started is not for it; until
+    // it is cleared, none counts.
+    let mut cleared = false;
     loop {
+        if !cleared {
+            cleared = nodes.clear_drain(&identity.id).await.is_ok();
+        }
         let now = (Instant::now(), kefu_proto::process::cpu_seconds());
         let wall = now.0.duration_since(last.0).as_secs_f64();
         let cpu_cores = if wall > 0.0 {
@@ -70,7 +73,7 @@ pub async fn run(
                     info!("cluster registry reachable again");
                     failing = false;
                 }
-                if asked && !asked_before {
+                if asked && cleared && !asked_before {
                     info!(node = %identity.id, "drain requested");
                     asked_before = true;
                     draining.store(true, Ordering::SeqCst);

@@ -520,18 +520,15 @@ impl Session {
     }
 
     async fn leave(&mut self, ending: Ending) {
-        if let Some(joined) = &self.joined {
-            match self.state.previews.close_room(&joined.room).await {
-                Ok(true) => self.state.media.stop_beauty(RoomId::new(&joined.room)),
-                Ok(false) => {}
-                // The entry expires by itself; the pipeline stops with the room.
-                Err(e) => {
-                    warn!("beauty preview not closed: {e}");
-                    if joined.room.starts_with(beauty_preview::ROOM_PREFIX) {
-                        self.state.media.stop_beauty(RoomId::new(&joined.room));
-                    }
-                }
+        // A preview room's pipeline stops with its page, whatever the preview store
+        // says (an entry that expired or could not be read must not leak a pipeline).
+        if let Some(joined) = &self.joined
+            && joined.room.starts_with(beauty_preview::ROOM_PREFIX)
+        {
+            if let Err(e) = self.state.previews.close_room(&joined.room).await {
+                warn!("beauty preview not closed (it expires): {e}");
             }
+            self.state.media.stop_beauty(RoomId::new(&joined.room));
         }
         let Some(joined) = self.joined.take() else {
             return;

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
@@ -16,9 +15,6 @@ use super::{RedisCluster, unavailable};
 use crate::accounts::CallId;
 use crate::calls::lifecycle::CallDriver;
 use crate::store::Store;
-
-/// How long the listener waits before subscribing again after losing Redis.
-const RESUBSCRIBE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The names a change may carry (the call log's), so a relayed one keeps its own.
 const EVENT_NAMES: &[&str] = &[
@@ -105,32 +101,18 @@ async fn publish_ours(redis: RedisCluster, calls: CallDriver) {
 
 async fn listen(redis: RedisCluster, calls: CallDriver, store: Store) {
     let channel = redis.key(&["calls"]);
-    loop {
-        match redis.client().get_async_pubsub().await {
-            Ok(mut pubsub) => {
-                if let Err(e) = pubsub.subscribe(&channel).await {
-                    warn!("cannot subscribe to call changes: {e}");
-                } else {
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        let Ok(payload) = message.get_payload::<String>() else {
-                            continue;
-                        };
-                        match serde_json::from_str::<Change>(&payload) {
-                            Ok(change) if change.node != redis.node() => {
-                                tell_ours(&calls, &store, change).await;
-                            }
-                            Ok(_) => {}
-                            Err(e) => warn!("unreadable call change: {e}"),
-                        }
-                    }
-                    debug!("call change subscription ended; subscribing again");
-                }
+    let me = redis.node().to_owned();
+    super::subscribe::listen(redis, channel, "call changes", None, |payload| {
+        let (calls, store, me) = (calls.clone(), store.clone(), me.clone());
+        async move {
+            match serde_json::from_str::<Change>(&payload) {
+                Ok(change) if change.node != me => tell_ours(&calls, &store, change).await,
+                Ok(_) => {}
+                Err(e) => warn!("unreadable call change: {e}"),
             }
-            Err(e) => debug!("cannot listen for call changes: {e}"),
         }
-        tokio::time::sleep(RESUBSCRIBE).await;
-    }
+    })
+    .await;
 }
 
 async fn tell_ours(calls: &CallDriver, store: &Store, change: Change) {

@@ -54,20 +54,24 @@ struct Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.renewer.abort();
-        let (redis, key, token) = (self.redis.clone(), self.key.clone(), self.token.clone());
-        // Without a runtime (process exit) the lease simply expires.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let released: Result<i64, _> = redis::Script::new(RELEASE)
-                    .key(&key)
-                    .arg(&token)
-                    .invoke_async(&mut redis.conn())
-                    .await;
-                if let Err(e) = released {
-                    warn!(%key, "lease not released (it expires by itself): {e}");
-                }
-            });
-        }
+        release_later(self.redis.clone(), self.key.clone(), self.token.clone());
+    }
+}
+
+/// Frees the lease if `token` still holds it, in the background. Without a runtime
+/// (process exit) the lease simply expires.
+fn release_later(redis: RedisCluster, key: String, token: String) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let released: Result<i64, _> = redis::Script::new(RELEASE)
+                .key(&key)
+                .arg(&token)
+                .invoke_async(&mut redis.conn())
+                .await;
+            if let Err(e) = released {
+                warn!(%key, "lease not released (it expires by itself): {e}");
+            }
+        });
     }
 }
 
@@ -82,12 +86,16 @@ impl Lease for RedisLease {
                 let opts = redis::SetOptions::default()
                     .conditional_set(redis::ExistenceCheck::NX)
                     .with_expiration(redis::SetExpiry::PX(ttl_ms));
-                let taken: Option<String> = self
-                    .redis
-                    .conn()
-                    .set_options(&key, &token, opts)
-                    .await
-                    .map_err(unavailable)?;
+                let taken: Option<String> =
+                    match self.redis.conn().set_options(&key, &token, opts).await {
+                        Ok(taken) => taken,
+                        Err(e) => {
+                            // The SET may have landed with its answer lost: take back
+                            // whatever our token holds, or every node waits out its ttl.
+                            release_later(self.redis.clone(), key.clone(), token.clone());
+                            return Err(unavailable(e));
+                        }
+                    };
                 if taken.is_some() {
                     break;
                 }

@@ -1,4 +1,4 @@
-//! A fixed-window attempt counter in Redis: `<prefix>:limit:<name>:<sha256(key)>`,
+//! A fixed-window attempt counter in Redis: `<prefix>:limit:<name>:<hmac(key)>`,
 //! incremented atomically, expiring with its window. Keys are hashed: they hold login
 //! names and client addresses, which never sit in Redis in clear.
 
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::{RedisCluster, hashed, unavailable};
+use super::{RedisCluster, unavailable};
 use crate::cluster::ClusterError;
 use crate::cluster::limiter::AttemptLimiter;
 
@@ -38,7 +38,7 @@ impl RedisLimiter {
 impl AttemptLimiter for RedisLimiter {
     fn allow<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, ClusterError>> {
         Box::pin(async move {
-            let hex = hashed(key);
+            let hex = self.redis.hashed(key);
             let window_ms = u64::try_from(self.window.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1);

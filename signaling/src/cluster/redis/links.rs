@@ -1,4 +1,4 @@
-//! Play/download links in Redis: `<prefix>:link:<sha256(token)>` → value, expiring
+//! Play/download links in Redis: `<prefix>:link:<hmac(token)>` → value, expiring
 //! with the link (`SET … PX`). The token itself is never stored: whoever reads Redis
 //! cannot replay a link from it.
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use redis::AsyncCommands;
 
-use super::{RedisCluster, hashed, unavailable};
+use super::{RedisCluster, unavailable};
 use crate::cluster::ClusterError;
 use crate::cluster::links::LinkStore;
 
@@ -22,7 +22,7 @@ impl RedisLinks {
     }
 
     fn key(&self, token: &str) -> String {
-        let hex = hashed(token);
+        let hex = self.redis.hashed(token);
         self.redis.key(&["link", &hex])
     }
 }

@@ -11,6 +11,7 @@ mod nodes;
 mod placement;
 mod previews;
 mod rooms;
+mod subscribe;
 
 pub use events::{RelayTasks, relay_call_events};
 pub use lease::RedisLease;
@@ -34,6 +35,8 @@ use super::config::ClusterConfig;
 #[derive(Clone)]
 pub struct RedisCluster {
     client: redis::Client,
+    /// Keys the digests of personal text in key names (`cluster.secret`).
+    hash_key: std::sync::Arc<[u8]>,
     conn: ConnectionManager,
     prefix: String,
     node: String,
@@ -68,7 +71,13 @@ impl RedisCluster {
         let conn = ConnectionManager::new_with_config(client.clone(), manager)
             .await
             .map_err(unavailable)?;
+        let hash_key = config
+            .secret
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes().to_vec())
+            .unwrap_or_default();
         Ok(Self {
+            hash_key: hash_key.into(),
             client,
             conn,
             prefix: config.key_prefix.clone(),
@@ -91,6 +100,24 @@ impl RedisCluster {
         &self.node
     }
 
+    /// A key part standing for personal or secret text (a login name, an address, a
+    /// link token): its HMAC-SHA256 under `cluster.secret`, in hex, so neither Redis
+    /// nor whoever reads it holds the text (a plain hash of an IPv4 address is
+    /// reversed by trying them all).
+    pub(crate) fn hashed(&self, text: &str) -> String {
+        use hmac::{Hmac, Mac};
+        // HMAC takes keys of any length, the empty one included.
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(&self.hash_key) else {
+            return String::new();
+        };
+        mac.update(text.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// The client, for connections of their own (subscriptions).
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
@@ -104,14 +131,4 @@ impl RedisCluster {
 
 pub(crate) fn unavailable(e: redis::RedisError) -> ClusterError {
     ClusterError::Unavailable(e.to_string())
-}
-
-/// A key part standing for personal or secret text (a login name, an address, a
-/// link token): its SHA-256 in hex, so Redis never holds the text itself.
-pub(crate) fn hashed(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -159,6 +159,8 @@ impl RedisNodes {
             .ignore()
             .del(self.node_key(id, Some("placed")))
             .ignore()
+            .del(self.node_key(id, Some("drain")))
+            .ignore()
             .query_async::<()>(&mut self.redis.conn())
             .await
             .map_err(unavailable)

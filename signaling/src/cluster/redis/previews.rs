@@ -1,8 +1,8 @@
 //! Beauty-dialog previews in Redis, so the agent's page and its preview room may sit
 //! on different nodes: `<prefix>:preview:agent:<agent>` (a hash: room, live, the four
 //! knobs) and `<prefix>:preview:room:<room>` → agent. Each operation is one script,
-//! so the two keys never disagree. Both expire an hour after the last change (a
-//! dialog left open longer is closed by its page anyway).
+//! so the two keys never disagree. Both expire an hour after the last change or
+//! join (a dialog left open longer is closed by its page anyway).
 
 use std::time::Duration;
 
@@ -25,12 +25,15 @@ return old";
 
 const WENT_LIVE: &str = r"if redis.call('hget', KEYS[1], 'room') ~= ARGV[1] then return false end
 redis.call('hset', KEYS[1], 'live', '1')
+redis.call('pexpire', KEYS[1], ARGV[2])
+redis.call('pexpire', ARGV[3] .. ':preview:room:' .. ARGV[1], ARGV[2])
 return redis.call('hmget', KEYS[1], 'smoothing', 'whitening', 'ruddiness', 'sharpness')";
 
 const SET_PARAMS: &str = r"if redis.call('exists', KEYS[1]) == 0 then return false end
 redis.call('hset', KEYS[1], 'smoothing', ARGV[1], 'whitening', ARGV[2],
   'ruddiness', ARGV[3], 'sharpness', ARGV[4])
 redis.call('pexpire', KEYS[1], ARGV[5])
+redis.call('pexpire', ARGV[6] .. ':preview:room:' .. redis.call('hget', KEYS[1], 'room'), ARGV[5])
 return redis.call('hmget', KEYS[1], 'room', 'live')";
 
 const CLOSE: &str = r"local room = redis.call('hget', KEYS[1], 'room')
@@ -120,6 +123,8 @@ impl PreviewStore for RedisPreviews {
             let stored: Option<Vec<Option<String>>> = redis::Script::new(WENT_LIVE)
                 .key(self.agent_key(agent))
                 .arg(room)
+                .arg(ttl_ms())
+                .arg(self.prefix())
                 .invoke_async(&mut self.redis.conn())
                 .await
                 .map_err(unavailable)?;
@@ -137,6 +142,7 @@ impl PreviewStore for RedisPreviews {
                 .arg(r)
                 .arg(sh)
                 .arg(ttl_ms())
+                .arg(self.prefix())
                 .invoke_async(&mut self.redis.conn())
                 .await
                 .map_err(unavailable)?;

@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use kefu_proto::Side;
 use kefu_proto::signaling::{ErrorCode, PeerInfo, ServerMessage};
@@ -28,15 +27,14 @@ use crate::cluster::bus::{Bus, Outbox, RoomBus, RoomCounts, RoomError};
 const CAPACITY: usize = 2;
 /// A call's room outlives its last join by this much at most.
 const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
-/// How long the listener waits before subscribing again after losing Redis.
-const RESUBSCRIBE: Duration = Duration::from_millis(500);
 
-/// A member as stored in the room's hash.
+/// A member as stored in the room's hash. The session is text: Lua's JSON numbers
+/// are doubles and would mangle a large one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Member {
     role: Side,
     node: String,
-    session: u64,
+    session: String,
     up: bool,
 }
 
@@ -46,7 +44,7 @@ struct Envelope {
     room: String,
     participant: String,
     /// Only this session of the participant (the others are stale).
-    session: u64,
+    session: String,
     message: ServerMessage,
     /// The member is out of the room once told (the room ended, or it was replaced).
     closes: bool,
@@ -97,7 +95,7 @@ const HOLDS: &str = r"local function holds(key)
   local m = redis.call('hget', key, 'm:' .. ARGV[1])
   if not m then return nil end
   local d = cjson.decode(m)
-  if d.node ~= ARGV[2] or d.session ~= tonumber(ARGV[3]) then return nil end
+  if d.node ~= ARGV[2] or d.session ~= ARGV[3] then return nil end
   return d
 end
 ";
@@ -131,7 +129,7 @@ const NOTIFY_LASTING: &str = r"if redis.call('exists', KEYS[1]) == 0 then return
 redis.call('hset', KEYS[1], 'lasting:' .. ARGV[1], ARGV[2])
 return members(KEYS[1])";
 
-/// This node's sessions, by (room, participant).
+/// This node's sessions, by (room, participant): (session, mailbox).
 #[derive(Debug, Default)]
 struct Local {
     sessions: HashMap<(String, String), (u64, Outbox)>,
@@ -143,6 +141,9 @@ struct Local {
 pub struct RedisRooms {
     redis: RedisCluster,
     local: Arc<Mutex<Local>>,
+    /// Membership changes of this node, one at a time, so its map and Redis agree
+    /// (two joins of one participant racing would otherwise leave them apart).
+    changes: Arc<tokio::sync::Mutex<()>>,
     listener: Arc<tokio::task::JoinHandle<()>>,
 }
 
@@ -167,7 +168,7 @@ fn deliver_here(local: &Mutex<Local>, envelope: Envelope) {
     let Some(outbox) = local
         .sessions
         .get(&key)
-        .filter(|(session, _)| *session == envelope.session)
+        .filter(|(session, _)| session.to_string() == envelope.session)
         .map(|(_, outbox)| outbox.clone())
     else {
         return;
@@ -196,13 +197,23 @@ fn deliver_here(local: &Mutex<Local>, envelope: Envelope) {
 }
 
 impl RedisRooms {
-    /// Rooms in Redis, with this node's listener for messages from other nodes.
-    pub fn start(redis: RedisCluster) -> Self {
+    /// Rooms in Redis, with this node's listener for messages from other nodes;
+    /// returns once the listener is subscribed (or after two seconds of trying: it
+    /// keeps trying).
+    pub async fn start(redis: RedisCluster) -> Self {
         let local = Arc::new(Mutex::new(Local::default()));
-        let listener = tokio::spawn(listen(redis.clone(), local.clone()));
+        let (ready, subscribed) = tokio::sync::oneshot::channel();
+        let listener = tokio::spawn(listen(redis.clone(), local.clone(), ready));
+        if tokio::time::timeout(Duration::from_secs(2), subscribed)
+            .await
+            .is_err()
+        {
+            warn!("room messages from other nodes not flowing yet");
+        }
         Self {
             redis,
             local,
+            changes: Arc::default(),
             listener: Arc::new(listener),
         }
     }
@@ -240,7 +251,7 @@ impl RedisRooms {
         let envelope = Envelope {
             room: room.to_owned(),
             participant: participant.to_owned(),
-            session: member.session,
+            session: member.session.clone(),
             message,
             closes,
         };
@@ -332,47 +343,61 @@ impl RoomBus for RedisRooms {
         outbox: Outbox,
     ) -> BoxFuture<'a, Result<Vec<PeerInfo>, RoomError>> {
         Box::pin(async move {
+            let _one_at_a_time = self.changes.lock().await;
             let me = Member {
                 role,
                 node: self.redis.node().to_owned(),
-                session,
+                session: session.to_string(),
                 up: false,
             };
             let json = serde_json::to_string(&me).map_err(|_| RoomError::Unavailable)?;
+            let key = (room.to_owned(), participant.to_owned());
+            // In the map before Redis: a peer's message may arrive right after.
+            let previous = lock(&self.local)
+                .sessions
+                .insert(key.clone(), (session, outbox));
+            let restore = |previous: Option<(u64, Outbox)>| {
+                let mut local = lock(&self.local);
+                match previous {
+                    Some(p) => local.sessions.insert(key.clone(), p),
+                    None => local.sessions.remove(&key),
+                };
+            };
             let args = [participant.to_owned(), json, CAPACITY.to_string(), ttl_ms()];
-            let reply = self
-                .run(&scripted(JOIN, false), room, &args)
-                .await
-                .map_err(|e| {
+            let reply = match self.run(&scripted(JOIN, false), room, &args).await {
+                Ok(reply) => reply,
+                Err(e) => {
                     warn!(%room, "join not recorded: {e}");
-                    RoomError::Unavailable
-                })?;
+                    restore(previous);
+                    return Err(RoomError::Unavailable);
+                }
+            };
             match reply.first().map(String::as_str) {
                 Some("ok") => {}
-                Some("full") => return Err(RoomError::Full),
-                _ => return Err(RoomError::UnknownRoom),
+                Some("full") => {
+                    restore(previous);
+                    return Err(RoomError::Full);
+                }
+                _ => {
+                    restore(previous);
+                    return Err(RoomError::UnknownRoom);
+                }
             }
             let others = pairs(reply.get(2..).unwrap_or_default());
+            if others.len() + 1 == CAPACITY {
+                lock(&self.local).full.insert(room.to_owned());
+            }
             let replaced = || {
                 ServerMessage::error(
                     ErrorCode::Replaced,
                     "this participant joined from another connection",
                 )
             };
+            // A session of this node held the place: told here, its entry is gone.
+            if let Some((old, old_outbox)) = previous
+                && old != session
             {
-                let mut local = lock(&self.local);
-                let previous = local
-                    .sessions
-                    .insert((room.to_owned(), participant.to_owned()), (session, outbox));
-                if others.len() + 1 == CAPACITY {
-                    local.full.insert(room.to_owned());
-                }
-                // A session of this node held the place: told here, its entry is gone.
-                if let Some((old, old_outbox)) = previous
-                    && old != session
-                {
-                    let _ = old_outbox.try_send(replaced());
-                }
+                let _ = old_outbox.try_send(replaced());
             }
             if let Some(old) = reply
                 .get(1)
@@ -407,14 +432,8 @@ impl RoomBus for RedisRooms {
 
     fn leave<'a>(&'a self, room: &'a str, participant: &'a str, session: u64) -> Bus<'a, bool> {
         Box::pin(async move {
-            let [node, session_text] = self.me(session);
-            let reply = self
-                .run(
-                    &scripted(LEAVE, true),
-                    room,
-                    &[participant.to_owned(), node, session_text],
-                )
-                .await?;
+            let _one_at_a_time = self.changes.lock().await;
+            // This session is going whatever Redis says: out of the map first.
             {
                 let mut local = lock(&self.local);
                 let key = (room.to_owned(), participant.to_owned());
@@ -423,6 +442,14 @@ impl RoomBus for RedisRooms {
                     local.full.remove(room);
                 }
             }
+            let [node, session_text] = self.me(session);
+            let reply = self
+                .run(
+                    &scripted(LEAVE, true),
+                    room,
+                    &[participant.to_owned(), node, session_text],
+                )
+                .await?;
             if reply.first().map(String::as_str) != Some("left") {
                 return Ok(false);
             }
@@ -459,10 +486,30 @@ impl RoomBus for RedisRooms {
 
     fn end<'a>(&'a self, room: &'a str, notice: ServerMessage) -> Bus<'a, Vec<(String, Side)>> {
         Box::pin(async move {
+            let _one_at_a_time = self.changes.lock().await;
+            // This node's members are told and let go whatever Redis says.
+            let here: Vec<(String, u64, Outbox)> = {
+                let mut local = lock(&self.local);
+                local.full.remove(room);
+                let keys: Vec<_> = local
+                    .sessions
+                    .keys()
+                    .filter(|(r, _)| r == room)
+                    .cloned()
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| local.sessions.remove(&k).map(|(s, o)| (k.1, s, o)))
+                    .collect()
+            };
+            for (_, _, outbox) in &here {
+                let _ = outbox.try_send(notice.clone());
+            }
             let reply = self.run(&scripted(END, false), room, &[]).await?;
             let members = pairs(&reply);
             for (id, member) in &members {
-                self.send(room, id, member, notice.clone(), true).await;
+                if member.node != self.redis.node() {
+                    self.send(room, id, member, notice.clone(), true).await;
+                }
             }
             Ok(members.into_iter().map(|(id, m)| (id, m.role)).collect())
         })
@@ -535,46 +582,18 @@ fn side_name(side: Side) -> &'static str {
 }
 
 /// This node's listener: messages other nodes published for its sessions.
-async fn listen(redis: RedisCluster, local: Arc<Mutex<Local>>) {
+async fn listen(
+    redis: RedisCluster,
+    local: Arc<Mutex<Local>>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
     let channel = redis.key(&["bus", redis.node()]);
-    let mut failing = false;
-    loop {
-        match redis.client().get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    if failing {
-                        tracing::info!("room messages from other nodes flow again");
-                        failing = false;
-                    }
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        let payload: String = match message.get_payload() {
-                            Ok(p) => p,
-                            Err(e) => {
-                                warn!("unreadable room message: {e}");
-                                continue;
-                            }
-                        };
-                        match serde_json::from_str::<Envelope>(&payload) {
-                            Ok(envelope) => deliver_here(&local, envelope),
-                            Err(e) => warn!("unreadable room message: {e}"),
-                        }
-                    }
-                }
-                Err(e) => {
-                    if !failing {
-                        warn!("cannot subscribe to room messages: {e}");
-                    }
-                    failing = true;
-                }
-            },
-            Err(e) => {
-                if !failing {
-                    warn!("cannot listen for room messages: {e}");
-                }
-                failing = true;
-            }
+    super::subscribe::listen(redis, channel, "room messages", Some(ready), |payload| {
+        match serde_json::from_str::<Envelope>(&payload) {
+            Ok(envelope) => deliver_here(&local, envelope),
+            Err(e) => warn!("unreadable room message: {e}"),
         }
-        tokio::time::sleep(RESUBSCRIBE).await;
-    }
+        std::future::ready(())
+    })
+    .await;
 }
