@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser test-deploy bench bench-sfu bench-ring bench-verify bench-moderation fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser test-deploy bench bench-sfu bench-ring bench-verify bench-moderation bench-join fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -56,6 +56,7 @@ bench: deps
 	$(MAKE) --no-print-directory bench-ring
 	$(MAKE) --no-print-directory bench-verify
 	$(MAKE) --no-print-directory bench-moderation
+	$(MAKE) --no-print-directory bench-join
 
 ## Time from a customer's tap to the ring in the workbench, through real pages
 ## (tests/e2e/ring-latency.mjs; KEFU_BIN picks another build to compare).
@@ -66,6 +67,11 @@ bench-ring: build
 ## engine, photos filmed by a canvas camera; tests/e2e/verify-latency.mjs).
 bench-verify: build
 	./deploy/netns-run.sh node tests/e2e/verify-latency.mjs
+
+## Join latency, one node against a cluster (2 signaling + 2 media nodes on Redis,
+## PostgreSQL and Ceph radosgw), side by side (tests/src/bin/kefu-join-bench.rs).
+bench-join: build
+	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh $(CARGO_TARGET_DIR)/debug/kefu-join-bench --calls 20
 
 ## Moderation's detection latency through real pages, p50/p95 (tests/e2e/moderation-latency.mjs).
 bench-moderation: build

@@ -108,14 +108,16 @@ pub struct NodeProcess {
     _data: tempfile::TempDir,
 }
 
-/// The `kefu` binary beside this test binary (`target/debug/kefu`).
+/// The `kefu` binary of this build: beside this program (a tool in `target/debug/`)
+/// or one folder up (a test in `target/debug/deps/`).
 fn kefu_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/debug/deps/<test> → target/debug/kefu
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .map(|debug| debug.join("kefu"))
-        .expect("target/debug")
+    let exe = std::env::current_exe().expect("program path");
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("kefu"))
+        .find(|candidate| candidate.is_file())
+        .expect("the kefu binary (make test builds it)")
 }
 
 impl NodeProcess {
