@@ -41,7 +41,7 @@ test-rust:
 # dev-dependencies and would compile much of the tree a second time.
 test-browser:
 	$(CARGO) build --locked --workspace --all-targets
-	./deploy/netns-run.sh ./deploy/with-radosgw.sh node --test --test-concurrency=1 tests/e2e/
+	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh node --test --test-concurrency=1 tests/e2e/
 
 ## Benchmarks (numbers go to BENCHMARKS.md). Dev profile: every dependency and the
 ## recorder are built at opt-level 2 there, and a release build of the whole tree

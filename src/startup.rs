@@ -82,6 +82,8 @@ struct Registration {
     id: String,
     /// The heartbeat period.
     period: Duration,
+    /// Silence this long makes a node lost.
+    timeout: Duration,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -119,6 +121,8 @@ pub struct App {
     drain_requested: Arc<Notify>,
     /// Set once this node drains; its registry entry says so.
     node_draining: Arc<std::sync::atomic::AtomicBool>,
+    /// The SFU's figures (a media node's drain waits for its rooms to empty).
+    sfu_metrics: SfuMetrics,
     registration: Option<Registration>,
     /// The cross-node relay of call changes (its tasks stop with the app).
     _relay: Option<kefu_signaling::cluster::redis::RelayTasks>,
@@ -221,7 +225,8 @@ impl App {
             None => None,
         };
         let drain_requested = Arc::new(Notify::new());
-        let node_draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A media node takes no call until its control API serves (run).
+        let node_draining = Arc::new(std::sync::atomic::AtomicBool::new(role == NodeRole::Media));
         let registration = redis.as_ref().map(|redis| {
             let nodes = RedisNodes::new(
                 redis.clone(),
@@ -258,6 +263,7 @@ impl App {
             Registration {
                 id: identity.id.clone(),
                 period,
+                timeout: Duration::from_millis(config.cluster.node_timeout_ms),
                 heartbeat: tokio::spawn(heartbeat::run(
                     nodes.clone(),
                     identity,
@@ -312,7 +318,8 @@ impl App {
         match (role, &redis) {
             // Calls the last process left live (it died without draining) cannot go
             // on: their sessions and media are gone. End them and free the agents.
-            (NodeRole::All, None) => {
+            // (Role all is one node, with or without Redis: every call was its own.)
+            (NodeRole::All, _) => {
                 let restarted = state
                     .calls
                     .end_all_live(EndReason::SystemRestart, kefu_signaling::clock::now_ms())
@@ -324,7 +331,7 @@ impl App {
             }
             // A media node coming back: the calls it held are over; their recordings
             // are recovered from its spool.
-            (NodeRole::Media | NodeRole::All, Some(redis)) => recover_node(&state, redis).await?,
+            (NodeRole::Media, Some(redis)) => recover_node(&state, redis).await?,
             // (A media node without Redis does not pass check_role.)
             (NodeRole::Signaling, _) | (NodeRole::Media, None) => {}
         }
@@ -357,6 +364,7 @@ impl App {
             bootstrap,
             drain_requested,
             node_draining,
+            sfu_metrics,
             registration,
             _relay: relay,
         })
@@ -444,6 +452,7 @@ impl App {
             drain_timeout,
             drain_requested,
             node_draining,
+            sfu_metrics,
             registration,
             _relay,
             ..
@@ -471,12 +480,15 @@ impl App {
                         Duration::from_millis(100),
                     ),
                     r.period,
+                    r.timeout,
                 )))
             }
             _ => None,
         };
         let control = internal.map(|(listener, secret)| {
             let router = kefu_signaling::cluster::remote::server::router(state.clone(), secret);
+            // Serving from here on: calls may be placed here.
+            node_draining.store(false, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!("control API stopped: {e}");
@@ -484,6 +496,7 @@ impl App {
             })
         });
         let draining = state.clone();
+        let sfu = sfu_metrics.clone();
         let held = registration.as_ref().map(|r| {
             (
                 RedisPlacement::new(r.nodes.redis().clone(), r.nodes.clone()),
@@ -501,7 +514,7 @@ impl App {
                 NodeRole::All => drain(&draining, drain_timeout).await,
                 // Its calls carry on: the pages reconnect to another signaling node.
                 NodeRole::Signaling => draining.start_draining(),
-                NodeRole::Media => drain_media(&draining, held, drain_timeout).await,
+                NodeRole::Media => drain_media(&draining, held, sfu, drain_timeout).await,
             }
             info!("shutting down: closing sessions");
             let _ = shutdown_tx.send(true);
@@ -588,16 +601,18 @@ async fn drain(state: &AppState, timeout: Duration) {
 /// draining), the calls it holds finish as their people hang up, and their recordings
 /// are stored; then it stops. Calls still running after `timeout` end as
 /// `system_shutdown`.
-async fn drain_media(state: &AppState, held: Option<(RedisPlacement, String)>, timeout: Duration) {
+async fn drain_media(
+    state: &AppState,
+    held: Option<(RedisPlacement, String)>,
+    sfu: SfuMetrics,
+    timeout: Duration,
+) {
     info!("draining: no new calls here; waiting for the live ones to finish");
     state.start_draining();
     let finished = tokio::time::timeout(timeout, async {
         loop {
-            let rooms = match &held {
-                Some((placement, me)) => placement.rooms_of(me).await.map(|r| r.len()).unwrap_or(1),
-                None => 0,
-            };
-            if rooms == 0 && state.recordings.recorder.active_ids().is_empty() {
+            // The SFU's own rooms (a placement is released a little after its call).
+            if sfu.rooms() == 0 && state.recordings.recorder.active_ids().is_empty() {
                 break;
             }
             tokio::time::sleep(DRAIN_POLL).await;
@@ -605,8 +620,28 @@ async fn drain_media(state: &AppState, held: Option<(RedisPlacement, String)>, t
     })
     .await;
     if finished.is_err() {
+        // Only this node's calls: the others' media is elsewhere and goes on.
         tracing::warn!(?timeout, "drain timed out; ending the calls still here");
-        drain(state, Duration::from_secs(30)).await;
+        let rooms = match &held {
+            Some((placement, me)) => placement.rooms_of(me).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let now = kefu_signaling::clock::now_ms();
+        for room in rooms {
+            let event = kefu_signaling::calls::machine::CallEvent::Terminate {
+                reason: EndReason::SystemShutdown,
+            };
+            let _ = state
+                .calls
+                .apply(&kefu_signaling::accounts::CallId(room), event, now)
+                .await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            while !state.recordings.recorder.active_ids().is_empty() {
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        })
+        .await;
     }
 }
 

@@ -169,6 +169,8 @@ impl NodeProcess {
                 models.display().to_string(),
             ),
             ("KEFU_MODERATION__MODELS_DIR", models.display().to_string()),
+            // A participant whose control connection dropped keeps its place this long.
+            ("KEFU_SIGNALING__RECONNECT_GRACE_SECS", "3".into()),
         ];
         let mut node = Self {
             id: node.to_owned(),

@@ -12,6 +12,10 @@ use kefu_tests::{RtcClient, TestServer, spawn_node, wait_until};
 
 /// Signaling nodes in this process (their API is what the test drives); media nodes
 /// as processes of their own (their CPU figures are their own, and they can die).
+/// How long a lost signaling connection keeps its place (short, so tests see past it;
+/// the media nodes' is the same, tests/src/cluster.rs).
+const GRACE_SECS: u64 = 3;
+
 struct Cluster {
     signaling: Vec<TestServer>,
     media: Vec<NodeProcess>,
@@ -33,6 +37,7 @@ async fn cluster() -> Option<Cluster> {
             tempfile::tempdir().expect("dir"),
             |c| {
                 cluster_node(c, &engines, &database, &prefix, &node);
+                c.signaling.reconnect_grace_secs = GRACE_SECS;
             },
         )
         .await;
@@ -220,6 +225,12 @@ async fn a_drained_media_node_finishes_its_call_takes_no_new_one_and_exits() {
         status.success(),
         "the drained node stopped by itself: {status}"
     );
+    // Its drain touched no other node's call.
+    let other = cluster.signaling[1].call_view(&second, &alice).await;
+    assert_eq!(other["state"], "connected", "{other}");
+    customer2
+        .wait_for_more(30, 20, Duration::from_secs(10))
+        .await;
     let list = wait_until(
         "the drained call's recording",
         Duration::from_secs(30),
@@ -232,9 +243,10 @@ async fn a_drained_media_node_finishes_its_call_takes_no_new_one_and_exits() {
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     drop(agent);
     customer2.hang_up();
-    cluster.signaling[0]
+    let ended = cluster.signaling[0]
         .wait_for_call_state(&second, &alice, "ended", Duration::from_secs(10))
         .await;
+    assert_eq!(ended["end_reason"], "hang_up", "{ended}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,4 +385,55 @@ async fn a_change_made_on_one_signaling_node_reaches_a_workbench_on_the_other() 
     .await
     .expect("the accept on node 2 reached the workbench on node 1 within 5 s");
     assert_eq!(seen["call"]["state"], "connecting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_signaling_moves_to_the_other_node_resumes_its_call() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let sig1 = &cluster.signaling[0];
+    let (alice, _boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    let (id, agent_token, customer_token) = accepted_invite(sig1, &alice, "video").await;
+    let agent = RtcClient::join_with_token(&cluster.signaling[0], &agent_token, "agent").await;
+    // The customer's page signals through node 2, then loses it and comes back
+    // through node 1 (a load balancer sent the new connection there).
+    let mut customer =
+        RtcClient::join_with_token(&cluster.signaling[1], &customer_token, "customer").await;
+    customer
+        .wait_for_more(30, 20, Duration::from_secs(15))
+        .await;
+    customer.lose_signaling();
+    customer
+        .reconnect(&cluster.signaling[0], &customer_token)
+        .await;
+    wait_until(
+        "the ICE restart's answer through node 1",
+        Duration::from_secs(10),
+        || async {
+            let messages = customer.messages.lock().await;
+            let answers = messages
+                .iter()
+                .filter(|m| matches!(m, kefu_proto::signaling::ServerMessage::Answer { .. }))
+                .count();
+            (answers == 2).then_some(())
+        },
+    )
+    .await;
+    // Media goes on both ways, on the same media node, past the grace period of the
+    // lost connection (which must not hang the call up).
+    let grace = Duration::from_secs(GRACE_SECS);
+    tokio::time::sleep(grace + Duration::from_secs(1)).await;
+    customer
+        .wait_for_more(50, 30, Duration::from_secs(10))
+        .await;
+    agent.wait_for_more(50, 30, Duration::from_secs(10)).await;
+    let view = cluster.signaling[1].call_view(&id, &alice).await;
+    assert_eq!(view["state"], "connected", "{view}");
+    assert_eq!(
+        held(&cluster).await.iter().sum::<f64>(),
+        2.0,
+        "still one call's two participants"
+    );
 }

@@ -16,21 +16,32 @@ use crate::accounts::CallId;
 use crate::calls::machine::CallEvent;
 use crate::state::AppState;
 
-/// Watches the registry every `period` until the task is aborted.
+/// Watches the registry every `period` until the task is aborted. A node counts as
+/// lost only once Redis has answered for a whole `timeout`: after an outage every
+/// entry has expired, and a live node needs a heartbeat to show it is there.
 pub async fn watch(
     state: AppState,
     nodes: RedisNodes,
     placement: RedisPlacement,
     lease: RedisLease,
     period: Duration,
+    timeout: Duration,
 ) {
+    let mut reachable_since: Option<std::time::Instant> = None;
     loop {
         tokio::time::sleep(period).await;
         let silent = match nodes.view().await {
             Ok(view) => view.silent,
             // Redis away: nothing can be judged; the heartbeats are missing too.
-            Err(_) => continue,
+            Err(_) => {
+                reachable_since = None;
+                continue;
+            }
         };
+        let since = *reachable_since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < timeout {
+            continue;
+        }
         for node in silent {
             let Ok(_held) = lease.acquire(&format!("node-loss:{node}")).await else {
                 continue;

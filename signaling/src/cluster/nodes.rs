@@ -38,8 +38,10 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
-    pub fn runs_media(&self) -> bool {
-        self.role == "all" || self.role == "media"
+    /// Whether rooms may be placed here: a media node (role `all` drives its own SFU
+    /// and serves no control API to other nodes).
+    pub fn takes_rooms(&self) -> bool {
+        self.role == "media"
     }
 }
 
@@ -68,7 +70,7 @@ pub fn load_share(node: &NodeInfo, placed_since_heartbeat: u32) -> f64 {
 pub fn choose_media_node(nodes: &[(NodeInfo, u32)]) -> Option<&NodeInfo> {
     nodes
         .iter()
-        .filter(|(n, _)| n.runs_media() && !n.draining)
+        .filter(|(n, _)| n.takes_rooms() && !n.draining)
         .min_by(|(a, pa), (b, pb)| {
             load_share(a, *pa)
                 .total_cmp(&load_share(b, *pb))
@@ -150,11 +152,17 @@ mod tests {
         draining.draining = true;
         let nodes = vec![(draining, 0), (node("s1", "signaling", 8, 0.0, 0), 0)];
         assert_eq!(choose_media_node(&nodes), None);
-        let nodes = vec![(node("a1", "all", 2, 1.9, 3), 0)];
+        let nodes = vec![(node("m1", "media", 2, 1.9, 3), 0)];
         assert_eq!(
             choose_media_node(&nodes).map(|n| n.id.as_str()),
-            Some("a1"),
+            Some("m1"),
             "a busy node is still a node"
+        );
+        let nodes = vec![(node("a1", "all", 8, 0.0, 0), 0)];
+        assert_eq!(
+            choose_media_node(&nodes),
+            None,
+            "a single node drives only its own SFU"
         );
     }
 }

@@ -38,6 +38,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Answered = oneshot::Sender<Result<String, JoinError>>;
 
+/// A participant's driver task, by the number telling it from its successors.
+type Drivers = Arc<Mutex<HashMap<ParticipantId, (u64, mpsc::Sender<Command>)>>>;
+
 /// What a participant's driver task is asked to do.
 enum Command {
     /// Send `message`; the next answer or refusal goes to `answered`, and events from
@@ -57,7 +60,8 @@ pub struct RemoteMediaRouter {
     secret: Arc<SecretString>,
     http: reqwest::Client,
     /// Participants driven from this node, by id.
-    drivers: Arc<Mutex<HashMap<ParticipantId, mpsc::Sender<Command>>>>,
+    drivers: Drivers,
+    next_driver: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RemoteMediaRouter {
@@ -70,11 +74,19 @@ impl RemoteMediaRouter {
                 .build()
                 .unwrap_or_default(),
             drivers: Arc::default(),
+            next_driver: Arc::default(),
         }
     }
 
-    fn drivers(&self) -> std::sync::MutexGuard<'_, HashMap<ParticipantId, mpsc::Sender<Command>>> {
+    fn drivers(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ParticipantId, (u64, mpsc::Sender<Command>)>> {
         self.drivers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The driver of `participant` on this node, if any.
+    fn driver(&self, participant: &ParticipantId) -> Option<mpsc::Sender<Command>> {
+        self.drivers().get(participant).map(|(_, tx)| tx.clone())
     }
 
     /// Opens a control connection to `node` for `participant` and sends `first`.
@@ -109,12 +121,17 @@ impl RemoteMediaRouter {
         let (tx, rx) = mpsc::channel(32);
         let (events_tx, events_rx) = mpsc::channel(16);
         let (answered, answer) = oneshot::channel();
+        let id = self
+            .next_driver
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The task holds no sender of its own: once nobody can command it (a refused
+        // join dropped its sender, or a newer driver replaced it), it closes.
         tokio::spawn(drive(
             socket,
             participant.clone(),
             rx,
             self.drivers.clone(),
-            tx.clone(),
+            id,
         ));
         tx.send(Command::Offer {
             message: first,
@@ -129,7 +146,7 @@ impl RemoteMediaRouter {
             .map_err(|_| JoinError::Unavailable)??;
         // A driver this node had for the participant (a reloaded page) goes quietly:
         // the media node keeps the participant for the new connection.
-        self.drivers().insert(participant, tx);
+        self.drivers().insert(participant, (id, tx));
         Ok((sdp, events_rx))
     }
 
@@ -190,11 +207,13 @@ async fn drive(
     >,
     participant: ParticipantId,
     mut commands: mpsc::Receiver<Command>,
-    drivers: Arc<Mutex<HashMap<ParticipantId, mpsc::Sender<Command>>>>,
-    me: mpsc::Sender<Command>,
+    drivers: Drivers,
+    me: u64,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let mut pending: Option<Answered> = None;
+    // The offer waiting for its answer, with where its events go once it is answered
+    // (a refused restart leaves the events where they were).
+    let mut pending: Option<(Answered, mpsc::Sender<SfuEvent>)> = None;
     let mut events: Option<mpsc::Sender<SfuEvent>> = None;
     let mut reason = "the media node closed the connection";
     loop {
@@ -202,8 +221,7 @@ async fn drive(
             command = commands.recv() => {
                 let message = match command {
                     Some(Command::Offer { message, answered, events: to }) => {
-                        pending = Some(answered);
-                        events = Some(to);
+                        pending = Some((answered, to));
                         message
                     }
                     Some(Command::Candidate(candidate)) => ToMedia::Candidate { candidate },
@@ -232,12 +250,13 @@ async fn drive(
                 };
                 match serde_json::from_str::<FromMedia>(&text) {
                     Ok(FromMedia::Answer { sdp }) => {
-                        if let Some(answered) = pending.take() {
+                        if let Some((answered, to)) = pending.take() {
+                            events = Some(to);
                             let _ = answered.send(Ok(sdp));
                         }
                     }
                     Ok(FromMedia::Refused { reason, detail }) => {
-                        if let Some(answered) = pending.take() {
+                        if let Some((answered, _)) = pending.take() {
                             let _ = answered.send(Err(reason.into_error(detail)));
                         }
                     }
@@ -259,7 +278,7 @@ async fn drive(
             }
         }
     }
-    if let Some(answered) = pending.take() {
+    if let Some((answered, _)) = pending.take() {
         let _ = answered.send(Err(JoinError::Unavailable));
     }
     if let Some(events) = &events {
@@ -271,10 +290,7 @@ async fn drive(
             .await;
     }
     let mut drivers = drivers.lock().unwrap_or_else(|p| p.into_inner());
-    if drivers
-        .get(&participant)
-        .is_some_and(|d| d.same_channel(&me))
-    {
+    if drivers.get(&participant).is_some_and(|(id, _)| *id == me) {
         drivers.remove(&participant);
     }
 }
@@ -311,8 +327,7 @@ impl MediaRouter for RemoteMediaRouter {
         offer: String,
     ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
         Box::pin(async move {
-            let driver = self.drivers().get(&participant).cloned();
-            if let Some(driver) = driver {
+            if let Some(driver) = self.driver(&participant) {
                 let (events_tx, events_rx) = mpsc::channel(16);
                 let (answered, answer) = oneshot::channel();
                 let message = ToMedia::Restart { offer };
@@ -354,8 +369,7 @@ impl MediaRouter for RemoteMediaRouter {
         candidate: String,
     ) -> BoxFuture<'_, Result<(), CandidateError>> {
         Box::pin(async move {
-            let driver = self.drivers().get(&participant).cloned();
-            let Some(driver) = driver else {
+            let Some(driver) = self.driver(&participant) else {
                 return Err(CandidateError::UnknownParticipant);
             };
             // A malformed candidate is refused by the media node and logged there;
@@ -370,8 +384,11 @@ impl MediaRouter for RemoteMediaRouter {
     fn leave(&self, participant: ParticipantId) {
         let driver = self.drivers().remove(&participant);
         match driver {
-            Some(driver) => {
-                let _ = driver.try_send(Command::Leave);
+            // Sent even behind a full queue; the connection closes after it.
+            Some((_, driver)) => {
+                tokio::spawn(async move {
+                    let _ = driver.send(Command::Leave).await;
+                });
             }
             // Its page is driven from another signaling node: the media node is told
             // directly (the other node's connection then closes by itself).

@@ -309,8 +309,19 @@ async fn drive(control: Control, socket: WebSocket) {
             }
         }
     }
-    if let (false, Some((room, pid))) = (left, participant) {
-        control.orphaned(room, pid, attachment);
+    match (left, participant) {
+        (false, Some((room, pid))) => control.orphaned(room, pid, attachment),
+        // Gone for good: forget its attachment (if no newer connection took it).
+        (true, Some((_, pid))) => {
+            let mut attachments = control
+                .attachments
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if attachments.get(pid.as_str()) == Some(&attachment) {
+                attachments.remove(pid.as_str());
+            }
+        }
+        _ => {}
     }
 }
 
