@@ -263,3 +263,41 @@ impl Drop for NodeProcess {
         self.kill();
     }
 }
+
+/// A cluster on one machine: signaling nodes in this process (their API is what a
+/// test drives) and media nodes as processes of their own (their CPU figures are
+/// their own, and they can die).
+#[derive(Debug)]
+pub struct Cluster {
+    pub signaling: Vec<crate::TestServer>,
+    pub media: Vec<NodeProcess>,
+}
+
+/// Two media nodes, then two signaling nodes (configured further by `tweak`), on the
+/// engines under a fresh prefix and database; returns once every node has sent a
+/// heartbeat.
+pub async fn start_cluster(engines: &Engines, tweak: impl Fn(&mut KefuConfig)) -> Cluster {
+    let prefix = fresh_prefix();
+    let database = fresh_database(&engines.postgres).await;
+    let mut media = Vec::new();
+    for n in 1..=2 {
+        media.push(NodeProcess::media(engines, &database, &prefix, &format!("media-{n}")).await);
+    }
+    let mut signaling = Vec::new();
+    for n in 1..=2 {
+        let node = format!("signaling-{n}");
+        let dir = tempfile::tempdir().expect("dir");
+        let server = crate::spawn_node(
+            kefu_signaling::cluster::config::NodeRole::Signaling,
+            dir,
+            |c| {
+                cluster_node(c, engines, &database, &prefix, &node);
+                tweak(c);
+            },
+        )
+        .await;
+        signaling.push(server);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    Cluster { signaling, media }
+}

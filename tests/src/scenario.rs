@@ -165,13 +165,8 @@ pub async fn service_request(server: &TestServer, kind: &str) -> (String, String
     )
 }
 
-/// An invited call of `agent` that the customer accepted (state `connecting`):
-/// (call id, the agent's room token, the customer's room token).
-pub async fn accepted_invite(
-    server: &TestServer,
-    agent: &str,
-    kind: &str,
-) -> (String, String, String) {
+/// `agent` calls a customer out: (call id, invite code).
+pub async fn invite(server: &TestServer, agent: &str, kind: &str) -> (String, String) {
     let (status, created) = server
         .post("/api/v1/calls", Some(agent), Some(json!({"kind": kind})))
         .await;
@@ -184,6 +179,12 @@ pub async fn accepted_invite(
         .next()
         .expect("code")
         .to_owned();
+    (id, code)
+}
+
+/// The customer consents to the invite `code` (on `server`, which may be another node
+/// than the one that made it); returns the customer's ticket (its room token).
+pub async fn accept_invite(server: &TestServer, code: &str) -> Value {
     let (status, ticket) = server
         .post(
             &format!("/api/v1/invites/{code}/accept"),
@@ -192,6 +193,18 @@ pub async fn accepted_invite(
         )
         .await;
     assert_eq!(status, 200, "{ticket}");
+    ticket
+}
+
+/// An invited call of `agent` that the customer accepted (state `connecting`):
+/// (call id, the agent's room token, the customer's room token).
+pub async fn accepted_invite(
+    server: &TestServer,
+    agent: &str,
+    kind: &str,
+) -> (String, String, String) {
+    let (id, code) = invite(server, agent, kind).await;
+    let ticket = accept_invite(server, &code).await;
     let (_, agent_ticket) = server
         .get(&format!("/api/v1/calls/{id}/room-token"), Some(agent))
         .await;

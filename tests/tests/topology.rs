@@ -5,47 +5,17 @@
 
 use std::time::Duration;
 
-use kefu_signaling::cluster::config::NodeRole;
-use kefu_tests::cluster::{NodeProcess, cluster_node, engines, fresh_database, fresh_prefix};
-use kefu_tests::scenario::{accepted_invite, enterprise_with_agent, verify};
-use kefu_tests::{RtcClient, TestServer, spawn_node, wait_until};
+use kefu_tests::cluster::{Cluster, engines, start_cluster};
+use kefu_tests::scenario::{accept_invite, accepted_invite, enterprise_with_agent, invite, verify};
+use kefu_tests::{RtcClient, wait_until};
 
-/// Signaling nodes in this process (their API is what the test drives); media nodes
-/// as processes of their own (their CPU figures are their own, and they can die).
 /// How long a lost signaling connection keeps its place (short, so tests see past it;
 /// the media nodes' is the same, tests/src/cluster.rs).
 const GRACE_SECS: u64 = 3;
 
-struct Cluster {
-    signaling: Vec<TestServer>,
-    media: Vec<NodeProcess>,
-}
-
 async fn cluster() -> Option<Cluster> {
     let engines = engines()?;
-    let prefix = fresh_prefix();
-    let database = fresh_database(&engines.postgres).await;
-    let mut media = Vec::new();
-    for n in 1..=2 {
-        media.push(NodeProcess::media(&engines, &database, &prefix, &format!("media-{n}")).await);
-    }
-    let mut signaling = Vec::new();
-    for n in 1..=2 {
-        let node = format!("signaling-{n}");
-        let server = spawn_node(
-            NodeRole::Signaling,
-            tempfile::tempdir().expect("dir"),
-            |c| {
-                cluster_node(c, &engines, &database, &prefix, &node);
-                c.signaling.reconnect_grace_secs = GRACE_SECS;
-            },
-        )
-        .await;
-        signaling.push(server);
-    }
-    // Every node has sent a heartbeat before calls are placed.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    Some(Cluster { signaling, media })
+    Some(start_cluster(&engines, |c| c.signaling.reconnect_grace_secs = GRACE_SECS).await)
 }
 
 /// Participants each media node's SFU holds now.
@@ -343,30 +313,8 @@ async fn a_change_made_on_one_signaling_node_reaches_a_workbench_on_the_other() 
         .expect("subscribe");
 
     // The call is created on node 1, its invite accepted on node 2.
-    let (status, created) = sig1
-        .post(
-            "/api/v1/calls",
-            Some(&alice),
-            Some(json!({"kind": "video"})),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().expect("id").to_owned();
-    let code = created["invite_url"]
-        .as_str()
-        .expect("invite")
-        .rsplit('/')
-        .next()
-        .expect("code")
-        .to_owned();
-    let (status, ticket) = sig2
-        .post(
-            &format!("/api/v1/invites/{code}/accept"),
-            None,
-            Some(json!({"display_name": "张三", "consent": true})),
-        )
-        .await;
-    assert_eq!(status, 200, "{ticket}");
+    let (id, code) = invite(sig1, &alice, "video").await;
+    accept_invite(sig2, &code).await;
     let seen = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(message)) = events.next().await {
             let Message::Text(text) = message else {

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use kefu_proto::signaling::ServerMessage;
-use kefu_signaling::cluster::config::NodeRole;
-use kefu_tests::cluster::{NodeProcess, cluster_node, engines, fresh_database, fresh_prefix};
+use kefu_tests::cluster::{engines, start_cluster};
 use kefu_tests::scenario::{accepted_invite, enterprise_with_agent, verify};
-use kefu_tests::{RtcClient, TestServer, spawn_app_with, spawn_node};
+use kefu_tests::{RtcClient, TestServer, spawn_app_with};
 
 /// Attempts per minute per address on the benchmark's nodes (all its calls come from
 /// one address).
@@ -93,31 +92,10 @@ async fn main() {
 
     let engines =
         engines().expect("TEST_REDIS_URL, TEST_POSTGRES_URL, TEST_S3_* (make bench-join)");
-    let prefix = fresh_prefix();
-    let database = fresh_database(&engines.postgres).await;
-    let mut media = Vec::new();
-    for n in 1..=2 {
-        media.push(NodeProcess::media(&engines, &database, &prefix, &format!("media-{n}")).await);
-    }
-    let mut signaling = Vec::new();
-    for n in 1..=2 {
-        let node = format!("signaling-{n}");
-        signaling.push(
-            spawn_node(
-                NodeRole::Signaling,
-                tempfile::tempdir().expect("dir"),
-                |c| {
-                    cluster_node(c, &engines, &database, &prefix, &node);
-                    c.auth.login_attempts_per_minute = ATTEMPTS;
-                },
-            )
-            .await,
-        );
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let nodes = start_cluster(&engines, |c| c.auth.login_attempts_per_minute = ATTEMPTS).await;
     let cluster = report(
         "cluster (2 signaling + 2 media nodes, Redis; agent and customer on different signaling nodes)",
-        joins(&signaling[0], &signaling[1], args.calls).await,
+        joins(&nodes.signaling[0], &nodes.signaling[1], args.calls).await,
     );
     println!(
         "Redis path overhead: p50 {:+.0} ms ({:.2}×), p99 {:+.0} ms ({:.2}×)",
@@ -126,5 +104,5 @@ async fn main() {
         cluster.1 - one.1,
         cluster.1 / one.1
     );
-    drop(media);
+    drop(nodes);
 }
