@@ -31,6 +31,7 @@
     'call.ended.system_shutdown': '服务正在维护，通话已结束',
     'call.ended.network_lost': '对方网络中断，通话已结束',
     'call.ended.moderation': '通话因疑似违规内容被系统结束',
+    'call.ended.node_lost': '服务节点故障，通话已结束，请重新发起',
     'call.disconnected': '与服务器的连接已断开',
     'call.no_token': '链接缺少通话凭证，请向客服索取新链接',
     // Content moderation, told to both sides: `self` when it is my own picture
