@@ -655,9 +655,6 @@ async fn recover_node(state: &AppState, redis: &RedisCluster) -> anyhow::Result<
         .rooms_of(redis.node())
         .await
         .context("reading the rooms this node held")?;
-    if rooms.is_empty() {
-        return Ok(());
-    }
     let now = kefu_signaling::clock::now_ms();
     for room in &rooms {
         let id = kefu_signaling::accounts::CallId(room.clone());
@@ -668,9 +665,14 @@ async fn recover_node(state: &AppState, redis: &RedisCluster) -> anyhow::Result<
             tracing::debug!(%room, "not ended at restart: {e}");
         }
     }
+    // The recordings of the calls it held, and any other whose spool is on this disk
+    // (a call that ended, its placement released, while the upload was running).
+    let recorder = state.recordings.recorder.clone();
     let recovered = state
         .recordings
-        .recover_where(&state.store, now, |rec| rooms.contains(&rec.call_id.0))
+        .recover_where(&state.store, now, |rec| {
+            rooms.contains(&rec.call_id.0) || recorder.spool_path(&rec.id, rec.kind).exists()
+        })
         .await
         .context("recovering this node's recordings")?;
     for room in &rooms {
@@ -678,11 +680,13 @@ async fn recover_node(state: &AppState, redis: &RedisCluster) -> anyhow::Result<
             tracing::warn!(%room, "placement not released: {e}");
         }
     }
-    info!(
-        calls = rooms.len(),
-        recordings = recovered,
-        "took back what this node held"
-    );
+    if !rooms.is_empty() || recovered > 0 {
+        info!(
+            calls = rooms.len(),
+            recordings = recovered,
+            "took back what this node held"
+        );
+    }
     Ok(())
 }
 

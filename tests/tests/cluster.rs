@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kefu_signaling::cluster::config::ClusterBackend;
 use kefu_signaling::cluster::redis::{RedisCluster, RedisNodes};
-use kefu_tests::cluster::{Engines, cluster_node, engines, fresh_database, fresh_prefix};
+use kefu_tests::cluster::{Engines, OwnRedis, cluster_node, engines, fresh_database, fresh_prefix};
 use kefu_tests::scenario::{connected_call, enterprise_with_agent, verify};
 use kefu_tests::{TestServer, spawn_app_with, wait_until};
 use redis::AsyncCommands;
@@ -140,75 +140,6 @@ async fn a_node_on_redis_postgres_and_s3_runs_a_recorded_call_through_shared_sta
         view.live.iter().all(|(n, _)| n.id != "node-a") && view.silent.is_empty(),
         "a stopped node leaves the registry (it is gone, not lost): {view:?}"
     );
-}
-
-/// A Redis of this test's own (persisting to disk, as a production Redis must), to
-/// stop and start again.
-struct OwnRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut redis = Self {
-            port,
-            dir: tempfile::tempdir().expect("dir"),
-            child: None,
-        };
-        redis.spawn();
-        redis
-    }
-
-    fn spawn(&mut self) {
-        let server =
-            std::env::var("TEST_REDIS_SERVER").expect("TEST_REDIS_SERVER (make test sets it)");
-        let child = std::process::Command::new(server)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "yes"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops it the way an operator does (SIGTERM: it writes its data out first).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = std::process::Command::new("kill")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -385,3 +385,56 @@ async fn a_page_whose_signaling_moves_to_the_other_node_resumes_its_call() {
         "still one call's two participants"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_during_a_call_across_nodes_keeps_its_media_and_loses_no_node() {
+    let Some(mut engines) = engines() else { return };
+    let mut redis = kefu_tests::cluster::OwnRedis::start();
+    engines.redis = redis.url();
+    let cluster = start_cluster(&engines, |c| c.signaling.reconnect_grace_secs = GRACE_SECS).await;
+    let sig1 = &cluster.signaling[0];
+    let (alice, _boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    let (call, agent, customer) = call_across(&cluster, &alice, 0, 1).await;
+
+    redis.stop();
+    let login = || async {
+        sig1.post(
+            "/api/v1/auth/login",
+            None,
+            Some(serde_json::json!({"login": "alice", "password": kefu_tests::scenario::PASSWORD})),
+        )
+        .await
+    };
+    let (status, body) = login().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "cluster_unavailable", "{body}");
+    // Ten seconds without Redis (every registry entry expires meanwhile).
+    for client in [&agent, &customer] {
+        client
+            .wait_for_more(150, 100, Duration::from_secs(12))
+            .await;
+    }
+
+    redis.spawn();
+    wait_until("sign-in to work again", Duration::from_secs(10), || async {
+        (login().await.0 == 200).then_some(())
+    })
+    .await;
+    // The heartbeats come back before any node is judged: nobody is lost.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let view = cluster.signaling[1].call_view(&call, &alice).await;
+    assert_eq!(
+        view["state"], "connected",
+        "the call survived the outage: {view}"
+    );
+    customer
+        .wait_for_more(50, 30, Duration::from_secs(10))
+        .await;
+    customer.hang_up();
+    let ended = sig1
+        .wait_for_call_state(&call, &alice, "ended", Duration::from_secs(10))
+        .await;
+    assert_eq!(ended["end_reason"], "hang_up", "{ended}");
+    drop(agent);
+}

@@ -62,6 +62,8 @@ pub struct RemoteMediaRouter {
     /// Participants driven from this node, by id.
     drivers: Drivers,
     next_driver: Arc<std::sync::atomic::AtomicU64>,
+    /// Each placed room's queue of operations, in order.
+    room_queues: Arc<Mutex<HashMap<RoomId, mpsc::UnboundedSender<RoomOp>>>>,
 }
 
 impl RemoteMediaRouter {
@@ -75,6 +77,7 @@ impl RemoteMediaRouter {
                 .unwrap_or_default(),
             drivers: Arc::default(),
             next_driver: Arc::default(),
+            room_queues: Arc::default(),
         }
     }
 
@@ -151,52 +154,113 @@ impl RemoteMediaRouter {
     }
 
     /// Runs a room operation on the node holding `room`, in the background (the
-    /// seam's room operations do not wait).
-    fn on_room<T: Serialize + Send + 'static>(
-        &self,
-        room: RoomId,
-        op: &'static str,
-        body: T,
-        release: bool,
-    ) {
-        let router = self.clone();
-        tokio::spawn(async move {
-            let node = match router.placement.node_of(room.as_str()).await {
-                Ok(Some(node)) => node,
-                Ok(None) => {
-                    debug!(%room, op, "room not placed: nothing to do");
-                    return;
+    /// seam's room operations do not wait), after the room's earlier ones: a call
+    /// that ends as it connects must not see its stop overtake its start.
+    fn on_room<T: Serialize>(&self, room: RoomId, op: &'static str, body: T, release: bool) {
+        let body = match serde_json::to_value(&body) {
+            Ok(body) => body,
+            Err(e) => {
+                warn!(%room, op, "room operation not encoded: {e}");
+                return;
+            }
+        };
+        let op = RoomOp { op, body, release };
+        let mut queues = self.room_queues.lock().unwrap_or_else(|p| p.into_inner());
+        let queued = match queues.get(&room) {
+            Some(queue) => queue.send(op).map_err(|e| e.0),
+            None => Err(op),
+        };
+        if let Err(op) = queued {
+            let (tx, rx) = mpsc::unbounded_channel();
+            // Invariant: the receiver is alive, just made.
+            let _ = tx.send(op);
+            queues.insert(room.clone(), tx);
+            tokio::spawn(run_room_ops(self.clone(), room, rx));
+        }
+    }
+}
+
+/// One room operation, as queued.
+#[derive(Debug)]
+struct RoomOp {
+    op: &'static str,
+    body: serde_json::Value,
+    /// The room is over after this one: its placement is released.
+    release: bool,
+}
+
+/// How often a room operation is tried before it is given up (logged).
+const ROOM_OP_TRIES: u32 = 3;
+
+/// Sends a room's operations one after the other until the room is released.
+async fn run_room_ops(
+    router: RemoteMediaRouter,
+    room: RoomId,
+    mut ops: mpsc::UnboundedReceiver<RoomOp>,
+) {
+    while let Some(RoomOp { op, body, release }) = ops.recv().await {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match router.send_room_op(&room, op, &body).await {
+                Ok(()) => break,
+                Err(e) if tries < ROOM_OP_TRIES => {
+                    debug!(%room, op, "room operation failed, trying again: {e}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
                 }
                 Err(e) => {
-                    warn!(%room, op, "room operation not sent: {e}");
-                    return;
-                }
-            };
-            let url = format!(
-                "{}/internal/v1/rooms/{}/{op}",
-                node.internal_url.trim_end_matches('/'),
-                room.as_str()
-            );
-            let sent = router
-                .http
-                .post(url)
-                .header(SECRET_HEADER, router.secret.expose_secret())
-                .json(&body)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status());
-            if let Err(e) = sent {
-                warn!(%room, node = %node.id, op, "room operation failed: {e}");
-            }
-            if release {
-                // Operations for the room sent at the same moment (the participants'
-                // leaves) still find its node meanwhile.
-                tokio::time::sleep(RELEASE_DELAY).await;
-                if let Err(e) = router.placement.release(room.as_str()).await {
-                    warn!(%room, "placement not released (it expires): {e}");
+                    warn!(%room, op, "room operation failed: {e}");
+                    break;
                 }
             }
-        });
+        }
+        if release {
+            // Operations for the room queued at the same moment (the participants'
+            // leaves) still find its node meanwhile.
+            tokio::time::sleep(RELEASE_DELAY).await;
+            if let Err(e) = router.placement.release(room.as_str()).await {
+                warn!(%room, "placement not released (it expires): {e}");
+            }
+            router
+                .room_queues
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&room);
+            return;
+        }
+    }
+}
+
+impl RemoteMediaRouter {
+    /// One room operation to the node holding the room; nothing when it is not placed.
+    async fn send_room_op(
+        &self,
+        room: &RoomId,
+        op: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), String> {
+        let node = match self.placement.node_of(room.as_str()).await {
+            Ok(Some(node)) => node,
+            Ok(None) => {
+                debug!(%room, op, "room not placed: nothing to do");
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let url = format!(
+            "{}/internal/v1/rooms/{}/{op}",
+            node.internal_url.trim_end_matches('/'),
+            room.as_str()
+        );
+        self.http
+            .post(url)
+            .header(SECRET_HEADER, self.secret.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map(drop)
+            .map_err(|e| format!("{} ({}): {e}", node.id, op))
     }
 }
 
