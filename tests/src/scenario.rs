@@ -48,6 +48,16 @@ impl TestServer {
         crate::http::call(&self.base_url, Method::DELETE, path, token, None).await
     }
 
+    /// `POST /api/v1/auth/login` as the scenario's agent, whatever the answer.
+    pub async fn try_login(&self, login: &str) -> (StatusCode, Value) {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"login": login, "password": PASSWORD})),
+        )
+        .await
+    }
+
     /// The call as `token`'s holder sees it (`GET /api/v1/calls/{id}`).
     pub async fn call_view(&self, id: &str, token: &str) -> Value {
         let (status, view) = self.get(&format!("/api/v1/calls/{id}"), Some(token)).await;

@@ -153,15 +153,7 @@ async fn while_redis_is_stopped_a_live_call_keeps_its_media_and_new_requests_are
     let (call, agent, customer) = connected_call(&server, &alice).await;
 
     redis.stop();
-    let login = || async {
-        server
-            .post(
-                "/api/v1/auth/login",
-                None,
-                Some(serde_json::json!({"login": "alice", "password": kefu_tests::scenario::PASSWORD})),
-            )
-            .await
-    };
+    let login = || server.try_login("alice");
     let (status, body) = login().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(

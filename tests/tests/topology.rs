@@ -398,14 +398,7 @@ async fn redis_stopped_during_a_call_across_nodes_keeps_its_media_and_loses_no_n
     let (call, agent, customer) = call_across(&cluster, &alice, 0, 1).await;
 
     redis.stop();
-    let login = || async {
-        sig1.post(
-            "/api/v1/auth/login",
-            None,
-            Some(serde_json::json!({"login": "alice", "password": kefu_tests::scenario::PASSWORD})),
-        )
-        .await
-    };
+    let login = || sig1.try_login("alice");
     let (status, body) = login().await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "cluster_unavailable", "{body}");

@@ -122,8 +122,6 @@ impl RemoteMediaRouter {
                     JoinError::Unavailable
                 })?;
         let (tx, rx) = mpsc::channel(32);
-        let (events_tx, events_rx) = mpsc::channel(16);
-        let (answered, answer) = oneshot::channel();
         let id = self
             .next_driver
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -136,17 +134,7 @@ impl RemoteMediaRouter {
             self.drivers.clone(),
             id,
         ));
-        tx.send(Command::Offer {
-            message: first,
-            answered,
-            events: events_tx,
-        })
-        .await
-        .map_err(|_| JoinError::Unavailable)?;
-        let sdp = tokio::time::timeout(ANSWER_TIMEOUT, answer)
-            .await
-            .map_err(|_| JoinError::Unavailable)?
-            .map_err(|_| JoinError::Unavailable)??;
+        let (sdp, events_rx) = offer(&tx, first).await?;
         // A driver this node had for the participant (a reloaded page) goes quietly:
         // the media node keeps the participant for the new connection.
         self.drivers().insert(participant, (id, tx));
@@ -262,6 +250,29 @@ impl RemoteMediaRouter {
             .map(drop)
             .map_err(|e| format!("{} ({}): {e}", node.id, op))
     }
+}
+
+/// Sends an offer (join, attach or restart) through a participant's driver and waits
+/// for its answer; the SFU's events come on the returned channel from then on.
+async fn offer(
+    driver: &mpsc::Sender<Command>,
+    message: ToMedia,
+) -> Result<(String, mpsc::Receiver<SfuEvent>), JoinError> {
+    let (events, events_rx) = mpsc::channel(16);
+    let (answered, answer) = oneshot::channel();
+    driver
+        .send(Command::Offer {
+            message,
+            answered,
+            events,
+        })
+        .await
+        .map_err(|_| JoinError::Unavailable)?;
+    let sdp = tokio::time::timeout(ANSWER_TIMEOUT, answer)
+        .await
+        .map_err(|_| JoinError::Unavailable)?
+        .map_err(|_| JoinError::Unavailable)??;
+    Ok((sdp, events_rx))
 }
 
 /// Drives one participant's control connection until it closes.
@@ -392,22 +403,7 @@ impl MediaRouter for RemoteMediaRouter {
     ) -> BoxFuture<'_, Result<(String, mpsc::Receiver<SfuEvent>), JoinError>> {
         Box::pin(async move {
             if let Some(driver) = self.driver(&participant) {
-                let (events_tx, events_rx) = mpsc::channel(16);
-                let (answered, answer) = oneshot::channel();
-                let message = ToMedia::Restart { offer };
-                driver
-                    .send(Command::Offer {
-                        message,
-                        answered,
-                        events: events_tx,
-                    })
-                    .await
-                    .map_err(|_| JoinError::Unavailable)?;
-                let sdp = tokio::time::timeout(ANSWER_TIMEOUT, answer)
-                    .await
-                    .map_err(|_| JoinError::Unavailable)?
-                    .map_err(|_| JoinError::Unavailable)??;
-                return Ok((sdp, events_rx));
+                return self::offer(&driver, ToMedia::Restart { offer }).await;
             }
             // Its signaling moved here from another node: attach to the media node
             // holding its room.
