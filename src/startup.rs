@@ -60,7 +60,10 @@ pub fn check_role(config: &KefuConfig, role: NodeRole) -> anyhow::Result<()> {
 }
 
 /// The shared-state seams this node runs with: in process, or in Redis.
-async fn shared_state(config: &KefuConfig) -> anyhow::Result<(Shared, Option<RedisCluster>)> {
+async fn shared_state(
+    config: &KefuConfig,
+    data_key: &DataKey,
+) -> anyhow::Result<(Shared, Option<RedisCluster>)> {
     let attempts = config.auth.login_attempts_per_minute;
     Ok(match config.cluster.backend {
         ClusterBackend::InProcess => (Shared::in_process(attempts), None),
@@ -69,7 +72,10 @@ async fn shared_state(config: &KefuConfig) -> anyhow::Result<(Shared, Option<Red
                 .await
                 .context("connecting to Redis (cluster.redis_url)")?;
             info!(node = redis.node(), "shared state in Redis");
-            (Shared::redis(&redis, attempts), Some(redis))
+            (
+                Shared::redis(&redis, attempts, data_key.clone()),
+                Some(redis),
+            )
         }
     })
 }
@@ -161,7 +167,7 @@ impl App {
             .clone()
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
-        let (shared, redis) = shared_state(&config).await?;
+        let (shared, redis) = shared_state(&config, &data_key).await?;
         let accounts = AccountState {
             store,
             data_key,
@@ -460,7 +466,12 @@ impl App {
         let app = match role {
             // A media node's public port serves health and metrics only.
             NodeRole::Media => routes::ops_router(state.clone()),
-            _ => routes::router(state.clone()),
+            _ => {
+                let routes = routes::router(state.clone());
+                // Other signaling nodes hand over requests for attempts held here.
+                state.forwarder.serve(routes.clone());
+                routes
+            }
         }
         .into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();

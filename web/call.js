@@ -273,9 +273,10 @@
     ws.onclose = (e) => {
       kefu.wsLog.push({ event: 'close', code: e.code, at: Date.now() });
       if (ws !== kefu.ws || kefu.ended) return;
-      // 1006: the connection broke without a close frame (network change). Anything
+      // 1006: the connection broke without a close frame (network change); 1012: the
+      // signaling node is stopping and the call goes on through another one. Anything
       // else is a deliberate close, and the error message before it says why.
-      const broken = e.code === 1006 && kefu.pc;
+      const broken = (e.code === 1006 || e.code === 1012) && kefu.pc;
       if (broken && !kefu.lostAt) kefu.lostAt = Date.now();
       if (broken && Date.now() - kefu.lostAt < RECONNECT_GIVE_UP_MS) {
         setStatus('call.reconnecting', 'warn');

@@ -43,6 +43,8 @@ pub struct AppState {
     pub previews: Arc<dyn crate::beauty::preview::PreviewStore>,
     /// Face verification: the engine and the open attempts.
     pub attempts: crate::verification::attempts::Attempts,
+    /// Requests for an attempt another node holds go there.
+    pub forwarder: Arc<dyn crate::cluster::forward::Forwarder>,
     sessions: Arc<AtomicU64>,
     /// Set when a shutdown begins: new requests get 503 `draining`.
     draining: Arc<AtomicBool>,
@@ -101,6 +103,7 @@ impl AppState {
             recordings,
             links: shared.links,
             previews: shared.previews,
+            forwarder: shared.forwarder,
             attempts,
             sessions: Arc::new(AtomicU64::new(1)),
             draining: Arc::default(),

@@ -57,6 +57,8 @@ pub struct RtcClient {
     pub received: Arc<Received>,
     /// Every message the server sent on this client's signaling channel.
     pub messages: Arc<Mutex<Vec<ServerMessage>>>,
+    /// The code of every close frame the server sent (one per signaling connection).
+    pub close_codes: Arc<Mutex<Vec<u16>>>,
     /// Messages for the signaling connection (candidates, `leave`, `restart`); kept
     /// across reconnects.
     outgoing: mpsc::UnboundedSender<String>,
@@ -148,7 +150,12 @@ impl RtcClient {
             })
         }));
         let outgoing_rx = Arc::new(Mutex::new(outgoing_rx));
-        let pump = signaling_pump(server, token, &pc, &messages, &outgoing_rx).await;
+        let close_codes = Arc::new(Mutex::new(Vec::new()));
+        let logs = Logs {
+            messages: messages.clone(),
+            close_codes: close_codes.clone(),
+        };
+        let pump = signaling_pump(server, token, &pc, &logs, &outgoing_rx).await;
 
         let offer = pc.create_offer(None).await.expect("offer");
         pc.set_local_description(offer.clone())
@@ -166,6 +173,7 @@ impl RtcClient {
             pc,
             received,
             messages,
+            close_codes,
             outgoing,
             outgoing_rx,
             tasks: vec![pump, audio_task, video_task],
@@ -189,7 +197,11 @@ impl RtcClient {
     /// restarts ICE on the same peer connection.
     pub async fn reconnect(&mut self, server: &TestServer, token: &str) {
         self.tasks[0].abort();
-        let pump = signaling_pump(server, token, &self.pc, &self.messages, &self.outgoing_rx).await;
+        let logs = Logs {
+            messages: self.messages.clone(),
+            close_codes: self.close_codes.clone(),
+        };
+        let pump = signaling_pump(server, token, &self.pc, &logs, &self.outgoing_rx).await;
         self.tasks[0] = pump;
         let options = RTCOfferOptions {
             ice_restart: true,
@@ -229,11 +241,17 @@ impl RtcClient {
 /// Opens a signaling connection, sends `join`, and pumps messages both ways: what is
 /// queued in `outgoing` goes out; an answer is applied to `pc`; everything received is
 /// logged in `messages`.
+/// Where a signaling connection writes what the server said.
+struct Logs {
+    messages: Arc<Mutex<Vec<ServerMessage>>>,
+    close_codes: Arc<Mutex<Vec<u16>>>,
+}
+
 async fn signaling_pump(
     server: &TestServer,
     token: &str,
     pc: &Arc<RTCPeerConnection>,
-    messages: &Arc<Mutex<Vec<ServerMessage>>>,
+    logs: &Logs,
     outgoing: &Arc<Mutex<mpsc::UnboundedReceiver<String>>>,
 ) -> JoinHandle<()> {
     let (ws, _) = connect_async(&server.ws_url)
@@ -245,7 +263,8 @@ async fn signaling_pump(
         .await
         .expect("send join");
     let pc = pc.clone();
-    let log = messages.clone();
+    let log = logs.messages.clone();
+    let close_codes = logs.close_codes.clone();
     let outgoing = outgoing.clone();
     tokio::spawn(async move {
         let mut outgoing = outgoing.lock().await;
@@ -257,6 +276,9 @@ async fn signaling_pump(
                     }
                 }
                 frame = stream.next() => {
+                    if let Some(Ok(Message::Close(Some(close)))) = &frame {
+                        close_codes.lock().await.push(close.code.into());
+                    }
                     let Some(Ok(Message::Text(text))) = frame else {
                         if matches!(frame, Some(Ok(_))) { continue; }
                         return;

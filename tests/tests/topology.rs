@@ -387,6 +387,57 @@ async fn a_page_whose_signaling_moves_to_the_other_node_resumes_its_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_signaling_node_hands_its_pages_over_and_their_call_goes_on() {
+    let Some(mut cluster) = cluster().await else {
+        return;
+    };
+    let sig1 = &cluster.signaling[0];
+    let (alice, _boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    let (id, agent_token, customer_token) = accepted_invite(sig1, &alice, "video").await;
+    let agent = RtcClient::join_with_token(sig1, &agent_token, "agent").await;
+    let mut customer =
+        RtcClient::join_with_token(&cluster.signaling[1], &customer_token, "customer").await;
+    customer
+        .wait_for_more(20, 20, Duration::from_secs(15))
+        .await;
+    // A rolling upgrade stops signaling node 2 (SIGTERM: a graceful stop).
+    let stopping = cluster.signaling.remove(1);
+    stopping.stop().await.expect("node 2 stops cleanly");
+    assert_eq!(
+        *customer.close_codes.lock().await,
+        vec![1012],
+        "node 2 told the page to come back elsewhere (1012), not that the call is over"
+    );
+    // The page comes back through node 1, as a load balancer sends it there.
+    customer
+        .reconnect(&cluster.signaling[0], &customer_token)
+        .await;
+    // Media goes on past the media node's grace for the dropped control connection.
+    tokio::time::sleep(Duration::from_secs(GRACE_SECS + 1)).await;
+    customer
+        .wait_for_more(50, 30, Duration::from_secs(10))
+        .await;
+    agent.wait_for_more(50, 30, Duration::from_secs(10)).await;
+    let view = cluster.signaling[0].call_view(&id, &alice).await;
+    assert_eq!(view["state"], "connected", "{view}");
+    assert!(
+        !customer
+            .messages
+            .lock()
+            .await
+            .iter()
+            .any(|m| matches!(m, kefu_proto::signaling::ServerMessage::CallEnded { .. })),
+        "nobody was told the call ended"
+    );
+    assert_eq!(
+        held(&cluster).await.iter().sum::<f64>(),
+        2.0,
+        "still one call's two participants"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_during_a_call_across_nodes_keeps_its_media_and_loses_no_node() {
     let Some(mut engines) = engines() else { return };
     let mut redis = kefu_tests::cluster::OwnRedis::start();

@@ -81,6 +81,12 @@ pub trait MediaRouter: Send + Sync + Debug {
     /// The agent, alone in `room`, gets its own video back filtered with `params`
     /// (the settings dialog's preview). Call again to change them; `stop_beauty` ends it.
     fn preview_beauty(&self, room: RoomId, agent: ParticipantId, params: kefu_beauty::BeautyParams);
+
+    /// Whether the calls' media lives in another process, so that they go on when this
+    /// one stops (a signaling node hands its pages over instead of ending their calls).
+    fn outlives_this_process(&self) -> bool {
+        false
+    }
 }
 
 /// The SFU, the recorder and moderation running in this process.

@@ -6,6 +6,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod forward;
 pub mod heartbeat;
 pub mod lease;
 pub mod limiter;

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{lease, limiter, links, redis};
+use super::{forward, lease, limiter, links, redis};
+use crate::accounts::secrets::DataKey;
 use crate::beauty::preview::{BeautyPreviews, PreviewStore};
 use crate::http::ratelimit::RateLimiter;
 
@@ -24,6 +25,8 @@ pub struct Shared {
     pub previews: Arc<dyn PreviewStore>,
     /// Login attempts and public customer endpoints, per name and per address.
     pub limiter: Arc<dyn limiter::AttemptLimiter>,
+    /// Requests for a verification attempt held by another node.
+    pub forwarder: Arc<dyn forward::Forwarder>,
 }
 
 impl Shared {
@@ -37,11 +40,13 @@ impl Shared {
                 attempts_per_minute,
                 Duration::from_secs(60),
             )),
+            forwarder: Arc::new(forward::LocalForwarder),
         }
     }
 
     /// Several nodes: everything in Redis.
-    pub fn redis(redis: &redis::RedisCluster, attempts_per_minute: u32) -> Self {
+    /// `seal` encrypts what crosses Redis between nodes (the data key).
+    pub fn redis(redis: &redis::RedisCluster, attempts_per_minute: u32, seal: DataKey) -> Self {
         Self {
             lease: Arc::new(redis::RedisLease::new(redis.clone(), LEASE_TTL, LEASE_WAIT)),
             links: Arc::new(redis::RedisLinks::new(redis.clone())),
@@ -52,6 +57,7 @@ impl Shared {
                 attempts_per_minute,
                 Duration::from_secs(60),
             )),
+            forwarder: Arc::new(redis::RedisForwarder::new(redis.clone(), seal)),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 mod events;
+mod forward;
 pub mod json;
 pub mod openapi;
 mod pages;
@@ -46,6 +47,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::any(|| async { crate::http::error::ApiError::NotFound }),
         )
         .merge(pages::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::to_holder,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_while_draining,

@@ -44,6 +44,8 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_PROTOCOL: u16 = 1002;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
+/// "Service restart" (RFC 6455 registry): come back, through another node if need be.
+const CLOSE_SERVICE_RESTART: u16 = 1012;
 
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let hard_limit = state.signaling.max_message_bytes * HARD_LIMIT_FACTOR;
@@ -79,6 +81,9 @@ enum Ending {
     Lost,
     /// kefu is stopping: the drain already ended the calls; nobody hung up.
     Shutdown,
+    /// This signaling node is stopping but the call's media lives on a media node:
+    /// the participant keeps its place, and its page resumes through another node.
+    HandOver,
 }
 
 struct Session {
@@ -150,8 +155,13 @@ impl Session {
                     Flow::Close(CLOSE_POLICY, "join timeout")
                 }
                 _ = shutdown.changed() => {
-                    ending = Ending::Shutdown;
-                    Flow::Close(CLOSE_GOING_AWAY, "server shutting down")
+                    if self.state.media.outlives_this_process() {
+                        ending = Ending::HandOver;
+                        Flow::Close(CLOSE_SERVICE_RESTART, "node stopping; reconnect")
+                    } else {
+                        ending = Ending::Shutdown;
+                        Flow::Close(CLOSE_GOING_AWAY, "server shutting down")
+                    }
                 }
             };
             // Deliver replies queued by the handlers before deciding anything else.
@@ -550,6 +560,13 @@ impl Session {
                 {
                     self.state.media.leave(joined.media_id.clone());
                 }
+                return;
+            }
+            Ending::HandOver => {
+                // Nothing to undo: the media node keeps the participant for the grace
+                // period once this node's control connection is gone, and hangs up
+                // if no page attached again (cluster::remote::server).
+                info!(room = %joined.room, "node stopping; the page resumes elsewhere");
                 return;
             }
             Ending::Lost => {}

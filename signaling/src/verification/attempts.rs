@@ -324,6 +324,17 @@ impl Attempts {
             .map(|a| a.agent_id.clone())
     }
 
+    /// Whether this process holds the attempt `key` names (other nodes forward its
+    /// requests here: `http::forward`).
+    pub fn holds(&self, key: &crate::cluster::forward::HeldKey) -> bool {
+        use crate::cluster::forward::HeldKey;
+        match key {
+            HeldKey::Attempt(id) => lock(&self.open).contains_key(id.as_str()),
+            HeldKey::Link(token) => self.link_owner(token).is_some(),
+            HeldKey::Device(token) => self.by_device(token).is_some(),
+        }
+    }
+
     /// The attempt a phone's device token belongs to.
     pub fn by_device(&self, device_token: &str) -> Option<Arc<Attempt>> {
         let digest = token_digest(device_token);

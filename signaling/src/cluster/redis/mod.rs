@@ -4,6 +4,7 @@
 //! Keys all start with `cluster.key_prefix`; docs/cluster.md lists them.
 
 mod events;
+mod forward;
 mod lease;
 mod limiter;
 mod links;
@@ -14,6 +15,7 @@ mod rooms;
 mod subscribe;
 
 pub use events::{RelayTasks, relay_call_events};
+pub use forward::RedisForwarder;
 pub use lease::RedisLease;
 pub use limiter::RedisLimiter;
 pub use links::RedisLinks;

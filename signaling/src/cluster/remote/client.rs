@@ -376,6 +376,10 @@ fn room_of(participant: &ParticipantId) -> &str {
 }
 
 impl MediaRouter for RemoteMediaRouter {
+    fn outlives_this_process(&self) -> bool {
+        true
+    }
+
     fn join(
         &self,
         room: RoomId,
