@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchBrowser, callStats, waitFor, artifacts, agentWithVideoService, signIn, api } from './lib/kefu.mjs';
 import { engines, startCluster } from './lib/cluster.mjs';
+import { startBalancer } from './lib/balancer.mjs';
 
 const PASSWORD = 'agent password 1';
 const shared = engines();
@@ -64,6 +65,63 @@ test('a call whose agent and customer use different signaling nodes works end to
   } finally {
     await agent.close();
     await customer.close();
+    await cluster.stop();
+  }
+});
+
+test('a signaling node stopped during a call (a rolling upgrade) hands the page over and the call goes on', { skip: !shared && 'no Redis/PostgreSQL/S3 test servers' }, async () => {
+  const graceSecs = 3;
+  const cluster = await startCluster(shared, { KEFU_SIGNALING__RECONNECT_GRACE_SECS: String(graceSecs) });
+  const [sig1, sig2] = cluster.signaling;
+  // The customer reaches kefu through a balancer that sends new connections to node 2
+  // while it accepts them, else to node 1.
+  const balancer = await startBalancer([sig2.baseUrl, sig1.baseUrl]);
+  const agent = await launchBrowser();
+  const customer = await launchBrowser({ mobile: true });
+  try {
+    const adminToken = await agentWithVideoService(sig1, 'sam', PASSWORD);
+    await signIn(agent.page, sig1.baseUrl, 'sam', PASSWORD);
+    sig1.run('kefu-test-verify', ['sam', 'passed']);
+    await agent.page.click('#video-call');
+    await agent.page.waitForSelector('#invite:not([hidden])');
+    const callId = await agent.page.evaluate(() => window.workbench.call.id);
+    const invite = new URL(await agent.page.inputValue('#invite-url'));
+    await customer.page.goto(`${balancer.url}${invite.pathname}${invite.search}`);
+    await customer.page.check('#agree');
+    await customer.page.click('#accept');
+    await customer.page.waitForSelector('#call:not([hidden])');
+    await agent.page.waitForSelector('#recording-notice:not([hidden])', { timeout: 20000 });
+    await customer.page.click('#camera');
+    await waitFor('both sides to decode video', 30000, async () => {
+      const s = [await callStats(agent.page), await callStats(customer.page)];
+      return { done: s[0] && s[1] && s[0].videoFramesDecoded >= 30 && s[1].videoFramesDecoded >= 30, value: s };
+    });
+
+    await sig2.stop(); // SIGTERM, as a rolling upgrade stops a pod
+    const log = await waitFor('the page to resume through node 1', 20000, async () => {
+      const k = await customer.page.evaluate(() => ({ ws: window.kefu.wsLog, rejoined: window.kefu.rejoined, ended: window.kefu.ended }));
+      const closed = k.ws.findIndex((e) => e.event === 'close' && e.code === 1012);
+      return { done: closed >= 0 && k.ws.slice(closed).some((e) => e.event === 'open') && k.rejoined > 0, value: k };
+    });
+    assert.equal(log.ended, false, 'the page does not think the call ended');
+    // Past the media node's grace for node 2's dropped connection, media still flows.
+    await new Promise((r) => setTimeout(r, (graceSecs + 1) * 1000));
+    const before = [await callStats(agent.page), await callStats(customer.page)];
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = [await callStats(agent.page), await callStats(customer.page)];
+    for (const i of [0, 1]) {
+      const decoded = after[i].videoFramesDecoded - before[i].videoFramesDecoded;
+      assert.ok(decoded >= 30, `${i ? 'customer' : 'agent'} decoded ${decoded} frames in 3 s after the hand-over`);
+      assert.ok(after[i].audioPacketsReceived > before[i].audioPacketsReceived, 'audio goes on');
+    }
+    const call = await api(sig1.baseUrl, 'GET', `/calls/${callId}`, adminToken);
+    assert.equal(call.data.state, 'connected', JSON.stringify(call.data));
+    await customer.page.screenshot({ path: join(artifacts, 'cluster-handover-customer.png') });
+    assert.equal(await customer.page.evaluate(() => window.kefu.ended), false);
+  } finally {
+    await agent.close();
+    await customer.close();
+    await balancer.close();
     await cluster.stop();
   }
 });

@@ -80,8 +80,8 @@ async function startNode(role, id, env) {
   };
 }
 
-/** Two media nodes, then two signaling nodes; `stop()` ends them all. */
-export async function startCluster(e) {
+/** Two media nodes, then two signaling nodes (`extraEnv` for every node); `stop()` ends them all. */
+export async function startCluster(e, extraEnv = {}) {
   const prefix = `e2e${randomBytes(5).toString('hex')}`;
   const env = {
     ...process.env,
@@ -105,6 +105,7 @@ export async function startCluster(e) {
     KEFU_AUTH__TOKEN_SECRET: randomBytes(24).toString('hex'),
     KEFU_SECURITY__DATA_KEY: randomBytes(32).toString('base64'),
     RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
+    ...extraEnv,
   };
   // The first node seeds the empty database and prints the admin's one-time password.
   const signaling = [await startNode('signaling', 'signaling-1', env)];
