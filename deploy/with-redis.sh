@@ -11,8 +11,14 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$dir" \
   --logfile "$dir/redis.log" --daemonize yes --pidfile "$dir/redis.pid"
 stop() {
-  [ -f "$dir/redis.pid" ] && kill "$(cat "$dir/redis.pid")" 2>/dev/null || true
-  rm -rf "$dir"
+  local status=$? pid
+  pid=$(cat "$dir/redis.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    # Redis writes into its folder until it has exited: wait before removing it.
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  fi
+  rm -rf "$dir" 2>/dev/null || true
+  exit "$status"
 }
 trap stop EXIT
 for _ in $(seq 100); do

@@ -131,7 +131,7 @@ pub struct App {
     sfu_metrics: SfuMetrics,
     registration: Option<Registration>,
     /// The cross-node relay of call changes (its tasks stop with the app).
-    _relay: Option<kefu_signaling::cluster::redis::RelayTasks>,
+    _relay: Option<[kefu_signaling::cluster::redis::RelayTasks; 2]>,
 }
 
 impl App {
@@ -308,12 +308,19 @@ impl App {
             shared,
         );
         // Call changes made on other nodes reach this node's pages, and back.
+        // So do the ends of face checks another node ran.
         let relay = redis.as_ref().map(|redis| {
-            kefu_signaling::cluster::redis::relay_call_events(
-                redis.clone(),
-                state.calls.clone(),
-                state.store.clone(),
-            )
+            [
+                kefu_signaling::cluster::redis::relay_call_events(
+                    redis.clone(),
+                    state.calls.clone(),
+                    state.store.clone(),
+                ),
+                kefu_signaling::cluster::redis::relay_attempt_results(
+                    redis.clone(),
+                    state.attempts.clone(),
+                ),
+            ]
         });
         if let Some(events) = moderation_events {
             tokio::spawn(kefu_signaling::moderation::reactions::run(

@@ -1,11 +1,13 @@
 //! A face check across two signaling nodes on one Redis and PostgreSQL (as `make test`
 //! starts them), behind a load balancer that sends each request to either node: the
 //! attempt lives on the node that opened it, and the other node hands it every request
-//! it receives for it — the workbench's frames, the phone link, the phone's frames.
+//! it receives for it — the workbench's frames, the phone link, the phone's frames —
+//! and the result reaches the workbench's event channel on either node.
 
 use std::time::Duration;
 
 use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
 use kefu_signaling::cluster::config::NodeRole;
 use kefu_tests::cluster::{cluster_node, engines, fresh_database, fresh_prefix};
 use kefu_tests::faces::{self, FRONTAL, TURNED_LEFT, TURNED_RIGHT};
@@ -13,6 +15,7 @@ use kefu_tests::scenario::enterprise_with_agent;
 use kefu_tests::{TestServer, spawn_node};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
 
 async fn two_signaling_nodes() -> Option<[TestServer; 2]> {
     let engines = engines()?;
@@ -126,6 +129,16 @@ async fn a_face_check_passes_with_its_requests_spread_over_two_signaling_nodes()
     let (_, gate) = two.get("/api/v1/me/verification-gate", Some(&alice)).await;
     assert_eq!(gate["verification_required"], false, "{gate}");
 
+    // The workbench listens on node 1 while the phone's attempt runs on node 2.
+    let (mut events, _) = tokio_tungstenite::connect_async(format!("{}/events", one.ws_url))
+        .await
+        .expect("event channel");
+    let subscribe = json!({"type": "subscribe", "session": alice}).to_string();
+    events
+        .send(Message::Text(subscribe.into()))
+        .await
+        .expect("subscribe");
+
     // The phone: opened on node 2, the link asked for and opened through node 1.
     let (status, attempt) = two
         .post("/api/v1/me/verification/attempts", Some(&alice), None)
@@ -163,6 +176,21 @@ async fn a_face_check_passes_with_its_requests_spread_over_two_signaling_nodes()
     )
     .await;
     assert_eq!(last["state"], "passed", "{last}");
+    let told = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = events.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let event: Value = serde_json::from_str(&text).expect("json");
+            if event["type"] == "verification" && event["attempt_id"] == id.as_str() {
+                return event;
+            }
+        }
+        panic!("the event channel closed");
+    })
+    .await
+    .expect("node 1's event channel told the workbench the result node 2 decided, within 5 s");
+    assert_eq!(told["passed"], true, "{told}");
     let (status, seen) = one
         .get(
             &format!("/api/v1/me/verification/attempts/{id}"),

@@ -41,6 +41,9 @@ pub struct AttemptResult {
     pub reason: Option<&'static str>,
     /// The engine's finer reason.
     pub detail: Option<&'static str>,
+    /// Learnt from another node (which told the cluster already).
+    #[serde(skip)]
+    pub relayed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -180,6 +183,30 @@ impl Attempts {
     /// Ends of attempts, for the workbench's event channel.
     pub fn subscribe(&self) -> broadcast::Receiver<AttemptResult> {
         self.results.subscribe()
+    }
+
+    /// The end of an attempt another node held, for this node's event channels (the
+    /// agent's workbench may listen here). `detail` is the engine's reason of a failure.
+    pub fn relay_in(
+        &self,
+        attempt_id: String,
+        agent_id: UserId,
+        passed: bool,
+        detail: Option<&str>,
+    ) {
+        let failure = (!passed).then(|| {
+            detail
+                .and_then(failure_from_str)
+                .unwrap_or(Failure::TooLate)
+        });
+        let _ = self.results.send(AttemptResult {
+            attempt_id,
+            agent_id,
+            passed,
+            reason: failure.map(|f| f.category().as_str()),
+            detail: failure.map(Failure::as_str),
+            relayed: true,
+        });
     }
 
     /// Opens an attempt for `agent` (closing any other of theirs).
@@ -446,6 +473,7 @@ impl Attempts {
                 passed: failure.is_none(),
                 reason: failure.map(|f| f.category().as_str()),
                 detail: failure.map(Failure::as_str),
+                relayed: false,
             });
         }
         // The attempt stays readable (its result) until it expires.
@@ -495,6 +523,7 @@ impl Attempts {
                 passed: false,
                 reason: Some(Failure::TooLate.category().as_str()),
                 detail: Some(Failure::TooLate.as_str()),
+                relayed: false,
             };
             let fresh = {
                 let mut slot = lock(&attempt.result);

@@ -45,12 +45,21 @@ struct Change {
 pub fn relay_call_events(redis: RedisCluster, calls: CallDriver, store: Store) -> RelayTasks {
     let outward = tokio::spawn(publish_ours(redis.clone(), calls.clone()));
     let inward = tokio::spawn(listen(redis, calls, store));
-    RelayTasks(Arc::new((outward, inward)))
+    RelayTasks::new(outward, inward)
 }
 
 /// The relay's tasks; they stop when the last handle drops.
 #[derive(Debug, Clone)]
 pub struct RelayTasks(Arc<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>);
+
+impl RelayTasks {
+    pub(crate) fn new(
+        outward: tokio::task::JoinHandle<()>,
+        inward: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        Self(Arc::new((outward, inward)))
+    }
+}
 
 impl Drop for RelayTasks {
     fn drop(&mut self) {

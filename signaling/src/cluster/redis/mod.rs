@@ -3,6 +3,7 @@
 //! deadline, so while Redis is away requests are refused quickly instead of hanging.
 //! Keys all start with `cluster.key_prefix`; docs/cluster.md lists them.
 
+mod attempt_results;
 mod events;
 mod forward;
 mod lease;
@@ -14,6 +15,7 @@ mod previews;
 mod rooms;
 mod subscribe;
 
+pub use attempt_results::relay_attempt_results;
 pub use events::{RelayTasks, relay_call_events};
 pub use forward::RedisForwarder;
 pub use lease::RedisLease;
