@@ -46,6 +46,94 @@ async fn pages_are_served() {
 }
 
 #[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let server = spawn_app().await;
+    let client = reqwest::Client::new();
+    for (path, status) in [
+        ("/workbench", 200),
+        ("/invite/some-code", 200),
+        ("/static/call.js", 200),
+        ("/healthz", 200),
+        ("/api/v1/me", 401),
+        ("/api/v1/no-such-route", 404),
+    ] {
+        let res = client
+            .get(format!("{}{path}", server.base_url))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(res.status(), status, "{path}");
+        let h = res.headers();
+        let header = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        let csp = header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{path}: {csp}"
+        );
+        assert_eq!(
+            header("strict-transport-security"),
+            "",
+            "no HSTS over plain HTTP: {path}"
+        );
+        if path.starts_with("/api/") {
+            assert_eq!(header("cache-control"), "no-store", "{path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_pages_hold_no_inline_script_or_style() {
+    // What the content security policy refuses must not be in the pages themselves.
+    let server = spawn_app().await;
+    for path in [
+        "/workbench",
+        "/admin",
+        "/agent",
+        "/customer",
+        "/invite/x",
+        "/service/x",
+        "/verify/x",
+    ] {
+        let page = reqwest::get(format!("{}{path}", server.base_url))
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("body");
+        let lower = page.to_lowercase();
+        assert!(lower.contains("<script src="), "{path} loads its script");
+        assert_eq!(
+            lower.matches("<script").count(),
+            lower.matches("<script src=").count(),
+            "{path}: an inline <script>"
+        );
+        assert!(!lower.contains("<style"), "{path}: an inline <style>");
+        assert!(!lower.contains(" style="), "{path}: a style attribute");
+        let handler = lower.match_indices(" on").any(|(i, _)| {
+            lower[i + 3..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count()
+                > 2
+                && lower[i + 3..]
+                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .starts_with('=')
+        });
+        assert!(!handler, "{path}: an inline event handler");
+    }
+}
+
+#[tokio::test]
 async fn https_is_served_when_a_certificate_is_configured() {
     let dir = tempfile::tempdir().expect("dir");
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
@@ -76,6 +164,13 @@ async fn https_is_served_when_a_certificate_is_configured() {
     let url = server.base_url.replace("127.0.0.1", "localhost") + "/healthz";
     let res = client.get(url).send().await.expect("HTTPS GET");
     assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000; includeSubDomains"),
+        "HSTS over HTTPS"
+    );
 
     // Plain HTTP on the TLS port is not served.
     let plain = server.base_url.replace("https://", "http://") + "/healthz";

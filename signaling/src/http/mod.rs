@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 mod events;
 mod forward;
+pub mod headers;
 pub mod json;
 pub mod openapi;
 mod pages;
@@ -54,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_while_draining,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::secure,
         ))
         .with_state(state)
 }

@@ -119,13 +119,24 @@ export async function launchBrowser({ mobile = false, extraArgs = [] } = {}) {
       ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
       : { viewport: { width: 1280, height: 800 } }),
   });
+  // kefu's pages run under a content security policy without 'unsafe-inline': any
+  // violation (an inline script or style, a foreign source) fails the test on close.
+  const violations = [];
+  const watch = (p) =>
+    p.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) violations.push(`${p.url()}: ${m.text()}`);
+    });
+  context.pages().forEach(watch);
+  context.on('page', watch);
   const page = context.pages()[0] || (await context.newPage());
   return {
     context,
     page,
+    violations,
     async close() {
       await context.close();
       rmSync(profile, { recursive: true, force: true });
+      if (violations.length) throw new Error(`a page broke its content security policy:\n${violations.join('\n')}`);
     },
   };
 }
