@@ -319,6 +319,7 @@ impl App {
                 kefu_signaling::cluster::redis::relay_attempt_results(
                     redis.clone(),
                     state.attempts.clone(),
+                    state.data_key.clone(),
                 ),
             ]
         });
@@ -476,7 +477,7 @@ impl App {
             _ => {
                 let routes = routes::router(state.clone());
                 // Other signaling nodes hand over requests for attempts held here.
-                state.forwarder.serve(routes.clone());
+                state.forwarder.serve(routes.clone()).await;
                 routes
             }
         }
@@ -553,6 +554,12 @@ impl App {
             }
         };
         sweeper.abort();
+        state.forwarder.stop_serving();
+        // A signaling node lets go of its pages' media connections without taking
+        // anyone out of a call: they resume through other nodes.
+        if role == NodeRole::Signaling {
+            state.media.detach_all();
+        }
         if let Some(watcher) = watcher {
             watcher.abort();
         }

@@ -276,7 +276,8 @@
       // 1006: the connection broke without a close frame (network change); 1012: the
       // signaling node is stopping and the call goes on through another one. Anything
       // else is a deliberate close, and the error message before it says why.
-      const broken = (e.code === 1006 || e.code === 1012) && kefu.pc;
+      // A 1012 before the first offer rejoins too: nothing was lost but the node.
+      const broken = (e.code === 1006 && kefu.pc) || e.code === 1012;
       if (broken && !kefu.lostAt) kefu.lostAt = Date.now();
       if (broken && Date.now() - kefu.lostAt < RECONNECT_GIVE_UP_MS) {
         setStatus('call.reconnecting', 'warn');

@@ -119,6 +119,11 @@ async fn a_face_check_passes_with_its_requests_spread_over_two_signaling_nodes()
         )
         .await;
     assert_eq!((status.as_u16(), &seen["id"]), (200, &json!(id)), "{seen}");
+    // Nothing unauthenticated crosses to the holder.
+    let (status, _) = two
+        .get(&format!("/api/v1/me/verification/attempts/{id}"), None)
+        .await;
+    assert_eq!(status, 401);
     let frames = format!("/api/v1/me/verification/attempts/{id}/frames");
     // The holder's own refusal comes back as it gave it.
     let (status, refused) =

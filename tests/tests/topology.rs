@@ -438,6 +438,45 @@ async fn a_stopping_signaling_node_hands_its_pages_over_and_their_call_goes_on()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_does_not_come_back_after_its_signaling_node_stopped_is_hung_up() {
+    let Some(mut cluster) = cluster().await else {
+        return;
+    };
+    let sig1 = &cluster.signaling[0];
+    let (alice, _boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    let (id, agent, _customer) = call_across(&cluster, &alice, 0, 1).await;
+    let stopping = cluster.signaling.remove(1);
+    let stopped_at = std::time::Instant::now();
+    stopping.stop().await.expect("node 2 stops cleanly");
+    // The customer's page never reconnects: the media node's grace runs out.
+    wait_until(
+        "the agent told the call ended as network_lost",
+        Duration::from_secs(GRACE_SECS + 10),
+        || async {
+            told_ended(&agent, kefu_proto::EndReason::NetworkLost)
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        stopped_at.elapsed() >= Duration::from_secs(GRACE_SECS),
+        "not before the grace: {:?}",
+        stopped_at.elapsed()
+    );
+    let view = cluster.signaling[0].call_view(&id, &alice).await;
+    assert_eq!(
+        (&view["state"], &view["end_reason"]),
+        (
+            &serde_json::json!("ended"),
+            &serde_json::json!("network_lost")
+        ),
+        "{view}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_during_a_call_across_nodes_keeps_its_media_and_loses_no_node() {
     let Some(mut engines) = engines() else { return };
     let mut redis = kefu_tests::cluster::OwnRedis::start();

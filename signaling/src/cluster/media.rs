@@ -87,6 +87,10 @@ pub trait MediaRouter: Send + Sync + Debug {
     fn outlives_this_process(&self) -> bool {
         false
     }
+
+    /// Lets go of every participant driven from here without taking anyone out of
+    /// the media (this node stops; the pages go on through other nodes).
+    fn detach_all(&self) {}
 }
 
 /// The SFU, the recorder and moderation running in this process.

@@ -5,16 +5,17 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
-use crate::cluster::forward::{ForwardRequest, ForwardedHere, HeldKey};
+use crate::cluster::forward::{DEVICE_HEADER, ForwardRequest, ForwardedHere, HeldKey, held_key};
+use crate::http::auth::Authenticated;
 use crate::http::error::ApiError;
 use crate::state::AppState;
-use crate::verification::attempt_http::{DEVICE_HEADER, MAX_FRAME_BYTES};
+use crate::verification::attempt_http::MAX_FRAME_BYTES;
 
 /// The headers the attempt handlers read; nothing else crosses to the other node.
 const CARRIED: &[&str] = &[
@@ -23,21 +24,8 @@ const CARRIED: &[&str] = &[
     DEVICE_HEADER,
     "accept-language",
 ];
-
-/// What held state a request path names, if any (the start of an attempt names none:
-/// it opens one here).
-pub fn held_key(path: &str, headers: &HeaderMap) -> Option<HeldKey> {
-    if let Some(rest) = path.strip_prefix("/api/v1/me/verification/attempts/") {
-        let id = rest.split('/').next().filter(|id| !id.is_empty())?;
-        return Some(HeldKey::Attempt(id.to_owned()));
-    }
-    let rest = path.strip_prefix("/api/v1/phone-verification/")?;
-    if rest == "frames" {
-        let device = headers.get(DEVICE_HEADER)?.to_str().ok()?;
-        return (!device.is_empty()).then(|| HeldKey::Device(device.to_owned()));
-    }
-    (!rest.is_empty() && !rest.contains('/')).then(|| HeldKey::Link(rest.to_owned()))
-}
+/// Bodies of the attempt requests that carry no frame (JSON at most).
+const MAX_OTHER_BODY_BYTES: usize = 64 * 1024;
 
 pub async fn to_holder(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(key) = held_key(request.uri().path(), request.headers()) else {
@@ -51,8 +39,21 @@ pub async fn to_holder(State(state): State<AppState>, request: Request, next: Ne
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_FRAME_BYTES).await else {
+    let (mut parts, body) = request.into_parts();
+    // The agent's own requests are signed in here first: nothing unauthenticated
+    // crosses to another node. (A phone's link and device tokens are checked where
+    // the attempt is; an unknown one has no holder and is answered here.)
+    if matches!(key, HeldKey::Attempt(_))
+        && let Err(refused) = Authenticated::from_request_parts(&mut parts, &state).await
+    {
+        return refused.into_response();
+    }
+    let limit = if parts.uri.path().ends_with("/frames") {
+        MAX_FRAME_BYTES
+    } else {
+        MAX_OTHER_BODY_BYTES
+    };
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return ApiError::PayloadTooLarge.into_response();
     };
     let headers = CARRIED
@@ -96,7 +97,9 @@ pub async fn to_holder(State(state): State<AppState>, request: Request, next: Ne
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use crate::cluster::forward::{DEVICE_HEADER, HeldKey, held_key};
 
     #[test]
     fn attempt_paths_name_what_they_need() {

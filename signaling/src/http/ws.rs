@@ -562,6 +562,19 @@ impl Session {
                 }
                 return;
             }
+            Ending::HandOver if joined.room.starts_with(beauty_preview::ROOM_PREFIX) => {
+                // A preview ends with its page (above): out of the room and the SFU.
+                if self
+                    .state
+                    .rooms
+                    .leave(&joined.room, &joined.participant, self.id)
+                    .await
+                    .unwrap_or(true)
+                {
+                    self.state.media.leave(joined.media_id.clone());
+                }
+                return;
+            }
             Ending::HandOver => {
                 // Nothing to undo: the media node keeps the participant for the grace
                 // period once this node's control connection is gone, and hangs up

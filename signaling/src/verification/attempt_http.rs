@@ -26,7 +26,7 @@ use crate::state::AppState;
 /// A frame body at most (a 640×480 JPEG is ~30–60 KB).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// The header a phone sends its frames with.
-pub const DEVICE_HEADER: &str = "x-kefu-device";
+pub use crate::cluster::forward::DEVICE_HEADER;
 
 /// What to do now, or the result.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -170,13 +170,13 @@ impl From<FrameError> for ApiError {
 /// lives (a phone link's wait, then a challenge on the phone).
 const HELD_FOR: Duration = Duration::from_millis((PHONE_LINK_TTL_MS + 2 * ATTEMPT_TTL_MS) as u64);
 
-/// Tells the other nodes that `key` is held here; without it the attempt would work
-/// only while the load balancer happens to send its requests here.
-async fn hold(state: &AppState, key: HeldKey) -> Result<(), ApiError> {
-    state.forwarder.hold(&key, HELD_FOR).await.map_err(|e| {
+/// Tells the other nodes that `key` is held here. Should Redis not take it, the
+/// attempt goes on, answered wherever the load balancer sends its requests here (a
+/// refusal now would waste the link or the attempt the call already changed).
+async fn hold(state: &AppState, key: HeldKey) {
+    if let Err(e) = state.forwarder.hold(&key, HELD_FOR).await {
         tracing::warn!("attempt not announced to the other nodes: {e}");
-        ApiError::ClusterUnavailable(e)
-    })
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/me/verification/attempts", tag = "verification", security(("bearer" = [])), responses((status = 201, body = AttemptView), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 403, description = "forbidden by role or rule", body = crate::http::error::ApiErrorDoc), (status = 409, description = "no face reference enrolled", body = crate::http::error::ApiErrorDoc), (status = 423, description = "locked after repeated failures", body = crate::http::error::ApiErrorDoc), (status = 429, description = "back-off after a failure", body = crate::http::error::ApiErrorDoc), (status = 503, description = "face engine unavailable or busy", body = crate::http::error::ApiErrorDoc)))]
@@ -189,7 +189,7 @@ pub async fn start(
         .attempts
         .start(&auth.user, crate::clock::now_ms())
         .await?;
-    hold(&state, HeldKey::Attempt(attempt.id.clone())).await?;
+    hold(&state, HeldKey::Attempt(attempt.id.clone())).await;
     Ok((
         StatusCode::CREATED,
         Json(attempt_view(&attempt, Progress::LookAtCamera)),
@@ -263,7 +263,7 @@ pub async fn phone_link(
                 rule(StatusCode::CONFLICT, "attempt_finished", e.to_string())
             }
         })?;
-    hold(&state, HeldKey::Link(token.clone())).await?;
+    hold(&state, HeldKey::Link(token.clone())).await;
     let url = format!("{}/verify/{token}", state.public_url.trim_end_matches('/'));
     let code = qrcode::QrCode::new(url.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
     let qr_svg = code
@@ -318,7 +318,7 @@ pub async fn phone_claim(
                 ClaimError::Used => rule(StatusCode::GONE, "link_used", e.to_string()),
                 ClaimError::Expired => rule(StatusCode::GONE, "link_expired", e.to_string()),
             })?;
-    hold(&state, HeldKey::Device(device_token.clone())).await?;
+    hold(&state, HeldKey::Device(device_token.clone())).await;
     let agent = state
         .store
         .user(&attempt.agent_id)

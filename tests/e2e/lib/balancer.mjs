@@ -8,6 +8,8 @@ export function startBalancer(backends) {
   const targets = backends.map((b) => new URL(b));
   const open = new Set();
   const server = net.createServer((client) => {
+    // A browser may reset the connection before any backend accepted it.
+    client.on('error', () => {});
     open.add(client);
     client.on('close', () => open.delete(client));
     client.pause();

@@ -2,8 +2,9 @@
 //! opened it, while the agent's workbench may listen on another node's event channel.
 //! Each node publishes the ends it decides on `<prefix>:attempt-results` (the attempt
 //! id, the agent id, passed, the failure's reason, which node); the others tell their
-//! own listeners. An end published while Redis is away is lost; the workbench's poll
-//! of the attempt (every 3 s) finds it anyway.
+//! own listeners. Messages are sealed with the data key, so whoever can write to Redis
+//! cannot show a workbench a made-up result. An end published while Redis is away is
+//! lost; the workbench's poll of the attempt (every 3 s) finds it anyway.
 
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use tracing::warn;
 
 use super::{RedisCluster, RelayTasks, unavailable};
 use crate::accounts::UserId;
+use crate::accounts::secrets::DataKey;
 use crate::verification::attempts::Attempts;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,13 +26,13 @@ struct End {
 }
 
 /// Starts relaying this node's attempt ends out and other nodes' in.
-pub fn relay_attempt_results(redis: RedisCluster, attempts: Attempts) -> RelayTasks {
-    let outward = tokio::spawn(publish_ours(redis.clone(), attempts.clone()));
-    let inward = tokio::spawn(listen(redis, attempts));
+pub fn relay_attempt_results(redis: RedisCluster, attempts: Attempts, seal: DataKey) -> RelayTasks {
+    let outward = tokio::spawn(publish_ours(redis.clone(), attempts.clone(), seal.clone()));
+    let inward = tokio::spawn(listen(redis, attempts, seal));
     RelayTasks::new(outward, inward)
 }
 
-async fn publish_ours(redis: RedisCluster, attempts: Attempts) {
+async fn publish_ours(redis: RedisCluster, attempts: Attempts, seal: DataKey) {
     let mut results = attempts.subscribe();
     let channel = redis.key(&["attempt-results"]);
     loop {
@@ -55,12 +57,12 @@ async fn publish_ours(redis: RedisCluster, attempts: Attempts) {
             detail: result.detail.map(str::to_owned),
             node: redis.node().to_owned(),
         };
-        let Ok(json) = serde_json::to_string(&end) else {
+        let Ok(json) = serde_json::to_vec(&end) else {
             continue;
         };
         if let Err(e) = redis
             .conn()
-            .publish::<_, _, i64>(&channel, json)
+            .publish::<_, _, i64>(&channel, seal.encrypt_bytes(&json))
             .await
             .map_err(unavailable)
         {
@@ -69,23 +71,34 @@ async fn publish_ours(redis: RedisCluster, attempts: Attempts) {
     }
 }
 
-async fn listen(redis: RedisCluster, attempts: Attempts) {
+async fn listen(redis: RedisCluster, attempts: Attempts, seal: DataKey) {
     let channel = redis.key(&["attempt-results"]);
     let me = redis.node().to_owned();
-    super::subscribe::listen(redis, channel, "attempt results", None, |payload| {
-        let (attempts, me) = (attempts.clone(), me.clone());
-        async move {
-            match serde_json::from_str::<End>(&payload) {
-                Ok(end) if end.node != me => attempts.relay_in(
-                    end.attempt,
-                    UserId(end.agent),
-                    end.passed,
-                    end.detail.as_deref(),
-                ),
-                Ok(_) => {}
-                Err(e) => warn!("unreadable attempt result: {e}"),
+    super::subscribe::listen(
+        redis,
+        channel,
+        "attempt results",
+        None,
+        |payload: Vec<u8>| {
+            let (attempts, me) = (attempts.clone(), me.clone());
+            let opened = seal.decrypt_bytes(&payload).ok();
+            async move {
+                let Some(json) = opened else {
+                    warn!("an attempt result that does not open (another data key?)");
+                    return;
+                };
+                match serde_json::from_slice::<End>(&json) {
+                    Ok(end) if end.node != me => attempts.relay_in(
+                        end.attempt,
+                        UserId(end.agent),
+                        end.passed,
+                        end.detail.as_deref(),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => warn!("unreadable attempt result: {e}"),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
 }

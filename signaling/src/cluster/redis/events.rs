@@ -111,7 +111,7 @@ async fn publish_ours(redis: RedisCluster, calls: CallDriver) {
 async fn listen(redis: RedisCluster, calls: CallDriver, store: Store) {
     let channel = redis.key(&["calls"]);
     let me = redis.node().to_owned();
-    super::subscribe::listen(redis, channel, "call changes", None, |payload| {
+    super::subscribe::listen(redis, channel, "call changes", None, |payload: String| {
         let (calls, store, me) = (calls.clone(), store.clone(), me.clone());
         async move {
             match serde_json::from_str::<Change>(&payload) {

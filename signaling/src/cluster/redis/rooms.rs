@@ -588,12 +588,18 @@ async fn listen(
     ready: tokio::sync::oneshot::Sender<()>,
 ) {
     let channel = redis.key(&["bus", redis.node()]);
-    super::subscribe::listen(redis, channel, "room messages", Some(ready), |payload| {
-        match serde_json::from_str::<Envelope>(&payload) {
-            Ok(envelope) => deliver_here(&local, envelope),
-            Err(e) => warn!("unreadable room message: {e}"),
-        }
-        std::future::ready(())
-    })
+    super::subscribe::listen(
+        redis,
+        channel,
+        "room messages",
+        Some(ready),
+        |payload: String| {
+            match serde_json::from_str::<Envelope>(&payload) {
+                Ok(envelope) => deliver_here(&local, envelope),
+                Err(e) => warn!("unreadable room message: {e}"),
+            }
+            std::future::ready(())
+        },
+    )
     .await;
 }

@@ -19,16 +19,17 @@ const DEADLINE: Duration = Duration::from_secs(2);
 /// The pause before subscribing again.
 const RESUBSCRIBE: Duration = Duration::from_millis(500);
 
-/// Hands every message of `channel` to `on_message` until the task is aborted.
-/// `ready` is told once the first subscription holds.
-pub(crate) async fn listen<F, Fut>(
+/// Hands every message of `channel` (as text or bytes: `P`) to `on_message` until the
+/// task is aborted. `ready` is told once the first subscription holds.
+pub(crate) async fn listen<P, F, Fut>(
     redis: RedisCluster,
     channel: String,
     what: &'static str,
     mut ready: Option<oneshot::Sender<()>>,
     mut on_message: F,
 ) where
-    F: FnMut(String) -> Fut,
+    P: redis::FromRedisValue,
+    F: FnMut(P) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut failing = false;
@@ -75,7 +76,7 @@ pub(crate) async fn listen<F, Fut>(
             tokio::select! {
                 message = stream.next() => {
                     let Some(message) = message else { break };
-                    match message.get_payload::<String>() {
+                    match message.get_payload::<P>() {
                         Ok(payload) => on_message(payload).await,
                         Err(e) => warn!(what, "unreadable message: {e}"),
                     }

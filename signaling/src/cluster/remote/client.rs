@@ -380,6 +380,12 @@ impl MediaRouter for RemoteMediaRouter {
         true
     }
 
+    fn detach_all(&self) {
+        // A driver nobody can command closes its connection without `leave`: the
+        // media node keeps the participant for the grace period.
+        self.drivers().clear();
+    }
+
     fn join(
         &self,
         room: RoomId,

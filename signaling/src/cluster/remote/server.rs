@@ -381,6 +381,12 @@ impl Control {
                 attachments.remove(pid.as_str());
             }
             control.state.media.leave(pid.clone());
+            // A beauty preview's pipeline ends with its page (its signaling node
+            // may have stopped before it could say so).
+            if room.0.starts_with(crate::beauty::preview::ROOM_PREFIX) {
+                control.state.media.stop_beauty(RoomId::new(&room.0));
+                return;
+            }
             let by = match RoomOf::side(pid.as_str()) {
                 Some(Side::Agent) => Party::Agent,
                 _ => Party::Customer,
