@@ -306,6 +306,7 @@ impl App {
                 &config.verification.models_dir,
             ),
             shared,
+            kefu_signaling::http::limits::HttpGuard::new(&config.server),
         );
         // Call changes made on other nodes reach this node's pages, and back.
         // So do the ends of face checks another node ran.

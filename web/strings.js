@@ -69,6 +69,8 @@
     'error.too_many_requests': '尝试次数过多，请稍后再试',
     'error.draining': '服务正在重启，请稍后再试',
     'error.cluster_unavailable': '服务暂时不可用，请稍后再试',
+    'error.rate_limited': '请求过于频繁，请稍后再试',
+    'error.timeout': '服务响应超时，请稍后再试',
     'error.internal': '服务内部错误，请稍后再试',
     'error.all_agents_busy': '客服全忙，请稍后再试',
     'error.video_service_disabled': '视频服务未开通，请联系管理员',

@@ -132,6 +132,16 @@ pub struct ServerConfig {
     /// Base URL people reach kefu at (invite links, QR codes), e.g.
     /// `https://kefu.example.com`. Unset: the bound address.
     pub public_url: Option<String>,
+    /// Load balancers and proxies in front of kefu (addresses or CIDR ranges, e.g.
+    /// `10.0.0.0/8`): from them, the client's address is read from
+    /// `X-Forwarded-For`; from anyone else that header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests per minute one client address may make to what needs no sign-in
+    /// (pages, the customer and phone endpoints, links) and with a sign-in that fails.
+    pub anonymous_requests_per_minute: u32,
+    /// Longest a request may take before it is answered 503 `timeout` (WebSockets and
+    /// a response's streamed body are not bound by it).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +152,9 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 5,
             drain_timeout_secs: 30,
             public_url: None,
+            trusted_proxies: Vec::new(),
+            anonymous_requests_per_minute: 3000,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -265,6 +278,12 @@ impl KefuConfig {
         }
         if self.auth.token_ttl_secs == 0 {
             return Err(ConfigError("auth.token_ttl_secs must be positive".into()));
+        }
+        if self.server.anonymous_requests_per_minute == 0 || self.server.request_timeout_secs == 0 {
+            return Err(ConfigError(
+                "server.anonymous_requests_per_minute and server.request_timeout_secs must be positive"
+                    .into(),
+            ));
         }
         let video = &self.recording.video;
         if video.width < 64

@@ -45,6 +45,8 @@ pub struct AppState {
     pub attempts: crate::verification::attempts::Attempts,
     /// Requests for an attempt another node holds go there.
     pub forwarder: Arc<dyn crate::cluster::forward::Forwarder>,
+    /// Client addresses, the anonymous rate and the request deadline.
+    pub guard: Arc<crate::http::limits::HttpGuard>,
     sessions: Arc<AtomicU64>,
     /// Set when a shutdown begins: new requests get 503 `draining`.
     draining: Arc<AtomicBool>,
@@ -74,6 +76,7 @@ impl AppState {
         recordings: crate::recordings::Recordings,
         faces: crate::verification::worker::FaceWorker,
         shared: Shared,
+        guard: crate::http::limits::HttpGuard,
     ) -> Self {
         let attempts = crate::verification::attempts::Attempts::new(
             faces,
@@ -104,6 +107,7 @@ impl AppState {
             links: shared.links,
             previews: shared.previews,
             forwarder: shared.forwarder,
+            guard: Arc::new(guard),
             attempts,
             sessions: Arc::new(AtomicU64::new(1)),
             draining: Arc::default(),

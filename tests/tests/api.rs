@@ -125,6 +125,82 @@ async fn login_attempts_are_rate_limited() {
     assert_eq!(status, 429, "{body}");
 }
 
+/// GET `path` as if through a proxy that says the client is `client`.
+async fn get_from(
+    server: &kefu_tests::TestServer,
+    path: &str,
+    client: &str,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .get(format!("{}{path}", server.base_url))
+        .header("x-forwarded-for", client);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("GET")
+}
+
+#[tokio::test]
+async fn requests_without_a_sign_in_are_limited_per_client_behind_a_trusted_proxy() {
+    let server = kefu_tests::spawn_app_with(|c| {
+        c.server.anonymous_requests_per_minute = 5;
+        // The tests connect from 127.0.0.1: here that is the load balancer.
+        c.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("net")];
+    })
+    .await;
+    let admin = server.bootstrap.clone().expect("seeded");
+    let token = server.login(&admin.login, &admin.password.0).await;
+    for n in 0..5 {
+        let res = get_from(&server, "/workbench", "198.51.100.1", None).await;
+        assert_eq!(res.status(), 200, "page {n}");
+    }
+    let refused = get_from(&server, "/workbench", "198.51.100.1", None).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("60")
+    );
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    // Another client behind the same proxy has its own allowance.
+    let other = get_from(&server, "/static/call.js", "198.51.100.2", None).await;
+    assert_eq!(other.status(), 200);
+    // Signed-in requests are not counted; failed sign-ins are.
+    for _ in 0..10 {
+        let res = get_from(&server, "/api/v1/me", "198.51.100.1", Some(&token)).await;
+        assert_eq!(res.status(), 200);
+    }
+    for n in 0..5 {
+        let res = get_from(&server, "/api/v1/me", "198.51.100.3", Some("made-up")).await;
+        assert_eq!(res.status(), 401, "attempt {n}");
+    }
+    let res = get_from(&server, "/api/v1/me", "198.51.100.3", Some("made-up")).await;
+    assert_eq!(
+        res.status(),
+        429,
+        "a made-up token is no way around the limit"
+    );
+    // Health checks are never limited.
+    let health = get_from(&server, "/healthz", "198.51.100.1", None).await;
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn a_forwarded_for_header_from_an_untrusted_peer_changes_nothing() {
+    let server = kefu_tests::spawn_app_with(|c| c.server.anonymous_requests_per_minute = 3).await;
+    for n in 0..3 {
+        let res = get_from(&server, "/workbench", &format!("198.51.100.{n}"), None).await;
+        assert_eq!(res.status(), 200);
+    }
+    // A client naming itself anew each time is still the one peer.
+    let res = get_from(&server, "/workbench", "198.51.100.99", None).await;
+    assert_eq!(res.status(), 429);
+}
+
 #[tokio::test]
 async fn admins_grant_video_service_to_their_own_agents_only() {
     let server = spawn_app().await;

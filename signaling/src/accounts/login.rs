@@ -1,9 +1,7 @@
 //! Login and logout (the extractor that checks a session is `http/auth.rs`).
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +11,7 @@ use crate::accounts::store::SessionRow;
 use crate::accounts::view::UserView;
 use crate::http::auth::Authenticated;
 use crate::http::error::ApiError;
+use crate::http::guard::ClientIp;
 use crate::http::json::ApiJson;
 use crate::state::AppState;
 
@@ -41,7 +40,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 400, description = "bad request", body = crate::http::error::ApiErrorDoc), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 413, description = "body too large", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     if req.login.is_empty() || req.login.len() > 64 {
@@ -52,7 +51,7 @@ pub async fn login(
     }
     let limiter = &state.login_limiter;
     if !limiter.allow(&format!("login:{}", req.login)).await?
-        || !limiter.allow(&format!("ip:{}", peer.ip())).await?
+        || !limiter.allow(&format!("ip:{peer}")).await?
     {
         return Err(ApiError::TooManyRequests);
     }

@@ -1,15 +1,14 @@
 //! The customer's side of an agent's invite: look at it, consent, get into the call.
 //! Public (the invite code is the secret), rate-limited per client address.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use crate::calls::machine::CallKind;
 use crate::clock::now_ms;
 use crate::http::error::ApiError;
+use crate::http::guard::ClientIp;
 use crate::http::json::ApiJson;
 use crate::rooms::token::Side;
 use crate::state::AppState;
@@ -25,7 +24,7 @@ pub struct InviteView {
 #[utoipa::path(get, path = "/api/v1/invites/{code}", tag = "customers", params(("code" = String, Path)), responses((status = 200, body = InviteView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn show(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer): ClientIp,
     Path(code): Path<String>,
 ) -> Result<Json<InviteView>, ApiError> {
     limit(&state, peer, "invite").await?;
@@ -66,7 +65,7 @@ pub struct JoinTicket {
 #[utoipa::path(post, path = "/api/v1/invites/{code}/accept", tag = "customers", params(("code" = String, Path)), request_body = AcceptRequest, responses((status = 200, body = JoinTicket), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn accept(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer): ClientIp,
     Path(code): Path<String>,
     ApiJson(req): ApiJson<AcceptRequest>,
 ) -> Result<Json<JoinTicket>, ApiError> {
@@ -103,10 +102,14 @@ pub(super) fn consented_name(consent: bool, display_name: &str) -> Result<&str, 
 }
 
 /// Public customer endpoints are rate-limited per client address and `scope`.
-pub(super) async fn limit(state: &AppState, peer: SocketAddr, scope: &str) -> Result<(), ApiError> {
+pub(super) async fn limit(
+    state: &AppState,
+    peer: std::net::IpAddr,
+    scope: &str,
+) -> Result<(), ApiError> {
     if state
         .login_limiter
-        .allow(&format!("{scope}:{}", peer.ip()))
+        .allow(&format!("{scope}:{peer}"))
         .await?
     {
         Ok(())

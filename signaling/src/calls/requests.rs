@@ -2,10 +2,8 @@
 //! ask for a call, watch the queue, cancel. The customer holds a room token bound to
 //! the one call; there is no customer account.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -15,6 +13,7 @@ use crate::calls::machine::{CallEvent, CallKind, Party};
 use crate::calls::service;
 use crate::clock::now_ms;
 use crate::http::error::ApiError;
+use crate::http::guard::ClientIp;
 use crate::http::json::ApiJson;
 use crate::rooms::token::{Side, unix_now};
 use crate::state::AppState;
@@ -70,7 +69,7 @@ pub async fn page(
 #[utoipa::path(post, path = "/api/v1/service/{main_account}/requests", tag = "customers", params(("main_account" = String, Path)), request_body = ServiceRequest, responses((status = 201, body = RequestView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc), (status = 503, description = "all agents busy", body = crate::http::error::ApiErrorDoc)))]
 pub async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(peer): ClientIp,
     Path(main_account): Path<String>,
     ApiJson(req): ApiJson<ServiceRequest>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {

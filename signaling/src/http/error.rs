@@ -36,6 +36,12 @@ pub enum ApiError {
     /// Too many attempts; retry later.
     #[error("too many attempts, retry later")]
     TooManyRequests,
+    /// This client sent more requests than it may; retry later.
+    #[error("too many requests from this address, retry later")]
+    RateLimited,
+    /// The request took longer than the server allows.
+    #[error("the request took too long; try again")]
+    Timeout,
     /// A business rule refused the action (`code` tells which).
     #[error("{message}")]
     Rule {
@@ -69,7 +75,8 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests | ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Rule { status, .. } => *status,
             ApiError::Draining | ApiError::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,6 +93,8 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyRequests => "too_many_requests",
+            ApiError::RateLimited => "rate_limited",
+            ApiError::Timeout => "timeout",
             ApiError::Rule { code, .. } => code,
             ApiError::Draining => "draining",
             ApiError::ClusterUnavailable(_) => "cluster_unavailable",

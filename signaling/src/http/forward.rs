@@ -34,10 +34,14 @@ pub async fn to_holder(State(state): State<AppState>, request: Request, next: Ne
     if request.extensions().get::<ForwardedHere>().is_some() || state.attempts.holds(&key) {
         return next.run(request).await;
     }
+    // The holder limits by the client's address, as this node would.
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
+        .map(|c| {
+            let client = state.guard.client_ip(c.0.ip(), request.headers());
+            SocketAddr::new(client, c.0.port()).to_string()
+        })
         .unwrap_or_default();
     let (mut parts, body) = request.into_parts();
     // The agent's own requests are signed in here first: nothing unauthenticated

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod error;
 mod events;
 mod forward;
+pub mod guard;
+pub mod limits;
 pub mod headers;
 pub mod json;
 pub mod openapi;
@@ -55,6 +57,14 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             refuse_while_draining,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.guard.timeout(),
+            guard::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
