@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { kefuBinary, repoRoot } from './kefu.mjs';
+import { kefuBinary, logTarget, repoRoot } from './kefu.mjs';
 
 /** A free TCP port on loopback. */
 function freePort() {
@@ -45,9 +45,11 @@ async function startNode(role, id, env) {
     nodeEnv.KEFU_CLUSTER__INTERNAL_BIND = `127.0.0.1:${port}`;
     nodeEnv.KEFU_CLUSTER__INTERNAL_URL = `http://127.0.0.1:${port}`;
   }
+  const log = logTarget(id);
+  nodeEnv.RUST_LOG = log.level;
   const child = spawn(kefuBinary(), ['serve', '--role', role], {
     env: nodeEnv,
-    stdio: ['ignore', 'pipe', process.env.TEST_LOG ? 'inherit' : 'ignore'],
+    stdio: ['ignore', 'pipe', log.stderr],
   });
   let out = '';
   await new Promise((ok, fail) => {
@@ -104,7 +106,6 @@ export async function startCluster(e, extraEnv = {}) {
     KEFU_STORAGE__BUCKET: `kefu-${prefix}`,
     KEFU_AUTH__TOKEN_SECRET: randomBytes(24).toString('hex'),
     KEFU_SECURITY__DATA_KEY: randomBytes(32).toString('base64'),
-    RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
     ...extraEnv,
   };
   // The first node seeds the empty database and prints the admin's one-time password.

@@ -2,7 +2,7 @@
 // read WebRTC stats. Everything listens on 127.0.0.1 and is stopped by the test.
 import net from 'node:net';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, openSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -17,6 +17,21 @@ mkdirSync(artifacts, { recursive: true });
 function binary(name) {
   const targetDir = process.env.CARGO_TARGET_DIR || join(repoRoot, 'target');
   return join(targetDir, 'debug', name);
+}
+
+/**
+ * Where a kefu process's log goes: with TEST_LOG_DIR set (make test-browser sets it),
+ * a file of its own in that folder, at debug, for tests/e2e/scan-logs.mjs to read
+ * afterwards; else nowhere (or the terminal with TEST_LOG).
+ */
+export function logTarget(name) {
+  const dir = process.env.TEST_LOG_DIR;
+  if (dir) {
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${name}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}.log`);
+    return { stderr: openSync(file, 'a'), level: 'debug' };
+  }
+  return { stderr: process.env.TEST_LOG ? 'inherit' : 'ignore', level: process.env.TEST_LOG ? 'debug' : 'warn' };
 }
 
 export function kefuBinary() {
@@ -35,14 +50,15 @@ export async function startKefu(extraEnv = {}) {
     // The face models deploy/fetch-models.sh put in the repository.
     KEFU_VERIFICATION__MODELS_DIR: join(repoRoot, 'models'),
     KEFU_MODERATION__MODELS_DIR: join(repoRoot, 'models'),
-    RUST_LOG: process.env.TEST_LOG ? 'debug' : 'warn',
     ...extraEnv,
   };
   // `undefined` in extraEnv means: leave the variable unset (use kefu's default).
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  const log = logTarget('kefu');
+  env.RUST_LOG = log.level;
   const child = spawn(kefuBinary(), ['serve'], {
     env,
-    stdio: ['ignore', 'pipe', process.env.TEST_LOG ? 'inherit' : 'ignore'],
+    stdio: ['ignore', 'pipe', log.stderr],
   });
   let out = '';
   const ready = new Promise((ok, fail) => {
