@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser test-deploy bench bench-sfu bench-ring bench-verify bench-moderation bench-join fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser test-deploy test-deps bench bench-sfu bench-ring bench-verify bench-moderation bench-join fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -21,13 +21,18 @@ run: build
 
 ## Every test tier: unit + integration (Rust), then browser end-to-end (Chromium).
 test: build
-	$(MAKE) --no-print-directory test-deploy test-rust test-browser
+	$(MAKE) --no-print-directory test-deploy test-deps test-rust test-browser
 
 ## The deployment files (compose, Kubernetes, Grafana, Dockerfile) against their
 ## schemas, offline (deploy/check-deploy.sh; its validators come from a registry on
 ## first use, so it runs outside the network namespace).
 test-deploy:
 	./deploy/check-deploy.sh
+
+## The dependency audit: licenses (no copyleft), bans, sources, and advisories when a
+## local RustSec database is there (deploy/check-deps.sh, deny.toml, docs/security.md).
+test-deps:
+	./deploy/check-deps.sh
 
 # WebRTC tests run in a loopback-only network namespace; everything is built before
 # entering it (the namespace has no network, so cargo runs offline). A throwaway
@@ -38,10 +43,14 @@ test-rust:
 	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh $(CARGO) test --locked --offline --workspace
 
 # Same build command as `build`: a plain `--bin kefu` resolves features without the
-# dev-dependencies and would compile much of the tree a second time.
+# dev-dependencies and would compile much of the tree a second time. Every kefu process
+# of the suite logs at debug into one folder, then every line is scanned for personal
+# data and secrets in clear (tests/e2e/scan-logs.mjs): one hit fails the tier.
 test-browser:
 	$(CARGO) build --locked --workspace --all-targets
-	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh node --test --test-concurrency=1 tests/e2e/
+	rm -rf $(CARGO_TARGET_DIR)/e2e-logs
+	TEST_LOG_DIR=$(CARGO_TARGET_DIR)/e2e-logs ./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh node --test --test-concurrency=1 tests/e2e/
+	node tests/e2e/scan-logs.mjs $(CARGO_TARGET_DIR)/e2e-logs
 
 ## Benchmarks (numbers go to BENCHMARKS.md). Dev profile: every dependency and the
 ## recorder are built at opt-level 2 there, and a release build of the whole tree

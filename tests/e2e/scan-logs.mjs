@@ -22,7 +22,8 @@ function nonLoopbackIp(s) {
 /** Each detector: a pattern, and a check that a match really is what it names. */
 export const DETECTORS = [
   { what: 'ID number', re: ID_NUMBER, real: () => true },
-  { what: 'mobile number', re: /(?<![\d.])1[3-9]\d{9}(?![\d.])/g, real: () => true },
+  // Not inside a longer run of digits or letters (hex digests, signatures).
+  { what: 'mobile number', re: /(?<![\dA-Za-z.])1[3-9]\d{9}(?![\dA-Za-z.])/g, real: () => true },
   { what: 'IP address', re: /(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])/g, real: nonLoopbackIp },
   { what: 'bearer token', re: /bearer\s+[A-Za-z0-9._~+/=-]{16,}/gi, real: () => true },
   { what: 'room token', re: /eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}/g, real: () => true },
@@ -64,6 +65,7 @@ function selfTest() {
     'at 1796076966669 ms, 127.0.0.1:40715 connected, room 0b6f2c1e-8a1f-4c55-9f3d-2f1b7f4a9e10',
     'str0m 0.25.0, version 1.2.3, 1500 bytes',
     'id_number_masked=110***********1234',
+    'Signature=aacb817d6d579c0a40bf12246e2993ccc9aed98617503731525e6c231d84167d',
   ];
   for (const line of clean) {
     const hits = scan(line);
