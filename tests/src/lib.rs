@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod coturn;
+pub mod face_check;
 pub mod faces;
 pub mod http;
 pub mod load;

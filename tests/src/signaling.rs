@@ -101,3 +101,46 @@ impl SignalingClient {
         }
     }
 }
+
+/// The pages' event channel (`/ws/events`) at `ws_url` (a server's signaling URL),
+/// subscribed with the bearer `session`, as web/workbench.js does.
+#[derive(Debug)]
+pub struct EventChannel {
+    ws: Ws,
+}
+
+impl EventChannel {
+    pub async fn subscribe(ws_url: &str, session: &str) -> Self {
+        let (mut ws, _) = connect_async(format!("{ws_url}/events"))
+            .await
+            .expect("event channel connects");
+        let subscribe = serde_json::json!({"type": "subscribe", "session": session});
+        ws.send(Message::Text(subscribe.to_string().into()))
+            .await
+            .expect("subscribe");
+        Self { ws }
+    }
+
+    /// The next event for which `wanted` holds, within `timeout`; `None` when the
+    /// channel closed or the time ran out first.
+    pub async fn next_where(
+        &mut self,
+        timeout: Duration,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let found = tokio::time::timeout(timeout, async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let event: serde_json::Value = serde_json::from_str(&text).expect("JSON events");
+                if wanted(&event) {
+                    return Some(event);
+                }
+            }
+            None
+        })
+        .await;
+        found.ok().flatten()
+    }
+}

@@ -7,15 +7,14 @@
 use std::time::Duration;
 
 use base64::Engine;
-use futures_util::{SinkExt, StreamExt};
 use kefu_signaling::cluster::config::NodeRole;
 use kefu_tests::cluster::{cluster_node, engines, fresh_database, fresh_prefix};
-use kefu_tests::faces::{self, FRONTAL, TURNED_LEFT, TURNED_RIGHT};
+use kefu_tests::face_check::{follow_challenge, post_frame};
+use kefu_tests::faces::{self, FRONTAL};
 use kefu_tests::scenario::enterprise_with_agent;
+use kefu_tests::signaling::EventChannel;
 use kefu_tests::{TestServer, spawn_node};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::json;
 
 async fn two_signaling_nodes() -> Option<[TestServer; 2]> {
     let engines = engines()?;
@@ -32,59 +31,6 @@ async fn two_signaling_nodes() -> Option<[TestServer; 2]> {
         );
     }
     nodes.try_into().ok()
-}
-
-/// Posts one JPEG frame to `path` on `server` (with `device`: as the phone does).
-async fn post_frame(
-    server: &TestServer,
-    path: &str,
-    bearer: Option<&str>,
-    device: Option<&str>,
-    body: Vec<u8>,
-) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}{path}", server.base_url))
-        .header("content-type", "image/jpeg")
-        .body(body);
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
-    }
-    if let Some(d) = device {
-        req = req.header("x-kefu-device", d);
-    }
-    let res = req.send().await.expect("frame");
-    let status = res.status();
-    let text = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Follows the challenge, each frame to the next node in turn (round robin).
-async fn follow_across(
-    nodes: &[TestServer; 2],
-    path: &str,
-    bearer: Option<&str>,
-    device: Option<&str>,
-) -> Value {
-    let mut progress = json!({"state": "look_at_camera"});
-    for n in 0..120 {
-        let picture = match progress["turn"].as_str() {
-            Some("turn_left") => TURNED_LEFT,
-            Some("turn_right") => TURNED_RIGHT,
-            _ => FRONTAL,
-        };
-        let node = &nodes[n % 2];
-        let (status, p) = post_frame(node, path, bearer, device, faces::frame(picture)).await;
-        assert_eq!(status, 200, "frame {n} through node {}: {p}", n % 2 + 1);
-        progress = p;
-        if progress["state"] == "passed" || progress["state"] == "failed" {
-            return progress;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("the attempt never ended: {progress}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,20 +75,13 @@ async fn a_face_check_passes_with_its_requests_spread_over_two_signaling_nodes()
     let (status, refused) =
         post_frame(two, &frames, Some(&alice), None, b"not a picture".to_vec()).await;
     assert_eq!(status, 422, "{refused}");
-    let last = follow_across(&nodes, &frames, Some(&alice), None).await;
+    let last = follow_challenge(&[one, two], &frames, Some(&alice), None, None).await;
     assert_eq!(last["state"], "passed", "{last}");
     let (_, gate) = two.get("/api/v1/me/verification-gate", Some(&alice)).await;
     assert_eq!(gate["verification_required"], false, "{gate}");
 
     // The workbench listens on node 1 while the phone's attempt runs on node 2.
-    let (mut events, _) = tokio_tungstenite::connect_async(format!("{}/events", one.ws_url))
-        .await
-        .expect("event channel");
-    let subscribe = json!({"type": "subscribe", "session": alice}).to_string();
-    events
-        .send(Message::Text(subscribe.into()))
-        .await
-        .expect("subscribe");
+    let mut events = EventChannel::subscribe(&one.ws_url, &alice).await;
 
     // The phone: opened on node 2, the link asked for and opened through node 1.
     let (status, attempt) = two
@@ -173,28 +112,21 @@ async fn a_face_check_passes_with_its_requests_spread_over_two_signaling_nodes()
         "single use on every node: {used}"
     );
     let device = phone["device_token"].as_str().expect("device token");
-    let last = follow_across(
-        &nodes,
+    let last = follow_challenge(
+        &[one, two],
         "/api/v1/phone-verification/frames",
         None,
         Some(device),
+        None,
     )
     .await;
     assert_eq!(last["state"], "passed", "{last}");
-    let told = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = events.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let event: Value = serde_json::from_str(&text).expect("json");
-            if event["type"] == "verification" && event["attempt_id"] == id.as_str() {
-                return event;
-            }
-        }
-        panic!("the event channel closed");
-    })
-    .await
-    .expect("node 1's event channel told the workbench the result node 2 decided, within 5 s");
+    let told = events
+        .next_where(Duration::from_secs(5), |event| {
+            event["type"] == "verification" && event["attempt_id"] == id.as_str()
+        })
+        .await
+        .expect("node 1's event channel told the workbench the result node 2 decided, within 5 s");
     assert_eq!(told["passed"], true, "{told}");
     let (status, seen) = one
         .get(

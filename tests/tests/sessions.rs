@@ -5,34 +5,19 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use kefu_proto::signaling::ServerMessage;
 use kefu_tests::scenario::{PASSWORD, accepted_invite, enterprise_with_agent, invite, verify};
-use kefu_tests::signaling::Closed;
+use kefu_tests::signaling::{Closed, EventChannel};
 use kefu_tests::{RtcClient, SignalingClient, TestServer, spawn_app};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 /// The first message of an event channel subscribed with `session` on `server`.
 async fn subscribe_events(server: &TestServer, session: &str) -> Value {
-    let (mut events, _) = tokio_tungstenite::connect_async(format!("{}/events", server.ws_url))
+    EventChannel::subscribe(&server.ws_url, session)
         .await
-        .expect("event channel");
-    let subscribe = json!({"type": "subscribe", "session": session}).to_string();
-    events
-        .send(Message::Text(subscribe.into()))
+        .next_where(Duration::from_secs(5), |_| true)
         .await
-        .expect("subscribe");
-    let first = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = events.next().await {
-            if let Message::Text(text) = message {
-                return serde_json::from_str(&text).expect("json");
-            }
-        }
-        Value::Null
-    })
-    .await;
-    first.expect("an answer within 5 s")
+        .expect("an answer within 5 s")
 }
 
 #[tokio::test]

@@ -292,9 +292,7 @@ async fn a_killed_media_node_ends_its_calls_as_node_lost_and_recovers_their_reco
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_on_one_signaling_node_reaches_a_workbench_on_the_other() {
-    use futures_util::{SinkExt, StreamExt};
-    use serde_json::{Value, json};
-    use tokio_tungstenite::tungstenite::Message;
+    use kefu_tests::signaling::EventChannel;
     let Some(cluster) = cluster().await else {
         return;
     };
@@ -303,35 +301,19 @@ async fn a_change_made_on_one_signaling_node_reaches_a_workbench_on_the_other() 
     verify(sig1, "alice", true).await;
 
     // The workbench's event channel is on node 1.
-    let (mut events, _) = tokio_tungstenite::connect_async(format!("{}/events", sig1.ws_url))
-        .await
-        .expect("event channel");
-    let subscribe = json!({"type": "subscribe", "session": alice}).to_string();
-    events
-        .send(Message::Text(subscribe.into()))
-        .await
-        .expect("subscribe");
+    let mut events = EventChannel::subscribe(&sig1.ws_url, &alice).await;
 
     // The call is created on node 1, its invite accepted on node 2.
     let (id, code) = invite(sig1, &alice, "video").await;
     accept_invite(sig2, &code).await;
-    let seen = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = events.next().await {
-            let Message::Text(text) = message else {
-                continue;
-            };
-            let event: Value = serde_json::from_str(&text).expect("json");
-            if event["type"] == "call"
+    let seen = events
+        .next_where(Duration::from_secs(5), |event| {
+            event["type"] == "call"
                 && event["call"]["id"] == id.as_str()
                 && event["call"]["state"] == "connecting"
-            {
-                return event;
-            }
-        }
-        panic!("the event channel closed");
-    })
-    .await
-    .expect("the accept on node 2 reached the workbench on node 1 within 5 s");
+        })
+        .await
+        .expect("the accept on node 2 reached the workbench on node 1 within 5 s");
     assert_eq!(seen["call"]["state"], "connecting");
 }
 

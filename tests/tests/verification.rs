@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use kefu_signaling::accounts::UserRole;
-use kefu_tests::faces::{self, FRONTAL, SOMEONE_ELSE, TURNED_LEFT, TURNED_RIGHT};
+use kefu_tests::face_check::{follow_challenge, post_frame};
+use kefu_tests::faces::{self, FRONTAL, SOMEONE_ELSE, TURNED_RIGHT};
 use kefu_tests::scenario::{ENTERPRISE, PASSWORD, enterprise_with_agent};
 use kefu_tests::{TestServer, spawn_app};
 use reqwest::StatusCode;
@@ -45,61 +46,6 @@ async fn enrol(
             Some(json!({ "photos": photos })),
         )
         .await
-}
-
-/// Posts one frame; with `device`, as the phone does.
-async fn post_frame(
-    server: &TestServer,
-    path: &str,
-    bearer: Option<&str>,
-    device: Option<&str>,
-    body: Vec<u8>,
-) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .post(format!("{}{path}", server.base_url))
-        .header("content-type", "image/jpeg")
-        .body(body);
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
-    }
-    if let Some(d) = device {
-        req = req.header("x-kefu-device", d);
-    }
-    let res = req.send().await.expect("frame");
-    let status = res.status();
-    let text = res.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Sends frames every 250 ms, showing the turn each step asks for (or `cheat`'s
-/// picture instead of every frame when given); returns the final progress.
-async fn follow_challenge(
-    server: &TestServer,
-    path: &str,
-    bearer: Option<&str>,
-    device: Option<&str>,
-    cheat: Option<&str>,
-) -> Value {
-    let mut progress = json!({"state": "look_at_camera"});
-    for _ in 0..120 {
-        let picture = match (cheat, progress["turn"].as_str()) {
-            (Some(name), _) => name,
-            (None, Some("turn_left")) => TURNED_LEFT,
-            (None, Some("turn_right")) => TURNED_RIGHT,
-            (None, _) => FRONTAL,
-        };
-        let (status, p) = post_frame(server, path, bearer, device, faces::frame(picture)).await;
-        assert_eq!(status, 200, "{p}");
-        progress = p;
-        if progress["state"] == "passed" || progress["state"] == "failed" {
-            return progress;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("the attempt never ended: {progress}");
 }
 
 async fn start_attempt(server: &TestServer, alice: &str) -> (StatusCode, Value) {
@@ -258,7 +204,7 @@ async fn following_the_challenge_passes_and_the_agent_may_call_out() {
         "/api/v1/me/verification/attempts/{}/frames",
         attempt["id"].as_str().expect("id")
     );
-    let last = follow_challenge(&server, &path, Some(&alice), None, None).await;
+    let last = follow_challenge(&[&server], &path, Some(&alice), None, None).await;
     assert_eq!(last["state"], "passed", "{last}");
 
     let (status, gate) = server
@@ -323,7 +269,8 @@ async fn another_person_fails_five_failures_lock_and_only_an_admin_clears_the_lo
             "/api/v1/me/verification/attempts/{}/frames",
             attempt["id"].as_str().expect("id")
         );
-        let last = follow_challenge(&server, &path, Some(&alice), None, Some(SOMEONE_ELSE)).await;
+        let last =
+            follow_challenge(&[&server], &path, Some(&alice), None, Some(SOMEONE_ELSE)).await;
         assert_eq!(
             (last["state"].as_str(), last["reason"].as_str()),
             (Some("failed"), Some("different_person")),
@@ -482,7 +429,7 @@ async fn the_phone_link_is_single_use_bound_to_its_agent_and_passes_the_check() 
     assert_eq!(status, 401);
     let device = phone["device_token"].as_str().expect("device token");
     let last = follow_challenge(
-        &server,
+        &[&server],
         "/api/v1/phone-verification/frames",
         None,
         Some(device),
@@ -540,7 +487,7 @@ async fn frames_that_are_not_pictures_are_refused_and_the_attempt_goes_on() {
     )
     .await;
     assert_eq!(status, 413);
-    let last = follow_challenge(&server, &path, Some(&alice), None, None).await;
+    let last = follow_challenge(&[&server], &path, Some(&alice), None, None).await;
     assert_eq!(last["state"], "passed", "{last}");
 }
 

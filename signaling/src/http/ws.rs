@@ -529,6 +529,20 @@ impl Session {
         }
     }
 
+    /// Takes the participant out of its room and the SFU, if this session still holds
+    /// its place; the call is left as it is.
+    async fn leave_quietly(&self, joined: &Joined) {
+        if self
+            .state
+            .rooms
+            .leave(&joined.room, &joined.participant, self.id)
+            .await
+            .unwrap_or(true)
+        {
+            self.state.media.leave(joined.media_id.clone());
+        }
+    }
+
     async fn leave(&mut self, ending: Ending) {
         // A preview room's pipeline stops with its page, whatever the preview store
         // says (an entry that expired or could not be read must not leak a pipeline).
@@ -549,30 +563,14 @@ impl Session {
                 info!("left");
                 return;
             }
+            // Out of the room and the SFU without hanging up: the drain ended the
+            // call already, or a preview ends with its page (above).
             Ending::Shutdown => {
-                // Out of the room and the SFU; the call itself was ended by the drain.
-                if self
-                    .state
-                    .rooms
-                    .leave(&joined.room, &joined.participant, self.id)
-                    .await
-                    .unwrap_or(true)
-                {
-                    self.state.media.leave(joined.media_id.clone());
-                }
+                self.leave_quietly(&joined).await;
                 return;
             }
             Ending::HandOver if joined.room.starts_with(beauty_preview::ROOM_PREFIX) => {
-                // A preview ends with its page (above): out of the room and the SFU.
-                if self
-                    .state
-                    .rooms
-                    .leave(&joined.room, &joined.participant, self.id)
-                    .await
-                    .unwrap_or(true)
-                {
-                    self.state.media.leave(joined.media_id.clone());
-                }
+                self.leave_quietly(&joined).await;
                 return;
             }
             Ending::HandOver => {

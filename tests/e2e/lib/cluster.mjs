@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { kefuBinary, logTarget, repoRoot } from './kefu.mjs';
+import { kefuBinary, logTarget, repoRoot, runTool } from './kefu.mjs';
 
 /** A free TCP port on loopback. */
 function freePort() {
@@ -70,7 +70,7 @@ async function startNode(role, id, env) {
     baseUrl: out.match(/http:\s+(\S+)/)[1],
     adminPassword: (out.match(/one-time password: (\S+)/) || [])[1],
     run: (name, args, input) =>
-      execFileSync(name === 'kefu' ? kefuBinary() : join(kefuBinary(), '..', name), args, { env: nodeEnv, input, encoding: 'utf8' }),
+      runTool(name === 'kefu' ? kefuBinary() : join(kefuBinary(), '..', name), args, nodeEnv, input),
     async stop() {
       child.kill('SIGTERM');
       let timer;

@@ -2,7 +2,7 @@
 // read WebRTC stats. Everything listens on 127.0.0.1 and is stopped by the test.
 import net from 'node:net';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, openSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, openSync, closeSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -32,6 +32,20 @@ export function logTarget(name) {
     return { stderr: openSync(file, 'a'), level: 'debug' };
   }
   return { stderr: process.env.TEST_LOG ? 'inherit' : 'ignore', level: process.env.TEST_LOG ? 'debug' : 'warn' };
+}
+
+/**
+ * Runs a kefu command-line tool beside a server (`kefu admin …`, `kefu-test-verify`):
+ * its log joins the scanned ones with TEST_LOG_DIR; otherwise its error output is kept
+ * for the error a failing run throws.
+ */
+export function runTool(file, args, env, input) {
+  const stderr = process.env.TEST_LOG_DIR ? logTarget('tool').stderr : 'pipe';
+  try {
+    return execFileSync(file, args, { env, input, encoding: 'utf8', stdio: ['pipe', 'pipe', stderr] });
+  } finally {
+    if (typeof stderr === 'number') closeSync(stderr);
+  }
 }
 
 export function kefuBinary() {
@@ -82,7 +96,7 @@ export async function startKefu(extraEnv = {}) {
   const adminPassword = (out.match(/one-time password: (\S+)/) || [])[1];
   /** Runs a command of the kefu toolset against this server's data. */
   const run = (name, args, input) =>
-    execFileSync(name === 'kefu' ? kefuBinary() : binary(name), args, { env, input, encoding: 'utf8' });
+    runTool(name === 'kefu' ? kefuBinary() : binary(name), args, env, input);
   return {
     child,
     env,

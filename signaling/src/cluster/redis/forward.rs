@@ -186,13 +186,10 @@ impl Forwarder for RedisForwarder {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), ClusterError>> {
         Box::pin(async move {
-            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ms));
+            let node = self.redis.node().to_owned();
             self.redis
-                .conn()
-                .set_options::<_, _, ()>(self.held_key(key), self.redis.node(), opts)
+                .set_expiring(self.held_key(key), &node, ttl)
                 .await
-                .map_err(unavailable)
         })
     }
 

@@ -34,15 +34,7 @@ impl LinkStore for RedisLinks {
         value: String,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), ClusterError>> {
-        Box::pin(async move {
-            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ms));
-            self.redis
-                .conn()
-                .set_options::<_, _, ()>(self.key(token), value, opts)
-                .await
-                .map_err(unavailable)
-        })
+        Box::pin(async move { self.redis.set_expiring(self.key(token), &value, ttl).await })
     }
 
     fn get<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<String>, ClusterError>> {

@@ -131,6 +131,22 @@ impl RedisCluster {
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+
+    /// `SET key value PX ttl`: a value that expires by itself.
+    pub(crate) async fn set_expiring(
+        &self,
+        key: String,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), ClusterError> {
+        use redis::AsyncCommands;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let opts = redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ms));
+        self.conn()
+            .set_options::<_, _, ()>(key, value, opts)
+            .await
+            .map_err(unavailable)
+    }
 }
 
 pub(crate) fn unavailable(e: redis::RedisError) -> ClusterError {
