@@ -49,6 +49,12 @@ test('an admin grants the video service and reads masked verification records', 
     await page.click('#filters button[type=submit]');
     await page.waitForFunction(() => document.querySelectorAll('#verifications tbody tr').length === 1);
     await page.screenshot({ path: join(artifacts, 'admin-console.png'), fullPage: true });
+    // Each read of the records (the first view, then the filtered one) is audited.
+    const token = (await api(kefu.baseUrl, 'POST', '/auth/login', null, { login: 'admin', password: kefu.adminPassword })).data.token;
+    const audit = await api(kefu.baseUrl, 'GET', '/audit', token);
+    const reads = audit.data.filter((e) => e.action === 'verifications_read');
+    assert.ok(reads.length >= 2, `the console's reads are audited: ${JSON.stringify(audit.data)}`);
+    assert.ok(reads.every((e) => e.actor_role === 'admin' && e.target_id === 'verification_records'));
   } finally {
     await browser.close();
     await kefu.stop();

@@ -296,6 +296,13 @@ test('the admin console enrols faces (each bad photo says why), clears a lock, a
     const ref = await api(kefu.baseUrl, 'GET', `/users/${agentId}/face-reference`, adminToken);
     assert.equal(ref.data.photo_count, 2);
     assert.equal(ref.data.photos_kept, true);
+    // The enrolment is in the audit log: who, when, whose face.
+    const audit = await api(kefu.baseUrl, 'GET', '/audit', adminToken);
+    const enrolled = audit.data.filter((e) => e.action === 'face_reference_enrolled');
+    assert.equal(enrolled.length, 1, JSON.stringify(audit.data));
+    assert.equal(enrolled[0].target_id, agentId);
+    assert.equal(enrolled[0].actor_role, 'admin');
+    assert.ok(Math.abs(Date.now() - enrolled[0].at) < 120000, 'stamped now');
 
     // Someone else fails five times (a frame of another face each); the fifth locks.
     const biden = await page.evaluate(async ({ url, crop }) => {
