@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser test-deploy test-deps bench bench-sfu bench-ring bench-verify bench-moderation bench-join fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser test-deploy test-deps bench bench-sfu bench-ring bench-verify bench-moderation bench-join bench-capacity fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -66,6 +66,7 @@ bench: deps
 	$(MAKE) --no-print-directory bench-verify
 	$(MAKE) --no-print-directory bench-moderation
 	$(MAKE) --no-print-directory bench-join
+	$(MAKE) --no-print-directory bench-capacity
 
 ## Time from a customer's tap to the ring in the workbench, through real pages
 ## (tests/e2e/ring-latency.mjs; KEFU_BIN picks another build to compare).
@@ -81,6 +82,13 @@ bench-verify: build
 ## PostgreSQL and Ceph radosgw), side by side (tests/src/bin/kefu-join-bench.rs).
 bench-join: build
 	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh $(CARGO_TARGET_DIR)/debug/kefu-join-bench --calls 20
+
+## Calls per media node: calls added step by step on one media node until forwarding
+## delay p99 passes 50 ms, forwarding only and with beauty on every agent
+## (tests/src/bin/kefu-capacity-bench.rs; BENCH_CAPACITY_ARGS adds flags).
+BENCH_CAPACITY_ARGS ?=
+bench-capacity: build
+	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh $(CARGO_TARGET_DIR)/debug/kefu-capacity-bench $(BENCH_CAPACITY_ARGS)
 
 ## Moderation's detection latency through real pages, p50/p95 (tests/e2e/moderation-latency.mjs).
 bench-moderation: build

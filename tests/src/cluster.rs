@@ -208,6 +208,11 @@ impl NodeProcess {
         .await;
     }
 
+    /// The process id while it runs (its CPU and memory are read from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// Runs `kefu admin ARGS…` with this node's configuration.
     pub fn admin(&self, args: &[&str]) -> std::process::Output {
         std::process::Command::new(kefu_binary())
@@ -277,10 +282,19 @@ pub struct Cluster {
 /// engines under a fresh prefix and database; returns once every node has sent a
 /// heartbeat.
 pub async fn start_cluster(engines: &Engines, tweak: impl Fn(&mut KefuConfig)) -> Cluster {
+    start_cluster_with(engines, 2, tweak).await
+}
+
+/// [`start_cluster`] with `media_nodes` media nodes (a capacity benchmark loads one).
+pub async fn start_cluster_with(
+    engines: &Engines,
+    media_nodes: usize,
+    tweak: impl Fn(&mut KefuConfig),
+) -> Cluster {
     let prefix = fresh_prefix();
     let database = fresh_database(&engines.postgres).await;
     let mut media = Vec::new();
-    for n in 1..=2 {
+    for n in 1..=media_nodes {
         media.push(NodeProcess::media(engines, &database, &prefix, &format!("media-{n}")).await);
     }
     let mut signaling = Vec::new();

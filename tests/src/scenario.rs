@@ -138,6 +138,39 @@ pub async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
     (alice, boss)
 }
 
+/// One more agent `login` of the scenario enterprise, with the video service (granted
+/// by the admin `boss`) and the beauty `preset`; returns its bearer token. An agent
+/// holds a couple of calls at most, so many concurrent calls need many agents.
+pub async fn another_agent(server: &TestServer, boss: &str, login: &str, preset: &str) -> String {
+    server
+        .user(ENTERPRISE, login, UserRole::Agent, PASSWORD)
+        .await;
+    let (user, _) = server
+        .store
+        .user_by_login(login)
+        .await
+        .expect("get")
+        .expect("user");
+    let (status, _) = server
+        .put(
+            &format!("/api/v1/agents/{}/video-service", user.id),
+            Some(boss),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let token = server.login(login, PASSWORD).await;
+    let (status, body) = server
+        .put(
+            "/api/v1/me/beauty",
+            Some(&token),
+            Some(json!({"preset": preset})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    token
+}
+
 /// Puts `logins` into a new reception group 售后 of the scenario enterprise and turns
 /// each agent (by its bearer token) online and accepting.
 pub async fn reception_group(server: &TestServer, agents: &[(&str, &str)]) {

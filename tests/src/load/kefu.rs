@@ -62,65 +62,69 @@ impl KefuTarget {
         })
     }
 
-    /// Joins over signaling, sends the offer and trickles candidates; the answer is
-    /// applied when it comes. The signaling task lives as long as the peer.
     async fn join(&self, peer: &mut Peer, token: &str) -> anyhow::Result<()> {
-        let (ws, _) = connect_async(&self.ws_url)
-            .await
-            .context("signaling connects")?;
-        let (mut sink, mut stream) = ws.split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        let _ = tx.send(serde_json::json!({"type": "join", "token": token}).to_string());
-        let candidates = tx.clone();
-        peer.pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
-            if let Some(init) = c.and_then(|c| c.to_json().ok()) {
-                let msg = serde_json::json!({"type": "candidate", "candidate": init.candidate, "sdp_mid": "0"});
-                let _ = candidates.send(msg.to_string());
-            }
-            Box::pin(async {})
-        }));
-        // The offer is queued before gathering starts, so no candidate overtakes it.
-        let offer = peer.pc.create_offer(None).await?;
-        let _ = tx.send(serde_json::json!({"type": "offer", "sdp": offer.sdp}).to_string());
-        peer.pc.set_local_description(offer).await?;
+        join_room(&self.ws_url, peer, token).await
+    }
+}
 
-        let (answered_tx, mut answered) = mpsc::channel::<Result<(), String>>(1);
-        let pc = peer.pc.clone();
-        peer.keep(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(text) = rx.recv() => {
-                        if sink.send(Message::Text(text.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    frame = stream.next() => {
-                        let Some(Ok(frame)) = frame else { return };
-                        let Message::Text(text) = frame else { continue };
-                        let outcome = match serde_json::from_str::<ServerMessage>(&text) {
-                            Ok(ServerMessage::Answer { sdp }) => {
-                                let applied = match RTCSessionDescription::answer(sdp) {
-                                    Ok(answer) => pc.set_remote_description(answer).await,
-                                    Err(e) => Err(e),
-                                };
-                                applied.map_err(|e| format!("answer refused: {e}"))
-                            }
-                            Ok(ServerMessage::Error { code, message, .. }) => {
-                                Err(format!("{code:?}: {message}"))
-                            }
-                            _ => continue,
-                        };
-                        let _ = answered_tx.try_send(outcome);
+/// Joins the room of `token` through the signaling WebSocket at `ws_url` (any node of
+/// a cluster: a call's room token works on each), sends the offer and trickles
+/// candidates; the answer is applied when it comes. The signaling task lives as long
+/// as the peer.
+pub async fn join_room(ws_url: &str, peer: &mut Peer, token: &str) -> anyhow::Result<()> {
+    let (ws, _) = connect_async(ws_url).await.context("signaling connects")?;
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let _ = tx.send(serde_json::json!({"type": "join", "token": token}).to_string());
+    let candidates = tx.clone();
+    peer.pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
+        if let Some(init) = c.and_then(|c| c.to_json().ok()) {
+            let msg = serde_json::json!({"type": "candidate", "candidate": init.candidate, "sdp_mid": "0"});
+            let _ = candidates.send(msg.to_string());
+        }
+        Box::pin(async {})
+    }));
+    // The offer is queued before gathering starts, so no candidate overtakes it.
+    let offer = peer.pc.create_offer(None).await?;
+    let _ = tx.send(serde_json::json!({"type": "offer", "sdp": offer.sdp}).to_string());
+    peer.pc.set_local_description(offer).await?;
+
+    let (answered_tx, mut answered) = mpsc::channel::<Result<(), String>>(1);
+    let pc = peer.pc.clone();
+    peer.keep(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(text) = rx.recv() => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
                     }
                 }
+                frame = stream.next() => {
+                    let Some(Ok(frame)) = frame else { return };
+                    let Message::Text(text) = frame else { continue };
+                    let outcome = match serde_json::from_str::<ServerMessage>(&text) {
+                        Ok(ServerMessage::Answer { sdp }) => {
+                            let applied = match RTCSessionDescription::answer(sdp) {
+                                Ok(answer) => pc.set_remote_description(answer).await,
+                                Err(e) => Err(e),
+                            };
+                            applied.map_err(|e| format!("answer refused: {e}"))
+                        }
+                        Ok(ServerMessage::Error { code, message, .. }) => {
+                            Err(format!("{code:?}: {message}"))
+                        }
+                        _ => continue,
+                    };
+                    let _ = answered_tx.try_send(outcome);
+                }
             }
-        }));
-        match tokio::time::timeout(Duration::from_secs(20), answered.recv()).await {
-            Ok(Some(Ok(()))) => Ok(()),
-            Ok(Some(Err(e))) => bail!("kefu refused the join: {e}"),
-            Ok(None) => bail!("signaling closed before an answer"),
-            Err(_) => bail!("no answer within 20 s"),
         }
+    }));
+    match tokio::time::timeout(Duration::from_secs(20), answered.recv()).await {
+        Ok(Some(Ok(()))) => Ok(()),
+        Ok(Some(Err(e))) => bail!("kefu refused the join: {e}"),
+        Ok(None) => bail!("signaling closed before an answer"),
+        Err(_) => bail!("no answer within 20 s"),
     }
 }
 

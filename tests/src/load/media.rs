@@ -1,6 +1,7 @@
 //! What the load generator sends and measures. Publishers write synthetic VP8 frames
 //! and Opus packets at realistic sizes; each ends in a 12-byte trailer holding its send
-//! time. Subscribers read it back (an SFU forwards payloads untouched), so forwarding
+//! time. Subscribers read it back from a frame's last bytes (an SFU forwards payloads
+//! untouched, though it may packetize them again: [`super::frame_tail`]), so forwarding
 //! delay, delivery, sequence gaps and RFC 3550 jitter come from the same code for every
 //! SFU under test.
 
@@ -14,6 +15,8 @@ use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_remote::TrackRemote;
+
+use super::frame_tail::FrameTail;
 
 const MAGIC: [u8; 4] = *b"KLD1";
 pub const TRAILER_LEN: usize = 12;
@@ -104,6 +107,12 @@ impl Window {
         self.end.store(at, Ordering::SeqCst);
     }
 
+    /// Empty again, until the next [`Self::open`].
+    pub fn reset(&self) {
+        self.start.store(u64::MAX, Ordering::SeqCst);
+        self.end.store(u64::MAX, Ordering::SeqCst);
+    }
+
     pub fn contains(&self, t: u64) -> bool {
         t >= self.start.load(Ordering::Relaxed) && t < self.end.load(Ordering::Relaxed)
     }
@@ -119,10 +128,18 @@ struct TrackStats {
     /// RFC 3550 interarrival jitter, in RTP clock units.
     jitter: f64,
     last_transit: Option<f64>,
+    /// Video whose frames carry no trailer: re-encoded by the SFU (the beauty
+    /// pipeline), so only its frame rate can be measured...
+    plain: bool,
+    /// ...from its frames arriving in the window.
+    plain_frames: u64,
+    audio: bool,
+    /// Delays of the frames (audio packets) sent and received in the window.
+    window_delays: Vec<u32>,
 }
 
 impl TrackStats {
-    fn new(clock_rate: u32) -> Self {
+    fn new(audio: bool, clock_rate: u32) -> Self {
         Self {
             clock_rate: f64::from(clock_rate.max(1)),
             packets: 0,
@@ -130,6 +147,10 @@ impl TrackStats {
             highest_seq: 0,
             jitter: 0.0,
             last_transit: None,
+            plain: false,
+            plain_frames: 0,
+            audio,
+            window_delays: Vec::new(),
         }
     }
 
@@ -190,6 +211,18 @@ pub struct Tally {
     tracks: Mutex<Vec<Arc<Mutex<TrackStats>>>>,
 }
 
+/// One stream's delays in the window.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamDelay {
+    /// Its place among the streams, in the order they started.
+    pub index: usize,
+    pub audio: bool,
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
 /// A summary of [`Tally`] after the window closed.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Delivery {
@@ -219,8 +252,8 @@ impl Tally {
             .count()
     }
 
-    fn add_track(&self, clock_rate: u32) -> Arc<Mutex<TrackStats>> {
-        let track = Arc::new(Mutex::new(TrackStats::new(clock_rate)));
+    fn add_track(&self, audio: bool, clock_rate: u32) -> Arc<Mutex<TrackStats>> {
+        let track = Arc::new(Mutex::new(TrackStats::new(audio, clock_rate)));
         self.tracks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -228,20 +261,23 @@ impl Tally {
         track
     }
 
-    fn on_packet(&self, kind: RTPCodecType, packet: &Packet, arrival_us: u64) {
+    /// One packet of a subscribed stream; `stamp` is the send time of the frame (or
+    /// audio packet) it ends, read from the trailer. Returns the delay it recorded.
+    fn on_packet(
+        &self,
+        kind: RTPCodecType,
+        packet: &Packet,
+        stamp: Option<u64>,
+        arrival_us: u64,
+    ) -> Option<u32> {
         if self.window.contains(arrival_us) {
             self.window_packets.fetch_add(1, Ordering::Relaxed);
             let bytes = packet.payload.len() as u64 + 12;
             self.window_bytes.fetch_add(bytes, Ordering::Relaxed);
         }
-        // A frame's trailer is in its last packet (marker bit set).
+        // A frame's stamp comes with its last packet (marker bit set).
         let ends_unit = kind == RTPCodecType::Audio || packet.header.marker;
-        let Some(sent) = read_stamp(&packet.payload).filter(|_| ends_unit) else {
-            return;
-        };
-        if !self.window.contains(sent) {
-            return;
-        }
+        let sent = stamp.filter(|&sent| ends_unit && self.window.contains(sent))?;
         match kind {
             RTPCodecType::Audio => self.received_audio.fetch_add(1, Ordering::Relaxed),
             _ => self.received_video_frames.fetch_add(1, Ordering::Relaxed),
@@ -250,6 +286,69 @@ impl Tally {
         let mut delays = self.delays_us.lock().unwrap_or_else(|e| e.into_inner());
         if delays.len() < MAX_DELAY_SAMPLES {
             delays.push(delay);
+        }
+        Some(delay)
+    }
+
+    /// Each stream's own delay figures in the window: whether a high p99 is every
+    /// stream's or a few streams'.
+    pub fn stream_delays(&self) -> Vec<StreamDelay> {
+        let tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+        tracks
+            .iter()
+            .enumerate()
+            .map(|(index, t)| {
+                let t = t.lock().unwrap_or_else(|e| e.into_inner());
+                let mut delays = t.window_delays.clone();
+                delays.sort_unstable();
+                StreamDelay {
+                    index,
+                    audio: t.audio,
+                    samples: delays.len(),
+                    p50_ms: percentile_ms(&delays, 0.50),
+                    p99_ms: percentile_ms(&delays, 0.99),
+                    max_ms: percentile_ms(&delays, 1.0),
+                }
+            })
+            .collect()
+    }
+
+    /// Frames that arrived in the window on each re-encoded video stream (one without
+    /// trailers), for its frame rate.
+    pub fn plain_video_frames(&self) -> Vec<u64> {
+        let tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+        tracks
+            .iter()
+            .filter_map(|t| {
+                let t = t.lock().unwrap_or_else(|e| e.into_inner());
+                t.plain.then_some(t.plain_frames)
+            })
+            .collect()
+    }
+
+    /// Closes the window and zeroes what it counted, to measure again on the same
+    /// peers (a benchmark adding calls step by step). Per-stream loss and jitter stay
+    /// whole-run figures.
+    pub fn reset(&self) {
+        self.window.reset();
+        for counter in [
+            &self.sent_audio,
+            &self.sent_video_frames,
+            &self.received_audio,
+            &self.received_video_frames,
+            &self.window_packets,
+            &self.window_bytes,
+        ] {
+            counter.store(0, Ordering::SeqCst);
+        }
+        self.delays_us
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        for track in self.tracks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let mut track = track.lock().unwrap_or_else(|e| e.into_inner());
+            track.plain_frames = 0;
+            track.window_delays.clear();
         }
     }
 
@@ -297,15 +396,28 @@ fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
 /// Reads a subscribed track until it ends, counting into `tally`.
 pub async fn receive(track: Arc<TrackRemote>, tally: Arc<Tally>) {
     let kind = track.kind();
-    let stats = tally.add_track(track.codec().capability.clock_rate);
+    let audio = kind == RTPCodecType::Audio;
+    let stats = tally.add_track(audio, track.codec().capability.clock_rate);
+    let mut tail = FrameTail::default();
     while let Ok((packet, _)) = track.read_rtp().await {
         let arrival = now_us();
-        stats.lock().unwrap_or_else(|e| e.into_inner()).on_packet(
+        let stamp = match kind {
+            RTPCodecType::Video => tail.push(&packet),
+            _ => read_stamp(&packet.payload),
+        };
+        let plain_frame = kind == RTPCodecType::Video && packet.header.marker && stamp.is_none();
+        let delay = tally.on_packet(kind, &packet, stamp, arrival);
+        let mut stats = stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.on_packet(
             packet.header.sequence_number,
             packet.header.timestamp,
             arrival,
         );
-        tally.on_packet(kind, &packet, arrival);
+        if plain_frame {
+            stats.plain = true;
+            stats.plain_frames += u64::from(tally.window.contains(arrival));
+        }
+        stats.window_delays.extend(delay);
     }
 }
 
@@ -347,7 +459,12 @@ pub async fn publish_audio(track: Arc<TrackLocalStaticSample>, phase: Duration, 
     }
 }
 
-async fn write(track: &TrackLocalStaticSample, data: Vec<u8>, duration: Duration) -> bool {
+/// Writes one sample; false when the track refused it.
+pub(super) async fn write(
+    track: &TrackLocalStaticSample,
+    data: Vec<u8>,
+    duration: Duration,
+) -> bool {
     let sample = Sample {
         data: Bytes::from(data),
         timestamp: SystemTime::now(),
@@ -397,7 +514,7 @@ mod tests {
 
     #[test]
     fn sequence_gaps_count_as_expected_and_wraps_do_not() {
-        let mut t = TrackStats::new(90_000);
+        let mut t = TrackStats::new(false, 90_000);
         for (i, seq) in [65_534u16, 65_535, 0, 2, 3].into_iter().enumerate() {
             t.on_packet(seq, 0, i as u64 * 1000);
         }
@@ -407,8 +524,8 @@ mod tests {
 
     #[test]
     fn steady_arrivals_have_no_jitter_and_uneven_ones_do() {
-        let mut steady = TrackStats::new(90_000);
-        let mut uneven = TrackStats::new(90_000);
+        let mut steady = TrackStats::new(false, 90_000);
+        let mut uneven = TrackStats::new(false, 90_000);
         for i in 0..100u32 {
             steady.on_packet(i as u16, i * 3000, u64::from(i) * 33_333);
             let wobble = if i % 2 == 0 { 0 } else { 10_000 };

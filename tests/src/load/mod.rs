@@ -5,12 +5,15 @@
 //! `2 × calls` publishers (Opus + VP8 each) and `2 × calls` subscribers, every party
 //! receiving the other; `4 × calls` forwarded streams.
 
+pub mod capacity;
 pub mod floor;
+pub mod frame_tail;
 pub mod janus;
 pub mod kefu;
 pub mod media;
 pub mod peer;
 pub mod process;
+pub mod vp8_loop;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

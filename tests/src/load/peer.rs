@@ -14,6 +14,7 @@ use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
 use super::media::{self, Tally, VideoProfile};
+use super::vp8_loop::{self, Vp8Loop};
 use crate::webrtc_client::new_peer_connection_on;
 
 /// One peer connection and the tasks feeding it; both end when dropped.
@@ -46,6 +47,52 @@ impl Peer {
         phase: Duration,
         tally: &Arc<Tally>,
     ) -> anyhow::Result<()> {
+        let (audio, vp8) = self.add_tracks(name).await?;
+        self.tasks.push(tokio::spawn(media::publish_audio(
+            audio,
+            phase,
+            tally.clone(),
+        )));
+        self.tasks.push(tokio::spawn(media::publish_video(
+            vp8,
+            video,
+            phase,
+            tally.clone(),
+        )));
+        Ok(())
+    }
+
+    /// Like [`Self::publish`], with real VP8 from `frames` (for an SFU that decodes
+    /// it); its sent frames count in `video_tally`, which may be another than the
+    /// audio's when what arrives of this video is measured apart (re-encoded).
+    pub async fn publish_vp8_loop(
+        &mut self,
+        name: &str,
+        frames: &Arc<Vp8Loop>,
+        phase: Duration,
+        tally: &Arc<Tally>,
+        video_tally: &Arc<Tally>,
+    ) -> anyhow::Result<()> {
+        let (audio, vp8) = self.add_tracks(name).await?;
+        self.tasks.push(tokio::spawn(media::publish_audio(
+            audio,
+            phase,
+            tally.clone(),
+        )));
+        self.tasks.push(tokio::spawn(vp8_loop::publish(
+            vp8,
+            frames.clone(),
+            phase,
+            video_tally.clone(),
+        )));
+        Ok(())
+    }
+
+    /// An Opus and a VP8 track added to the connection.
+    async fn add_tracks(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<(Arc<TrackLocalStaticSample>, Arc<TrackLocalStaticSample>)> {
         let track = |mime: &str, clock_rate, channels, id: &str| {
             Arc::new(TrackLocalStaticSample::new(
                 RTCRtpCodecCapability {
@@ -65,18 +112,7 @@ impl Peer {
                 .add_track(t.clone() as Arc<dyn TrackLocal + Send + Sync>)
                 .await?;
         }
-        self.tasks.push(tokio::spawn(media::publish_audio(
-            audio,
-            phase,
-            tally.clone(),
-        )));
-        self.tasks.push(tokio::spawn(media::publish_video(
-            vp8,
-            video,
-            phase,
-            tally.clone(),
-        )));
-        Ok(())
+        Ok((audio, vp8))
     }
 
     /// Sets `description` as local and waits for every candidate to be gathered, for

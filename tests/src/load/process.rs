@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 /// Linux reports process times in clock ticks of 1/100 s (USER_HZ) on every
 /// architecture we run on.
-const TICKS_PER_SEC: f64 = 100.0;
+pub(super) const TICKS_PER_SEC: f64 = 100.0;
 
 #[derive(Debug)]
 pub struct ServerProcess {
