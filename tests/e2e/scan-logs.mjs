@@ -3,8 +3,9 @@
 // bearer and session tokens, room tokens, face templates. Any hit fails (exit 1) and is
 // printed with its file and line, the match itself masked. `make test-browser` runs it
 // after the suite; `node tests/e2e/scan-logs.mjs DIR` runs it by hand.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * GB 11643's shape: 6 digits of region, a birth date (19xx/20xx), 3 digits, a check
@@ -73,7 +74,10 @@ function selfTest() {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a script (not imported): compare real paths, since a URL is percent-encoded
+// and argv may go through a symlink.
+const ranAsScript = process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+if (ranAsScript) {
   selfTest();
   const dir = process.argv[2] || process.env.TEST_LOG_DIR;
   if (!dir) {

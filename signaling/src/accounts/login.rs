@@ -40,7 +40,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses((status = 200, body = LoginResponse), (status = 400, description = "bad request", body = crate::http::error::ApiErrorDoc), (status = 401, description = "no valid session", body = crate::http::error::ApiErrorDoc), (status = 413, description = "body too large", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn login(
     State(state): State<AppState>,
-    ClientIp(peer): ClientIp,
+    peer: ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     if req.login.is_empty() || req.login.len() > 64 {

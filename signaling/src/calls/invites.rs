@@ -24,7 +24,7 @@ pub struct InviteView {
 #[utoipa::path(get, path = "/api/v1/invites/{code}", tag = "customers", params(("code" = String, Path)), responses((status = 200, body = InviteView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn show(
     State(state): State<AppState>,
-    ClientIp(peer): ClientIp,
+    peer: ClientIp,
     Path(code): Path<String>,
 ) -> Result<Json<InviteView>, ApiError> {
     limit(&state, peer, "invite").await?;
@@ -65,7 +65,7 @@ pub struct JoinTicket {
 #[utoipa::path(post, path = "/api/v1/invites/{code}/accept", tag = "customers", params(("code" = String, Path)), request_body = AcceptRequest, responses((status = 200, body = JoinTicket), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 409, description = "conflicts with the current state", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc)))]
 pub async fn accept(
     State(state): State<AppState>,
-    ClientIp(peer): ClientIp,
+    peer: ClientIp,
     Path(code): Path<String>,
     ApiJson(req): ApiJson<AcceptRequest>,
 ) -> Result<Json<JoinTicket>, ApiError> {
@@ -102,11 +102,7 @@ pub(super) fn consented_name(consent: bool, display_name: &str) -> Result<&str, 
 }
 
 /// Public customer endpoints are rate-limited per client address and `scope`.
-pub(super) async fn limit(
-    state: &AppState,
-    peer: std::net::IpAddr,
-    scope: &str,
-) -> Result<(), ApiError> {
+pub(super) async fn limit(state: &AppState, peer: ClientIp, scope: &str) -> Result<(), ApiError> {
     if state
         .login_limiter
         .allow(&format!("{scope}:{peer}"))

@@ -69,7 +69,7 @@ pub async fn page(
 #[utoipa::path(post, path = "/api/v1/service/{main_account}/requests", tag = "customers", params(("main_account" = String, Path)), request_body = ServiceRequest, responses((status = 201, body = RequestView), (status = 404, description = "not found, or belongs to another enterprise", body = crate::http::error::ApiErrorDoc), (status = 422, description = "invalid input", body = crate::http::error::ApiErrorDoc), (status = 429, description = "too many attempts", body = crate::http::error::ApiErrorDoc), (status = 503, description = "all agents busy", body = crate::http::error::ApiErrorDoc)))]
 pub async fn create(
     State(state): State<AppState>,
-    ClientIp(peer): ClientIp,
+    peer: ClientIp,
     Path(main_account): Path<String>,
     ApiJson(req): ApiJson<ServiceRequest>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {

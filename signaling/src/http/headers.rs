@@ -12,10 +12,25 @@ use crate::state::AppState;
 
 /// The pages' policy: their own scripts, styles, API and WebSockets; pictures and
 /// media from the API or made in the page (QR codes, recordings, evidence).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
-     connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+/// `connect-src` names the WebSocket origin too: Safari before 16 does not count
+/// `wss:` as `'self'`.
+pub fn content_security_policy(public_url: &str) -> String {
+    let socket = public_url
+        .strip_prefix("https://")
+        .map(|host| format!(" wss://{host}"))
+        .or_else(|| {
+            public_url
+                .strip_prefix("http://")
+                .map(|host| format!(" ws://{host}"))
+        })
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'{socket}; \
+         font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
 
 /// A year, as browsers' preload lists expect.
 const HSTS: &str = "max-age=31536000; includeSubDomains";
@@ -24,7 +39,6 @@ const ALWAYS: &[(HeaderName, &str)] = &[
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::REFERRER_POLICY, "no-referrer"),
     (header::X_FRAME_OPTIONS, "DENY"),
-    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
 ];
 
 pub async fn secure(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -33,6 +47,11 @@ pub async fn secure(State(state): State<AppState>, request: Request, next: Next)
     let headers = response.headers_mut();
     for (name, value) in ALWAYS {
         headers.insert(name.clone(), HeaderValue::from_static(value));
+    }
+    if let Ok(policy) = HeaderValue::from_str(&content_security_policy(
+        state.public_url.trim_end_matches('/'),
+    )) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     headers.insert(
         HeaderName::from_static("permissions-policy"),
@@ -54,4 +73,24 @@ pub async fn secure(State(state): State<AppState>, request: Request, next: Next)
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_the_websocket_origin_of_the_public_url() {
+        let secure = content_security_policy("https://kefu.example.com");
+        assert!(
+            secure.contains("connect-src 'self' wss://kefu.example.com;"),
+            "{secure}"
+        );
+        let plain = content_security_policy("http://127.0.0.1:8080");
+        assert!(
+            plain.contains("connect-src 'self' ws://127.0.0.1:8080;"),
+            "{plain}"
+        );
+        assert!(!secure.contains("unsafe-inline") && secure.contains("frame-ancestors 'none'"));
+    }
 }

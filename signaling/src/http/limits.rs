@@ -39,6 +39,18 @@ impl HttpGuard {
         self.timeout
     }
 
+    /// The key a client's allowance is counted under: its address, or for IPv6 its
+    /// /64 (one subscriber holds a whole /64; each address of it is no new client).
+    pub fn limit_key(ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+    }
+
     fn trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
@@ -47,6 +59,8 @@ impl HttpGuard {
     /// the nearest address in `X-Forwarded-For` that is not one (each proxy appends
     /// the address it got the request from, so only the trusted tail is believed).
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let peer = peer.to_canonical();
         if !self.trusted(peer) {
             return peer;
         }
@@ -63,7 +77,7 @@ impl HttpGuard {
                 // Garbage from outside: believe no further.
                 return client;
             };
-            client = ip;
+            client = ip.to_canonical();
             if !self.trusted(ip) {
                 break;
             }
@@ -128,6 +142,25 @@ mod tests {
             lb.client_ip(ip("203.0.113.9"), &chain),
             ip("203.0.113.9"),
             "from outside the proxies, the header is ignored"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64_and_a_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(HttpGuard::limit_key(ip("203.0.113.9")), "203.0.113.9");
+        assert_eq!(
+            HttpGuard::limit_key(ip("2001:db8:1:2:aaaa::1")),
+            HttpGuard::limit_key(ip("2001:db8:1:2:bbbb::2")),
+        );
+        assert_ne!(
+            HttpGuard::limit_key(ip("2001:db8:1:2::1")),
+            HttpGuard::limit_key(ip("2001:db8:1:3::1")),
+        );
+        let lb = guard_with(&["10.0.0.0/8"]);
+        assert_eq!(
+            lb.client_ip(ip("::ffff:10.0.0.2"), &forwarded(&["198.51.100.7"])),
+            ip("198.51.100.7")
         );
     }
 }

@@ -13,7 +13,11 @@ pub struct RateLimiter {
     /// Keys tracked at most; beyond it, expired windows are swept first.
     max_keys: usize,
     windows: Mutex<HashMap<String, (Instant, u32)>>,
+    last_sweep: Mutex<Option<Instant>>,
 }
+
+/// The key every client shares once the limiter is full.
+const OVERFLOW: &str = "\u{0}overflow";
 
 impl RateLimiter {
     pub fn new(limit: u32, window: Duration) -> Self {
@@ -22,15 +26,37 @@ impl RateLimiter {
             window,
             max_keys: 100_000,
             windows: Mutex::new(HashMap::new()),
+            last_sweep: Mutex::new(None),
         }
     }
 
     /// Counts an attempt; `false` when the key is over its limit in this window.
     pub fn allow(&self, key: &str, now: Instant) -> bool {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() >= self.max_keys {
+        let mut key = key;
+        if windows.len() >= self.max_keys && !windows.contains_key(key) {
+            // Full: expired windows go, at most once a window (a sweep per request
+            // would let a flood of fresh keys hold the lock for ever). Keys that still
+            // do not fit share one allowance: a flood from many addresses is limited
+            // as one client, and the map stays bounded.
             let window = self.window;
-            windows.retain(|_, (start, _)| now.saturating_duration_since(*start) < window);
+            let due = self
+                .last_sweep
+                .lock()
+                .map(|mut last| {
+                    let due = last.is_none_or(|t| now.saturating_duration_since(t) >= window);
+                    if due {
+                        *last = Some(now);
+                    }
+                    due
+                })
+                .unwrap_or(true);
+            if due {
+                windows.retain(|_, (start, _)| now.saturating_duration_since(*start) < window);
+            }
+            if windows.len() >= self.max_keys {
+                key = OVERFLOW;
+            }
         }
         let entry = windows.entry(key.to_owned()).or_insert((now, 0));
         if now.saturating_duration_since(entry.0) >= self.window {
@@ -47,6 +73,28 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_limiter_stays_bounded_and_new_keys_share_one_allowance() {
+        let mut limiter = RateLimiter::new(2, Duration::from_secs(60));
+        limiter.max_keys = 3;
+        let t0 = Instant::now();
+        for key in ["a", "b", "c"] {
+            assert!(limiter.allow(key, t0));
+        }
+        // Fresh keys past the cap share one window of 2.
+        assert!(limiter.allow("d", t0));
+        assert!(limiter.allow("e", t0));
+        assert!(!limiter.allow("f", t0), "the overflow allowance is spent");
+        assert!(limiter.allow("a", t0), "known keys keep their own");
+        let held = limiter.windows.lock().expect("lock").len();
+        assert!(held <= 4, "bounded: {held} keys");
+        // A window later the old keys are swept and new ones fit again.
+        let later = t0 + Duration::from_secs(61);
+        assert!(limiter.allow("g", later));
+        assert!(limiter.allow("g", later));
+        assert!(!limiter.allow("g", later), "g has a window of its own");
+    }
 
     #[test]
     fn limits_per_key_and_resets_each_window() {

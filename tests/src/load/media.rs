@@ -133,6 +133,8 @@ struct TrackStats {
     plain: bool,
     /// ...from its frames arriving in the window.
     plain_frames: u64,
+    /// Frames with a trailer in the window (a forwarded stream's).
+    stamped_frames: u64,
     audio: bool,
     /// Delays of the frames (audio packets) sent and received in the window.
     window_delays: Vec<u32>,
@@ -149,6 +151,7 @@ impl TrackStats {
             last_transit: None,
             plain: false,
             plain_frames: 0,
+            stamped_frames: 0,
             audio,
             window_delays: Vec::new(),
         }
@@ -313,15 +316,17 @@ impl Tally {
             .collect()
     }
 
-    /// Frames that arrived in the window on each re-encoded video stream (one without
-    /// trailers), for its frame rate.
+    /// Frames that arrived in the window on each re-encoded video stream, for its
+    /// frame rate. A stream counts as re-encoded when most of its frames in the window
+    /// came without trailers: a lost or repeated last packet of a forwarded frame now
+    /// and then does not make it one.
     pub fn plain_video_frames(&self) -> Vec<u64> {
         let tracks = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
         tracks
             .iter()
             .filter_map(|t| {
                 let t = t.lock().unwrap_or_else(|e| e.into_inner());
-                t.plain.then_some(t.plain_frames)
+                (t.plain && t.plain_frames > t.stamped_frames).then_some(t.plain_frames)
             })
             .collect()
     }
@@ -347,7 +352,9 @@ impl Tally {
             .clear();
         for track in self.tracks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let mut track = track.lock().unwrap_or_else(|e| e.into_inner());
+            track.plain = false;
             track.plain_frames = 0;
+            track.stamped_frames = 0;
             track.window_delays.clear();
         }
     }
@@ -416,6 +423,8 @@ pub async fn receive(track: Arc<TrackRemote>, tally: Arc<Tally>) {
         if plain_frame {
             stats.plain = true;
             stats.plain_frames += u64::from(tally.window.contains(arrival));
+        } else if kind == RTPCodecType::Video && packet.header.marker {
+            stats.stamped_frames += u64::from(tally.window.contains(arrival));
         }
         stats.window_delays.extend(delay);
     }
