@@ -108,33 +108,12 @@ pub async fn verify(server: &TestServer, login: &str, passed: bool) {
 pub async fn enterprise_with_agent(server: &TestServer) -> (String, String) {
     server.enterprise(ENTERPRISE).await;
     server
-        .user(ENTERPRISE, "alice", UserRole::Agent, PASSWORD)
-        .await;
-    server
         .user(ENTERPRISE, "boss", UserRole::Admin, PASSWORD)
         .await;
     let boss = server.login("boss", PASSWORD).await;
-    let (_, agents) = server.get("/api/v1/agents", Some(&boss)).await;
-    let id = agents[0]["id"].as_str().expect("id");
-    let (status, _) = server
-        .put(
-            &format!("/api/v1/agents/{id}/video-service"),
-            Some(&boss),
-            Some(json!({"enabled": true})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let alice = server.login("alice", PASSWORD).await;
     // The webrtc-rs clients send made-up VP8 that no decoder accepts; the beauty
     // pipeline would rightly drop it, so these call tests forward video as is.
-    let (status, _) = server
-        .put(
-            "/api/v1/me/beauty",
-            Some(&alice),
-            Some(json!({"preset": "none"})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let alice = another_agent(server, &boss, "alice", "none").await;
     (alice, boss)
 }
 
