@@ -85,6 +85,17 @@ pub enum AdminCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Remove an agent or admin: they can no longer sign in, their sessions end, and
+    /// their face reference (templates and kept photos) is deleted. Calls, recordings
+    /// and records naming them stay under the enterprise's retention.
+    RemoveUser {
+        #[arg(long)]
+        login: String,
+    },
+    /// Apply every enterprise's retention now (the server does it daily): deletes
+    /// expired recordings, verification records, moderation incidents with their
+    /// evidence, and face references, from the database and the object store.
+    ApplyRetention,
     /// Ask a node of the cluster to drain: it takes no new calls and stops once its
     /// work is done (cluster.backend = "redis").
     Drain {
@@ -240,6 +251,39 @@ async fn run_on_database(config: &KefuConfig, command: AdminCommand) -> anyhow::
             println!("password of {login} set; their sessions are ended");
             if let Some(password) = generated {
                 println!("password: {password}");
+            }
+        }
+        AdminCommand::RemoveUser { login } => {
+            let (user, _) = store
+                .user_by_login(&login)
+                .await?
+                .with_context(|| format!("no user {login}"))?;
+            let storage =
+                kefu_signaling::recordings::start_storage(&config.storage, &config.data_dir)
+                    .await?;
+            kefu_signaling::accounts::removal::remove_user(&store, &storage.store, &user.id, now)
+                .await?;
+            println!("{login} removed; their sessions are ended and their face reference deleted");
+        }
+        AdminCommand::ApplyRetention => {
+            let storage =
+                kefu_signaling::recordings::start_storage(&config.storage, &config.data_dir)
+                    .await?;
+            let report = kefu_signaling::retention::enforce(&store, &storage.store, now).await?;
+            for (enterprise, swept) in &report {
+                println!(
+                    "{}: recordings {}, verification records {}, incidents {}, face references {}, objects {} ({} left for the next run)",
+                    enterprise.as_str(),
+                    swept.recordings,
+                    swept.verification_records,
+                    swept.incidents,
+                    swept.face_references,
+                    swept.objects,
+                    swept.objects_failed
+                );
+            }
+            if report.is_empty() {
+                println!("nothing has expired");
             }
         }
         AdminCommand::Drain { .. } | AdminCommand::Nodes => {

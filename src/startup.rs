@@ -430,6 +430,11 @@ impl App {
         &self.state.data_key
     }
 
+    /// The object store recordings, evidence and reference photos live in.
+    pub fn objects(&self) -> &kefu_recorder::ObjectStore {
+        &self.state.recordings.storage.store
+    }
+
     pub fn tokens(&self) -> &TokenKeys {
         &self.state.tokens
     }
@@ -486,6 +491,13 @@ impl App {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         let sweeper = tokio::spawn(sweep_calls(state.clone(), role));
+        // Retention is a signaling node's work (each runs it; deletes are idempotent).
+        let retention = (role != NodeRole::Media).then(|| {
+            tokio::spawn(kefu_signaling::retention::job::run_daily(
+                state.store.clone(),
+                state.recordings.storage.store.clone(),
+            ))
+        });
         // Signaling nodes end the calls of a media node that went silent.
         let watcher = match (role, &registration) {
             (NodeRole::Signaling, Some(r)) => {
@@ -555,6 +567,9 @@ impl App {
             }
         };
         sweeper.abort();
+        if let Some(retention) = retention {
+            retention.abort();
+        }
         state.forwarder.stop_serving();
         // A signaling node lets go of its pages' media connections without taking
         // anyone out of a call: they resume through other nodes.

@@ -17,6 +17,7 @@ pub mod http;
 pub mod metrics;
 pub mod moderation;
 pub mod recordings;
+pub mod retention;
 pub mod rooms;
 pub mod state;
 pub mod store;

@@ -27,6 +27,8 @@ pub struct TestServer {
     pub tokens: TokenKeys,
     pub store: Store,
     pub data_key: DataKey,
+    /// The object store (recordings, evidence, reference photos).
+    pub objects: kefu_recorder::ObjectStore,
     /// The admin seeded on first start.
     pub bootstrap: Option<BootstrapCredentials>,
     stop: Option<oneshot::Sender<()>>,
@@ -87,6 +89,7 @@ pub async fn spawn_node(
     let tokens = app.tokens().clone();
     let store = app.store().clone();
     let data_key = app.data_key().clone();
+    let objects = app.objects().clone();
     let bootstrap = app.bootstrap_credentials().cloned();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -100,6 +103,7 @@ pub async fn spawn_node(
         tokens,
         store,
         data_key,
+        objects,
         bootstrap,
         stop: Some(stop),
         task: Some(task),

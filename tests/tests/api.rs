@@ -296,12 +296,15 @@ async fn authorization_matrix() {
     server
         .user("4002", "rival", UserRole::Admin, PASSWORD)
         .await;
+    server.user("4001", "bob", UserRole::Agent, PASSWORD).await;
     let agent = server.login("alice", PASSWORD).await;
     let admin = server.login("boss", PASSWORD).await;
     let rival = server.login("rival", PASSWORD).await;
     let customer = server.token("call", "c1", kefu_signaling::rooms::token::Side::Customer);
     let (_, agents) = server.get("/api/v1/agents", Some(&admin)).await;
     let alice_id = agents[0]["id"].as_str().expect("id").to_owned();
+    let bob_id = agents[1]["id"].as_str().expect("id").to_owned();
+    let remove_bob = format!("/api/v1/agents/{bob_id}");
     let grant = format!("/api/v1/agents/{alice_id}/video-service");
     let face_reference = format!("/api/v1/users/{alice_id}/face-reference");
     let clear_lock = format!("/api/v1/users/{alice_id}/verification-lock/clear");
@@ -639,6 +642,26 @@ async fn authorization_matrix() {
             &review,
             Some(json!({"decision": "confirmed"})),
             [401, 401, 403, 200, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/enterprise/retention-settings",
+            None,
+            [401, 401, 403, 200, 200],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/enterprise/retention-settings",
+            Some(json!({"recordings_days": 180})),
+            [401, 401, 403, 200, 200],
+        ),
+        // The other enterprise's admin asks after the removal: 404 either way (the
+        // object-level tests ask before it too).
+        (
+            Method::DELETE,
+            &remove_bob,
+            None,
+            [401, 401, 403, 204, 404],
         ),
         (
             Method::POST,

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod login;
 pub mod password;
+pub mod removal;
 pub mod secrets;
 pub mod session;
 pub mod store;

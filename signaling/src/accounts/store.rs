@@ -231,7 +231,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(""),
-            " FROM users WHERE id = $1"
+            " FROM users WHERE id = $1 AND deleted_at IS NULL"
         ))
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -244,7 +244,7 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(""),
-            ", password_hash FROM users WHERE login = $1"
+            ", password_hash FROM users WHERE login = $1 AND deleted_at IS NULL"
         ))
         .bind(login)
         .fetch_optional(&self.pool)
@@ -260,7 +260,7 @@ impl Store {
         let rows = sqlx::query(concat!(
             "SELECT ",
             user_columns!(""),
-            " FROM users WHERE enterprise_id = $1 ORDER BY login"
+            " FROM users WHERE enterprise_id = $1 AND deleted_at IS NULL ORDER BY login"
         ))
         .bind(enterprise.as_str())
         .fetch_all(&self.pool)
@@ -449,7 +449,8 @@ impl Store {
             "SELECT ",
             user_columns!("u."),
             ", s.created_at AS session_started_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.revoked_at IS NULL"
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.revoked_at IS NULL \
+             AND u.deleted_at IS NULL"
         ))
         .bind(token_hash)
         .bind(now_ms)
@@ -474,6 +475,62 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a user for good, in one transaction: the account can no longer sign in,
+    /// be routed to or be listed; its sessions, groups, beauty settings, lock and face
+    /// reference go. The row stays (calls, recordings and records name it), keeping
+    /// the name only: the ID number and password hash are cleared and the login freed.
+    /// Returns the removed reference's photo object keys (for the caller to delete),
+    /// or `None` when there was no such live user.
+    pub async fn remove_user(
+        &self,
+        user: &UserId,
+        now_ms: i64,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET deleted_at = $1, login = 'deleted:' || id, id_number_enc = NULL, \
+             password_hash = '!', video_enabled = 0, status = 'offline', accepting = 0 \
+             WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let photos: Option<String> =
+            sqlx::query_scalar("SELECT photo_keys FROM face_references WHERE agent_id = $1")
+                .bind(user.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        for statement in [
+            "DELETE FROM face_references WHERE agent_id = $1",
+            "DELETE FROM group_members WHERE user_id = $1",
+            "DELETE FROM beauty_settings WHERE user_id = $1",
+            "DELETE FROM verification_locks WHERE agent_id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(user.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let keys = match photos {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("photo keys: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Some(keys))
     }
 
     /// Revokes every session of a user (password change, account disabled).

@@ -8,11 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::openapi;
-use crate::accounts::{login, users};
+use crate::accounts::{login, removal, users};
 use crate::beauty::http as beauty;
 use crate::calls::{http as calls, invites, requests as service};
 use crate::moderation::http as moderation;
 use crate::recordings::http as recordings;
+use crate::retention::http as retention;
 use crate::state::AppState;
 use crate::verification::http as verifications;
 use crate::verification::{attempt_http as verify, enroll_http as enroll};
@@ -31,6 +32,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::set_presence))
         .routes(routes!(users::list_agents))
         .routes(routes!(users::set_video_service))
+        .routes(routes!(removal::remove_agent))
         .routes(routes!(verifications::gate))
         .routes(routes!(calls::my_queue))
         .routes(routes!(calls::start))
@@ -68,6 +70,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(enroll::clear_lock))
         .routes(routes!(enroll::get_settings, enroll::put_settings))
         .routes(routes!(moderation::get_settings, moderation::put_settings))
+        .routes(routes!(retention::get_settings, retention::put_settings))
         .routes(routes!(moderation::list))
         .routes(routes!(moderation::mosaic))
         .routes(routes!(moderation::reveal))
