@@ -5,6 +5,9 @@
 #   deploy/radosgw.sh start DIR   → prints S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY lines
 #   deploy/radosgw.sh stop DIR    → stops the gateway, the OSD, the monitor (in that order:
 #                                   the gateway hangs if the cluster goes first)
+#   deploy/radosgw.sh stop-gateway DIR / start-gateway DIR
+#                                 → stops or starts the S3 gateway alone, the cluster and
+#                                   its data staying (the fault suite's store outage)
 # Needs: radosgw ceph-mon ceph-osd (install-deps.sh installs them). No auth inside the
 # cluster (loopback only); the gateway itself checks SigV4 against the user made here.
 set -euo pipefail
@@ -15,8 +18,8 @@ dir="${2:-}"
 conf="$dir/ceph.conf"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-stop() {
-  for name in rgw osd mon; do
+stop_pids() {
+  for name in "$@"; do
     if [ -f "$dir/$name.pid" ]; then
       pid="$(cat "$dir/$name.pid")"
       kill "$pid" 2>/dev/null || true
@@ -25,6 +28,28 @@ stop() {
       rm -f "$dir/$name.pid"
     fi
   done
+}
+
+stop() { stop_pids rgw osd mon; }
+
+# The gateway again on its port, once it answers.
+start_gateway() {
+  [ ! -f "$dir/rgw.pid" ] || { echo "radosgw.sh: the gateway is running" >&2; exit 1; }
+  radosgw -c "$conf" -n client.rgw.kefu -f >>"$dir/log/rgw.out" 2>&1 &
+  echo $! >"$dir/rgw.pid"
+  wait_for_port "$(sed -n 's/^rgw frontends = beast endpoint=127.0.0.1:\([0-9]*\)$/\1/p' "$conf")"
+}
+
+wait_for_port() {
+  for _ in $(seq 1 120); do
+    if python3 - "$1" <<'PY' 2>/dev/null; then return 0; fi
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+PY
+    sleep 0.5
+  done
+  echo "radosgw.sh: nothing listens on port $1" >&2
+  return 1
 }
 
 start() {
@@ -87,13 +112,7 @@ CONF
     fi
     sleep 0.5
   done
-  for _ in $(seq 1 120); do
-    if python3 - "$rgw_port" <<'PY' 2>/dev/null; then break; fi
-import socket, sys
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
-PY
-    sleep 0.5
-  done
+  wait_for_port "$rgw_port" || true
   echo "S3_ENDPOINT=http://127.0.0.1:$rgw_port"
   echo "S3_ACCESS_KEY=$access"
   echo "S3_SECRET_KEY=$secret"
@@ -102,5 +121,7 @@ PY
 case "$cmd" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
+  stop-gateway) stop_pids rgw ;;
+  start-gateway) start_gateway ;;
+  *) echo "usage: $0 start|stop|stop-gateway|start-gateway DIR" >&2; exit 2 ;;
 esac

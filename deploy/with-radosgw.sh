@@ -31,4 +31,6 @@ for attempt in 1 2; do
 done
 [ -n "${TEST_S3_ENDPOINT:-}" ] || { echo "with-radosgw: giving up on Ceph radosgw" >&2; exit 1; }
 echo "with-radosgw: Ceph radosgw at $TEST_S3_ENDPOINT" >&2
+# The fault suite stops and starts the gateway: deploy/radosgw.sh stop-gateway DIR.
+export TEST_RADOSGW_DIR="$dir"
 "$@"

@@ -1,8 +1,10 @@
 // Admin console: grant the video service per agent, enrol an agent's face reference
-// (photos or the camera) and clear a verification lock, and the operations dashboard of
-// face-verification records (filters, CSV export, failure reasons), content moderation
-// (the enterprise's settings, and the incidents with their evidence and review). ID
-// numbers arrive masked; enrolment photos stay in this page only until they are sent.
+// (photos or the camera), clear a verification lock and remove an agent, and the
+// operations dashboard of face-verification records (filters, CSV export, failure
+// reasons), content moderation (the enterprise's settings, and the incidents with their
+// evidence and review) and data retention. ID numbers arrive masked; enrolment photos
+// stay in this page only until they are sent. What cannot be undone (removing an agent,
+// a shorter retention) is confirmed first in the page's own dialog.
 'use strict';
 
 (function () {
@@ -58,9 +60,12 @@
       locked.className = 'lock-state';
       const actions = document.createElement('td');
       actions.className = 'face-actions';
+      const remove = button(KefuStrings.t('adm.remove_agent'), () => removeAgent(a), 'remove-agent');
+      remove.className = 'danger';
       actions.append(
         button(KefuStrings.t('adm.enroll'), () => openEnroll(a), 'enroll'),
         button(KefuStrings.t('adm.clear_lock'), () => clearLock(a, tr), 'clear-lock'),
+        remove,
       );
       tr.append(face, locked, actions);
       showFace(tr, null);
@@ -94,6 +99,48 @@
     lock.textContent = KefuStrings.t(view.verification_locked ? 'adm.lock.locked' : 'adm.lock.unlocked');
     lock.dataset.kind = view.verification_locked ? 'warn' : 'ok';
     tr.querySelector('[data-action=clear-lock]').hidden = !view.verification_locked;
+  }
+
+  /** Asks before what cannot be undone: resolves true when the person confirmed
+   *  (Esc and 取消 are a no). `items`: lines listed under the text. */
+  function confirmDialog({ title, text, items = [], ok }) {
+    const dialog = $('confirm-dialog');
+    $('confirm-title').textContent = title;
+    $('confirm-text').textContent = text;
+    $('confirm-items').replaceChildren(...items.map((line) => {
+      const li = document.createElement('li');
+      li.textContent = line;
+      return li;
+    }));
+    $('confirm-items').hidden = items.length === 0;
+    $('confirm-ok').textContent = ok;
+    dialog.returnValue = '';
+    if (!dialog.open) dialog.showModal();
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+    });
+  }
+
+  /** The agents table's error line (`text` null clears it). */
+  function agentsError(text) {
+    $('agents-error').hidden = !text;
+    $('agents-error').textContent = text || '';
+  }
+
+  // Removing an agent: their sign-in ends and their face reference goes; their calls,
+  // recordings and records stay under the enterprise's retention.
+  async function removeAgent(a) {
+    const name = `${a.real_name} (${a.login})`;
+    const confirmed = await confirmDialog({
+      title: KefuStrings.t('adm.remove_agent.title', { name }),
+      text: KefuStrings.t('adm.remove_agent.text', { name }),
+      ok: KefuStrings.t('adm.remove_agent.confirm'),
+    });
+    if (!confirmed) return;
+    const r = await api('DELETE', `/agents/${a.id}`);
+    agentsError(r.status === 204 ? null : KefuStrings.errorText(r.data, 'adm.remove_agent.failed'));
+    // Gone (or already gone: 404): the list says so.
+    if (r.status === 204 || r.status === 404) await loadAgents();
   }
 
   async function refreshFace(a) {
@@ -513,6 +560,107 @@
     moderationMessage(fieldsText(text, fields));
   }
 
+  // Data retention: how long the enterprise keeps each kind of personal data, in whole
+  // days; an empty field keeps it until deleted by hand (null). The page makes sure it
+  // sends whole days, the server judges the range (422, the field named). A retention
+  // that gets shorter, or starts at all, is confirmed first: the next daily cleanup
+  // deletes what is older, for good.
+  const retentionInputs = () => Array.from($('retention-form').querySelectorAll('[data-field]'));
+
+  function showRetentionSettings(settings) {
+    for (const input of retentionInputs()) {
+      const days = settings[input.dataset.field];
+      input.value = Number.isInteger(days) ? String(days) : '';
+      input.removeAttribute('aria-invalid');
+    }
+    admin.retention = settings;
+  }
+
+  /** The retention form's message: `text` as an error, or the saved notice (`saved`). */
+  function retentionMessage(text, saved) {
+    $('retention-error').hidden = !text;
+    $('retention-error').textContent = text || '';
+    $('retention-saved').hidden = !saved;
+  }
+
+  /** The range error naming the fields at fault by their labels (marked invalid). */
+  function retentionInvalid(fields, body) {
+    const labels = [];
+    for (const input of retentionInputs()) {
+      if (!fields.includes(input.dataset.field)) continue;
+      input.setAttribute('aria-invalid', 'true');
+      labels.push(KefuStrings.t(`adm.retention.${input.dataset.field}`));
+    }
+    return labels.length
+      ? KefuStrings.t('adm.retention.invalid', { fields: labels.join(KefuStrings.t('list.separator')) })
+      : KefuStrings.errorText(body, 'adm.retention.not_saved');
+  }
+
+  /** A retention as people read it: "30 天", or 永久保留 (null). */
+  const daysText = (days) => (days == null ? KefuStrings.t('adm.retention.keep') : KefuStrings.t('adm.retention.days', { days }));
+
+  async function loadRetentionSettings() {
+    const r = await api('GET', '/enterprise/retention-settings');
+    // Nothing is saved over settings this page has not read.
+    $('ret-save').disabled = r.status !== 200;
+    if (r.status === 200) {
+      showRetentionSettings(r.data);
+      retentionMessage(null);
+    } else {
+      retentionMessage(KefuStrings.errorText(r.data, 'adm.retention.not_loaded'));
+    }
+  }
+
+  async function saveRetentionSettings(e) {
+    e.preventDefault();
+    retentionMessage(null);
+    const settings = {};
+    const invalid = [];
+    for (const input of retentionInputs()) {
+      const field = input.dataset.field;
+      input.removeAttribute('aria-invalid');
+      if (input.value.trim() === '' && !input.validity.badInput) {
+        settings[field] = null;
+        continue;
+      }
+      // Whole days only (not 1.5, not -3): what is not a count of days is not sent.
+      const days = input.valueAsNumber;
+      if (!Number.isSafeInteger(days) || days < 0) invalid.push(field);
+      settings[field] = days;
+    }
+    if (invalid.length) {
+      retentionMessage(retentionInvalid(invalid));
+      return;
+    }
+    const before = admin.retention || {};
+    const shorter = retentionInputs()
+      .map((input) => input.dataset.field)
+      .filter((f) => settings[f] >= 1 && (before[f] == null || settings[f] < before[f]));
+    $('ret-save').disabled = true;
+    try {
+      if (shorter.length && !(await confirmDialog({
+        title: KefuStrings.t('adm.retention.confirm.title'),
+        text: KefuStrings.t('adm.retention.confirm.text'),
+        items: shorter.map((f) => KefuStrings.t('adm.retention.confirm.item', {
+          kind: KefuStrings.t(`adm.retention.${f}`), from: daysText(before[f]), to: daysText(settings[f]),
+        })),
+        ok: KefuStrings.t('adm.retention.confirm.ok'),
+      }))) return;
+      const r = await api('PUT', '/enterprise/retention-settings', settings);
+      if (r.status === 200) {
+        showRetentionSettings(r.data && typeof r.data === 'object' ? r.data : settings);
+        retentionMessage(null, true);
+        return;
+      }
+      const body = r.data && typeof r.data === 'object' ? r.data : null;
+      retentionMessage(body && body.error === 'validation' && body.fields
+        ? retentionInvalid(Object.keys(body.fields), body)
+        : KefuStrings.errorText(body, 'adm.retention.not_saved'));
+    } finally {
+      $('ret-save').disabled = false;
+    }
+  }
+
   // Content moderation: the incidents. Evidence pictures need the session token, so
   // they come as blobs; the clear picture only on the reveal button (the server audits it).
   function incidentQuery() {
@@ -669,6 +817,7 @@
     await loadModerationSettings();
     await loadIncidents();
     await loadRecordings();
+    await loadRetentionSettings();
   }
 
   window.addEventListener('DOMContentLoaded', () => {
@@ -720,6 +869,13 @@
       loadIncidents();
     };
     window.adminConsole.loadModerationSettings = loadModerationSettings;
+    $('retention-form').onsubmit = saveRetentionSettings;
+    $('retention-form').oninput = () => {
+      $('retention-saved').hidden = true;
+    };
+    $('confirm-ok').onclick = () => $('confirm-dialog').close('ok');
+    $('confirm-cancel').onclick = () => $('confirm-dialog').close('cancel');
+    window.adminConsole.loadRetentionSettings = loadRetentionSettings;
     window.adminConsole.loadIncidents = loadIncidents;
     if (admin.token) open();
   });

@@ -145,9 +145,9 @@ async fn hangup_to_stored(
         give_up: Duration::from_secs(60),
     };
     let (tx, rx) = tokio::sync::watch::channel(SpoolState::Growing);
-    let retries = upload::RetryCounter::default();
+    let counters = upload::UploadCounters::default();
     let store2 = store.clone();
-    let uploader = tokio::spawn(async move { upload::run(&store2, &job, rx, &retries).await });
+    let uploader = tokio::spawn(async move { upload::run(&store2, &job, rx, &counters).await });
     let worker = std::thread::spawn(move || {
         let tc = transcode(&spool, &base, start, secs, || {
             let _ = tx.send(SpoolState::Growing);

@@ -115,7 +115,7 @@ struct FailureLabels {
 pub struct RecorderMetrics {
     active: Gauge,
     failures: Family<FailureLabels, Counter>,
-    upload_retries: Counter,
+    uploads: upload::UploadCounters,
     tap_dropped: Counter,
     ready: Counter,
 }
@@ -135,7 +135,12 @@ impl RecorderMetrics {
         registry.register(
             "kefu_recording_upload_retries",
             "Store calls retried (store unavailable)",
-            self.upload_retries.clone(),
+            self.uploads.retries.clone(),
+        );
+        registry.register(
+            "kefu_recording_uploaded_bytes",
+            "Bytes of recording parts the store acknowledged (a part sent twice counts twice)",
+            self.uploads.uploaded_bytes.clone(),
         );
         registry.register(
             "kefu_recording_tap_dropped",
@@ -344,7 +349,7 @@ impl Recorder {
             part_size: self.cfg.part_size_bytes.max(1),
             give_up: Duration::from_secs(self.cfg.upload_give_up_secs),
         };
-        upload::run(&self.store, &up, progress, &self.metrics.upload_retries).await
+        upload::run(&self.store, &up, progress, &self.metrics.uploads).await
     }
 
     fn report(

@@ -96,13 +96,24 @@ pub enum UploadError {
 /// Counts retries for the metrics.
 pub type RetryCounter = prometheus_client::metrics::counter::Counter;
 
+/// What uploads report to the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct UploadCounters {
+    /// Store calls retried (the store unavailable).
+    pub retries: RetryCounter,
+    /// Bytes of parts the store acknowledged: once a recording is stored this equals
+    /// its size unless a part was sent again (the fault suite checks it).
+    pub uploaded_bytes: prometheus_client::metrics::counter::Counter,
+}
+
 /// Runs the upload to completion; returns the object's size.
 pub async fn run(
     store: &ObjectStore,
     job: &UploadJob,
     mut progress: watch::Receiver<SpoolState>,
-    retries: &RetryCounter,
+    counters: &UploadCounters,
 ) -> Result<u64, UploadError> {
+    let retries = &counters.retries;
     let mut journal = Journal::load(&job.journal);
     let mut durable = journal.uploaded_end();
     let mut ended_at: Option<Instant> = None;
@@ -124,7 +135,7 @@ pub async fn run(
                 break;
             }
             let len = if last { available } else { job.part_size };
-            upload_part(store, job, &mut journal, start, len, ended_at, retries).await?;
+            upload_part(store, job, &mut journal, start, len, ended_at, counters).await?;
         }
         if state == SpoolState::Closed {
             if journal.parts.is_empty() {
@@ -159,8 +170,9 @@ async fn upload_part(
     offset: u64,
     len: u64,
     ended_at: Option<Instant>,
-    retries: &RetryCounter,
+    counters: &UploadCounters,
 ) -> Result<(), UploadError> {
+    let retries = &counters.retries;
     let bytes = read_range(&job.spool, offset, len).await?;
     let upload_id = match journal.upload_id.clone() {
         Some(id) => id,
@@ -181,6 +193,7 @@ async fn upload_part(
     .await;
     match result {
         Ok(etag) => {
+            counters.uploaded_bytes.inc_by(len);
             journal.parts.push(JournalPart {
                 number,
                 offset,

@@ -657,12 +657,7 @@ async fn authorization_matrix() {
         ),
         // The other enterprise's admin asks after the removal: 404 either way (the
         // object-level tests ask before it too).
-        (
-            Method::DELETE,
-            &remove_bob,
-            None,
-            [401, 401, 403, 204, 404],
-        ),
+        (Method::DELETE, &remove_bob, None, [401, 401, 403, 204, 404]),
         (
             Method::POST,
             "/api/v1/auth/logout",

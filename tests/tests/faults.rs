@@ -1,0 +1,234 @@
+//! The fault suite (`make test-faults`): a fault is injected under calls in progress,
+//! then what it cost is checked and recorded as figures (tests/src/faults): calls
+//! dropped, recordings lost (goal 0), media lost in a recording around the fault
+//! (goal ≤ 2 s), time to recover. The kills of a whole kefu process and of a
+//! signaling node are browser tests (tests/e2e/faults/). A jump of the host's clock is
+//! out of scope (docs/reliability.md).
+
+use std::time::{Duration, Instant};
+
+use kefu_signaling::config::KefuConfig;
+use kefu_tests::cluster::{Engines, OwnRedis, engines, start_cluster};
+use kefu_tests::faults::engines::{Gateway, OwnPostgres};
+use kefu_tests::faults::recording::{Outcome, settle};
+use kefu_tests::faults::{Figures, disk_use};
+use kefu_tests::scenario::{
+    accepted_invite, another_agent, connected_call, enterprise_with_agent, verify,
+};
+use kefu_tests::{RtcClient, TestServer, spawn_app_with, wait_until};
+
+/// Media lost in a recording around a fault: at most this (seconds).
+const MEDIA_LOST_GOAL: f64 = 2.0;
+
+fn suite_engines() -> Engines {
+    engines().expect("the fault suite runs under deploy/with-*.sh (make test-faults)")
+}
+
+/// Recordings go to the suite's radosgw, in a bucket of this test's own.
+fn on_suite_store(c: &mut KefuConfig, engines: &Engines) {
+    let (endpoint, access, secret) = engines.s3.clone();
+    c.storage.embedded = false;
+    c.storage.endpoint = endpoint;
+    c.storage.access_key = access;
+    c.storage.secret_key = secret;
+    c.storage.bucket = format!("kefu-{}", kefu_tests::cluster::fresh_prefix());
+}
+
+/// Fills in the recordings' part of `figures` and checks the goals.
+fn judge(figures: &mut Figures, outcomes: &[Outcome]) {
+    figures.recordings = outcomes.len();
+    figures.recordings_lost = outcomes.iter().filter(|o| o.lost()).count();
+    figures.media_lost_secs = outcomes
+        .iter()
+        .map(Outcome::media_lost_secs)
+        .fold(0.0, f64::max);
+    figures.record();
+    for o in outcomes {
+        assert!(!o.lost(), "a recording was lost: {o:?}");
+    }
+    assert!(
+        figures.media_lost_secs <= MEDIA_LOST_GOAL,
+        "media lost around the fault: {figures:?} {outcomes:?}"
+    );
+}
+
+/// The customer still receives media and the call is connected.
+async fn still_connected(
+    server: &TestServer,
+    call: &str,
+    boss: &str,
+    customer: &RtcClient,
+) -> bool {
+    customer
+        .wait_for_more(25, 15, Duration::from_secs(10))
+        .await;
+    server.call_view(call, boss).await["state"] == "connected"
+}
+
+async fn hang_up(server: &TestServer, call: &str, boss: &str, customer: &RtcClient) {
+    customer.hang_up();
+    server
+        .wait_for_call_state(call, boss, "ended", Duration::from_secs(15))
+        .await;
+}
+
+fn outage() -> Duration {
+    let secs = std::env::var("TEST_FAULT_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_store_down_for_ten_minutes_loses_no_recording() {
+    let engines = suite_engines();
+    let mut gateway = Gateway::of_suite();
+    let server = spawn_app_with(|c| on_suite_store(c, &engines)).await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let bob = another_agent(&server, &boss, "bob", "none").await;
+    verify(&server, "bob", true).await;
+    let (short, _a1, c1) = connected_call(&server, &alice).await;
+    let (long, _a2, c2) = connected_call(&server, &bob).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    gateway.stop();
+    let down = Instant::now();
+    let spool = server.data_dir().join("spool");
+    let mut peak_spool = disk_use(&spool);
+    // One call ends early in the outage, the other runs through it.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    hang_up(&server, &short, &boss, &c1).await;
+    let mut dropped = 0;
+    while down.elapsed() < outage() {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        peak_spool = peak_spool.max(disk_use(&spool));
+        let list = server.recordings_of(&short, &boss).await;
+        assert_eq!(
+            list[0]["state"], "processing",
+            "a recording waits for the store: {list}"
+        );
+    }
+    if !still_connected(&server, &long, &boss, &c2).await {
+        dropped += 1;
+    }
+    gateway.start();
+    let up = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    hang_up(&server, &long, &boss, &c2).await;
+    let mut outcomes = Vec::new();
+    for call in [&short, &long] {
+        outcomes.push(settle(&server, call, &boss, Duration::from_secs(180)).await);
+    }
+    let recover = up.elapsed().as_secs_f64();
+    // Every acknowledged part is in a stored object once: nothing was sent twice.
+    let uploaded = server.metric("kefu_recording_uploaded_bytes_total").await as u64;
+    let stored: u64 = outcomes.iter().map(|o| o.size_bytes).sum();
+    let retries = server.metric("kefu_recording_upload_retries_total").await;
+    let mut figures = Figures {
+        fault: format!("object store down {} s", outage().as_secs()),
+        calls: 2,
+        calls_dropped: dropped,
+        recover_secs: recover,
+        note: format!(
+            "spool peak {:.1} MiB for {:.0} s of calls; {retries} store calls retried; {} bytes acknowledged for {} stored",
+            peak_spool as f64 / 1048576.0,
+            outcomes.iter().map(|o| o.call_secs).sum::<f64>(),
+            uploaded,
+            stored
+        ),
+        ..Figures::default()
+    };
+    judge(&mut figures, &outcomes);
+    assert_eq!(dropped, 0, "{figures:?}");
+    assert_eq!(uploaded, stored, "a part was uploaded twice: {figures:?}");
+    assert!(retries > 0.0, "the outage was noticed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_call_keeps_the_call_and_its_recording() {
+    let pg = OwnPostgres::start();
+    let server = spawn_app_with(|c| c.database.url = Some(pg.url())).await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (call, _agent, customer) = connected_call(&server, &alice).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    pg.restart();
+    let restarted = Instant::now();
+    wait_until(
+        "the API to answer again",
+        Duration::from_secs(30),
+        || async { (server.get("/api/v1/me", Some(&boss)).await.0 == 200).then_some(()) },
+    )
+    .await;
+    let recover = restarted.elapsed().as_secs_f64();
+    let dropped = usize::from(!still_connected(&server, &call, &boss, &customer).await);
+    // A new call goes through too.
+    let (next, agent2, customer2) = {
+        let (id, agent_token, customer_token) = accepted_invite(&server, &alice, "video").await;
+        let a = RtcClient::join_with_token(&server, &agent_token, "agent").await;
+        let c = RtcClient::join_with_token(&server, &customer_token, "customer").await;
+        c.wait_for_more(20, 20, Duration::from_secs(15)).await;
+        (id, a, c)
+    };
+    hang_up(&server, &call, &boss, &customer).await;
+    hang_up(&server, &next, &boss, &customer2).await;
+    drop(agent2);
+    let mut outcomes = Vec::new();
+    for id in [&call, &next] {
+        outcomes.push(settle(&server, id, &boss, Duration::from_secs(60)).await);
+    }
+    let mut figures = Figures {
+        fault: "PostgreSQL restart".into(),
+        calls: 1,
+        calls_dropped: dropped,
+        recover_secs: recover,
+        note: "a new call connects after it".into(),
+        ..Figures::default()
+    };
+    judge(&mut figures, &outcomes);
+    assert_eq!(dropped, 0, "{figures:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_mid_call_keeps_the_call_and_its_recording() {
+    let mut engines = suite_engines();
+    let mut redis = OwnRedis::start();
+    engines.redis = redis.url();
+    let cluster = start_cluster(&engines, |c| c.signaling.reconnect_grace_secs = 3).await;
+    let (sig1, sig2) = (&cluster.signaling[0], &cluster.signaling[1]);
+    let (alice, boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    // The agent signals through one node, the customer through the other.
+    let (call, agent_token, customer_token) = accepted_invite(sig1, &alice, "video").await;
+    let _agent = RtcClient::join_with_token(sig1, &agent_token, "agent").await;
+    let customer = RtcClient::join_with_token(sig2, &customer_token, "customer").await;
+    customer
+        .wait_for_more(40, 30, Duration::from_secs(15))
+        .await;
+
+    redis.stop();
+    redis.spawn();
+    let restarted = Instant::now();
+    wait_until("sign-in to work again", Duration::from_secs(30), || async {
+        (sig1.try_login("alice").await.0 == 200).then_some(())
+    })
+    .await;
+    let recover = restarted.elapsed().as_secs_f64();
+    // Past the node timeout: nobody was judged lost.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let dropped = usize::from(!still_connected(sig2, &call, &boss, &customer).await);
+    hang_up(sig1, &call, &boss, &customer).await;
+    let outcome = settle(sig2, &call, &boss, Duration::from_secs(60)).await;
+    let mut figures = Figures {
+        fault: "Redis restart (2 signaling + 2 media nodes)".into(),
+        calls: 1,
+        calls_dropped: dropped,
+        recover_secs: recover,
+        ..Figures::default()
+    };
+    judge(&mut figures, &[outcome]);
+    assert_eq!(dropped, 0, "{figures:?}");
+}
