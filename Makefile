@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser test-deploy test-deps bench bench-sfu bench-ring bench-verify bench-moderation bench-join bench-capacity fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser test-faults test-deploy test-deps bench bench-sfu bench-ring bench-verify bench-moderation bench-join bench-capacity bench-soak fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -19,9 +19,10 @@ run: build
 	mkdir -p data
 	KEFU_DATA_DIR=$(CURDIR)/data $(KEFU) serve
 
-## Every test tier: unit + integration (Rust), then browser end-to-end (Chromium).
+## Every test tier: unit + integration (Rust), browser end-to-end (Chromium), then the
+## fault suite.
 test: build
-	$(MAKE) --no-print-directory test-deploy test-deps test-rust test-browser
+	$(MAKE) --no-print-directory test-deploy test-deps test-rust test-browser test-faults
 
 ## The deployment files (compose, Kubernetes, Grafana, Dockerfile) against their
 ## schemas, offline (deploy/check-deploy.sh; its validators come from a registry on
@@ -52,6 +53,18 @@ test-browser:
 	TEST_LOG_DIR=$(CARGO_TARGET_DIR)/e2e-logs ./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh node --test --test-concurrency=1 tests/e2e/
 	node tests/e2e/scan-logs.mjs $(CARGO_TARGET_DIR)/e2e-logs
 
+## The fault suite (docs/reliability.md): each fault under calls in progress, its
+## figures (calls dropped, recordings lost, media lost, time to recover) asserted and
+## tabulated. The object store stays down TEST_FAULT_OUTAGE_SECS (600). A mount
+## namespace of its own lets it fill a small tmpfs spool.
+FAULT_FIGURES := $(CARGO_TARGET_DIR)/fault-figures.jsonl
+test-faults: build
+	$(CARGO) build --locked --offline -p kefu-tests --features faults --test faults
+	rm -f $(FAULT_FIGURES)
+	TEST_FAULT_FIGURES=$(FAULT_FIGURES) ./deploy/netns-run.sh unshare --mount --propagation private ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh $(CARGO) test --locked --offline -p kefu-tests --features faults --test faults -- --test-threads=1
+	TEST_FAULT_FIGURES=$(FAULT_FIGURES) ./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh node --test --test-concurrency=1 tests/e2e/faults/*.fault.mjs
+	node tests/e2e/faults/table.mjs $(FAULT_FIGURES)
+
 ## Benchmarks (numbers go to BENCHMARKS.md). Dev profile: every dependency and the
 ## recorder are built at opt-level 2 there, and a release build of the whole tree
 ## costs ~20 minutes on these machines.
@@ -67,6 +80,7 @@ bench: deps
 	$(MAKE) --no-print-directory bench-moderation
 	$(MAKE) --no-print-directory bench-join
 	$(MAKE) --no-print-directory bench-capacity
+	$(MAKE) --no-print-directory bench-soak
 
 ## Time from a customer's tap to the ring in the workbench, through real pages
 ## (tests/e2e/ring-latency.mjs; KEFU_BIN picks another build to compare).
@@ -89,6 +103,24 @@ bench-join: build
 BENCH_CAPACITY_ARGS ?=
 bench-capacity: build
 	./deploy/netns-run.sh ./deploy/with-postgres.sh ./deploy/with-radosgw.sh ./deploy/with-redis.sh $(CARGO_TARGET_DIR)/debug/kefu-capacity-bench $(BENCH_CAPACITY_ARGS)
+
+## Load and soak on ONE kefu process (role all, its embedded SQLite and object store,
+## so all its CPU and memory is one pid), recording and moderation on: with beauty on
+## every agent, calls added until one breaks a limit (customers' agent video < 25 fps,
+## delay p99 > 100 ms, delivery < 99 %) and the last count held 10 minutes; without
+## beauty, 20 calls for 10 minutes. RSS growth and per call, CPU per part, dropped
+## calls, every recording ready and ffprobe-playable (tests/src/bin/kefu-soak-bench.rs).
+## BENCH_SOAK_ARGS runs it once with those flags instead, e.g. a short smoke run:
+## BENCH_SOAK_ARGS="--beauty off --calls 2 --hold-secs 40 --sample-secs 5".
+BENCH_SOAK_ARGS ?=
+KEFU_SOAK := ./deploy/netns-run.sh $(CARGO_TARGET_DIR)/debug/kefu-soak-bench
+bench-soak: build
+ifeq ($(strip $(BENCH_SOAK_ARGS)),)
+	$(KEFU_SOAK) --beauty on --find-max
+	$(KEFU_SOAK) --beauty off --calls 20
+else
+	$(KEFU_SOAK) $(BENCH_SOAK_ARGS)
+endif
 
 ## Moderation's detection latency through real pages, p50/p95 (tests/e2e/moderation-latency.mjs).
 bench-moderation: build

@@ -38,6 +38,10 @@ pub struct RecorderConfig {
     pub tap_queue: usize,
     /// After a call ended, how long uploads keep retrying before the recording fails.
     pub upload_give_up_secs: u64,
+    /// After a call ended, how long a spool disk that cannot be written (full) may hold
+    /// back the recording's end before it fails; until then it waits in memory
+    /// (`spool::MEMORY_LIMIT` per recording).
+    pub spool_full_give_up_secs: u64,
 }
 
 impl Default for RecorderConfig {
@@ -48,6 +52,7 @@ impl Default for RecorderConfig {
             part_size_bytes: 5 * 1024 * 1024,
             tap_queue: 1024,
             upload_give_up_secs: 3600,
+            spool_full_give_up_secs: crate::spool::FINAL_WAIT.as_secs(),
         }
     }
 }
@@ -260,6 +265,7 @@ impl Recorder {
             kind: job.kind,
             settings: self.cfg.video,
             spool: spool.clone(),
+            spool_give_up: Duration::from_secs(self.cfg.spool_full_give_up_secs),
             start,
             input,
             progress: progress_tx,

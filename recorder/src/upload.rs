@@ -53,6 +53,14 @@ impl Journal {
             .unwrap_or_default()
     }
 
+    /// Saves, or says why not: the journal only spares a restart from uploading again,
+    /// so a full disk must not stop the upload itself.
+    fn keep(&self, path: &Path) {
+        if let Err(e) = self.save(path) {
+            warn!(journal = %path.display(), "the upload journal could not be saved ({e}); a restart would upload this recording again");
+        }
+    }
+
     /// Written to a temporary file and renamed, so a crash leaves the old or the new one.
     fn save(&self, path: &Path) -> std::io::Result<()> {
         let tmp = path.with_extension("tmp");
@@ -182,7 +190,7 @@ async fn upload_part(
             })
             .await?;
             journal.upload_id = Some(id.clone());
-            journal.save(&job.journal)?;
+            journal.keep(&job.journal);
             id
         }
     };
@@ -200,7 +208,7 @@ async fn upload_part(
                 len,
                 etag,
             });
-            journal.save(&job.journal)?;
+            journal.keep(&job.journal);
             Ok(())
         }
         // The store forgot the upload (aborted or expired): start a new one from
@@ -208,7 +216,7 @@ async fn upload_part(
         Err(e) if e.not_found => {
             warn!(key = %job.key, "upload vanished; uploading from the start again");
             *journal = Journal::default();
-            journal.save(&job.journal)?;
+            journal.keep(&job.journal);
             Ok(())
         }
         Err(e) => Err(e.into()),

@@ -44,6 +44,8 @@ async fn rig() -> Rig {
     store.ensure_bucket().await.expect("bucket");
     let rcfg = RecorderConfig {
         spool_dir: dir.path().join("spool"),
+        // A full spool disk waits this long after the end (the product: 2 minutes).
+        spool_full_give_up_secs: 1,
         ..RecorderConfig::default()
     };
     let (recorder, events) =
@@ -404,7 +406,8 @@ async fn a_recording_lands_in_an_external_s3_server() {
 async fn a_full_disk_fails_the_recording_with_its_reason() {
     let mut rig = rig().await;
     let job = job(RecordingKind::Voice);
-    // Every write to the spool hits a full device.
+    // Every write to the spool hits a full device, also after the end: once the
+    // give-up passed, the recording fails with the reason.
     std::os::unix::fs::symlink("/dev/full", rig.recorder.spool_path(&job.id, job.kind))
         .expect("symlink");
     let start = Instant::now();

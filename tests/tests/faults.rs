@@ -232,3 +232,142 @@ async fn a_redis_restart_mid_call_keeps_the_call_and_its_recording() {
     judge(&mut figures, &[outcome]);
     assert_eq!(dropped, 0, "{figures:?}");
 }
+
+/// Media-node participants per node.
+async fn participants(cluster: &kefu_tests::cluster::Cluster) -> Vec<f64> {
+    let mut held = Vec::new();
+    for node in &cluster.media {
+        held.push(node.metric("kefu_sfu_participants").await);
+    }
+    held
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_node_killed_mid_call_loses_its_calls_but_not_their_recordings() {
+    let engines = suite_engines();
+    let mut cluster = start_cluster(&engines, |c| c.signaling.reconnect_grace_secs = 3).await;
+    let sig1 = &cluster.signaling[0];
+    let (alice, boss) = enterprise_with_agent(sig1).await;
+    verify(sig1, "alice", true).await;
+    let (lost, _lost_agent, lost_customer) = connected_call(sig1, &alice).await;
+    let dead = participants(&cluster)
+        .await
+        .iter()
+        .position(|p| *p >= 2.0)
+        .expect("a media node holds the call");
+    let (kept, _kept_agent, kept_customer) = connected_call(sig1, &alice).await;
+    lost_customer
+        .wait_for_more(100, 60, Duration::from_secs(15))
+        .await;
+
+    cluster.media[dead].kill();
+    let killed_at = kefu_signaling::clock::now_ms();
+    let sig1 = &cluster.signaling[0];
+    let ended = sig1
+        .wait_for_call_state(&lost, &boss, "ended", Duration::from_secs(10))
+        .await;
+    assert_eq!(ended["end_reason"], "node_lost", "{ended}");
+    let kept_alive = still_connected(sig1, &kept, &boss, &kept_customer).await;
+    // Back on the same disk: the spooled recording is recovered.
+    cluster.media[dead].start().await;
+    let restarted = (kefu_signaling::clock::now_ms() - killed_at) as f64 / 1000.0;
+    let sig1 = &cluster.signaling[0];
+    let mut lost_outcome = settle(sig1, &lost, &boss, Duration::from_secs(90)).await;
+    // Media captured until the kill: what a recording could hold.
+    let connected_at = ended["connected_at"].as_i64().unwrap_or(killed_at);
+    lost_outcome.call_secs = (killed_at - connected_at) as f64 / 1000.0;
+    hang_up(sig1, &kept, &boss, &kept_customer).await;
+    let kept_outcome = settle(sig1, &kept, &boss, Duration::from_secs(60)).await;
+    let mut figures = Figures {
+        fault: "kill -9 of a media node".into(),
+        calls: 2,
+        calls_dropped: 1 + usize::from(!kept_alive),
+        recover_secs: restarted,
+        note: "its own call ends (node_lost) as it must; the other node's call goes on; recover = until the node is back".into(),
+        ..Figures::default()
+    };
+    judge(&mut figures, &[lost_outcome, kept_outcome]);
+    assert!(kept_alive, "the other node's call went on: {figures:?}");
+}
+
+/// A tmpfs of `mib` MiB on a new folder (the suite runs in a mount namespace of its
+/// own: make test-faults); unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> Self {
+        let dir = tempfile::tempdir().expect("dir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs a mount namespace of our own (make test-faults runs one)"
+        );
+        Self { dir }
+    }
+
+    /// Fills what is left with one file; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.path().join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.flush();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_disk_mid_call_loses_little_and_nothing_after_space_returns() {
+    let disk = SmallDisk::mount(64);
+    let spool = disk.dir.path().join("spool");
+    let server = spawn_app_with(|c| c.recording.spool_dir = spool.clone()).await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (call, _agent, customer) = connected_call(&server, &alice).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let filler = disk.fill();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let alive_while_full = still_connected(&server, &call, &boss, &customer).await;
+    let held_back = disk_use(&spool);
+    std::fs::remove_file(&filler).expect("space freed");
+    let freed = Instant::now();
+    // Recovered once what waited in memory reaches the disk.
+    wait_until(
+        "the spool to be written again",
+        Duration::from_secs(10),
+        || async { (disk_use(&spool) > held_back).then_some(()) },
+    )
+    .await;
+    let recover = freed.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let alive = alive_while_full && still_connected(&server, &call, &boss, &customer).await;
+    hang_up(&server, &call, &boss, &customer).await;
+    let outcome = settle(&server, &call, &boss, Duration::from_secs(60)).await;
+    let mut figures = Figures {
+        fault: "spool disk full 10 s".into(),
+        calls: 1,
+        calls_dropped: usize::from(!alive),
+        recover_secs: recover,
+        note: "a 64 MiB tmpfs filled to the last byte, then the filler deleted; the recording waited in memory".into(),
+        ..Figures::default()
+    };
+    judge(&mut figures, &[outcome]);
+    assert!(alive, "{figures:?}");
+}

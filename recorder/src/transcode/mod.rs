@@ -16,6 +16,7 @@ use ffmpeg_next as ffmpeg;
 
 use crate::clock::Timeline;
 use crate::naming::RecordingKind;
+use crate::spool::SpoolPipe;
 use audio::AudioMixer;
 use kefu_proto::{Codec, TapFrame};
 use video::VideoComposer;
@@ -83,6 +84,8 @@ pub struct Transcoder {
     video: Option<VideoComposer>,
     audio: AudioMixer,
     octx: ffmpeg::format::context::Output,
+    /// Where `octx` writes; after it (fields drop in order: the muxer closes first).
+    spool: Option<SpoolPipe>,
     /// (stream index, encoder time base) for audio and video.
     audio_stream: (usize, ffmpeg::Rational),
     video_stream: Option<(usize, ffmpeg::Rational)>,
@@ -136,13 +139,27 @@ impl Transcoder {
         settings: Settings,
         start: Instant,
     ) -> Result<Self, TranscodeError> {
+        Self::create_with_give_up(path, kind, settings, start, crate::spool::FINAL_WAIT)
+    }
+
+    /// [`Transcoder::create`], where a spool that cannot be written fails the
+    /// recording `give_up` after its end.
+    pub fn create_with_give_up(
+        path: &Path,
+        kind: RecordingKind,
+        settings: Settings,
+        start: Instant,
+        give_up: std::time::Duration,
+    ) -> Result<Self, TranscodeError> {
         init();
         let format = match kind {
             RecordingKind::Video => "mp4",
             RecordingKind::Voice => "ipod",
         };
-        let mut octx = ffmpeg::format::output_as(path, format)
+        let spool = SpoolPipe::open(path, give_up)
             .map_err(|e| TranscodeError::Write(format!("cannot create {}: {e}", path.display())))?;
+        let mut octx = ffmpeg::format::output_as(&spool.url(), format)
+            .map_err(|e| TranscodeError::Write(format!("cannot open the spool pipe: {e}")))?;
         let global_header = octx
             .format()
             .flags()
@@ -196,6 +213,7 @@ impl Transcoder {
             video,
             audio,
             octx,
+            spool: Some(spool),
             audio_stream,
             video_stream,
             stats: TranscodeStats::default(),
@@ -264,6 +282,14 @@ impl Transcoder {
         self.octx
             .write_trailer()
             .map_err(|e| TranscodeError::Write(format!("cannot finish the file: {e}")))?;
+        // The muxer closes first, then every byte it wrote reaches the file.
+        let spool = self.spool.take();
+        drop(self);
+        if let Some(spool) = spool {
+            spool
+                .close()
+                .map_err(|e| TranscodeError::Write(e.to_string()))?;
+        }
         Ok(end_us / 1000)
     }
 

@@ -71,6 +71,10 @@ async function startNode(role, id, env) {
     adminPassword: (out.match(/one-time password: (\S+)/) || [])[1],
     run: (name, args, input) =>
       runTool(name === 'kefu' ? kefuBinary() : join(kefuBinary(), '..', name), args, nodeEnv, input),
+    /** `kill -9` (the fault suite); `stop()` afterwards only cleans up. */
+    kill() {
+      child.kill('SIGKILL');
+    },
     async stop() {
       child.kill('SIGTERM');
       let timer;

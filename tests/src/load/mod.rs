@@ -13,6 +13,7 @@ pub mod kefu;
 pub mod media;
 pub mod peer;
 pub mod process;
+pub mod soak;
 pub mod vp8_loop;
 
 use std::net::IpAddr;
