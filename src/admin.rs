@@ -261,9 +261,27 @@ async fn run_on_database(config: &KefuConfig, command: AdminCommand) -> anyhow::
             let storage =
                 kefu_signaling::recordings::start_storage(&config.storage, &config.data_dir)
                     .await?;
-            kefu_signaling::accounts::removal::remove_user(&store, &storage.store, &user.id, now)
-                .await?;
-            println!("{login} removed; their sessions are ended and their face reference deleted");
+            let removed = kefu_signaling::accounts::removal::remove_user(
+                &store,
+                &storage.store,
+                &user.id,
+                now,
+            )
+            .await?;
+            anyhow::ensure!(removed, "{login} was removed meanwhile");
+            kefu_signaling::audit::record_unattended(
+                &store,
+                &user.enterprise_id,
+                "operator",
+                "agent_removed",
+                user.id.as_str(),
+                now,
+            )
+            .await?;
+            println!(
+                "{login} removed; their sessions are ended and their face reference deleted \
+                 (this command does not end their calls in progress; the console's removal does)"
+            );
         }
         AdminCommand::ApplyRetention => {
             let storage =

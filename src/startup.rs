@@ -752,6 +752,10 @@ fn remote_media(
 
 /// How often unanswered calls are timed out and queues re-dispatched.
 const CALL_SWEEP: Duration = Duration::from_secs(1);
+/// Every this many call sweeps (10 minutes), spools of deleted recordings go…
+const ORPHAN_SPOOL_SWEEP_TICKS: u64 = 600;
+/// …once untouched this long (a recording being set up has no row for an instant).
+const ORPHAN_SPOOL_AGE: Duration = Duration::from_secs(3600);
 
 /// Object store, recorder, the task persisting its events, and recovery of what an
 /// earlier process left unfinished.
@@ -797,12 +801,24 @@ async fn start_recordings(
 /// to agents who became free (a call ended, a slot opened).
 async fn sweep_calls(state: AppState, role: NodeRole) {
     let mut tick = tokio::time::interval(CALL_SWEEP);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
         if state.is_draining() {
             continue;
         }
         let now = kefu_signaling::clock::now_ms();
+        ticks += 1;
+        // Where recordings are made: now and then, the spools of deleted recordings.
+        if role != NodeRole::Signaling && ticks.is_multiple_of(ORPHAN_SPOOL_SWEEP_TICKS) {
+            let swept = state
+                .recordings
+                .sweep_orphan_spools(&state.store, ORPHAN_SPOOL_AGE)
+                .await;
+            if let Err(e) = swept {
+                tracing::warn!("sweeping orphan spools failed: {e}");
+            }
+        }
         // A media node only closes the recordings of calls that ended elsewhere;
         // timeouts and queues are a signaling node's work.
         if role == NodeRole::Media {

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use crate::naming::RecordingKind;
 use crate::store::ObjectStore;
 use crate::transcode::{Settings, TranscodeError};
-use crate::upload::{self, SpoolState, UploadError, UploadJob};
+use crate::upload::{self, Journal, SpoolState, UploadError, UploadJob};
 use crate::worker::{Worker, WorkerInput};
 use crate::{fmp4, transcode};
 use kefu_proto::TapFrame;
@@ -39,9 +39,11 @@ pub struct RecorderConfig {
     /// After a call ended, how long uploads keep retrying before the recording fails.
     pub upload_give_up_secs: u64,
     /// After a call ended, how long a spool disk that cannot be written (full) may hold
-    /// back the recording's end before it fails; until then it waits in memory
-    /// (`spool::MEMORY_LIMIT` per recording).
+    /// back the recording's end before it fails; until then it waits in memory.
     pub spool_full_give_up_secs: u64,
+    /// Bytes of one recording held in memory at most while its spool cannot be
+    /// written; past them the recording fails (crate::spool).
+    pub spool_memory_bytes: usize,
 }
 
 impl Default for RecorderConfig {
@@ -53,6 +55,7 @@ impl Default for RecorderConfig {
             tap_queue: 1024,
             upload_give_up_secs: 3600,
             spool_full_give_up_secs: crate::spool::FINAL_WAIT.as_secs(),
+            spool_memory_bytes: crate::spool::MEMORY_LIMIT,
         }
     }
 }
@@ -227,6 +230,51 @@ impl Recorder {
             .join(format!("{}.{}", safe(id), kind.extension()))
     }
 
+    /// Recording ids that have files in the spool (spool, journal) and are not being
+    /// recorded now, each with the age of its newest file.
+    pub fn spooled(&self) -> Vec<(String, Duration)> {
+        let mut ids: HashMap<String, Duration> = HashMap::new();
+        let Ok(entries) = std::fs::read_dir(&self.cfg.spool_dir) else {
+            return Vec::new();
+        };
+        let active = self.active_ids();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((id, _)) = name.split_once('.') else {
+                continue;
+            };
+            if active.iter().any(|a| safe(a) == id) {
+                continue;
+            }
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            let newest = ids.entry(id.to_owned()).or_insert(age);
+            *newest = (*newest).min(age);
+        }
+        ids.into_iter().collect()
+    }
+
+    /// Deletes a recording's spool files and aborts its unfinished upload (the
+    /// recording is gone from the catalogue: retention, or never there).
+    pub async fn discard(&self, id: &str) {
+        let journal = Journal::load(&self.journal_path(id));
+        if let (Some(key), Some(upload)) = (journal.key, journal.upload_id)
+            && let Err(e) = self.store.abort_upload(&key, &upload).await
+        {
+            warn!(recording = %id, "an unfinished upload could not be aborted: {e}");
+        }
+        for kind in [RecordingKind::Video, RecordingKind::Voice] {
+            let _ = std::fs::remove_file(self.spool_path(id, kind));
+        }
+        let journal = self.journal_path(id);
+        let _ = std::fs::remove_file(journal.with_extension("tmp"));
+        let _ = std::fs::remove_file(journal);
+    }
+
     fn journal_path(&self, id: &str) -> PathBuf {
         self.cfg.spool_dir.join(format!("{}.upload.json", safe(id)))
     }
@@ -265,7 +313,10 @@ impl Recorder {
             kind: job.kind,
             settings: self.cfg.video,
             spool: spool.clone(),
-            spool_give_up: Duration::from_secs(self.cfg.spool_full_give_up_secs),
+            spool_limits: crate::spool::SpoolLimits {
+                memory_bytes: self.cfg.spool_memory_bytes,
+                give_up: Duration::from_secs(self.cfg.spool_full_give_up_secs),
+            },
             start,
             input,
             progress: progress_tx,

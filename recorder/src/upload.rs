@@ -33,6 +33,9 @@ pub enum SpoolState {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Journal {
+    /// The object the upload makes (older journals lack it).
+    #[serde(default)]
+    pub key: Option<String>,
     pub upload_id: Option<String>,
     pub parts: Vec<JournalPart>,
 }
@@ -190,6 +193,7 @@ async fn upload_part(
             })
             .await?;
             journal.upload_id = Some(id.clone());
+            journal.key = Some(job.key.clone());
             journal.keep(&job.journal);
             id
         }

@@ -31,8 +31,8 @@ pub struct Worker {
     pub kind: RecordingKind,
     pub settings: Settings,
     pub spool: PathBuf,
-    /// How long a spool that cannot be written may hold back the end (then it fails).
-    pub spool_give_up: Duration,
+    /// How much and how long a spool that cannot be written may hold back.
+    pub spool_limits: crate::spool::SpoolLimits,
     pub start: Instant,
     pub input: Receiver<WorkerInput>,
     pub progress: watch::Sender<SpoolState>,
@@ -72,12 +72,12 @@ impl Worker {
     }
 
     fn transcode(&self) -> WorkerResult {
-        let mut tc = Transcoder::create_with_give_up(
+        let mut tc = Transcoder::create_spooled(
             &self.spool,
             self.kind,
             self.settings,
             self.start,
-            self.spool_give_up,
+            self.spool_limits,
         )?;
         if let Some(sink) = &self.pictures {
             tc.set_picture_sink(Arc::clone(sink));

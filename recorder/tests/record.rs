@@ -428,3 +428,32 @@ async fn a_full_disk_fails_the_recording_with_its_reason() {
         "nothing stored"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_recordings_spool_is_discarded_and_its_upload_aborted() {
+    let rig = rig().await;
+    let job = job(RecordingKind::Video);
+    // What a failed upload leaves: the spool, and a journal naming an open upload.
+    let spool = rig.recorder.spool_path(&job.id, job.kind);
+    std::fs::write(&spool, b"fragments").expect("spool");
+    let upload = rig
+        .store
+        .create_upload(&job.key, "video/mp4")
+        .await
+        .expect("upload");
+    let journal = spool.with_file_name(format!("{}.upload.json", job.id));
+    let body = serde_json::json!({"key": job.key, "upload_id": upload, "parts": []});
+    std::fs::write(&journal, body.to_string()).expect("journal");
+
+    let spooled = rig.recorder.spooled();
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+    assert_eq!(spooled[0].0, job.id);
+    rig.recorder.discard(&job.id).await;
+    assert!(!spool.exists() && !journal.exists(), "the files went");
+    assert!(rig.recorder.spooled().is_empty());
+    let part = rig
+        .store
+        .upload_part(&job.key, &upload, 1, vec![0; 16])
+        .await;
+    assert!(part.is_err(), "the upload was aborted: {part:?}");
+}

@@ -59,10 +59,29 @@ async fn still_connected(
     boss: &str,
     customer: &RtcClient,
 ) -> bool {
-    customer
-        .wait_for_more(25, 15, Duration::from_secs(10))
-        .await;
-    server.call_view(call, boss).await["state"] == "connected"
+    // Media for 10 s at most (a call whose media stopped counts as dropped, it does
+    // not abort the test before its figures are written).
+    let before = customer.counts();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let flowing = loop {
+        let now = customer.counts();
+        if now.audio_packets >= before.audio_packets + 25
+            && now.video_frames >= before.video_frames + 15
+        {
+            break true;
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    flowing && server.call_view(call, boss).await["state"] == "connected"
+}
+
+/// Frames the recorder's queue could not take (media lost inside a recording that
+/// its timeline would not show: the transcoder fills a gap with the last picture).
+async fn tap_dropped(server: &TestServer) -> f64 {
+    server.metric("kefu_recording_tap_dropped_total").await
 }
 
 async fn hang_up(server: &TestServer, call: &str, boss: &str, customer: &RtcClient) {
@@ -143,6 +162,11 @@ async fn the_object_store_down_for_ten_minutes_loses_no_recording() {
     judge(&mut figures, &outcomes);
     assert_eq!(dropped, 0, "{figures:?}");
     assert_eq!(uploaded, stored, "a part was uploaded twice: {figures:?}");
+    assert_eq!(
+        tap_dropped(&server).await,
+        0.0,
+        "frames lost to the recorder"
+    );
     assert!(retries > 0.0, "the outage was noticed");
 }
 
@@ -155,8 +179,9 @@ async fn a_postgres_restart_mid_call_keeps_the_call_and_its_recording() {
     let (call, _agent, customer) = connected_call(&server, &alice).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    pg.restart();
+    // Recovery counts from the moment the restart begins.
     let restarted = Instant::now();
+    pg.restart();
     wait_until(
         "the API to answer again",
         Duration::from_secs(30),
@@ -190,6 +215,11 @@ async fn a_postgres_restart_mid_call_keeps_the_call_and_its_recording() {
     };
     judge(&mut figures, &outcomes);
     assert_eq!(dropped, 0, "{figures:?}");
+    assert_eq!(
+        tap_dropped(&server).await,
+        0.0,
+        "frames lost to the recorder"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,9 +239,9 @@ async fn a_redis_restart_mid_call_keeps_the_call_and_its_recording() {
         .wait_for_more(40, 30, Duration::from_secs(15))
         .await;
 
+    let restarted = Instant::now();
     redis.stop();
     redis.spawn();
-    let restarted = Instant::now();
     wait_until("sign-in to work again", Duration::from_secs(30), || async {
         (sig1.try_login("alice").await.0 == 200).then_some(())
     })
@@ -231,6 +261,10 @@ async fn a_redis_restart_mid_call_keeps_the_call_and_its_recording() {
     };
     judge(&mut figures, &[outcome]);
     assert_eq!(dropped, 0, "{figures:?}");
+    for node in &cluster.media {
+        let lost = node.metric("kefu_recording_tap_dropped_total").await;
+        assert_eq!(lost, 0.0, "frames lost to the recorder on {node:?}");
+    }
 }
 
 /// Media-node participants per node.
@@ -343,9 +377,12 @@ async fn a_full_spool_disk_mid_call_loses_little_and_nothing_after_space_returns
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let filler = disk.fill();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let at_full = disk_use(&spool);
+    tokio::time::sleep(Duration::from_secs(9)).await;
     let alive_while_full = still_connected(&server, &call, &boss, &customer).await;
     let held_back = disk_use(&spool);
+    let grew_while_full = held_back.saturating_sub(at_full);
     std::fs::remove_file(&filler).expect("space freed");
     let freed = Instant::now();
     // Recovered once what waited in memory reaches the disk.
@@ -370,4 +407,13 @@ async fn a_full_spool_disk_mid_call_loses_little_and_nothing_after_space_returns
     };
     judge(&mut figures, &[outcome]);
     assert!(alive, "{figures:?}");
+    assert!(
+        grew_while_full == 0,
+        "the spool grew by {grew_while_full} bytes while the disk was full: it never was"
+    );
+    assert_eq!(
+        tap_dropped(&server).await,
+        0.0,
+        "frames lost to the recorder"
+    );
 }

@@ -189,7 +189,8 @@ async fn hold(server: &TestServer, login: &str, at: i64) -> Held {
             enrolled_by: agent.id.clone(),
         })
         .await
-        .expect("reference");
+        .expect("reference")
+        .expect("the agent is there");
     Held {
         recording: recording_done,
         processing,
@@ -557,7 +558,7 @@ async fn removing_an_agent_deletes_their_face_reference_and_ends_their_sessions(
     assert_eq!(agents, json!([]));
     let (status, _) = call(&server.base_url, Method::DELETE, &path, Some(&boss), None).await;
     assert_eq!(status, 404);
-    // The login is free again; the ID number is no longer held on the account row.
+    // The login is free again.
     server.user("5004", "dan", UserRole::Agent, PASSWORD).await;
     let (_, audit) = call(
         &server.base_url,
@@ -568,5 +569,26 @@ async fn removing_an_agent_deletes_their_face_reference_and_ends_their_sessions(
     )
     .await;
     assert!(audit.to_string().contains("agent_removed"), "{audit}");
+    server.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn removing_an_agent_withdraws_their_invitation() {
+    use kefu_tests::scenario::{enterprise_with_agent, invite, verify};
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (call, _code) = invite(&server, &alice, "video").await;
+    assert_eq!(server.call_view(&call, &boss).await["state"], "inviting");
+    let (_, agents) = server.get("/api/v1/agents", Some(&boss)).await;
+    let id = agents[0]["id"].as_str().expect("agent id").to_owned();
+    let (status, _) = server
+        .delete(&format!("/api/v1/agents/{id}"), Some(&boss))
+        .await;
+    assert_eq!(status, 204);
+    // Nobody is left waiting for an agent who cannot come.
+    let view = server.call_view(&call, &boss).await;
+    assert_eq!(view["state"], "cancelled", "{view}");
+    assert_eq!(view["ended_by"], "agent", "{view}");
     server.stop().await.expect("stop");
 }

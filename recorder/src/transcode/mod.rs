@@ -16,7 +16,7 @@ use ffmpeg_next as ffmpeg;
 
 use crate::clock::Timeline;
 use crate::naming::RecordingKind;
-use crate::spool::SpoolPipe;
+use crate::spool::{SpoolLimits, SpoolPipe};
 use audio::AudioMixer;
 use kefu_proto::{Codec, TapFrame};
 use video::VideoComposer;
@@ -139,24 +139,24 @@ impl Transcoder {
         settings: Settings,
         start: Instant,
     ) -> Result<Self, TranscodeError> {
-        Self::create_with_give_up(path, kind, settings, start, crate::spool::FINAL_WAIT)
+        Self::create_spooled(path, kind, settings, start, SpoolLimits::default())
     }
 
-    /// [`Transcoder::create`], where a spool that cannot be written fails the
-    /// recording `give_up` after its end.
-    pub fn create_with_give_up(
+    /// [`Transcoder::create`] with how much and how long a spool that cannot be
+    /// written may hold back (crate::spool).
+    pub fn create_spooled(
         path: &Path,
         kind: RecordingKind,
         settings: Settings,
         start: Instant,
-        give_up: std::time::Duration,
+        limits: SpoolLimits,
     ) -> Result<Self, TranscodeError> {
         init();
         let format = match kind {
             RecordingKind::Video => "mp4",
             RecordingKind::Voice => "ipod",
         };
-        let spool = SpoolPipe::open(path, give_up)
+        let spool = SpoolPipe::open(path, limits)
             .map_err(|e| TranscodeError::Write(format!("cannot create {}: {e}", path.display())))?;
         let mut octx = ffmpeg::format::output_as(&spool.url(), format)
             .map_err(|e| TranscodeError::Write(format!("cannot open the spool pipe: {e}")))?;

@@ -61,6 +61,14 @@ pub async fn remove_agent(
     if !removed {
         return Err(ApiError::NotFound);
     }
+    // Nobody waits on them: requests ringing at them move on, their calls end.
+    if let Err(e) = state
+        .calls
+        .release_agent(&agent.id, crate::clock::now_ms())
+        .await
+    {
+        warn!(agent = %agent.id.as_str(), "the removed agent's calls were not all released: {e}");
+    }
     crate::audit::record(&state.store, &auth, "agent_removed", agent.id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -268,12 +268,28 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    pub async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(user.as_str())
-            .execute(&self.pool)
+    /// Every user's name in one enterprise, removed users included (records and
+    /// recordings keep naming them).
+    pub async fn user_names_of(
+        &self,
+        enterprise: &EnterpriseId,
+    ) -> Result<Vec<(UserId, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, real_name FROM users WHERE enterprise_id = $1")
+            .bind(enterprise.as_str())
+            .fetch_all(&self.pool)
             .await?;
+        rows.iter()
+            .map(|r| Ok((UserId(r.try_get("id")?), r.try_get("real_name")?)))
+            .collect()
+    }
+
+    pub async fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(hash)
+                .bind(user.as_str())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -282,11 +298,12 @@ impl Store {
         user: &UserId,
         enabled: bool,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET video_enabled = $1 WHERE id = $2")
-            .bind(i64::from(enabled))
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE users SET video_enabled = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(i64::from(enabled))
+                .bind(user.as_str())
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -302,7 +319,7 @@ impl Store {
             "UPDATE users SET \
                idle_since = CASE WHEN status <> 'online' AND $1 = 'online' THEN $2 ELSE idle_since END, \
                status = $1, accepting = $3 \
-             WHERE id = $4",
+             WHERE id = $4 AND deleted_at IS NULL",
         )
         .bind(status.as_str())
         .bind(now_ms)
@@ -417,7 +434,7 @@ impl Store {
             "SELECT ",
             user_columns!("u."),
             " FROM users u JOIN group_members m ON m.user_id = u.id \
-             WHERE m.group_id = $1 ORDER BY u.login"
+             WHERE m.group_id = $1 AND u.deleted_at IS NULL ORDER BY u.login"
         ))
         .bind(group.as_str())
         .fetch_all(&self.pool)

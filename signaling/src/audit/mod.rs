@@ -45,3 +45,26 @@ pub async fn record(
         .await?;
     Ok(())
 }
+
+/// Notes that kefu itself (`system`: a scheduled job) or an operator at the command
+/// line (`operator`) did `action` to `target` in `enterprise`.
+pub async fn record_unattended(
+    store: &Store,
+    enterprise: &EnterpriseId,
+    actor: &str,
+    action: &str,
+    target: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    store
+        .insert_audit(&AuditEntry {
+            id: uuid::Uuid::new_v4().to_string(),
+            enterprise_id: enterprise.clone(),
+            actor_id: UserId(actor.into()),
+            actor_role: actor.into(),
+            action: action.into(),
+            target_id: target.into(),
+            at,
+        })
+        .await
+}

@@ -217,6 +217,37 @@ impl CallDriver {
         Ok(ended)
     }
 
+    /// The agent is leaving kefu (removed): a customer's request ringing at them goes
+    /// to the next agent, their invitations are withdrawn, their calls in progress end
+    /// as if they hung up. Returns how many calls moved.
+    pub async fn release_agent(&self, agent: &UserId, now: i64) -> Result<usize, CallError> {
+        use kefu_proto::Party;
+        let mut moved = 0;
+        for (id, state) in self.inner.store.open_calls_of(agent).await? {
+            let result = match state.as_str() {
+                "ringing" => self.decline(&id, agent, now).await,
+                "connected" => {
+                    let event = CallEvent::HangUp {
+                        by: Party::Agent,
+                        reason: EndReason::HangUp,
+                    };
+                    self.apply(&id, event, now).await
+                }
+                _ => {
+                    self.apply(&id, CallEvent::Cancel { by: Party::Agent }, now)
+                        .await
+                }
+            };
+            match result {
+                Ok(_) => moved += 1,
+                // Moved on by someone else at the same moment.
+                Err(CallError::Raced | CallError::Invalid(_)) => {}
+                Err(e) => warn!(call = %id, "cannot release the removed agent's call: {e}"),
+            }
+        }
+        Ok(moved)
+    }
+
     /// Handles every call whose deadline passed: a customer's request that rang out
     /// at an agent goes back to its queue while its wait limit lasts; a call whose
     /// media never came up fails; everything else times out. Returns how many moved.

@@ -394,6 +394,20 @@ impl Store {
         rows.iter().map(|r| Ok(CallId(r.try_get("id")?))).collect()
     }
 
+    /// The agent's calls that are not over yet, with their state.
+    pub async fn open_calls_of(&self, agent: &UserId) -> Result<Vec<(CallId, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, state FROM calls WHERE agent_id = $1 AND state IN \
+             ('inviting', 'ringing', 'connecting', 'connected') ORDER BY created_at",
+        )
+        .bind(agent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((CallId(r.try_get("id")?), r.try_get("state")?)))
+            .collect()
+    }
+
     /// The agent's calls whose media is up now.
     pub async fn connected_calls_of(&self, agent: &UserId) -> Result<Vec<CallId>, StoreError> {
         let rows = sqlx::query("SELECT id FROM calls WHERE agent_id = $1 AND state = 'connected'")

@@ -162,12 +162,12 @@ async fn agent_names(
     state: &AppState,
     auth: &Authenticated,
 ) -> Result<HashMap<UserId, String>, ApiError> {
+    // Removed agents too: their recordings still name them.
     Ok(state
         .store
-        .users_of(&auth.user.enterprise_id)
+        .user_names_of(&auth.user.enterprise_id)
         .await?
         .into_iter()
-        .map(|u| (u.id, u.real_name))
         .collect())
 }
 

@@ -144,6 +144,32 @@ impl Recordings {
         Ok(())
     }
 
+    /// Deletes spool files (and aborts unfinished uploads) of recordings the catalogue
+    /// no longer has: a failed recording's spool, kept for an admin's retry, once
+    /// retention deleted the recording. Files younger than `min_age` are left alone (a
+    /// recording being set up). Returns how many recordings' files went.
+    pub async fn sweep_orphan_spools(
+        &self,
+        store: &Store,
+        min_age: std::time::Duration,
+    ) -> Result<usize, StoreError> {
+        let mut discarded = 0;
+        for (id, age) in self.recorder.spooled() {
+            if age < min_age || store.recording(&id).await?.is_some() {
+                continue;
+            }
+            self.recorder.discard(&id).await;
+            discarded += 1;
+        }
+        if discarded > 0 {
+            info!(
+                recordings = discarded,
+                "spool files of deleted recordings removed"
+            );
+        }
+        Ok(discarded)
+    }
+
     /// Finalizes what an earlier process left behind.
     pub async fn recover_all(&self, store: &Store, now_ms: i64) -> Result<usize, StoreError> {
         self.recover_where(store, now_ms, |_| true).await

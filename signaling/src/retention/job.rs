@@ -8,8 +8,7 @@ use std::time::Duration;
 use kefu_recorder::ObjectStore;
 use tracing::{info, warn};
 
-use crate::accounts::{EnterpriseId, UserId};
-use crate::audit::AuditEntry;
+use crate::accounts::EnterpriseId;
 use crate::retention::cutoff;
 use crate::retention::store::{BATCH, Expired};
 use crate::store::{Store, StoreError};
@@ -45,7 +44,8 @@ impl Swept {
 }
 
 /// Applies every enterprise's retention as of `now_ms`; what went, per enterprise
-/// that lost something.
+/// that lost something. One enterprise's failure (a database error, a corrupt row)
+/// is logged and the others go on; what it deleted before is still audited.
 pub async fn enforce(
     store: &Store,
     objects: &ObjectStore,
@@ -54,25 +54,10 @@ pub async fn enforce(
     let mut report = Vec::new();
     for (enterprise, settings) in store.all_retention_settings().await? {
         let mut swept = Swept::default();
-        let days = [
-            (Kind::Recording, settings.recordings_days),
-            (Kind::Incident, settings.moderation_days),
-            (Kind::FaceReference, settings.face_reference_days),
-        ];
-        for (kind, days) in days {
-            if let Some(before) = cutoff(now_ms, days) {
-                let rows = sweep(store, objects, &mut swept, kind, &enterprise, before).await?;
-                match kind {
-                    Kind::Recording => swept.recordings = rows,
-                    Kind::Incident => swept.incidents = rows,
-                    Kind::FaceReference => swept.face_references = rows,
-                }
-            }
-        }
-        if let Some(before) = cutoff(now_ms, settings.verification_days) {
-            swept.verification_records = store
-                .delete_verifications_before(&enterprise, before)
-                .await?;
+        if let Err(e) =
+            sweep_enterprise(store, objects, &enterprise, settings, now_ms, &mut swept).await
+        {
+            warn!(enterprise = %enterprise.as_str(), "retention stopped for this enterprise until the next sweep: {e}");
         }
         if swept.deleted_anything() {
             audit(store, &enterprise, &swept, now_ms).await?;
@@ -80,6 +65,32 @@ pub async fn enforce(
         }
     }
     Ok(report)
+}
+
+async fn sweep_enterprise(
+    store: &Store,
+    objects: &ObjectStore,
+    enterprise: &EnterpriseId,
+    settings: crate::retention::RetentionSettings,
+    now_ms: i64,
+    swept: &mut Swept,
+) -> Result<(), StoreError> {
+    if let Some(before) = cutoff(now_ms, settings.verification_days) {
+        swept.verification_records = store
+            .delete_verifications_before(enterprise, before)
+            .await?;
+    }
+    let days = [
+        (Kind::Recording, settings.recordings_days),
+        (Kind::Incident, settings.moderation_days),
+        (Kind::FaceReference, settings.face_reference_days),
+    ];
+    for (kind, days) in days {
+        if let Some(before) = cutoff(now_ms, days) {
+            sweep(store, objects, swept, kind, enterprise, before).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The kinds of expired items that own objects in the object store.
@@ -91,16 +102,30 @@ enum Kind {
 }
 
 impl Kind {
+    /// Expired items from the `skip`-th on (the ones stepped over come first).
     async fn list(
         self,
         store: &Store,
         enterprise: &EnterpriseId,
         before: i64,
+        skip: i64,
     ) -> Result<Vec<Expired>, StoreError> {
         match self {
-            Kind::Recording => store.expired_recordings(enterprise, before).await,
-            Kind::Incident => store.expired_incidents(enterprise, before).await,
-            Kind::FaceReference => store.expired_face_references(enterprise, before).await,
+            Kind::Recording => store.expired_recordings(enterprise, before, skip).await,
+            Kind::Incident => store.expired_incidents(enterprise, before, skip).await,
+            Kind::FaceReference => {
+                store
+                    .expired_face_references(enterprise, before, skip)
+                    .await
+            }
+        }
+    }
+
+    fn count(self, swept: &mut Swept) -> &mut u64 {
+        match self {
+            Kind::Recording => &mut swept.recordings,
+            Kind::Incident => &mut swept.incidents,
+            Kind::FaceReference => &mut swept.face_references,
         }
     }
 
@@ -113,9 +138,13 @@ impl Kind {
     }
 }
 
-/// Lists expired items batch by batch and deletes each one's objects, then its row;
-/// stops at a batch where an object could not be deleted (the store is down: the
-/// next sweep goes on). Returns the rows deleted.
+/// After this many objects in a row the store would not delete, a kind waits for
+/// the next sweep (the store is down).
+const FAILURES_IN_A_ROW: u32 = 20;
+
+/// Lists expired items batch by batch and deletes each one's objects, then its row.
+/// An item whose objects the store will not delete now keeps its row (so no row
+/// points at a missing file) and is stepped over, so it never blocks the ones after.
 async fn sweep(
     store: &Store,
     objects: &ObjectStore,
@@ -123,32 +152,43 @@ async fn sweep(
     kind: Kind,
     enterprise: &EnterpriseId,
     before: i64,
-) -> Result<u64, StoreError> {
-    let mut rows = 0;
+) -> Result<(), StoreError> {
+    let mut kept = 0i64;
+    let mut failures_in_a_row = 0;
     loop {
-        let batch = kind.list(store, enterprise, before).await?;
+        let batch = kind.list(store, enterprise, before, kept).await?;
         let full = batch.len() as i64 >= BATCH;
-        let mut stuck = false;
         for item in batch {
-            let mut kept = 0;
+            let mut failed = 0;
             for key in &item.objects {
                 match objects.delete(key).await {
-                    Ok(()) => swept.objects += 1,
+                    Ok(()) => {
+                        swept.objects += 1;
+                        failures_in_a_row = 0;
+                    }
                     Err(e) => {
                         warn!(?kind, "retention: an expired object stays for now: {e}");
-                        kept += 1;
+                        failed += 1;
+                        failures_in_a_row += 1;
                     }
                 }
             }
-            if kept > 0 {
-                swept.objects_failed += kept;
-                stuck = true;
+            if failed > 0 {
+                swept.objects_failed += failed;
+                kept += 1;
+                if failures_in_a_row >= FAILURES_IN_A_ROW {
+                    return Ok(());
+                }
             } else if kind.delete_row(store, &item.id, before).await? {
-                rows += 1;
+                *kind.count(swept) += 1;
+            } else {
+                // Changed meanwhile (a retry began, a new enrolment): still listed or not,
+                // it is not ours now.
+                kept += 1;
             }
         }
-        if !full || stuck {
-            return Ok(rows);
+        if !full {
+            return Ok(());
         }
     }
 }
@@ -159,17 +199,16 @@ async fn audit(
     swept: &Swept,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    store
-        .insert_audit(&AuditEntry {
-            id: uuid::Uuid::new_v4().to_string(),
-            enterprise_id: enterprise.clone(),
-            actor_id: UserId("system".into()),
-            actor_role: "system".into(),
-            action: "retention_applied".into(),
-            target_id: swept.summary(),
-            at: now_ms,
-        })
-        .await
+    let summary = swept.summary();
+    crate::audit::record_unattended(
+        store,
+        enterprise,
+        "system",
+        "retention_applied",
+        &summary,
+        now_ms,
+    )
+    .await
 }
 
 /// How often the sweep runs, and how long after a start the first one waits (a node

@@ -107,14 +107,16 @@ impl Store {
         &self,
         enterprise: &EnterpriseId,
         cutoff: i64,
+        skip: i64,
     ) -> Result<Vec<Expired>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, object_key FROM recordings WHERE enterprise_id = $1 AND started_at < $2 \
-             AND state IN ('ready', 'failed') ORDER BY started_at LIMIT $3",
+             AND state IN ('ready', 'failed') ORDER BY started_at, id LIMIT $3 OFFSET $4",
         )
         .bind(enterprise.as_str())
         .bind(cutoff)
         .bind(BATCH)
+        .bind(skip)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -159,14 +161,16 @@ impl Store {
         &self,
         enterprise: &EnterpriseId,
         cutoff: i64,
+        skip: i64,
     ) -> Result<Vec<Expired>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, evidence_key, mosaic_key FROM moderation_incidents \
-             WHERE enterprise_id = $1 AND created_at < $2 ORDER BY created_at LIMIT $3",
+             WHERE enterprise_id = $1 AND created_at < $2 ORDER BY created_at, id LIMIT $3 OFFSET $4",
         )
         .bind(enterprise.as_str())
         .bind(cutoff)
         .bind(BATCH)
+        .bind(skip)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -194,14 +198,16 @@ impl Store {
         &self,
         enterprise: &EnterpriseId,
         cutoff: i64,
+        skip: i64,
     ) -> Result<Vec<Expired>, StoreError> {
         let rows = sqlx::query(
             "SELECT agent_id, photo_keys FROM face_references \
-             WHERE enterprise_id = $1 AND enrolled_at < $2 ORDER BY enrolled_at LIMIT $3",
+             WHERE enterprise_id = $1 AND enrolled_at < $2 ORDER BY enrolled_at, agent_id LIMIT $3 OFFSET $4",
         )
         .bind(enterprise.as_str())
         .bind(cutoff)
         .bind(BATCH)
+        .bind(skip)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -444,3 +444,197 @@ async fn beauty_settings_are_kept_per_agent_and_replaced_on_save() {
         );
     }
 }
+
+mod retention {
+    use super::*;
+    use crate::accounts::{UserId, VerificationId};
+    use crate::retention::RetentionSettings;
+    use crate::verification::VerificationRecord;
+    use crate::verification::references::StoredReference;
+
+    fn reference(e: &Enterprise, agent: &UserId, at: i64) -> StoredReference {
+        StoredReference {
+            agent_id: agent.clone(),
+            enterprise_id: e.id.clone(),
+            templates_enc: "sealed".into(),
+            photo_count: 1,
+            photo_keys: vec![format!("enrollment/{at}")],
+            enrolled_at: at,
+            enrolled_by: agent.clone(),
+        }
+    }
+
+    fn record(e: &Enterprise, agent: &UserId, at: i64) -> VerificationRecord {
+        VerificationRecord {
+            id: VerificationId(format!("v{at}")),
+            enterprise_id: e.id.clone(),
+            agent_id: agent.clone(),
+            agent_name: "王小明".into(),
+            id_number_enc: None,
+            passed: true,
+            checked_at: at,
+            passed_at: Some(at),
+            failure_reason: None,
+            failure_detail: None,
+            channel: "workbench".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn settings_round_trip_and_expired_items_page_past_the_ones_kept() {
+        for (store, _dir) in fresh_stores().await {
+            let e = Enterprise::new("Acme", "400", T0);
+            store.create_enterprise(&e).await.expect("enterprise");
+            let admin = UserId("admin".into());
+            assert!(
+                store
+                    .retention_settings(&e.id)
+                    .await
+                    .expect("get")
+                    .is_unset()
+            );
+            let set = RetentionSettings {
+                recordings_days: Some(30),
+                verification_days: None,
+                moderation_days: Some(90),
+                face_reference_days: Some(365),
+            };
+            store
+                .set_retention_settings(&e.id, &set, &admin, T0)
+                .await
+                .expect("set");
+            assert_eq!(store.retention_settings(&e.id).await.expect("get"), set);
+            assert_eq!(
+                store.all_retention_settings().await.expect("all"),
+                vec![(e.id.clone(), set)]
+            );
+
+            // Three agents enrolled at T0, T0+1, T0+2: the cutoff T0+2 takes two; the
+            // second page (one stepped over) holds the other.
+            let mut agents = Vec::new();
+            for (n, login) in ["a1", "a2", "a3"].iter().enumerate() {
+                let u = store
+                    .create_user(&agent(&e, login), T0)
+                    .await
+                    .expect("user");
+                let written = store
+                    .put_face_reference(&reference(&e, &u.id, T0 + n as i64))
+                    .await
+                    .expect("put");
+                assert_eq!(written, Some(None), "a first enrolment");
+                agents.push(u.id);
+            }
+            let expired = store
+                .expired_face_references(&e.id, T0 + 2, 0)
+                .await
+                .expect("list");
+            let ids: Vec<_> = expired.iter().map(|x| x.id.clone()).collect();
+            assert_eq!(ids, [agents[0].0.clone(), agents[1].0.clone()]);
+            assert_eq!(expired[0].objects, [format!("enrollment/{T0}")]);
+            let page = store
+                .expired_face_references(&e.id, T0 + 2, 1)
+                .await
+                .expect("list");
+            assert_eq!(page.len(), 1);
+            // A re-enrolment after the cutoff is kept.
+            assert!(
+                !store
+                    .delete_face_reference_before(agents[2].as_str(), T0 + 2)
+                    .await
+                    .expect("delete")
+            );
+            assert!(
+                store
+                    .delete_face_reference_before(agents[0].as_str(), T0 + 2)
+                    .await
+                    .expect("delete")
+            );
+            assert!(
+                store
+                    .face_reference(&agents[0])
+                    .await
+                    .expect("get")
+                    .is_none()
+            );
+
+            for at in [T0, T0 + 10] {
+                store
+                    .insert_verification(&record(&e, &agents[1], at))
+                    .await
+                    .expect("record");
+            }
+            assert_eq!(
+                store
+                    .delete_verifications_before(&e.id, T0 + 5)
+                    .await
+                    .expect("delete"),
+                1
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_removed_user_is_gone_everywhere_but_keeps_a_name_and_gets_no_new_reference() {
+        for (store, _dir) in fresh_stores().await {
+            let e = Enterprise::new("Acme", "400", T0);
+            store.create_enterprise(&e).await.expect("enterprise");
+            let u = store
+                .create_user(&agent(&e, "alice"), T0)
+                .await
+                .expect("user");
+            store
+                .put_face_reference(&reference(&e, &u.id, T0))
+                .await
+                .expect("put");
+            store
+                .create_session(&SessionRow {
+                    token_hash: "h".into(),
+                    user_id: u.id.clone(),
+                    created_at: T0,
+                    expires_at: T0 + 3_600_000,
+                })
+                .await
+                .expect("session");
+
+            let photos = store.remove_user(&u.id, T0 + 1).await.expect("remove");
+            assert_eq!(photos, Some(vec![format!("enrollment/{T0}")]));
+            assert_eq!(store.remove_user(&u.id, T0 + 2).await.expect("again"), None);
+            assert!(store.user(&u.id).await.expect("get").is_none());
+            assert!(store.user_by_login("alice").await.expect("get").is_none());
+            assert!(store.users_of(&e.id).await.expect("list").is_empty());
+            assert!(
+                store
+                    .session_user("h", T0 + 2)
+                    .await
+                    .expect("session")
+                    .is_none()
+            );
+            assert!(store.face_reference(&u.id).await.expect("get").is_none());
+            assert!(
+                !store
+                    .set_presence(&u.id, AgentStatus::Online, true, T0 + 3)
+                    .await
+                    .expect("presence"),
+                "a removed agent cannot come online"
+            );
+            // The name stays for records; the login is free again.
+            assert_eq!(
+                store.user_names_of(&e.id).await.expect("names"),
+                vec![(u.id.clone(), "王小明".into())]
+            );
+            store
+                .create_user(&agent(&e, "alice"), T0 + 4)
+                .await
+                .expect("the login is free");
+            // An enrolment racing the removal writes nothing.
+            assert_eq!(
+                store
+                    .put_face_reference(&reference(&e, &u.id, T0 + 5))
+                    .await
+                    .expect("put"),
+                None
+            );
+            assert!(store.face_reference(&u.id).await.expect("get").is_none());
+        }
+    }
+}

@@ -146,11 +146,18 @@ pub async fn put(
             enterprise_id: agent.enterprise_id.clone(),
             templates_enc: seal_templates(&state.data_key, &templates),
             photo_count: u32::try_from(photos.len()).unwrap_or(0),
-            photo_keys,
+            photo_keys: photo_keys.clone(),
             enrolled_at: now,
             enrolled_by: auth.user.id.clone(),
         })
         .await?;
+    let Some(previous) = previous else {
+        // Removed while the photos were read: keep nothing of them.
+        for key in &photo_keys {
+            let _ = state.recordings.storage.store.delete(key).await;
+        }
+        return Err(ApiError::NotFound);
+    };
     let action = if previous.is_some() {
         "face_reference_replaced"
     } else {

@@ -82,17 +82,20 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// Enrols or replaces; returns the reference it replaced.
+    /// Enrols or replaces, only while the agent is not removed (a removal may land
+    /// while the photos were being read). `Ok(None)`: the agent is gone, nothing
+    /// written; `Ok(Some(previous))`: written, and the reference it replaced.
     pub async fn put_face_reference(
         &self,
         r: &StoredReference,
-    ) -> Result<Option<StoredReference>, StoreError> {
+    ) -> Result<Option<Option<StoredReference>>, StoreError> {
         let previous = self.face_reference(&r.agent_id).await?;
         let keys = serde_json::to_string(&r.photo_keys)
             .map_err(|e| StoreError::Corrupt(format!("photo keys: {e}")))?;
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO face_references (agent_id, enterprise_id, templates_enc, photo_count, \
-             photo_keys, enrolled_at, enrolled_by) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             photo_keys, enrolled_at, enrolled_by) SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL) \
              ON CONFLICT (agent_id) DO UPDATE SET templates_enc = excluded.templates_enc, \
              photo_count = excluded.photo_count, photo_keys = excluded.photo_keys, \
              enrolled_at = excluded.enrolled_at, enrolled_by = excluded.enrolled_by",
@@ -106,7 +109,7 @@ impl Store {
         .bind(r.enrolled_by.as_str())
         .execute(&self.pool)
         .await?;
-        Ok(previous)
+        Ok((done.rows_affected() == 1).then_some(previous))
     }
 
     pub async fn keeps_enrollment_photos(

@@ -151,6 +151,8 @@ test('kill -9 of a single-process kefu mid-call: the recording is recovered at t
   } finally {
     await agent.close();
     await customer.close();
+    // Killed already unless the test failed before: never leave it running.
+    first.child.kill('SIGKILL');
     if (second) await second.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -162,13 +164,16 @@ test('kill -9 of a signaling node mid-call: the page reconnects through the othe
   const graceSecs = 3;
   const cluster = await startCluster(shared, { KEFU_SIGNALING__RECONNECT_GRACE_SECS: String(graceSecs) });
   const [sig1, sig2] = cluster.signaling;
-  // The customer reaches kefu through a balancer that sends new connections to node 2
-  // while it accepts them, else to node 1; the agent's workbench is on node 1.
-  const balancer = await startBalancer([sig2.baseUrl, sig1.baseUrl]);
-  const agent = await launchBrowser();
-  const customer = await launchBrowser({ mobile: true });
-  const pages = { agent: agent.page, customer: customer.page };
+  let balancer;
+  let agent;
+  let customer;
   try {
+    // The customer reaches kefu through a balancer that sends new connections to node 2
+    // while it accepts them, else to node 1; the agent's workbench is on node 1.
+    balancer = await startBalancer([sig2.baseUrl, sig1.baseUrl]);
+    agent = await launchBrowser();
+    customer = await launchBrowser({ mobile: true });
+    const pages = { agent: agent.page, customer: customer.page };
     const adminToken = await agentWithVideoService(sig1, 'sam', PASSWORD);
     await signIn(agent.page, sig1.baseUrl, 'sam', PASSWORD);
     sig1.run('kefu-test-verify', ['sam', 'passed']);
@@ -280,9 +285,9 @@ test('kill -9 of a signaling node mid-call: the page reconnects through the othe
     assert.ok(outcome.mediaLostSecs <= GOAL_MEDIA_LOST_SECS,
       `${outcome.mediaLostSecs.toFixed(3)} s of media lost (goal ≤ ${GOAL_MEDIA_LOST_SECS} s)`);
   } finally {
-    await agent.close();
-    await customer.close();
-    await balancer.close();
+    await agent?.close();
+    await customer?.close();
+    await balancer?.close();
     await cluster.stop();
   }
 });
