@@ -25,6 +25,26 @@ pub struct MediaConfig {
     pub ice_tcp: bool,
     /// The VP8 bitstream version the beauty pipeline's encoder writes.
     pub beauty_vp8: Vp8Version,
+    /// Threads of each beauty pipeline's VP8 encoder. One: with two, libvpx's row
+    /// threads spin-wait on each other, which on a busy machine costs more CPU than
+    /// it saves latency (BENCHMARKS.md, load and soak).
+    pub beauty_vp8_threads: u8,
+}
+
+/// How the beauty pipeline's VP8 encoder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp8Encoding {
+    pub version: Vp8Version,
+    pub threads: u8,
+}
+
+impl Default for Vp8Encoding {
+    fn default() -> Self {
+        Self {
+            version: Vp8Version::default(),
+            threads: 1,
+        }
+    }
 }
 
 /// VP8 bitstream versions (RFC 6386 §9.1) the beauty pipeline can write. Decoders are
@@ -62,6 +82,7 @@ impl Default for MediaConfig {
             advertise_port: None,
             ice_tcp: true,
             beauty_vp8: Vp8Version::default(),
+            beauty_vp8_threads: 1,
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::config::{MediaConfig, Vp8Version};
+use crate::config::{MediaConfig, Vp8Encoding};
 use crate::core::{BeautyOutput, Sfu, SfuEvent, SfuOutput, TapParty};
 use crate::error::{CandidateError, JoinError, MediaError};
 use crate::metrics::SfuMetrics;
@@ -332,7 +332,10 @@ impl MediaServer {
             (None, None)
         };
 
-        let beauty_vp8 = config.beauty_vp8;
+        let beauty_vp8 = Vp8Encoding {
+            version: config.beauty_vp8,
+            threads: config.beauty_vp8_threads.max(1),
+        };
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (pipeline_tx, pipeline_rx) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel();
@@ -407,7 +410,7 @@ struct Driver {
     pipelines: HashMap<RoomId, PipelineWorker>,
     /// Screens of rooms moderation decodes itself, for their pipelines to feed.
     screens: HashMap<RoomId, Arc<RoomScreen>>,
-    beauty_vp8: Vp8Version,
+    beauty_vp8: Vp8Encoding,
     pipeline_tx: mpsc::UnboundedSender<PipelineResult>,
     pipeline_rx: mpsc::UnboundedReceiver<PipelineResult>,
     metrics: SfuMetrics,

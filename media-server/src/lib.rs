@@ -15,7 +15,7 @@ pub mod moderation;
 pub mod pipeline;
 mod tcp;
 
-pub use config::{MediaConfig, Vp8Version};
+pub use config::{MediaConfig, Vp8Encoding, Vp8Version};
 pub use core::{
     BeautyOutput, BlankFrames, DropReason, Sfu, SfuEvent, SfuOutput, SfuStats, TapParty,
 };

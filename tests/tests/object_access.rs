@@ -285,17 +285,20 @@ async fn a_face_check_attempt_and_its_phone_link_are_the_agents_alone() {
         "{body}"
     );
 
-    // Phone frames go by the device token alone; another agent's session is no device.
+    // Phone frames go by the device token alone: no session stands in for it, not
+    // even the attempt's own agent's.
     let phone_frames = "/api/v1/phone-verification/frames";
-    let (status, _) = post_frame(
-        &server,
-        phone_frames,
-        Some(&c.bob),
-        None,
-        faces::frame(FRONTAL),
-    )
-    .await;
-    assert_eq!(status, 401);
+    for session in [&c.bob, &c.alice] {
+        let (status, _) = post_frame(
+            &server,
+            phone_frames,
+            Some(session),
+            None,
+            faces::frame(FRONTAL),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
     let device = phone["device_token"].as_str().expect("device token");
     let (status, progress) = post_frame(
         &server,

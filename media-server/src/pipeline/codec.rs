@@ -7,7 +7,7 @@ use ffmpeg_next as ffmpeg;
 use kefu_beauty::I420Ref;
 
 use super::PipelineError;
-use crate::config::Vp8Version;
+use crate::config::Vp8Encoding;
 
 pub use kefu_proto::VideoCodec;
 
@@ -117,7 +117,7 @@ pub(super) struct Encoder {
     frame: ffmpeg::frame::Video,
     first_rtp: Option<u64>,
     bitrate_bps: u32,
-    vp8_version: Vp8Version,
+    vp8: Vp8Encoding,
     /// A VP8 rate waiting for [`VP8_REOPEN_UP_AFTER`] frames since the last open.
     wanted_bps: Option<u32>,
     frames_since_open: u32,
@@ -135,9 +135,9 @@ impl Encoder {
         codec: VideoCodec,
         (width, height): (usize, usize),
         bitrate_bps: u32,
-        vp8_version: Vp8Version,
+        vp8: Vp8Encoding,
     ) -> Result<Self, PipelineError> {
-        let inner = open(codec, (width, height), bitrate_bps, vp8_version)?;
+        let inner = open(codec, (width, height), bitrate_bps, vp8)?;
         Ok(Self {
             codec,
             size: (width, height),
@@ -145,7 +145,7 @@ impl Encoder {
             frame: ffmpeg::frame::Video::new(Pixel::YUV420P, width as u32, height as u32),
             first_rtp: None,
             bitrate_bps,
-            vp8_version,
+            vp8,
             wanted_bps: None,
             frames_since_open: 0,
         })
@@ -192,7 +192,7 @@ impl Encoder {
         if let Some(bps) = self.wanted_bps
             && (bps < self.bitrate_bps || self.frames_since_open >= VP8_REOPEN_UP_AFTER)
         {
-            self.inner = open(self.codec, self.size, bps, self.vp8_version)?;
+            self.inner = open(self.codec, self.size, bps, self.vp8)?;
             self.bitrate_bps = bps;
             self.wanted_bps = None;
             self.frames_since_open = 0;
@@ -226,7 +226,7 @@ fn open(
     codec: VideoCodec,
     (width, height): (usize, usize),
     bitrate_bps: u32,
-    vp8_version: Vp8Version,
+    vp8: Vp8Encoding,
 ) -> Result<ffmpeg::encoder::Video, PipelineError> {
     let (name, label) = match codec {
         VideoCodec::Vp8 => ("libvpx", "VP8"),
@@ -251,9 +251,11 @@ fn open(
     let mut opts = ffmpeg::Dictionary::new();
     match codec {
         VideoCodec::Vp8 => {
-            // Two threads (macroblock rows): the same CPU per frame as one (measured),
-            // a quarter less latency; libvpx is the pipeline's slowest stage.
-            opts.set("threads", "2");
+            // One thread by default (media.beauty_vp8_threads): two save a quarter of
+            // the latency on an idle machine, but their row threads spin-wait on each
+            // other, and under load that spinning is most of the pipeline's CPU
+            // (BENCHMARKS.md, load and soak).
+            opts.set("threads", &vp8.threads.max(1).to_string());
             opts.set("deadline", "realtime");
             // Negative = a fixed speed. A positive cpu-used lets libvpx spend up to
             // (16 − n)/16 of the frame interval and slow down when it has time, which
@@ -263,7 +265,7 @@ fn open(
             opts.set("cpu-used", "-8");
             // The bitstream version (media.beauty_vp8): 0 unless configured; 1 costs
             // ≈ 20 % less encoder CPU at the same PSNR on a face (BENCHMARKS.md).
-            opts.set("profile", &vp8_version.number().to_string());
+            opts.set("profile", &vp8.version.number().to_string());
             opts.set("lag-in-frames", "0");
             opts.set("error-resilient", "1");
             opts.set("auto-alt-ref", "0");

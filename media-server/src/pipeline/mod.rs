@@ -15,7 +15,7 @@ use std::sync::Arc;
 use ffmpeg_next as ffmpeg;
 use kefu_beauty::{BeautyFilter, BeautyParams, I420Ref};
 
-use crate::config::Vp8Version;
+use crate::config::{Vp8Encoding, Vp8Version};
 
 pub use codec::VideoCodec;
 use codec::{Decoder, Encoder};
@@ -73,7 +73,7 @@ pub struct PipelineStats {
 /// Decode → beauty → encode for one agent stream.
 pub struct BeautyPipeline {
     output: VideoCodec,
-    vp8_version: Vp8Version,
+    vp8: Vp8Encoding,
     params: BeautyParams,
     bitrate_bps: u32,
     decoder: Option<Decoder>,
@@ -100,7 +100,7 @@ impl BeautyPipeline {
         codec::init();
         Self {
             output,
-            vp8_version: Vp8Version::default(),
+            vp8: Vp8Encoding::default(),
             params,
             bitrate_bps,
             decoder: None,
@@ -116,7 +116,13 @@ impl BeautyPipeline {
     /// Which VP8 version the encoder writes when the output is VP8 (from the next
     /// encoder opened on).
     pub fn with_vp8_version(mut self, version: Vp8Version) -> Self {
-        self.vp8_version = version;
+        self.vp8.version = version;
+        self
+    }
+
+    /// How the VP8 encoder runs (version and threads), from the next one opened on.
+    pub fn with_vp8(mut self, vp8: Vp8Encoding) -> Self {
+        self.vp8 = vp8;
         self
     }
 
@@ -245,7 +251,7 @@ impl BeautyPipeline {
                     self.output,
                     (w, h),
                     self.bitrate_bps,
-                    self.vp8_version,
+                    self.vp8,
                 )?);
                 self.force_keyframe = true;
             }
@@ -277,7 +283,7 @@ impl BeautyPipeline {
 pub fn black_keyframes() -> crate::core::BlankFrames {
     codec::init();
     let black = |codec: VideoCodec| -> Result<Option<Arc<[u8]>>, PipelineError> {
-        let mut encoder = Encoder::new(codec, (320, 240), 200_000, Vp8Version::default())?;
+        let mut encoder = Encoder::new(codec, (320, 240), 200_000, Vp8Encoding::default())?;
         let picture = encoder.picture_mut();
         for (plane, value) in [(0, 16u8), (1, 128), (2, 128)] {
             picture.data_mut(plane).fill(value);

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
 use super::{BeautyPipeline, InputFrame, Processed, VideoCodec};
-use crate::config::Vp8Version;
+use crate::config::Vp8Encoding;
 use kefu_proto::RoomId;
 
 /// Frames waiting for the pipeline at most (≈ 0.5 s at 30 fps; normally none wait
@@ -61,7 +61,7 @@ impl PipelineWorker {
     pub fn spawn(
         room: RoomId,
         params: BeautyParams,
-        vp8_version: Vp8Version,
+        vp8: Vp8Encoding,
         results: UnboundedSender<PipelineResult>,
     ) -> std::io::Result<Self> {
         let (frames, input) = sync_channel::<Queued>(QUEUE);
@@ -95,10 +95,7 @@ impl PipelineWorker {
                     Some(p) if p.output == output => p,
                     _ => {
                         info!(%room, input = ?frame.codec, ?output, "beauty pipeline started");
-                        pipeline.insert(
-                            BeautyPipeline::new(output, params, bitrate)
-                                .with_vp8_version(vp8_version),
-                        )
+                        pipeline.insert(BeautyPipeline::new(output, params, bitrate).with_vp8(vp8))
                     }
                 };
                 p.set_params(params);

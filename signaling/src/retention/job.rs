@@ -1,6 +1,6 @@
 //! The retention sweep: for every enterprise that set a retention, delete what is
 //! older, objects first (a failed object delete keeps its row, so the next sweep
-//! tries again and nothing is left pointing at a missing file), then the rows. The
+//! tries again and no object is left without a row to find it by), then the rows. The
 //! clock comes in as an argument; [`run_daily`] is the thin driver.
 
 use std::time::Duration;
@@ -143,8 +143,9 @@ impl Kind {
 const FAILURES_IN_A_ROW: u32 = 20;
 
 /// Lists expired items batch by batch and deletes each one's objects, then its row.
-/// An item whose objects the store will not delete now keeps its row (so no row
-/// points at a missing file) and is stepped over, so it never blocks the ones after.
+/// An item whose objects the store will not all delete now keeps its row (the next
+/// sweep finds its objects again; one already deleted may be missing meanwhile) and is
+/// stepped over, so it never blocks the ones after.
 async fn sweep(
     store: &Store,
     objects: &ObjectStore,
