@@ -67,16 +67,15 @@ impl KefuTarget {
     }
 }
 
-/// Joins the room of `token` through the signaling WebSocket at `ws_url` (any node of
-/// a cluster: a call's room token works on each), sends the offer and trickles
-/// candidates; the answer is applied when it comes. The signaling task lives as long
-/// as the peer.
-pub async fn join_room(ws_url: &str, peer: &mut Peer, token: &str) -> anyhow::Result<()> {
-    let (ws, _) = connect_async(ws_url).await.context("signaling connects")?;
-    let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let _ = tx.send(serde_json::json!({"type": "join", "token": token}).to_string());
-    let candidates = tx.clone();
+/// Queues `join` with `token`, then the offer, on `outgoing`; the peer's candidates
+/// trickle after them.
+pub async fn queue_join_and_offer(
+    peer: &Peer,
+    token: &str,
+    outgoing: &mpsc::UnboundedSender<String>,
+) -> anyhow::Result<()> {
+    let _ = outgoing.send(serde_json::json!({"type": "join", "token": token}).to_string());
+    let candidates = outgoing.clone();
     peer.pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
         if let Some(init) = c.and_then(|c| c.to_json().ok()) {
             let msg = serde_json::json!({"type": "candidate", "candidate": init.candidate, "sdp_mid": "0"});
@@ -86,8 +85,20 @@ pub async fn join_room(ws_url: &str, peer: &mut Peer, token: &str) -> anyhow::Re
     }));
     // The offer is queued before gathering starts, so no candidate overtakes it.
     let offer = peer.pc.create_offer(None).await?;
-    let _ = tx.send(serde_json::json!({"type": "offer", "sdp": offer.sdp}).to_string());
+    let _ = outgoing.send(serde_json::json!({"type": "offer", "sdp": offer.sdp}).to_string());
     peer.pc.set_local_description(offer).await?;
+    Ok(())
+}
+
+/// Joins the room of `token` through the signaling WebSocket at `ws_url` (any node of
+/// a cluster: a call's room token works on each), sends the offer and trickles
+/// candidates; the answer is applied when it comes. The signaling task lives as long
+/// as the peer.
+pub async fn join_room(ws_url: &str, peer: &mut Peer, token: &str) -> anyhow::Result<()> {
+    let (ws, _) = connect_async(ws_url).await.context("signaling connects")?;
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    queue_join_and_offer(peer, token, &tx).await?;
 
     let (answered_tx, mut answered) = mpsc::channel::<Result<(), String>>(1);
     let pc = peer.pc.clone();

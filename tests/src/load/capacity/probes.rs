@@ -34,7 +34,7 @@ impl Snapshot {
         Ok(Self {
             media: Usage::of(setup.media_pid)?,
             bench: Usage::of_self()?,
-            machine_busy_secs: machine_busy_secs()?,
+            machine_busy_secs: crate::load::process::machine_busy_secs()?,
             beauty: beauty_metrics(setup.media_url).await?,
             udp_drops: udp_drops(setup.media_pid),
         })
@@ -102,26 +102,4 @@ fn udp_drops(media_pid: u32) -> (u64, u64) {
         }
     }
     (own, others)
-}
-
-/// CPU time the whole machine has been busy (/proc/stat: all but idle and iowait).
-fn machine_busy_secs() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("cpu "))
-        .ok_or_else(|| anyhow::anyhow!("no cpu line in /proc/stat"))?
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let busy: u64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum();
-    Ok(busy as f64 / crate::load::process::TICKS_PER_SEC)
 }

@@ -13,7 +13,6 @@ use kefu_proto::signaling::{ModerationState, ServerMessage};
 use tokio::sync::mpsc;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
 /// How long a join may take before it counts as failed.
@@ -51,19 +50,7 @@ pub async fn join(ws_url: &str, peer: &mut Peer, token: &str) -> anyhow::Result<
     let (ws, _) = connect_async(ws_url).await.context("signaling connects")?;
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let _ = tx.send(serde_json::json!({"type": "join", "token": token}).to_string());
-    let candidates = tx.clone();
-    peer.pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
-        if let Some(init) = c.and_then(|c| c.to_json().ok()) {
-            let msg = serde_json::json!({"type": "candidate", "candidate": init.candidate, "sdp_mid": "0"});
-            let _ = candidates.send(msg.to_string());
-        }
-        Box::pin(async {})
-    }));
-    // The offer is queued before gathering starts, so no candidate overtakes it.
-    let offer = peer.pc.create_offer(None).await?;
-    let _ = tx.send(serde_json::json!({"type": "offer", "sdp": offer.sdp}).to_string());
-    peer.pc.set_local_description(offer).await?;
+    crate::load::kefu::queue_join_and_offer(peer, token, &tx).await?;
 
     let link = Link {
         outgoing: tx,

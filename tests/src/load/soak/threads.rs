@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::load::process::Usage;
-use anyhow::Context;
 
 /// Linux reports times in clock ticks of 1/100 s (USER_HZ) on every architecture we
 /// run on.
@@ -110,7 +109,7 @@ impl ProcSnapshot {
             process_cpu_secs: process.cpu_secs,
             threads,
             bench_cpu_secs: Usage::of_self()?.cpu_secs,
-            machine_busy_secs: machine_busy_secs()?,
+            machine_busy_secs: crate::load::process::machine_busy_secs()?,
         })
     }
 }
@@ -125,28 +124,6 @@ fn name_and_cpu(stat: &str) -> Option<(String, f64)> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((name, (utime + stime) as f64 / TICKS_PER_SEC))
-}
-
-/// CPU time the whole machine has been busy (/proc/stat: all but idle and iowait).
-fn machine_busy_secs() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("cpu "))
-        .context("no cpu line in /proc/stat")?
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let busy: u64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum();
-    Ok(busy as f64 / TICKS_PER_SEC)
 }
 
 /// CPU seconds used between snapshots (or summed over several spans), by part.
