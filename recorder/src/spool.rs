@@ -203,7 +203,8 @@ fn append(
             if shared.abandoned.load(Ordering::Relaxed) {
                 return Err(std::io::Error::other("the recording was abandoned"));
             }
-            if shared.overflowed.load(Ordering::Relaxed) {
+            // Past the memory limit, give up once a write has failed (with its reason).
+            if failing.is_some() && shared.overflowed.load(Ordering::Relaxed) {
                 return Err(give_up(&failing));
             }
             match file.write(rest) {
