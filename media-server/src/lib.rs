@@ -8,12 +8,14 @@
 
 pub mod config;
 pub mod core;
+pub mod depacketize;
 pub mod driver;
 pub mod error;
 pub mod metrics;
 pub mod moderation;
 pub mod pipeline;
 mod tcp;
+pub mod udp;
 
 pub use config::{MediaConfig, Vp8Encoding, Vp8Version};
 pub use core::{

@@ -1,0 +1,1 @@
+//! Frames from RTP packets, for the consumers that need whole frames (placeholder).

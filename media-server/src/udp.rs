@@ -1,0 +1,1 @@
+//! The SFU's UDP socket (placeholder).
