@@ -13,9 +13,10 @@
 use std::time::Instant;
 
 use str0m::bwe::Bitrate;
-use str0m::format::Codec as RtcCodec;
-use str0m::media::{Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Pt};
+use str0m::format::{Codec as RtcCodec, PayloadParams};
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Pt};
 
+use super::forward::Frame;
 use super::{Sfu, SfuOutput};
 use crate::pipeline::{InputFrame, OutputFrame, VideoCodec};
 use kefu_proto::{ParticipantId, RoomId};
@@ -146,55 +147,62 @@ impl Sfu {
         self.beauty.remove(room);
     }
 
-    /// When `from` publishes video in a beauty room: hand the frame to the pipeline.
-    /// Returns whether it was taken (and so must not be forwarded as is).
-    pub(super) fn divert_to_beauty(
+    /// When `from` publishes video in a beauty room: the codec the pipeline encodes
+    /// its frames in for the other party. `Some` means its packets are not forwarded
+    /// as they are; their frames go to the pipeline ([`Self::to_pipeline`]).
+    pub(super) fn beauty_takes(
         &mut self,
-        room: &RoomId,
         from: usize,
         kind: MediaKind,
-        data: &MediaData,
-    ) -> bool {
+        params: PayloadParams,
+    ) -> Option<VideoCodec> {
         if kind != MediaKind::Video {
-            return false;
+            return None;
         }
-        let Some(route) = self.beauty.get(room) else {
-            return false;
-        };
+        let room = &self.participants[from].room;
+        let route = self.beauty.get(room)?;
         if self.participants[from].id != route.agent {
-            return false;
+            return None;
         }
-        let codec = match data.params.spec().codec {
+        let codec = match params.spec().codec {
             RtcCodec::Vp8 => VideoCodec::Vp8,
             RtcCodec::H264 => VideoCodec::H264,
-            _ => return false,
+            _ => return None,
         };
-        let output = match route.choice {
-            Some(c) if c.input == codec => c.output,
+        match route.choice {
+            Some(c) if c.input == codec => Some(c.output),
             _ => {
-                let Some(choice) = self.choose_output(room, codec, data) else {
-                    return false;
-                };
-                if let Some(route) = self.beauty.get_mut(room) {
+                let room = room.clone();
+                let choice = self.choose_output(&room, codec, params)?;
+                if let Some(route) = self.beauty.get_mut(&room) {
                     route.choice = Some(choice);
                 }
-                choice.output
+                Some(choice.output)
             }
+        }
+    }
+
+    /// Hands one of `from`'s video frames to its room's pipeline, to be encoded in
+    /// `output`.
+    pub(super) fn to_pipeline(&mut self, from: usize, data: &Frame, output: VideoCodec) {
+        let codec = match data.codec {
+            RtcCodec::Vp8 => VideoCodec::Vp8,
+            RtcCodec::H264 => VideoCodec::H264,
+            _ => return,
         };
         let frame = InputFrame {
             codec,
-            rtp_time: data.time.rebase(Frequency::NINETY_KHZ).numer(),
-            keyframe: data.is_keyframe(),
+            rtp_time: data.time().rebase(Frequency::NINETY_KHZ).numer(),
+            keyframe: data.keyframe,
             contiguous: data.contiguous,
             data: data.data.clone(),
         };
         self.stats.frames_to_pipeline += 1;
         self.pipeline_out.push_back(SfuOutput::Beautify {
-            room: room.clone(),
+            room: self.participants[from].room.clone(),
             frame,
             output,
         });
-        true
     }
 
     /// Encode for the customer in the codec it negotiated (the agent's if both), on the
@@ -203,14 +211,14 @@ impl Sfu {
         &mut self,
         room: &RoomId,
         input: VideoCodec,
-        data: &MediaData,
+        params: PayloadParams,
     ) -> Option<OutputChoice> {
         let output = self.customer_codec(room, input)?;
         let pt = if output == input {
             self.receiver_index(room).and_then(|i| {
                 let to = &mut self.participants[i];
                 let mid = to.sending_line(MediaKind::Video)?;
-                super::negotiated_pt(&mut to.rtc, mid, data.params)
+                super::forward::negotiated_pt(&mut to.rtc, mid, params)
             })
         } else {
             None
@@ -296,13 +304,12 @@ impl Sfu {
         {
             c.pt = Some(pt);
         }
-        let Some(writer) = to.rtc.writer(mid) else {
-            return;
-        };
-        let time = MediaTime::new(frame.rtp_time, Frequency::NINETY_KHZ);
-        match writer.write(pt, now, time, frame.data) {
-            Ok(()) => self.stats.frames_forwarded += 1,
-            Err(e) => tracing::debug!("processed frame refused: {e}"),
+        // Our own encoder's bursts go through str0m's pacer, at the estimate the
+        // encoder also follows.
+        if self.write_own_frame(idx, codec, pt, frame.rtp_time, &frame.data, Some(true), now) {
+            self.stats.frames_forwarded += 1;
+        } else {
+            tracing::debug!("processed frame not written");
         }
         self.drain(now);
     }

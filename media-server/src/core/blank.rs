@@ -9,8 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::format::Codec as RtcCodec;
-use str0m::media::{Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime};
+use str0m::format::{Codec as RtcCodec, PayloadParams};
+use str0m::media::{Frequency, KeyframeRequestKind, MediaKind};
+use str0m::rtp::RtpPacket;
 use tracing::info;
 
 use super::{Sfu, SfuOutput};
@@ -97,14 +98,15 @@ impl Sfu {
         self.blanked.retain(|_, r| r != room);
     }
 
-    /// Whether `idx`'s video frame `data` is withheld from the others; a keyframe
-    /// after a restore ends the withholding (and is forwarded).
-    pub(super) fn withholds(&mut self, idx: usize, data: &MediaData) -> bool {
+    /// Whether `idx`'s video packet (`payload`, of codec `params`) is withheld from
+    /// the others; the first packet of a keyframe after a restore ends the
+    /// withholding (and it and what follows are forwarded).
+    pub(super) fn withholds(&mut self, idx: usize, params: PayloadParams, payload: &[u8]) -> bool {
         let p = &mut self.participants[idx];
         if p.blank_next.is_none() {
             return false;
         }
-        if p.unblank_on_keyframe && data.is_keyframe() {
+        if p.unblank_on_keyframe && super::forward::starts_keyframe(params.spec().codec, payload) {
             p.blank_next = None;
             p.unblank_on_keyframe = false;
             return false;
@@ -114,11 +116,17 @@ impl Sfu {
 
     /// Remembers where a publisher's video clock stands (so black frames continue
     /// it) and its codec.
-    pub(super) fn note_video(&mut self, idx: usize, data: &MediaData, now: Instant) {
-        let ticks = data.time.rebase(Frequency::NINETY_KHZ).numer();
+    pub(super) fn note_video(
+        &mut self,
+        idx: usize,
+        packet: &RtpPacket,
+        params: PayloadParams,
+        now: Instant,
+    ) {
+        let ticks = packet.time.rebase(Frequency::NINETY_KHZ).numer();
         let p = &mut self.participants[idx];
         p.last_video = Some((ticks, now));
-        p.last_video_codec = match data.params.spec().codec {
+        p.last_video_codec = match params.spec().codec {
             RtcCodec::Vp8 => Some(VideoCodec::Vp8),
             RtcCodec::H264 => Some(VideoCodec::H264),
             _ => p.last_video_codec,
@@ -180,18 +188,15 @@ impl Sfu {
         let choice = order.into_iter().find_map(|codec| {
             let frame = self.blank_frames.for_codec(codec)?;
             let pt = super::beauty::fallback_pt(p, mid, codec)?;
-            Some((pt, frame))
+            Some((codec, pt, frame))
         });
-        let Some((pt, frame)) = choice else {
+        let Some((codec, pt, frame)) = choice else {
             return;
         };
-        let Some(writer) = p.rtc.writer(mid) else {
-            return;
-        };
-        let time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
-        match writer.write(pt, now, time, frame) {
-            Ok(()) => self.stats.blank_frames_sent += 1,
-            Err(e) => tracing::debug!("black frame refused: {e}"),
+        if self.write_own_frame(to, codec, pt, ticks, &frame, None, now) {
+            self.stats.blank_frames_sent += 1;
+        } else {
+            tracing::debug!("black frame not written");
         }
     }
 }

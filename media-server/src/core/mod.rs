@@ -11,20 +11,21 @@
 
 mod beauty;
 mod blank;
+mod forward;
+mod out_stream;
 mod participant;
 mod stats;
 mod tap;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
-use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequestKind, MediaData, MediaKind, Mid, Pt};
+use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
+use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
@@ -118,10 +119,10 @@ pub enum SfuOutput {
     Timeout(Instant),
 }
 
-/// Media one participant published, waiting to be written to the others.
+/// A packet one participant published, waiting to be written to the others.
 struct Pending {
     from: usize,
-    data: MediaData,
+    packet: RtpPacket,
 }
 
 /// The SFU: every participant of every room on one socket address.
@@ -225,6 +226,8 @@ impl Sfu {
             // browser's candidates from our socket and could settle on a path around
             // whatever sits in front of us (a port-forwarding NAT, the test relay).
             .set_ice_lite(true)
+            // Packets in, packets out: forwarding never depacketizes (see forward.rs).
+            .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
@@ -511,7 +514,7 @@ impl Sfu {
                 break;
             }
             for item in pending {
-                self.forward(now, item);
+                self.forward(now, item.from, item.packet);
             }
         }
         // Only the polled can have died; looking at everyone would cost O(participants)
@@ -607,13 +610,7 @@ impl Sfu {
                     self.request_keyframe_from_others(idx, now, KeyframeRequestKind::Pli);
                 }
             }
-            Event::MediaData(data) => {
-                if !data.contiguous && p.kind_of(data.mid) == Some(MediaKind::Video) {
-                    // Loss the NACKs could not repair: the publisher must send a keyframe.
-                    p.request_keyframe(now, KeyframeRequestKind::Fir);
-                }
-                pending.push(Pending { from: idx, data });
-            }
+            Event::RtpPacket(packet) => pending.push(Pending { from: idx, packet }),
             // A subscriber asks for a keyframe of what we send it: our own encoder
             // makes it when its video is filtered...
             Event::KeyframeRequest(_) if self.keyframe_to_pipeline(idx) => {}
@@ -674,66 +671,6 @@ impl Sfu {
             if i != idx && other.room == room && other.request_keyframe(now, kind) {
                 self.stats.keyframe_requests_relayed += 1;
             }
-        }
-    }
-
-    fn forward(&mut self, now: Instant, item: Pending) {
-        let Pending { from, data } = item;
-        let packets = data
-            .seq_range
-            .end()
-            .saturating_sub(**data.seq_range.start())
-            + 1;
-        let Some(kind) = self.participants[from].kind_of(data.mid) else {
-            self.stats.count_drop(DropReason::NotNegotiated, packets);
-            return;
-        };
-        let room = self.participants[from].room.clone();
-        self.tap_frame(&room, from, &data);
-        if kind == MediaKind::Video {
-            self.note_video(from, &data, now);
-        }
-        // Filtered video is withheld at the pipeline's output instead: the pipeline
-        // keeps decoding, so moderation keeps seeing the agent (and its encoder
-        // makes the keyframe a restore waits for).
-        if self.divert_to_beauty(&room, from, kind, &data) {
-            return;
-        }
-        if kind == MediaKind::Video && self.withholds(from, &data) {
-            return;
-        }
-        let payload: Arc<[u8]> = data.data.clone();
-        let mut delivered = false;
-        for (i, to) in self.participants.iter_mut().enumerate() {
-            if i == from || to.room != room || !to.connected {
-                continue;
-            }
-            let Some(mid) = to.sending_line(kind) else {
-                self.stats.count_drop(DropReason::NotNegotiated, packets);
-                continue;
-            };
-            let Some(pt) = negotiated_pt(&mut to.rtc, mid, data.params) else {
-                self.stats.count_drop(DropReason::NotNegotiated, packets);
-                continue;
-            };
-            let Some(writer) = to.rtc.writer(mid) else {
-                self.stats.count_drop(DropReason::NotNegotiated, packets);
-                continue;
-            };
-            match writer.write(pt, data.network_time, data.time, payload.clone()) {
-                Ok(()) => {
-                    delivered = true;
-                    self.stats.frames_forwarded += 1;
-                    self.stats.packets_forwarded += packets;
-                }
-                Err(e) => {
-                    debug!(participant = %to.id, error = %e, "write refused");
-                    self.stats.count_drop(DropReason::WriteFailed, packets);
-                }
-            }
-        }
-        if !delivered && !self.has_connected_peer(from) {
-            self.stats.count_drop(DropReason::NoSubscriber, packets);
         }
     }
 
@@ -803,15 +740,6 @@ fn dtls_fingerprint(sdp: &str) -> Option<&str> {
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
         .map(str::trim)
-}
-
-/// The subscriber's payload type for `params` on `mid`, if that line negotiated it.
-///
-/// `Writer::match_params` searches the whole session's codec config; a codec the
-/// subscriber did not accept on this line would be "written" and silently lost.
-fn negotiated_pt(rtc: &mut Rtc, mid: Mid, params: PayloadParams) -> Option<Pt> {
-    let pt = rtc.writer(mid)?.match_params(params)?;
-    rtc.media(mid)?.remote_pts().contains(&pt).then_some(pt)
 }
 
 #[cfg(test)]

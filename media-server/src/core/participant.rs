@@ -2,9 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
+use str0m::rtp::Ssrc;
 use str0m::{Input, Rtc};
 
+use super::out_stream::OutStream;
+use crate::depacketize::FrameAssembler;
 use kefu_proto::{ParticipantId, RoomId};
 
 /// How often we ask a publisher for a keyframe at most, whatever the subscriber asks.
@@ -16,6 +20,18 @@ pub(crate) struct MediaLine {
     pub mid: Mid,
     pub kind: MediaKind,
     pub direction: Direction,
+}
+
+/// One stream this participant publishes, as the SFU learned it from its packets.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    pub ssrc: Ssrc,
+    pub kind: MediaKind,
+    /// The payload type of the last packet and what it was negotiated as.
+    pub params: Option<(Pt, PayloadParams)>,
+    /// Frames assembled from the packets, while someone needs frames of this stream
+    /// (the recorder's tap, the beauty pipeline); `None` otherwise.
+    pub assembler: Option<FrameAssembler>,
 }
 
 #[derive(Debug)]
@@ -48,6 +64,15 @@ pub(crate) struct Participant {
     /// subscriber can take it.
     pub last_video_codec: Option<crate::pipeline::VideoCodec>,
     last_keyframe_request: Option<Instant>,
+    /// The streams this participant publishes (one or two: audio, video).
+    pub inbound: Vec<Inbound>,
+    /// What the SFU sends it: audio, then video ([`out_index`]).
+    pub out: [OutStream; 2],
+}
+
+/// The [`Participant::out`] slot of `kind`.
+pub(crate) fn out_index(kind: MediaKind) -> usize {
+    usize::from(kind == MediaKind::Video)
 }
 
 impl Participant {
@@ -74,6 +99,8 @@ impl Participant {
             last_video: None,
             last_video_codec: None,
             last_keyframe_request: None,
+            inbound: Vec::new(),
+            out: Default::default(),
         }
     }
 
@@ -119,16 +146,18 @@ impl Participant {
         let Some(mid) = self.receiving_line(MediaKind::Video) else {
             return false;
         };
-        let Some(mut writer) = self.rtc.writer(mid) else {
+        if !self.rtc.is_alive() {
+            return false;
+        }
+        // None when no RTP arrived yet (no receive stream); the next request retries.
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, None) else {
             return false;
         };
-        // Fails when no RTP arrived yet (no receive stream); the next request retries.
-        if writer.request_keyframe(None, kind).is_ok() {
-            self.last_keyframe_request = Some(now);
-            self.wake(now);
-            return true;
-        }
-        false
+        stream.request_keyframe(kind);
+        self.last_keyframe_request = Some(now);
+        self.wake(now);
+        true
     }
 
     /// Something changed the peer connection outside its own input (a request queued,

@@ -15,16 +15,20 @@ pub enum DropReason {
     WriteFailed,
     /// The UDP socket could not take the datagram (buffer full or send error).
     SocketSend,
+    /// A packet that arrived after its stream had been switched away from and back
+    /// (its sequence number was already given to another source's packets).
+    Late,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::UnknownSource,
         DropReason::NoSubscriber,
         DropReason::NotNegotiated,
         DropReason::WriteFailed,
         DropReason::SocketSend,
+        DropReason::Late,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +39,7 @@ impl DropReason {
             DropReason::NotNegotiated => "not_negotiated",
             DropReason::WriteFailed => "write_failed",
             DropReason::SocketSend => "socket_send",
+            DropReason::Late => "late",
         }
     }
 
@@ -50,7 +55,7 @@ pub struct SfuStats {
     pub participants: u64,
     /// RTP packets from publishers whose media reached a subscriber's peer connection.
     pub packets_forwarded: u64,
-    /// Depacketized frames written to subscribers.
+    /// Frames written to subscribers (forwarded video counts its last packets).
     pub frames_forwarded: u64,
     /// Keyframe requests relayed from a subscriber to the publisher.
     pub keyframe_requests_relayed: u64,

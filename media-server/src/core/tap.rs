@@ -4,16 +4,17 @@ use std::collections::VecDeque;
 
 use kefu_proto::{Codec, RoomId, SenderClock, TapFrame};
 use str0m::format::Codec as RtcCodec;
-use str0m::media::MediaData;
 
 use super::Sfu;
+use super::forward::Frame;
 
 /// Tapped frames waiting for the driver, at most; beyond that the recorder is stuck
 /// and frames are dropped here rather than growing memory.
 const MAX_TAPPED: usize = 4096;
 
 impl Sfu {
-    pub(super) fn tap_frame(&mut self, room: &RoomId, from: usize, data: &MediaData) {
+    pub(super) fn tap_frame(&mut self, from: usize, data: &Frame) {
+        let room = &self.participants[from].room;
         let Some(parties) = self.taps.get(room) else {
             return;
         };
@@ -25,8 +26,7 @@ impl Sfu {
         else {
             return;
         };
-        let spec = data.params.spec();
-        let codec = match spec.codec {
+        let codec = match data.codec {
             RtcCodec::Opus => Codec::Opus,
             RtcCodec::Vp8 => Codec::Vp8,
             RtcCodec::H264 => Codec::H264,
@@ -35,18 +35,19 @@ impl Sfu {
         let frame = TapFrame {
             side,
             codec,
-            rtp_time: data.time.numer(),
-            clock_rate: spec.clock_rate.get(),
-            arrival: data.network_time,
-            sender_clock: data.last_sender_info.map(|sr| SenderClock {
+            rtp_time: data.rtp_time,
+            clock_rate: data.clock_rate,
+            arrival: data.arrival,
+            sender_clock: data.sender_info.map(|sr| SenderClock {
                 ntp_time: sr.ntp_time,
                 rtp_time: sr.rtp_time.numer(),
             }),
             contiguous: data.contiguous,
-            keyframe: data.is_keyframe(),
+            keyframe: data.keyframe,
             data: data.data.clone(),
         };
-        push_bounded(&mut self.tapped, (room.clone(), frame));
+        let room = room.clone();
+        push_bounded(&mut self.tapped, (room, frame));
     }
 }
 

@@ -35,6 +35,11 @@ struct TestPeer {
     video_frames_out: u64,
     frame_no: u64,
     video_codec: Codec,
+    /// (SSRC, sequence number) of every video RTP packet received (RTX excluded).
+    video_rtp_in: Vec<(u32, u16)>,
+    /// RTCP NACKs this peer received, and sent.
+    nacks_in: u64,
+    nacks_out: u64,
 }
 
 impl TestPeer {
@@ -51,7 +56,10 @@ impl TestPeer {
         video_codec: Codec,
     ) -> (Self, String, SdpPendingOffer) {
         let addr: SocketAddr = addr.parse().expect("test address");
-        let builder = Rtc::builder().clear_codecs().enable_opus(true, false);
+        let builder = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_raw_packets(true);
         let builder = match video_codec {
             Codec::H264 => builder.enable_h264(true),
             _ => builder.enable_vp8(true),
@@ -79,6 +87,9 @@ impl TestPeer {
             video_frames_out: 0,
             frame_no: 0,
             video_codec,
+            video_rtp_in: Vec::new(),
+            nacks_in: 0,
+            nacks_out: 0,
         };
         (peer, offer.to_sdp_string(), pending)
     }
@@ -132,6 +143,26 @@ impl TestPeer {
         }
     }
 
+    /// Whether `pt` is one of this peer's video payload types (RTX included).
+    fn is_video_pt(&self, pt: str0m::media::Pt) -> bool {
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .any(|p| p.spec().codec == self.video_codec && (p.pt() == pt || p.resend() == Some(pt)))
+    }
+
+    /// The RTX payload type of this peer's video codec.
+    fn video_rtx_pt(&self) -> str0m::media::Pt {
+        self.rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == self.video_codec)
+            .and_then(|p| p.resend())
+            .unwrap_or(str0m::media::Pt::new_with_value(0))
+    }
+
     /// Asks the SFU for a keyframe of the video it sends this peer.
     fn send_pli(&mut self) {
         self.rtc
@@ -164,6 +195,22 @@ impl TestPeer {
                         }
                     }
                 }
+                Output::Event(Event::RawPacket(raw)) => match *raw {
+                    str0m::rtp::RawPacket::RtpRx(header, _)
+                        if header.payload_type != self.video_rtx_pt()
+                            && self.is_video_pt(header.payload_type) =>
+                    {
+                        self.video_rtp_in
+                            .push((*header.ssrc, header.sequence_number));
+                    }
+                    str0m::rtp::RawPacket::RtcpRx(str0m::rtp::rtcp::Rtcp::Nack(_)) => {
+                        self.nacks_in += 1
+                    }
+                    str0m::rtp::RawPacket::RtcpTx(str0m::rtp::rtcp::Rtcp::Nack(_)) => {
+                        self.nacks_out += 1
+                    }
+                    _ => {}
+                },
                 Output::Event(Event::KeyframeRequest(_)) => self.keyframe_requests_in += 1,
                 Output::Event(Event::EgressBitrateEstimate(str0m::bwe::BweKind::Remb {
                     estimate,
@@ -470,6 +517,13 @@ fn lost_packets_are_retransmitted_on_nack() {
     assert_eq!(
         w.peers[b].video_gaps_in, 0,
         "every frame arrived contiguous"
+    );
+    // Answered from the SFU's own retransmission buffer: the customer asked, the
+    // agent (whose path lost nothing) was never asked.
+    assert!(w.peers[b].nacks_out > 0, "the customer sent NACKs");
+    assert_eq!(
+        w.peers[a].nacks_in, 0,
+        "the agent was never asked to resend"
     );
 }
 
@@ -1169,4 +1223,81 @@ fn a_blanked_agent_with_beauty_keeps_feeding_the_pipeline_and_returns_at_its_key
     w.run(Duration::from_millis(500), false);
     let shown: Vec<u8> = w.peers[b].video_fills_in[fills..].to_vec();
     assert_eq!(shown, [202], "the delta before the keyframe stays withheld");
+}
+
+/// Extends 16-bit sequence numbers in arrival order (they may wrap once or more).
+fn extend_seqs(seqs: impl IntoIterator<Item = u16>) -> Vec<u64> {
+    let mut last: Option<u64> = None;
+    seqs.into_iter()
+        .map(|seq| {
+            let ext = match last {
+                None => u64::from(seq),
+                Some(prev) => {
+                    let base = prev & !0xffff;
+                    // The candidate nearest the previous number.
+                    [base.wrapping_sub(0x1_0000), base, base + 0x1_0000]
+                        .into_iter()
+                        .map(|b| b.wrapping_add(u64::from(seq)))
+                        .min_by_key(|c| c.abs_diff(prev))
+                        .unwrap_or(u64::from(seq))
+                }
+            };
+            last = Some(ext);
+            ext
+        })
+        .collect()
+}
+
+fn publisher_video_ssrc(peer: &mut TestPeer) -> u32 {
+    let video = peer.video;
+    *peer
+        .rtc
+        .direct_api()
+        .stream_tx_by_mid(video, None)
+        .expect("the peer sends video")
+        .ssrc()
+}
+
+#[test]
+fn the_subscribers_sequence_stays_continuous_across_a_publishers_restart_and_rejoin() {
+    let mut w = World::new();
+    let a = w.join("r", "agent", "127.0.0.1:40001");
+    let b = w.join("r", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(2), true);
+    let first_ssrc = publisher_video_ssrc(&mut w.peers[a]);
+
+    // The agent's network changes: an ICE restart, same peer connection and SSRC.
+    restart_from(&mut w, a, "127.0.0.1:40101").expect("the SFU accepts the restart");
+    w.run(Duration::from_secs(2), true);
+    let after_restart = w.peers[b].video_frames_in;
+
+    // The agent reloads the page: a new peer connection with SSRCs and sequence
+    // numbers of its own. The old page publishes nothing any more.
+    w.peers[a].connected = false;
+    let a2 = w.join("r", "agent", "127.0.0.1:40201");
+    w.run(Duration::from_secs(3), true);
+    assert_ne!(
+        publisher_video_ssrc(&mut w.peers[a2]),
+        first_ssrc,
+        "the rejoined page publishes another stream"
+    );
+    assert!(
+        w.peers[b].video_frames_in > after_restart + 20,
+        "the customer sees the rejoined agent: {after_restart} → {}",
+        w.peers[b].video_frames_in
+    );
+
+    let received = &w.peers[b].video_rtp_in;
+    let ssrcs: std::collections::HashSet<u32> = received.iter().map(|(s, _)| *s).collect();
+    assert_eq!(ssrcs.len(), 1, "one stream to the customer: {ssrcs:?}");
+    let mut seqs = extend_seqs(received.iter().map(|(_, seq)| *seq));
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert!(seqs.len() > 300, "video flowed: {} packets", seqs.len());
+    let gaps: Vec<(u64, u64)> = seqs
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert!(gaps.is_empty(), "sequence gaps at the customer: {gaps:?}");
 }
