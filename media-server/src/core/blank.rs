@@ -133,11 +133,6 @@ impl Sfu {
         };
     }
 
-    /// The earliest black frame due, for the driver's next wake-up.
-    pub(super) fn next_blank(&self) -> Option<Instant> {
-        self.participants.iter().filter_map(|p| p.blank_next).min()
-    }
-
     /// Sends the black frames that are due.
     pub(super) fn send_due_blanks(&mut self, now: Instant) {
         let due: Vec<usize> = (0..self.participants.len())

@@ -16,6 +16,7 @@ mod out_stream;
 mod participant;
 mod stats;
 mod tap;
+mod timers;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -151,6 +152,7 @@ pub struct Sfu {
     /// Publishers whose video is withheld (kept when they rejoin), and their rooms.
     blanked: HashMap<ParticipantId, RoomId>,
     stats: SfuStats,
+    timers: timers::Timers,
     /// The latest time handed in; the core has no clock of its own.
     last_now: Instant,
 }
@@ -183,6 +185,7 @@ impl Sfu {
             blank_frames: BlankFrames::default(),
             blanked: HashMap::new(),
             stats: SfuStats::default(),
+            timers: timers::Timers::default(),
             last_now: now,
         }
     }
@@ -256,8 +259,15 @@ impl Sfu {
         info!(%room, %participant, "participant joined the SFU");
         self.forget_output_choice(&room);
         let fingerprint = dtls_fingerprint(offer_sdp).map(str::to_owned);
-        self.participants
-            .push(Participant::new(participant, room, rtc, fingerprint, now));
+        let key = self.timers.new_key();
+        self.participants.push(Participant::new(
+            participant,
+            room,
+            rtc,
+            fingerprint,
+            now,
+            key,
+        ));
         self.restore_blank(self.participants.len() - 1, now);
         self.refresh_sizes();
         // Collect MediaAdded events and the first transmits/timeouts right away.
@@ -323,6 +333,7 @@ impl Sfu {
             .ok_or(CandidateError::UnknownParticipant)?;
         p.rtc.add_remote_candidate(parsed);
         p.wake(self.last_now);
+        self.timers.schedule(p);
         Ok(())
     }
 
@@ -339,6 +350,7 @@ impl Sfu {
     pub fn tap(&mut self, now: Instant, room: RoomId, parties: Vec<TapParty>) {
         for p in self.participants.iter_mut().filter(|p| p.room == room) {
             p.request_keyframe(now, KeyframeRequestKind::Pli);
+            self.timers.schedule(p);
         }
         info!(%room, "room tapped for recording");
         self.taps.insert(room, parties);
@@ -420,8 +432,12 @@ impl Sfu {
 
     /// Advances the clock of every participant whose timeout is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let due = self.timers.pop_due(now, &mut self.participants);
         let mut due_rooms: Vec<usize> = Vec::new();
-        for (idx, p) in self.participants.iter_mut().enumerate() {
+        let mut blanks_due = false;
+        for &idx in &due {
+            let p = &mut self.participants[idx];
+            blanks_due |= p.blank_next.is_some_and(|t| t <= now);
             if p.ice_lost_since
                 .is_some_and(|since| now >= since + ICE_RECOVERY_GRACE)
             {
@@ -432,8 +448,6 @@ impl Sfu {
                 if let Err(reason) = p.handle_input(Input::Timeout(now)) {
                     warn!(participant = %p.id, %reason, "peer connection failed on timeout");
                 }
-            } else {
-                continue;
             }
             let room = self.room_of[idx];
             if !due_rooms.contains(&room) {
@@ -441,14 +455,16 @@ impl Sfu {
             }
         }
         self.last_now = self.last_now.max(now);
+        if blanks_due {
+            self.send_due_blanks(now);
+            self.drain(now);
+            return;
+        }
+        // Polling a room schedules its members again, the due ones included (a
+        // participant popped only because its deadline moved is re-queued here).
         for room in due_rooms {
             self.drain_room(now, room);
         }
-        if self.next_blank().is_some_and(|t| t <= now) {
-            self.send_due_blanks(now);
-            self.drain(now);
-        }
-        self.reap_dead();
     }
 
     /// Next output; call until it returns [`SfuOutput::Timeout`].
@@ -465,20 +481,9 @@ impl Sfu {
         if let Some((room, frame)) = self.tapped.pop_front() {
             return SfuOutput::Tap { room, frame };
         }
-        let next = self
-            .participants
-            .iter()
-            .flat_map(|p| {
-                [
-                    p.next_timeout,
-                    p.ice_lost_since.map(|t| t + ICE_RECOVERY_GRACE),
-                ]
-            })
-            .flatten()
-            .chain(self.next_blank())
-            .min();
         // With nobody to serve, a far wake-up keeps the driver idle.
-        SfuOutput::Timeout(next.unwrap_or(self.last_now + IDLE_WAKEUP))
+        let next = self.timers.next().unwrap_or(self.last_now + IDLE_WAKEUP);
+        SfuOutput::Timeout(next)
     }
 
     /// Counts a datagram the driver could not send.
@@ -517,6 +522,13 @@ impl Sfu {
                 self.forward(now, item.from, item.packet);
             }
         }
+        // Their deadlines, once nothing more happens: what a poll left, or "now" for
+        // a request queued on a peer after its poll (a keyframe request, a REMB).
+        let count = room.map_or(self.participants.len(), |r| self.room_members[r].len());
+        for k in 0..count {
+            let idx = room.map_or(k, |r| self.room_members[r][k]);
+            self.timers.schedule(&mut self.participants[idx]);
+        }
         // Only the polled can have died; looking at everyone would cost O(participants)
         // per datagram.
         let polled_died = room.is_none_or(|r| {
@@ -529,6 +541,7 @@ impl Sfu {
         }
     }
 
+    /// Polls one participant until str0m waits for time.
     fn poll_participant(&mut self, idx: usize, now: Instant, pending: &mut Vec<Pending>) {
         let mut immediate_rounds = 0;
         loop {
@@ -730,6 +743,7 @@ impl Sfu {
             self.room_members[slot].push(idx);
             self.room_of.push(slot);
         }
+        self.timers.reindex(&self.participants);
         self.stats.rooms = self.room_members.len() as u64;
         self.stats.participants = self.participants.len() as u64;
     }

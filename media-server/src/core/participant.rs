@@ -68,6 +68,9 @@ pub(crate) struct Participant {
     pub inbound: Vec<Inbound>,
     /// What the SFU sends it: audio, then video ([`out_index`]).
     pub out: [OutStream; 2],
+    /// Its key in the core's timers, and the earliest deadline queued there for it.
+    pub key: u64,
+    pub queued: Option<Instant>,
 }
 
 /// The [`Participant::out`] slot of `kind`.
@@ -82,6 +85,7 @@ impl Participant {
         rtc: Rtc,
         fingerprint: Option<String>,
         now: Instant,
+        key: u64,
     ) -> Self {
         Self {
             id,
@@ -101,6 +105,8 @@ impl Participant {
             last_keyframe_request: None,
             inbound: Vec::new(),
             out: Default::default(),
+            key,
+            queued: None,
         }
     }
 
