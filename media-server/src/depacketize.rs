@@ -66,6 +66,10 @@ pub struct AssembledFrame {
 }
 
 /// Turns one stream's RTP packets into frames, waiting (boundedly) for late packets.
+///
+/// An incomplete frame blocks the ones after it until it completes or is given up on: when
+/// a later complete frame is a key frame, or more than `MAX_WAIT_PACKETS` packets wait
+/// behind it. Over `MAX_PACKETS` or `MAX_BYTES` the oldest frame is dropped.
 #[derive(Debug)]
 pub struct FrameAssembler {
     codec: FrameCodec,

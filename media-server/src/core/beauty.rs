@@ -16,7 +16,7 @@ use str0m::bwe::Bitrate;
 use str0m::format::{Codec as RtcCodec, PayloadParams};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Pt};
 
-use super::forward::Frame;
+use super::forward::{Frame, OwnFrame};
 use super::{Sfu, SfuOutput};
 use crate::pipeline::{InputFrame, OutputFrame, VideoCodec};
 use kefu_proto::{ParticipantId, RoomId};
@@ -149,14 +149,14 @@ impl Sfu {
 
     /// When `from` publishes video in a beauty room: the codec the pipeline encodes
     /// its frames in for the other party. `Some` means its packets are not forwarded
-    /// as they are; their frames go to the pipeline ([`Self::to_pipeline`]).
+    /// as they are; their frames go to the pipeline ([`Self::send_to_pipeline`]).
     pub(super) fn beauty_takes(
         &mut self,
         from: usize,
         kind: MediaKind,
         params: PayloadParams,
     ) -> Option<VideoCodec> {
-        if kind != MediaKind::Video {
+        if kind != MediaKind::Video || self.beauty.is_empty() {
             return None;
         }
         let room = &self.participants[from].room;
@@ -184,7 +184,7 @@ impl Sfu {
 
     /// Hands one of `from`'s video frames to its room's pipeline, to be encoded in
     /// `output`.
-    pub(super) fn to_pipeline(&mut self, from: usize, data: &Frame, output: VideoCodec) {
+    pub(super) fn send_to_pipeline(&mut self, from: usize, data: &Frame, output: VideoCodec) {
         let codec = match data.codec {
             RtcCodec::Vp8 => VideoCodec::Vp8,
             RtcCodec::H264 => VideoCodec::H264,
@@ -306,7 +306,14 @@ impl Sfu {
         }
         // Our own encoder's bursts go through str0m's pacer, at the estimate the
         // encoder also follows.
-        if self.write_own_frame(idx, codec, pt, frame.rtp_time, &frame.data, Some(true), now) {
+        let own = OwnFrame {
+            codec,
+            pt,
+            ticks: frame.rtp_time,
+            data: &frame.data,
+            paced: Some(true),
+        };
+        if self.write_own_frame(idx, own, now) {
             self.stats.frames_forwarded += 1;
         } else {
             tracing::debug!("processed frame not written");

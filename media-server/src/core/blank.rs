@@ -188,7 +188,14 @@ impl Sfu {
         let Some((codec, pt, frame)) = choice else {
             return;
         };
-        if self.write_own_frame(to, codec, pt, ticks, &frame, None, now) {
+        let own = super::forward::OwnFrame {
+            codec,
+            pt,
+            ticks,
+            data: &frame,
+            paced: None,
+        };
+        if self.write_own_frame(to, own, now) {
             self.stats.blank_frames_sent += 1;
         } else {
             tracing::debug!("black frame not written");

@@ -45,6 +45,20 @@ impl Frame {
     }
 }
 
+/// A frame kefu made (the beauty pipeline's output, a black frame), to be packetized.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OwnFrame<'a> {
+    pub codec: VideoCodec,
+    /// The subscriber's payload type for `codec`.
+    pub pt: Pt,
+    /// RTP time, 90 kHz.
+    pub ticks: u64,
+    pub data: &'a [u8],
+    /// Through str0m's pacer (`Some(true)`: our own encoder's bursts), at once
+    /// (`Some(false)`), or as the line goes now (`None`).
+    pub paced: Option<bool>,
+}
+
 /// What the core knows of a received packet's stream.
 #[derive(Debug, Clone, Copy)]
 struct StreamInfo {
@@ -136,6 +150,9 @@ impl Sfu {
 
     /// Whether `from`'s room is recorded (its frames go to the tap).
     fn is_tapped(&self, from: usize) -> bool {
+        if self.taps.is_empty() {
+            return false;
+        }
         let p = &self.participants[from];
         self.taps
             .get(&p.room)
@@ -194,7 +211,7 @@ impl Sfu {
                 self.tap_frame(from, &frame);
             }
             if let Some(output) = beauty_output {
-                self.to_pipeline(from, &frame, output);
+                self.send_to_pipeline(from, &frame, output);
             }
         }
     }
@@ -250,19 +267,15 @@ impl Sfu {
         Ok(())
     }
 
-    /// Writes a frame kefu made (`data` in `codec`, at `ticks` of the 90 kHz clock) to
-    /// `to`'s video line with payload type `pt`. `paced`: through str0m's pacer (our
-    /// own encoder's bursts), or at once. Returns whether it was written.
-    pub(super) fn write_own_frame(
-        &mut self,
-        to: usize,
-        codec: VideoCodec,
-        pt: Pt,
-        ticks: u64,
-        data: &[u8],
-        paced: Option<bool>,
-        now: Instant,
-    ) -> bool {
+    /// Writes a frame kefu made to `to`'s video line. Returns whether it was written.
+    pub(super) fn write_own_frame(&mut self, to: usize, frame: OwnFrame<'_>, now: Instant) -> bool {
+        let OwnFrame {
+            codec,
+            pt,
+            ticks,
+            data,
+            paced,
+        } = frame;
         let p = &mut self.participants[to];
         let Some(mid) = p.sending_line(MediaKind::Video) else {
             return false;

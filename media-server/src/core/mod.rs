@@ -444,10 +444,10 @@ impl Sfu {
                 warn!(participant = %p.id, "ICE stayed without a path; dropping the participant");
                 self.stats.ice_lost += 1;
                 p.rtc.disconnect();
-            } else if p.next_timeout.is_some_and(|t| t <= now) {
-                if let Err(reason) = p.handle_input(Input::Timeout(now)) {
-                    warn!(participant = %p.id, %reason, "peer connection failed on timeout");
-                }
+            } else if p.next_timeout.is_some_and(|t| t <= now)
+                && let Err(reason) = p.handle_input(Input::Timeout(now))
+            {
+                warn!(participant = %p.id, %reason, "peer connection failed on timeout");
             }
             let room = self.room_of[idx];
             if !due_rooms.contains(&room) {

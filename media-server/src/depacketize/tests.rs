@@ -124,6 +124,9 @@ fn vp8_delta(rng: &mut Rng, len: usize) -> Vec<u8> {
     f
 }
 
+/// Makes one frame's bytes of about the given size.
+type MakeFrame = fn(&mut Rng, usize) -> Vec<u8>;
+
 const START: [u8; 4] = [0, 0, 0, 1];
 
 fn nal(header: u8, body: &[u8]) -> Vec<u8> {
@@ -363,7 +366,7 @@ fn duplicates_are_ignored() {
 fn undecodable_frame_is_skipped_and_next_is_not_contiguous() {
     let mut rng = Rng(7);
     for codec in [FrameCodec::Vp8, FrameCodec::H264] {
-        let (mut tx, good): (Sender, fn(&mut Rng, usize) -> Vec<u8>) = match codec {
+        let (mut tx, good): (Sender, MakeFrame) = match codec {
             FrameCodec::Vp8 => (Sender::vp8(), vp8_key),
             _ => (Sender::h264(), h264_key),
         };
@@ -519,7 +522,7 @@ fn frames_that_never_complete_stay_within_bounds() {
 fn garbage_never_panics_and_stays_bounded() {
     let now = Instant::now();
     for codec in [FrameCodec::Opus, FrameCodec::Vp8, FrameCodec::H264] {
-        let mut rng = Rng(0x5eed ^ codec as u64 + 1);
+        let mut rng = Rng(0x5eed + codec as u64);
         let mut asm = FrameAssembler::new(codec);
         let mut out = Vec::new();
         let mut base: u64 = 1 << 20;
