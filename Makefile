@@ -126,13 +126,19 @@ endif
 bench-moderation: build
 	./deploy/netns-run.sh node tests/e2e/moderation-latency.mjs
 
-## The SFU load benchmark: the same calls through kefu and through Janus, alternating
-## (deploy/bench-sfu.sh, tests/src/load). A release build: Janus is Debian's optimised
-## build, so kefu is measured optimised too.
+## The SFU load benchmark: the same calls through kefu before issue 18 (built by the
+## script from BENCH_SFU_BEFORE_REV, `none` to skip), kefu now and Janus, in that order
+## each round, then the kernel floors, at 40 and at 100 calls (an empty
+## BENCH_SFU_ARGS_100 skips the second; deploy/bench-sfu.sh, tests/src/load). A
+## release build: Janus is Debian's optimised build, so kefu is measured optimised too.
 BENCH_SFU_ARGS ?= --calls 40 --seconds 20 --warmup 5 --rounds 2
+BENCH_SFU_ARGS_100 ?= --calls 100 --seconds 20 --warmup 5 --rounds 1
 bench-sfu: deps
 	$(CARGO) build --locked --release --workspace --bin kefu --bin kefu-load
-	BENCH_SFU_PROFILE_DIR=release ./deploy/bench-sfu.sh $(BENCH_SFU_ARGS)
+	CARGO="$(CARGO)" BENCH_SFU_PROFILE_DIR=release ./deploy/bench-sfu.sh $(BENCH_SFU_ARGS)
+ifneq ($(strip $(BENCH_SFU_ARGS_100)),)
+	CARGO="$(CARGO)" BENCH_SFU_PROFILE_DIR=release ./deploy/bench-sfu.sh $(BENCH_SFU_ARGS_100)
+endif
 
 ## Every fuzz target (fuzz/) for FUZZ_SECONDS each, from the seed corpus (real
 ## captures, fuzz/capture-seeds.mjs); a crash fails it and leaves the input under

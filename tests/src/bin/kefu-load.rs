@@ -1,14 +1,16 @@
 //! `kefu-load`: the SFU load benchmark (see `kefu_tests::load`). Runs the same calls
-//! against kefu and Janus, alternating, and prints a Markdown table with kefu/Janus
-//! ratios; `--json` also writes every run. Meant to run inside `deploy/bench-sfu.sh`
-//! (a private network namespace with the interface Janus needs).
+//! against kefu, Janus and, with `--kefu-before`, an earlier kefu build, in the same
+//! order every round, then the kernel floors, and prints Markdown tables with the
+//! ratios (kefu/Janus, kefu ÷ floors, after ÷ before); `--json` also writes every run.
+//! Meant to run inside `deploy/bench-sfu.sh` (a private network namespace with the
+//! interface Janus needs).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use kefu_tests::load::floor::Relay;
+use kefu_tests::load::floor::{FloorLoad, FloorReport, Relay};
 use kefu_tests::load::media::VideoProfile;
 use kefu_tests::load::{self, LoadConfig, Target};
 
@@ -27,12 +29,16 @@ struct Args {
     video_kbps: u32,
     #[arg(long, default_value_t = 30)]
     fps: u32,
-    /// Runs per SFU, alternating kefu and Janus.
+    /// Runs per SFU; each round runs kefu (before), kefu, Janus in that order.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
     /// The `kefu` binary; without it kefu is not measured.
     #[arg(long)]
     kefu: Option<PathBuf>,
+    /// A `kefu` binary built from an earlier commit, run exactly like `--kefu` before
+    /// it in every round and reported as "kefu (before)".
+    #[arg(long)]
+    kefu_before: Option<PathBuf>,
     /// The `janus` binary; without it Janus is not measured.
     #[arg(long)]
     janus: Option<PathBuf>,
@@ -51,6 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     kefu::startup::install_tls_provider();
     let mut targets = Vec::new();
+    if let Some(bin) = &args.kefu_before {
+        targets.push(Target::KefuBefore { bin: bin.clone() });
+    }
     if let Some(bin) = &args.kefu {
         targets.push(Target::Kefu { bin: bin.clone() });
     }
@@ -59,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         !targets.is_empty(),
-        "nothing to measure: give --kefu and/or --janus"
+        "nothing to measure: give --kefu, --kefu-before and/or --janus"
     );
     let config = LoadConfig {
         calls: args.calls,
@@ -89,20 +98,16 @@ async fn main() -> anyhow::Result<()> {
     }
     // The kernel's share of forwarding, at the load kefu carried (see load::floor).
     let mut floors = Vec::new();
-    if let Some((pps, bytes)) = load::floor_load(&reports) {
-        for relay in [Relay::PerPacket, Relay::Batched] {
-            eprintln!("kefu-load: kernel floor ({relay:?}) at {pps:.0} packets/s of {bytes} bytes");
-            let window = config.measure;
-            let floor = tokio::task::spawn_blocking(move || {
-                load::floor::measure(relay, pps, bytes, window)
-            })
-            .await??;
+    if let Some(floor_load) = load::floor_load(&reports) {
+        for relay in [Relay::PerPacket, Relay::Batched, Relay::Gso] {
+            let floor = measure_floor(relay, floor_load, config.measure).await;
             eprintln!("{}", serde_json::to_string(&floor)?);
             floors.push(floor);
         }
     }
+    let ratios = load::ratios::kefu_ratios(&reports, &floors);
     if let Some(path) = &args.json {
-        let all = serde_json::json!({ "runs": reports, "floors": floors });
+        let all = serde_json::json!({ "runs": reports, "floors": floors, "ratios": ratios });
         std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
     }
     println!(
@@ -111,4 +116,21 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("{}", load::markdown(&reports, &floors));
     Ok(())
+}
+
+/// One kernel floor; a relay that fails is reported as unavailable, so the SFU runs
+/// measured before it are not lost.
+async fn measure_floor(relay: Relay, floor_load: FloorLoad, window: Duration) -> FloorReport {
+    eprintln!(
+        "kefu-load: kernel floor ({relay:?}) at {:.0} packets/s of {} bytes in bursts of {}",
+        floor_load.pps, floor_load.packet_bytes, floor_load.burst
+    );
+    let measured =
+        tokio::task::spawn_blocking(move || load::floor::measure_load(relay, floor_load, window))
+            .await;
+    match measured {
+        Ok(Ok(floor)) => floor,
+        Ok(Err(e)) => FloorReport::unavailable(relay, floor_load, format!("{e:#}")),
+        Err(e) => FloorReport::unavailable(relay, floor_load, format!("the floor panicked: {e}")),
+    }
 }

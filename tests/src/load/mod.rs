@@ -1,5 +1,6 @@
-//! The SFU load benchmark: the same synthetic calls against kefu and against Janus,
-//! one after the other on the same machine, measured the same way.
+//! The SFU load benchmark: the same synthetic calls against kefu and against Janus
+//! (and, given one, a kefu built from an earlier commit), one after the other on the
+//! same machine, measured the same way.
 //!
 //! Topology: `calls` one-to-one calls (kefu's product: an agent and a customer), so
 //! `2 × calls` publishers (Opus + VP8 each) and `2 × calls` subscribers, every party
@@ -13,6 +14,7 @@ pub mod kefu;
 pub mod media;
 pub mod peer;
 pub mod process;
+pub mod ratios;
 pub mod soak;
 pub mod vp8_loop;
 
@@ -39,19 +41,49 @@ pub struct LoadConfig {
     pub private_ip: IpAddr,
 }
 
+/// The report's name for the kefu under test, [`KEFU_BEFORE`] for the build it is
+/// compared with, and Janus.
+pub const KEFU: &str = "kefu";
+pub const KEFU_BEFORE: &str = "kefu (before)";
+pub const JANUS: &str = "janus";
+
 #[derive(Debug, Clone)]
 pub enum Target {
-    Kefu { bin: PathBuf },
-    Janus { bin: PathBuf },
+    Kefu {
+        bin: PathBuf,
+    },
+    /// kefu built from the commit before the change being measured: run exactly as
+    /// [`Target::Kefu`], only reported under its own name.
+    KefuBefore {
+        bin: PathBuf,
+    },
+    Janus {
+        bin: PathBuf,
+    },
 }
 
 impl Target {
     pub fn name(&self) -> &'static str {
         match self {
+            Target::Kefu { .. } => KEFU,
+            Target::KefuBefore { .. } => KEFU_BEFORE,
+            Target::Janus { .. } => JANUS,
+        }
+    }
+
+    /// Its folder under the work dir (logs, config, data).
+    pub fn dir_name(&self) -> &'static str {
+        match self {
             Target::Kefu { .. } => "kefu",
+            Target::KefuBefore { .. } => "kefu-before",
             Target::Janus { .. } => "janus",
         }
     }
+}
+
+/// Whether a run's SFU is a kefu build, either one.
+pub fn is_kefu(sfu: &str) -> bool {
+    sfu == KEFU || sfu == KEFU_BEFORE
 }
 
 /// What one run against one SFU measured.
@@ -101,12 +133,12 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// Starts the SFU, connects every call, measures a window, stops everything.
 pub async fn run(target: &Target, config: &LoadConfig) -> anyhow::Result<RunReport> {
-    let dir = config.work_dir.join(target.name());
+    let dir = config.work_dir.join(target.dir_name());
     std::fs::create_dir_all(&dir)?;
     let tally = Arc::new(Tally::default());
     let setup_started = Instant::now();
     match target {
-        Target::Kefu { bin } => {
+        Target::Kefu { bin } | Target::KefuBefore { bin } => {
             let sfu = kefu::KefuTarget::start(bin, &dir, config.calls).await?;
             drive(sfu, target, config, &tally, setup_started).await
         }
@@ -221,11 +253,12 @@ async fn measure(
     })
 }
 
-/// One figure of a run, for the ratio table.
-type Figure = fn(&RunReport) -> f64;
+/// One figure of a run, for the ratio tables.
+pub type Figure = fn(&RunReport) -> f64;
 
 /// A Markdown table of the runs, then kefu/Janus ratios when both ran, then the
-/// kernel's floor when it was measured.
+/// kernel's floors when they were measured, then each kefu build's goal ratios
+/// ([`ratios`]).
 pub fn markdown(reports: &[RunReport], floors: &[floor::FloorReport]) -> String {
     let mut out = String::from(
         "| SFU | streams | forwarded pkt/s | Mbit/s | SFU cores | pkt/s per busy core | \
@@ -256,66 +289,102 @@ pub fn markdown(reports: &[RunReport], floors: &[floor::FloorReport]) -> String 
             r.client_cores,
         );
     }
-    let mean = |sfu: &str, f: Figure| {
-        let runs: Vec<f64> = reports.iter().filter(|r| r.sfu == sfu).map(f).collect();
-        (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64)
-    };
+    let mean = |sfu: &str, f: Figure| mean_of(reports, sfu, f);
     let rows: [(&str, Figure); 4] = [
         ("pkt/s per busy core", |r| r.packets_per_busy_core),
         ("CPU per forwarded stream", |r| r.millicores_per_stream),
         ("forwarding delay p50", |r| r.delivery.delay_p50_ms),
         ("forwarding delay p99", |r| r.delivery.delay_p99_ms),
     ];
-    if mean("kefu", |_| 0.0).is_some() && mean("janus", |_| 0.0).is_some() {
+    if mean(KEFU, |_| 0.0).is_some() && mean(JANUS, |_| 0.0).is_some() {
         out += "\n| kefu / Janus (mean of runs) | ratio |\n|---|---|\n";
         for (name, f) in rows {
-            if let (Some(k), Some(j)) = (mean("kefu", f), mean("janus", f)) {
+            if let (Some(k), Some(j)) = (mean(KEFU, f), mean(JANUS, f)) {
                 out += &format!("| {name} | {:.2} |\n", k / j);
             }
         }
     }
-    if let Some(f) = floors.first() {
-        out += &format!(
-            "\nKernel floor: a relay thread that only receives and sends (no WebRTC), \
-             {:.0} packets/s of {} bytes on the same loopback path.\n\n\
-             | relay | pkt/s per busy core | µs per packet: user / kernel | relayed / arrived |\n\
-             |---|---|---|---|\n",
-            f.offered_pps, f.packet_bytes,
-        );
-    }
+    out += &floor_markdown(floors);
+    out += &ratios::markdown(&ratios::kefu_ratios(reports, floors));
+    out
+}
+
+/// The mean of `f` over the runs of `sfu`; `None` without one.
+pub fn mean_of(reports: &[RunReport], sfu: &str, f: Figure) -> Option<f64> {
+    let runs: Vec<f64> = reports.iter().filter(|r| r.sfu == sfu).map(f).collect();
+    (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64)
+}
+
+/// The kernel floors' table, when they were measured.
+fn floor_markdown(floors: &[floor::FloorReport]) -> String {
+    let Some(f) = floors.first() else {
+        return String::new();
+    };
+    let mut out = format!(
+        "\nKernel floor: a relay thread that only receives and sends (no WebRTC), \
+         {:.0} packets/s of {} bytes in bursts of {} back to back (a video frame's packets), \
+         on the same loopback path.\n\n\
+         | relay | pkt/s per busy core | µs per packet: user / kernel | packets per send | relayed / arrived |\n\
+         |---|---|---|---|---|\n",
+        f.offered_pps, f.packet_bytes, f.burst,
+    );
     for f in floors {
-        let relay = match f.relay {
-            floor::Relay::PerPacket => "recv_from + send_to".to_string(),
-            floor::Relay::Batched => format!("recvmmsg + sendmmsg (≤ {})", floor::BATCH),
-        };
-        if f.measurable {
-            out += &format!(
-                "| {relay} | {:.0} | {:.1} / {:.1} | {} / {} |\n",
-                f.packets_per_busy_core,
-                f.user_us_per_packet,
-                f.kernel_us_per_packet,
-                f.relayed,
-                f.received,
-            );
-        } else {
-            out += &format!(
-                "| {relay} | too little CPU to measure | — | {} / {} |\n",
-                f.relayed, f.received
-            );
-        }
+        out += &floor_row(f);
     }
     out
 }
 
-/// The floor's load: the packet rate and mean size the kefu runs forwarded (on the
-/// wire: payload plus ≈ 40 bytes of RTP header, extensions and SRTP tag).
-pub fn floor_load(reports: &[RunReport]) -> Option<(f64, usize)> {
-    let kefu: Vec<&RunReport> = reports.iter().filter(|r| r.sfu == "kefu").collect();
+fn floor_row(f: &floor::FloorReport) -> String {
+    let relay = f.relay.label();
+    if let Some(why) = &f.unavailable {
+        return format!("| {relay} | unavailable: {why} | — | — | — |\n");
+    }
+    let per_send = f.relayed as f64 / f.sends.max(1) as f64;
+    if !f.measurable {
+        return format!(
+            "| {relay} | too little CPU to measure | — | {per_send:.1} | {} / {} |\n",
+            f.relayed, f.received
+        );
+    }
+    format!(
+        "| {relay} | {:.0} | {:.1} / {:.1} | {per_send:.1} | {} / {} |\n",
+        f.packets_per_busy_core,
+        f.user_us_per_packet,
+        f.kernel_us_per_packet,
+        f.relayed,
+        f.received,
+    )
+}
+
+/// The floor's load: the packet rate and mean size the kefu runs (either build: they
+/// carry the same calls) forwarded (on the wire: payload plus ≈ 40 bytes of RTP
+/// header, extensions and SRTP tag), in bursts of a video frame's mean packets.
+pub fn floor_load(reports: &[RunReport]) -> Option<floor::FloorLoad> {
+    let kefu: Vec<&RunReport> = reports.iter().filter(|r| is_kefu(r.sfu)).collect();
     let packets: u64 = kefu.iter().map(|r| r.delivery.window_packets).sum();
     if packets == 0 {
         return None;
     }
     let bytes: u64 = kefu.iter().map(|r| r.delivery.window_bytes).sum();
     let pps = kefu.iter().map(|r| r.forwarded_pps).sum::<f64>() / kefu.len() as f64;
-    Some((pps, (bytes / packets) as usize + 40))
+    Some(floor::FloorLoad {
+        pps,
+        packet_bytes: (bytes / packets) as usize + 40,
+        burst: packets_per_video_frame(&kefu).unwrap_or(floor::DEFAULT_BURST),
+    })
+}
+
+/// The mean packets per video frame the runs carried, within 1..=[`floor::BATCH`]:
+/// the window's packets less its audio packets (one per audio frame; counted by send
+/// time, the packets by arrival, which differ by a few at the window's edges), over
+/// its video frames.
+pub fn packets_per_video_frame(runs: &[&RunReport]) -> Option<usize> {
+    let frames: u64 = runs.iter().map(|r| r.delivery.received_video_frames).sum();
+    if frames == 0 {
+        return None;
+    }
+    let packets: u64 = runs.iter().map(|r| r.delivery.window_packets).sum();
+    let audio: u64 = runs.iter().map(|r| r.delivery.received_audio).sum();
+    let per_frame = (packets.saturating_sub(audio) as f64 / frames as f64).round() as usize;
+    Some(per_frame.clamp(1, floor::BATCH))
 }
