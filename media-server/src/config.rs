@@ -29,6 +29,16 @@ pub struct MediaConfig {
     /// threads spin-wait on each other, which on a busy machine costs more CPU than
     /// it saves latency (BENCHMARKS.md, load and soak).
     pub beauty_vp8_threads: u8,
+    /// SO_RCVBUF and SO_SNDBUF of the media UDP socket, in bytes: what arrives while
+    /// the driver's thread is busy waits there instead of being dropped by the kernel
+    /// (the system default, ≈ 208 KiB, is a few milliseconds of a busy node's traffic).
+    /// The kernel caps it at `net.core.rmem_max`/`wmem_max` (a warning says so); 0
+    /// keeps the system's defaults.
+    pub socket_buffer_bytes: usize,
+    /// Send runs of same-sized datagrams to one peer (a video frame's packets) with
+    /// one system call (UDP GSO), where the kernel supports it. `false` sends every
+    /// datagram on its own.
+    pub udp_gso: bool,
 }
 
 /// How the beauty pipeline's VP8 encoder runs.
@@ -83,11 +93,21 @@ impl Default for MediaConfig {
             ice_tcp: true,
             beauty_vp8: Vp8Version::default(),
             beauty_vp8_threads: 1,
+            socket_buffer_bytes: crate::udp::DEFAULT_SOCKET_BUFFER_BYTES,
+            udp_gso: true,
         }
     }
 }
 
 impl MediaConfig {
+    /// How the media UDP socket is set up.
+    pub fn socket_options(&self) -> crate::udp::SocketOptions {
+        crate::udp::SocketOptions {
+            buffer_bytes: self.socket_buffer_bytes,
+            gso: self.udp_gso,
+        }
+    }
+
     /// The address peers send media to.
     pub fn resolve_advertised_ip(&self) -> IpAddr {
         self.advertise_ip.unwrap_or_else(first_lan_ipv4)
@@ -110,4 +130,25 @@ fn first_lan_ipv4() -> IpAddr {
         .map(|iface| iface.ip())
         .find(IpAddr::is_ipv4)
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde::de::value::{Error, MapDeserializer};
+
+    use super::*;
+
+    #[test]
+    fn the_socket_settings_default_and_can_be_set_alone() {
+        let defaults = MediaConfig::default().socket_options();
+        assert_eq!(defaults.buffer_bytes, 4 * 1024 * 1024);
+        assert!(defaults.gso);
+        // A file or environment that names only `udp_gso` keeps every other default.
+        let map = MapDeserializer::<_, Error>::new(std::iter::once(("udp_gso", false)));
+        let config = MediaConfig::deserialize(map).expect("valid");
+        assert!(!config.udp_gso);
+        assert_eq!(config.socket_buffer_bytes, defaults.buffer_bytes);
+        assert_eq!(config.port, MediaConfig::default().port);
+    }
 }

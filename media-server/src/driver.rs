@@ -2,16 +2,23 @@
 //!
 //! Everything that decides is in the core; this file only moves bytes, reads the
 //! clock and answers commands.
+//!
+//! Per wake-up on datagrams: one `recvmmsg` per batch of up to 32 (more while
+//! batches come back full, at most four), none to find the queue empty (a short batch
+//! says so); then the core's datagrams go out grouped, one `sendmsg` per run to a
+//! peer (UDP GSO). Metrics are published once a second, and at once after a command
+//! or a participant event, so what signaling changes is visible without delay.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use crate::config::{MediaConfig, Vp8Encoding};
@@ -21,6 +28,7 @@ use crate::metrics::SfuMetrics;
 use crate::moderation::{RoomScreen, as_picture_sink};
 use crate::pipeline::{PipelineResult, PipelineWorker};
 use crate::tcp::{self, TcpEvent};
+use crate::udp::MediaSocket;
 use kefu_proto::{FrameSink, ParticipantId, RoomId};
 
 /// Commands waiting for the driver. Signaling sends few; a full queue means the media
@@ -28,10 +36,8 @@ use kefu_proto::{FrameSink, ParticipantId, RoomId};
 const COMMAND_QUEUE: usize = 256;
 /// Events buffered per participant before they are dropped (signaling reads them promptly).
 const EVENT_QUEUE: usize = 32;
-/// Largest datagram we read; bigger ones are truncated by the kernel and then fail to parse.
-const MAX_DATAGRAM: usize = 2000;
-/// Datagrams read in one go before the core is polled for timeouts again.
-const RECV_BATCH: usize = 64;
+/// How often the core's and the socket's counters are published as metrics.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Command {
     Join {
@@ -291,7 +297,6 @@ impl MediaServer {
     pub async fn start(config: &MediaConfig, metrics: SfuMetrics) -> Result<Self, MediaError> {
         let bind = config.bind_addr();
         let socket = std::net::UdpSocket::bind(bind)
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
             .map_err(|source| MediaError::Bind { addr: bind, source })?;
         let bound = socket
             .local_addr()
@@ -343,14 +348,20 @@ impl MediaServer {
             .enable_all()
             .build()
             .map_err(MediaError::Runtime)?;
+        // Registered with the driver's runtime (entered only for that), so a socket
+        // that cannot be set up fails the start rather than the thread.
+        let socket = {
+            let _driver_runtime = runtime.enter();
+            MediaSocket::new(socket, config.socket_options())
+        }
+        .map_err(|source| MediaError::Bind {
+            addr: bound,
+            source,
+        })?;
         let thread = std::thread::Builder::new()
             .name("kefu-sfu".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let socket = match UdpSocket::from_std(socket) {
-                        Ok(s) => s,
-                        Err(e) => return warn!("media socket unusable: {e}"),
-                    };
                     let driver = Driver {
                         socket,
                         tcp_events,
@@ -365,6 +376,7 @@ impl MediaServer {
                         pipeline_tx,
                         pipeline_rx,
                         metrics,
+                        publish_now: false,
                     };
                     driver.run(stopped).await;
                 })
@@ -399,7 +411,7 @@ impl Drop for MediaServer {
 }
 
 struct Driver {
-    socket: UdpSocket,
+    socket: MediaSocket,
     /// ICE-TCP connections' frames (`None`: TCP is off) and their writers by peer.
     tcp_events: Option<mpsc::Receiver<TcpEvent>>,
     tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
@@ -414,14 +426,18 @@ struct Driver {
     pipeline_tx: mpsc::UnboundedSender<PipelineResult>,
     pipeline_rx: mpsc::UnboundedReceiver<PipelineResult>,
     metrics: SfuMetrics,
+    /// A command or a participant event changed what the metrics show: publish them
+    /// at the end of this flush rather than on the next tick.
+    publish_now: bool,
 }
 
 impl Driver {
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         // One timer, moved rather than made anew on every wake-up.
         let sleep = tokio::time::sleep_until(Instant::now().into());
         tokio::pin!(sleep);
+        let mut metrics_tick = tokio::time::interval(METRICS_INTERVAL);
+        metrics_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let deadline = self.flush();
             if sleep.deadline() != deadline.into() {
@@ -433,19 +449,13 @@ impl Driver {
                     Some(cmd) => self.handle_command(cmd),
                     None => break, // every handle dropped: shut down
                 },
-                received = self.socket.recv_from(&mut buf) => {
-                    match received {
-                        Ok((n, source)) => {
-                            self.sfu.handle_datagram(Instant::now(), source, &buf[..n]);
-                            self.read_batch(&mut buf);
-                        }
-                        // ICMP port unreachable from a vanished peer surfaces here on Linux.
-                        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-                        Err(e) => warn!("media socket receive failed: {e}"),
-                    }
-                }
+                // Cancel-safe: it reads only once the socket is readable, then to the end.
+                _ = self.socket.recv_batch(|source, datagram| {
+                    self.sfu.handle_datagram(Instant::now(), source, datagram);
+                }) => {}
                 Some(result) = self.pipeline_rx.recv() => self.on_pipeline_result(result),
                 Some(event) = next_tcp_event(&mut self.tcp_events) => self.on_tcp_event(event),
+                _ = metrics_tick.tick() => self.publish_metrics(),
                 _ = &mut sleep => {}
             }
             self.sfu.handle_timeout(Instant::now());
@@ -453,18 +463,11 @@ impl Driver {
         info!("media server stopped");
     }
 
-    /// Reads what is already queued on the socket without waiting.
-    fn read_batch(&mut self, buf: &mut [u8]) {
-        for _ in 0..RECV_BATCH {
-            match self.socket.try_recv_from(buf) {
-                Ok((n, source)) => self.sfu.handle_datagram(Instant::now(), source, &buf[..n]),
-                Err(_) => return,
-            }
-        }
-    }
-
     fn handle_command(&mut self, cmd: Command) {
         let now = Instant::now();
+        // Rooms, participants, restarts and pipelines change here: signaling (and the
+        // tests) read them right after.
+        self.publish_now = true;
         match cmd {
             Command::Join {
                 room,
@@ -579,9 +582,18 @@ impl Driver {
     }
 
     /// Sends what the core wants sent, routes its events; returns when to wake next.
+    ///
+    /// UDP datagrams are queued on the socket, which sends runs to one peer in one
+    /// system call; the queue is sent before any other output (and at the end), so
+    /// nothing waits behind it.
     fn flush(&mut self) -> Instant {
         let deadline = loop {
-            match self.sfu.poll_output() {
+            let output = self.sfu.poll_output();
+            if !matches!(&output, SfuOutput::Transmit(t) if t.proto != Protocol::Tcp) {
+                let dropped = self.socket.flush();
+                self.count_send_failures(dropped);
+            }
+            match output {
                 SfuOutput::Transmit(t) if t.proto == Protocol::Tcp => {
                     let sent = self
                         .tcp_writers
@@ -592,10 +604,8 @@ impl Driver {
                     }
                 }
                 SfuOutput::Transmit(t) => {
-                    if let Err(e) = self.socket.try_send_to(&t.contents, t.destination) {
-                        debug!("media send failed: {e}");
-                        self.sfu.count_send_failure();
-                    }
+                    let dropped = self.socket.queue(t.destination, &t.contents);
+                    self.count_send_failures(dropped);
                 }
                 SfuOutput::Event(event) => self.route_event(event),
                 SfuOutput::Beautify {
@@ -631,11 +641,27 @@ impl Driver {
                 SfuOutput::Timeout(t) => break t,
             }
         };
+        if std::mem::take(&mut self.publish_now) {
+            self.publish_metrics();
+        }
+        deadline
+    }
+
+    /// The core counts what the socket dropped (its `socket_send` drop reason).
+    fn count_send_failures(&mut self, dropped: usize) {
+        for _ in 0..dropped {
+            self.sfu.count_send_failure();
+        }
+    }
+
+    /// Publishes the core's and the socket's counters (a mutex and a copy each: once a
+    /// second, not per wake-up).
+    fn publish_metrics(&mut self) {
         self.metrics.publish(self.sfu.stats());
+        self.metrics.publish_udp(self.socket.stats());
         self.metrics
             .pipelines
             .set(i64::try_from(self.pipelines.len()).unwrap_or(i64::MAX));
-        deadline
     }
 
     fn on_tcp_event(&mut self, event: TcpEvent) {
@@ -673,6 +699,9 @@ impl Driver {
             }
         };
         let gone = matches!(event, SfuEvent::Disconnected { .. });
+        // A participant dropped by the core itself (its path stayed lost) changes the
+        // counts without a command.
+        self.publish_now = true;
         if let Some(tx) = self.subscribers.get(&participant) {
             let _ = tx.try_send(event); // a full or closed queue means nobody listens
         }

@@ -8,6 +8,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::core::{DropReason, SfuStats};
+use crate::udp::UdpStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DropLabels {
@@ -18,6 +19,15 @@ struct DropLabels {
 struct IceLabels {
     event: &'static str,
 }
+
+/// How the media socket sent: `gso` (a run of datagrams per system call) or `plain`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
+}
+
+const GSO: PathLabels = PathLabels { path: "gso" };
+const PLAIN: PathLabels = PathLabels { path: "plain" };
 
 /// Handles to the SFU's metrics; cheap to clone (all `Arc`s inside).
 #[derive(Clone, Debug, Default)]
@@ -35,8 +45,14 @@ pub struct SfuMetrics {
     pub(crate) pipeline_latency: LatencyHistogram,
     /// Beauty pipelines running now (one per room whose agent video is filtered).
     pub(crate) pipelines: Gauge,
+    udp_datagrams_received: Counter,
+    udp_recv_calls: Counter,
+    udp_datagrams_sent: Family<PathLabels, Counter>,
+    udp_send_calls: Family<PathLabels, Counter>,
+    udp_send_failures: Counter,
     /// What was last published, so counters advance by the difference.
     published: std::sync::Arc<std::sync::Mutex<SfuStats>>,
+    udp_published: std::sync::Arc<std::sync::Mutex<UdpStats>>,
 }
 
 /// Latency buckets from 1 ms to ≈ 0.5 s.
@@ -126,6 +142,39 @@ impl SfuMetrics {
                 reason: reason.as_str(),
             }));
         }
+        self.register_udp(registry);
+    }
+
+    fn register_udp(&self, registry: &mut Registry) {
+        registry.register(
+            "kefu_sfu_udp_datagrams_received",
+            "Datagrams read from the media UDP socket",
+            self.udp_datagrams_received.clone(),
+        );
+        registry.register(
+            "kefu_sfu_udp_recv_calls",
+            "Receive system calls on the media UDP socket (each reads a batch; empty ones count)",
+            self.udp_recv_calls.clone(),
+        );
+        registry.register(
+            "kefu_sfu_udp_datagrams_sent",
+            "Datagrams sent on the media UDP socket, by path: gso (runs per system call) or plain",
+            self.udp_datagrams_sent.clone(),
+        );
+        registry.register(
+            "kefu_sfu_udp_send_calls",
+            "Send system calls on the media UDP socket that succeeded, by path",
+            self.udp_send_calls.clone(),
+        );
+        registry.register(
+            "kefu_sfu_udp_send_failures",
+            "Datagrams the media UDP socket could not send (buffer full or error): dropped",
+            self.udp_send_failures.clone(),
+        );
+        for path in [&GSO, &PLAIN] {
+            drop(self.udp_datagrams_sent.get_or_create(path));
+            drop(self.udp_send_calls.get_or_create(path));
+        }
     }
 
     /// Brings the metrics up to date with the core's counters.
@@ -164,5 +213,66 @@ impl SfuMetrics {
             }
         }
         *last = stats.clone();
+    }
+
+    /// Brings the media socket's metrics up to date with its counters.
+    pub fn publish_udp(&self, stats: &UdpStats) {
+        let Ok(mut last) = self.udp_published.lock() else {
+            return; // a panic elsewhere poisoned it; metrics are best effort
+        };
+        let delta = |now: u64, before: u64| now.saturating_sub(before);
+        self.udp_datagrams_received
+            .inc_by(delta(stats.datagrams_received, last.datagrams_received));
+        self.udp_recv_calls
+            .inc_by(delta(stats.recv_calls, last.recv_calls));
+        let plain = delta(stats.plain_sends, last.plain_sends);
+        self.udp_datagrams_sent.get_or_create(&PLAIN).inc_by(plain);
+        self.udp_send_calls.get_or_create(&PLAIN).inc_by(plain);
+        self.udp_datagrams_sent
+            .get_or_create(&GSO)
+            .inc_by(delta(stats.gso_datagrams, last.gso_datagrams));
+        self.udp_send_calls
+            .get_or_create(&GSO)
+            .inc_by(delta(stats.gso_sends, last.gso_sends));
+        self.udp_send_failures
+            .inc_by(delta(stats.send_failures, last.send_failures));
+        *last = *stats;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_counters_are_published_by_path_as_differences() {
+        let metrics = SfuMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut stats = UdpStats {
+            datagrams_received: 100,
+            recv_calls: 10,
+            plain_sends: 7,
+            gso_sends: 2,
+            gso_datagrams: 12,
+            send_failures: 1,
+        };
+        metrics.publish_udp(&stats);
+        stats.gso_sends += 1;
+        stats.gso_datagrams += 5;
+        metrics.publish_udp(&stats);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        for line in [
+            "kefu_sfu_udp_datagrams_received_total 100",
+            "kefu_sfu_udp_recv_calls_total 10",
+            "kefu_sfu_udp_datagrams_sent_total{path=\"plain\"} 7",
+            "kefu_sfu_udp_datagrams_sent_total{path=\"gso\"} 17",
+            "kefu_sfu_udp_send_calls_total{path=\"plain\"} 7",
+            "kefu_sfu_udp_send_calls_total{path=\"gso\"} 3",
+            "kefu_sfu_udp_send_failures_total 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 }
