@@ -142,7 +142,10 @@ impl Sfu {
             let p = &mut self.participants[from];
             let (last_ticks, last_at) = p.last_video.unwrap_or((0, now));
             let elapsed = now.saturating_duration_since(last_at);
-            let ticks = last_ticks + (elapsed.as_micros() as u64) * 9 / 100;
+            // Modular: a publisher's clock can sit near u64::MAX (str0m extends a
+            // timestamp that stepped back past zero downwards), and only the low 32
+            // bits go on the wire (found by the sfu_rtp fuzz target).
+            let ticks = last_ticks.wrapping_add((elapsed.as_micros() as u64) * 9 / 100);
             p.last_video = Some((ticks, now));
             p.blank_next = Some(now + BLANK_INTERVAL);
             let (room, prefer) = (p.room.clone(), p.last_video_codec);
