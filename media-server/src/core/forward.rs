@@ -22,6 +22,9 @@ use super::stats::DropReason;
 use crate::depacketize::{AssembledFrame, FrameAssembler, FrameCodec, RtpIn};
 use crate::pipeline::VideoCodec;
 
+/// Streams remembered per publisher: audio and video, and room for a change of SSRC.
+const MAX_INBOUND_STREAMS: usize = 4;
+
 /// A whole frame of a published stream, for the consumers that need one.
 #[derive(Debug)]
 pub(super) struct Frame {
@@ -125,6 +128,11 @@ impl Sfu {
             None => {
                 let mid = p.rtc.direct_api().stream_rx(&ssrc)?.mid();
                 let kind = p.kind_of(mid)?;
+                // A peer that keeps changing SSRCs must not grow this (each stream may
+                // hold an assembler): the oldest is forgotten.
+                if p.inbound.len() >= MAX_INBOUND_STREAMS {
+                    p.inbound.remove(0);
+                }
                 p.inbound.push(Inbound {
                     ssrc,
                     kind,
