@@ -285,7 +285,8 @@ impl MediaSocket {
                 0
             }
             Err(e) => {
-                debug!(%destination, "media send failed: {e}");
+                // No address: a peer's IP is personal data and stays out of the logs.
+                debug!("media send failed: {e}");
                 self.stats.send_failures += 1;
                 1
             }
@@ -310,12 +311,12 @@ impl MediaSocket {
                 0
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                debug!(destination = %run.destination, "media send failed: {e}");
+                debug!("media send failed: {e}");
                 self.stats.send_failures += run.count as u64;
                 run.count
             }
             Err(e) => {
-                debug!(destination = %run.destination, "GSO send failed ({e}); one by one");
+                debug!("GSO send failed ({e}); one by one");
                 self.log_gso_turned_off(&e);
                 // A run of two or more has a segment of at least one byte (`admits`),
                 // so `chunks` gets no zero.
