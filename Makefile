@@ -4,7 +4,7 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 KEFU := $(CARGO_TARGET_DIR)/debug/kefu
 
-.PHONY: deps build run test test-rust test-browser test-faults test-deploy test-deps bench bench-sfu bench-ring bench-verify bench-moderation bench-join bench-capacity bench-soak fuzz-smoke lint fmt clean
+.PHONY: deps build run test test-rust test-browser test-faults test-deploy test-deps bench bench-sfu bench-ring bench-verify bench-moderation bench-upstream-loss bench-join bench-capacity bench-soak fuzz-smoke lint fmt clean
 
 deps:
 	@./deploy/install-deps.sh
@@ -78,6 +78,7 @@ bench: deps
 	$(MAKE) --no-print-directory bench-ring
 	$(MAKE) --no-print-directory bench-verify
 	$(MAKE) --no-print-directory bench-moderation
+	$(MAKE) --no-print-directory bench-upstream-loss
 	$(MAKE) --no-print-directory bench-join
 	$(MAKE) --no-print-directory bench-capacity
 	$(MAKE) --no-print-directory bench-soak
@@ -121,6 +122,12 @@ ifeq ($(strip $(BENCH_SOAK_ARGS)),)
 else
 	$(KEFU_SOAK) $(BENCH_SOAK_ARGS)
 endif
+
+## What the agent sees of a customer whose uplink loses 5 % of its packets: freezes
+## and jitter-buffer delay per 20 s window (tests/e2e/upstream-loss.mjs; KEFU_BIN
+## compares another build).
+bench-upstream-loss: build
+	./deploy/netns-run.sh node tests/e2e/upstream-loss.mjs
 
 ## Moderation's detection latency through real pages, p50/p95 (tests/e2e/moderation-latency.mjs).
 bench-moderation: build

@@ -37,6 +37,7 @@ pub struct SfuMetrics {
     packets_forwarded: Counter,
     frames_forwarded: Counter,
     remb_sent: Counter,
+    playout_holds: Counter,
     ice_events: Family<IceLabels, Counter>,
     packets_dropped: Family<DropLabels, Counter>,
     /// Agent video frames the beauty pipeline could not take (it was behind).
@@ -124,6 +125,11 @@ impl SfuMetrics {
             self.remb_sent.clone(),
         );
         registry.register(
+            "kefu_sfu_playout_holds",
+            "Times a publisher's lossy uplink made the SFU ask its subscribers to hold its video longer",
+            self.playout_holds.clone(),
+        );
+        registry.register(
             "kefu_sfu_ice_events",
             "ICE restarts accepted, paths recovered, participants dropped for a lost path",
             self.ice_events.clone(),
@@ -193,6 +199,8 @@ impl SfuMetrics {
             .inc_by(stats.frames_forwarded.saturating_sub(last.frames_forwarded));
         self.remb_sent
             .inc_by(stats.remb_sent.saturating_sub(last.remb_sent));
+        self.playout_holds
+            .inc_by(stats.playout_holds.saturating_sub(last.playout_holds));
         for (event, now, before) in [
             ("restart", stats.ice_restarts, last.ice_restarts),
             ("recovered", stats.ice_recoveries, last.ice_recoveries),

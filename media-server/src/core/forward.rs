@@ -8,7 +8,7 @@
 //! requests and bandwidth estimates are routed in `mod.rs` as before.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::format::{Codec as RtcCodec, PayloadParams};
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
@@ -95,6 +95,12 @@ impl Sfu {
         if video && self.withholds(from, info.params, &packet.payload) {
             return;
         }
+        // Asked of every subscriber of this video while the publisher's uplink is lossy.
+        let playout = if video {
+            self.participants[from].playout.limits(now)
+        } else {
+            None
+        };
         let room = self.room_of[from];
         let mut delivered = false;
         for k in 0..self.room_members[room].len() {
@@ -102,7 +108,7 @@ impl Sfu {
             if to == from || !self.participants[to].connected {
                 continue;
             }
-            match self.write_forwarded(to, &packet, info) {
+            match self.write_forwarded(to, &packet, info, playout) {
                 Ok(()) => {
                     delivered = true;
                     self.stats.packets_forwarded += 1;
@@ -224,12 +230,14 @@ impl Sfu {
         }
     }
 
-    /// Writes `packet` to subscriber `to`, renumbered for it.
+    /// Writes `packet` to subscriber `to`, renumbered for it, with the playout delay
+    /// (minimum, maximum) asked of it, if any.
     fn write_forwarded(
         &mut self,
         to: usize,
         packet: &RtpPacket,
         info: StreamInfo,
+        playout: Option<(Duration, Duration)>,
     ) -> Result<(), DropReason> {
         let p = &mut self.participants[to];
         let mid = p.sending_line(info.kind).ok_or(DropReason::NotNegotiated)?;
@@ -269,7 +277,7 @@ impl Sfu {
         }
         let write = RtpWrite::new(pt, seq.into(), ts, packet.timestamp, packet.payload.clone())
             .marker(packet.header.marker)
-            .ext_vals(forwarded_extensions(&packet.header.ext_vals))
+            .ext_vals(forwarded_extensions(&packet.header.ext_vals, playout))
             .nackable(info.kind == MediaKind::Video);
         stream.write_rtp(write);
         Ok(())
@@ -325,13 +333,20 @@ impl Sfu {
 
 /// The header extensions a forwarded packet keeps: what describes the media itself.
 /// The transport ones (transport-wide sequence number, send time, MID/RID) are the
-/// subscriber's connection's, and str0m writes them itself.
-fn forwarded_extensions(from: &ExtensionValues) -> ExtensionValues {
+/// subscriber's connection's, and str0m writes them itself. The playout delay is the
+/// SFU's own (see `playout.rs`), never the publisher's.
+fn forwarded_extensions(
+    from: &ExtensionValues,
+    playout: Option<(Duration, Duration)>,
+) -> ExtensionValues {
+    let hundredths = |d: Duration| MediaTime::from_hundredths(d.as_millis().div_ceil(10) as u64);
     ExtensionValues {
         audio_level: from.audio_level,
         voice_activity: from.voice_activity,
         video_orientation: from.video_orientation,
         video_content_type: from.video_content_type,
+        play_delay_min: playout.map(|(min, _)| hundredths(min)),
+        play_delay_max: playout.map(|(_, max)| hundredths(max)),
         ..ExtensionValues::default()
     }
 }

@@ -14,6 +14,7 @@ mod blank;
 mod forward;
 mod out_stream;
 mod participant;
+mod playout;
 mod stats;
 mod tap;
 mod timers;
@@ -26,7 +27,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{DatagramRecv, Protocol, Receive, TcpType, Transmit};
-use str0m::rtp::RtpPacket;
+use str0m::rtp::{Extension, RtpPacket};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
@@ -53,6 +54,10 @@ const IDLE_WAKEUP: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_IMMEDIATE_ROUNDS: u32 = 4;
 /// Source addresses remembered for the datagram → participant lookup.
 const MAX_REMEMBERED_SOURCES: usize = 4096;
+/// How often str0m reports a connection's loss and round trip (see `playout.rs`).
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The id offered for the playout-delay extension (Chrome's own; an offer's id wins).
+const PLAYOUT_DELAY_EXT_ID: u8 = 5;
 
 /// What the core tells its controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +243,9 @@ impl Sfu {
             // Send-side bandwidth estimation (TWCC) towards every participant: what
             // the beauty pipeline's encoder follows.
             .enable_bwe(Some(Bitrate::bps(beauty::START_BITRATE_BPS.into())))
+            // How long subscribers hold a lossy publisher's video (playout.rs).
+            .set_extension(PLAYOUT_DELAY_EXT_ID, Extension::PlayoutDelay)
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         // Probe up to what a 720p call wants, no further; no padding floor of our own.
         rtc.bwe()
@@ -637,6 +645,15 @@ impl Sfu {
             ) => {
                 self.bitrate_to_pipeline(idx, estimate);
                 self.cap_publishers(idx, estimate);
+            }
+            Event::PeerStats(stats) => {
+                let p = &mut self.participants[idx];
+                if p.playout
+                    .observe(now, stats.ingress_loss_fraction, stats.rtt)
+                {
+                    debug!(participant = %p.id, "lossy uplink: subscribers hold its video longer");
+                    self.stats.playout_holds += 1;
+                }
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ use str0m::rtp::Ssrc;
 use str0m::{Input, Rtc};
 
 use super::out_stream::OutStream;
+use super::playout::PlayoutHint;
 use crate::depacketize::FrameAssembler;
 use kefu_proto::{ParticipantId, RoomId};
 
@@ -68,6 +69,8 @@ pub(crate) struct Participant {
     pub inbound: Vec<Inbound>,
     /// What the SFU sends it: audio, then video ([`out_index`]).
     pub out: [OutStream; 2],
+    /// How long its subscribers should hold its video (its uplink's loss).
+    pub playout: PlayoutHint,
     /// Its key in the core's timers, and the earliest deadline queued there for it.
     pub key: u64,
     pub queued: Option<Instant>,
@@ -105,6 +108,7 @@ impl Participant {
             last_keyframe_request: None,
             inbound: Vec::new(),
             out: Default::default(),
+            playout: PlayoutHint::default(),
             key,
             queued: None,
         }

@@ -73,6 +73,9 @@ pub struct SfuStats {
     pub blanked_publishers: u64,
     /// Black keyframes sent in place of withheld video.
     pub blank_frames_sent: u64,
+    /// Times a publisher's lossy uplink made the SFU ask its subscribers to hold its
+    /// video longer (playout-delay extension).
+    pub playout_holds: u64,
     dropped: [u64; DropReason::ALL.len()],
 }
 

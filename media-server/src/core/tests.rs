@@ -37,6 +37,8 @@ struct TestPeer {
     video_codec: Codec,
     /// (SSRC, sequence number) of every video RTP packet received (RTX excluded).
     video_rtp_in: Vec<(u32, u16)>,
+    /// The playout delay (minimum, maximum; ms) each of those packets asked for.
+    video_playout_in: Vec<Option<(u64, u64)>>,
     /// RTCP NACKs this peer received, and sent.
     nacks_in: u64,
     nacks_out: u64,
@@ -59,7 +61,9 @@ impl TestPeer {
         let builder = Rtc::builder()
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_raw_packets(true);
+            .enable_raw_packets(true)
+            // As Chrome offers it: the SFU may ask for a playout delay.
+            .set_extension(5, str0m::rtp::Extension::PlayoutDelay);
         let builder = match video_codec {
             Codec::H264 => builder.enable_h264(true),
             _ => builder.enable_vp8(true),
@@ -88,6 +92,7 @@ impl TestPeer {
             frame_no: 0,
             video_codec,
             video_rtp_in: Vec::new(),
+            video_playout_in: Vec::new(),
             nacks_in: 0,
             nacks_out: 0,
         };
@@ -202,6 +207,13 @@ impl TestPeer {
                     {
                         self.video_rtp_in
                             .push((*header.ssrc, header.sequence_number));
+                        let ext = &header.ext_vals;
+                        let ms = |t: MediaTime| Duration::from(t).as_millis() as u64;
+                        self.video_playout_in.push(
+                            ext.play_delay_min
+                                .zip(ext.play_delay_max)
+                                .map(|(min, max)| (ms(min), ms(max))),
+                        );
                     }
                     str0m::rtp::RawPacket::RtcpRx(str0m::rtp::rtcp::Rtcp::Nack(_)) => {
                         self.nacks_in += 1
@@ -261,7 +273,8 @@ fn h264_access_unit(keyframe: bool, n: u64) -> Vec<u8> {
     au
 }
 
-/// Decides whether a datagram from the SFU to a peer is lost.
+/// Decides whether a datagram is lost, by its destination (from the SFU) or its
+/// source (to the SFU).
 type LossFn = dyn FnMut(&SocketAddr, &[u8]) -> bool;
 
 /// The SFU, its peers and a zero-latency network between them, in virtual time.
@@ -270,6 +283,8 @@ struct World {
     sfu: Sfu,
     peers: Vec<TestPeer>,
     loss: Box<LossFn>,
+    /// The same for datagrams from the peers, by their source.
+    uplink_loss: Box<LossFn>,
     lost: u64,
     tapped: Vec<(RoomId, kefu_proto::TapFrame)>,
     beautify: Vec<(
@@ -291,6 +306,7 @@ impl World {
             sfu: Sfu::new(SFU_ADDR.parse().expect("test address"), now),
             peers: Vec::new(),
             loss: Box::new(|_, _| false),
+            uplink_loss: Box::new(|_, _| false),
             lost: 0,
             tapped: Vec::new(),
             beautify: Vec::new(),
@@ -321,8 +337,12 @@ impl World {
             let mut moved = false;
             for peer in &mut self.peers {
                 for (from, bytes) in peer.poll() {
-                    self.sfu.handle_datagram(self.now, from, &bytes);
                     moved = true;
+                    if (self.uplink_loss)(&from, &bytes) {
+                        self.lost += 1;
+                        continue;
+                    }
+                    self.sfu.handle_datagram(self.now, from, &bytes);
                 }
             }
             loop {
@@ -1300,4 +1320,65 @@ fn the_subscribers_sequence_stays_continuous_across_a_publishers_restart_and_rej
         .map(|w| (w[0], w[1]))
         .collect();
     assert!(gaps.is_empty(), "sequence gaps at the customer: {gaps:?}");
+}
+
+/// Whether a datagram is a video-sized RTP packet (not RTCP).
+fn is_large_rtp(bytes: &[u8]) -> bool {
+    bytes.len() > 300 && bytes[0] >> 6 == 2 && !(72..=79).contains(&(bytes[1] & 0x7f))
+}
+
+#[test]
+fn a_publishers_lossy_uplink_makes_its_subscriber_hold_video_until_the_loss_stops() {
+    let mut w = World::new();
+    let a = w.join("r", "agent", "127.0.0.1:40001");
+    let b = w.join("r", "customer", "127.0.0.1:40002");
+    w.run(Duration::from_secs(3), true);
+    let clean = w.peers[b].video_playout_in.len();
+    assert!(clean > 100, "video flowed: {clean} packets");
+    assert!(
+        w.peers[b].video_playout_in.iter().all(Option::is_none),
+        "a clean uplink asks the subscriber for nothing"
+    );
+
+    // Every 10th video datagram from the agent to the SFU is lost.
+    let agent = w.peers[a].addr;
+    let mut n = 0u64;
+    w.uplink_loss = Box::new(move |from, bytes| {
+        if *from == agent && is_large_rtp(bytes) {
+            n += 1;
+            return n.is_multiple_of(10);
+        }
+        false
+    });
+    w.run(Duration::from_secs(4), true);
+    assert!(w.lost > 20, "the test dropped packets: {}", w.lost);
+    assert_eq!(w.sfu.stats().playout_holds, 1, "one hold started");
+    let during = &w.peers[b].video_playout_in[clean..];
+    let (min, max) = during
+        .last()
+        .copied()
+        .flatten()
+        .expect("the latest packets ask for a playout delay");
+    // A NACK round with one retry on a zero-latency network: 33 + 105 + 25 ms, in
+    // 10 ms steps; 263 ms while no round trip is known; never more than 400.
+    assert!((170..=400).contains(&min), "minimum {min} ms");
+    assert_eq!(max, 10_000, "maximum: the browser's own ceiling");
+    // The SFU repaired the uplink itself: the customer saw every frame whole.
+    assert_eq!(
+        w.peers[b].video_gaps_in, 0,
+        "every frame arrived contiguous"
+    );
+
+    // The loss stops: the hold lasts 10 s after the last lossy second, is then
+    // withdrawn (minimum 0) for 5 s, then packets carry nothing again.
+    w.uplink_loss = Box::new(|_, _| false);
+    w.run(Duration::from_secs(12), true);
+    assert_eq!(
+        w.peers[b].video_playout_in.last().copied().flatten(),
+        Some((0, 10_000)),
+        "withdrawn"
+    );
+    w.run(Duration::from_secs(5), true);
+    assert_eq!(w.peers[b].video_playout_in.last().copied().flatten(), None);
+    assert_eq!(w.sfu.stats().playout_holds, 1);
 }

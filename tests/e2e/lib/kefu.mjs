@@ -68,6 +68,9 @@ export async function startKefu(extraEnv = {}) {
   };
   // `undefined` in extraEnv means: leave the variable unset (use kefu's default).
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  // The harness's own choice of binary: kefu would read any KEFU_ variable as its
+  // configuration and refuse the unknown key.
+  delete env.KEFU_BIN;
   const log = logTarget('kefu');
   env.RUST_LOG = log.level;
   const child = spawn(kefuBinary(), ['serve'], {
