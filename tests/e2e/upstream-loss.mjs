@@ -2,7 +2,8 @@
 // both demo pages through the impairment relay, the customer's flow at AB_LOSS loss
 // (default 5 %) and 100 ms RTT, then AB_ROUNDS windows of 20 s. Per window: the
 // agent's received video bitrate, Chromium's freeze count and time, how long its
-// jitter buffer held a frame, and its NACKs and PLIs. KEFU_BIN compares another build.
+// jitter buffers held a video frame and an audio sample, and its NACKs and PLIs.
+// KEFU_BIN compares another build.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startKefuBehindRelay, launchBrowser, callStats, waitFor, artifacts, repoRoot } from './lib/kefu.mjs';
@@ -15,12 +16,16 @@ const camera = join(artifacts, 'camera-480p30.y4m');
 execFileSync('ffmpeg', ['-v', 'error', '-y', '-loop', '1', '-i', join(repoRoot, 'test-data/astronaut.png'),
   '-vf', 'scale=640:480,noise=alls=10:allf=t', '-t', '3', '-r', '30', '-pix_fmt', 'yuv420p', camera]);
 
-/** The received video's jitter-buffer totals and feedback counters. */
+/** The received video's jitter-buffer totals and feedback counters, and the audio's
+ * jitter-buffer totals (lip sync delays audio to match the video). */
 const videoIn = (page) => page.evaluate(async () => {
-  let out = {};
+  const out = {};
   (await window.kefu.pc.getStats()).forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video') {
-      out = { delay: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount, nacks: s.nackCount, plis: s.pliCount };
+      Object.assign(out, { delay: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount, nacks: s.nackCount, plis: s.pliCount });
+    }
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      Object.assign(out, { audioDelay: s.jitterBufferDelay, audioEmitted: s.jitterBufferEmittedCount });
     }
   });
   return out;
@@ -47,9 +52,10 @@ try {
     const secs = (a1.at - a0.at) / 1000;
     const kbps = ((a1.videoBytesReceived - a0.videoBytesReceived) * 8) / secs / 1000;
     const heldMs = (1000 * (v1.delay - v0.delay)) / Math.max(v1.emitted - v0.emitted, 1);
+    const audioMs = (1000 * (v1.audioDelay - v0.audioDelay)) / Math.max(v1.audioEmitted - v0.audioEmitted, 1);
     console.log(`window ${i + 1}: agent receives ${kbps.toFixed(0)} kbit/s, ${a1.freezeCount - a0.freezeCount} freezes `
       + `(${(a1.totalFreezesDuration - a0.totalFreezesDuration).toFixed(2)} s in ${secs.toFixed(1)} s), jitter buffer `
-      + `${heldMs.toFixed(0)} ms a frame, ${v1.nacks - v0.nacks} NACKs, ${v1.plis - v0.plis} PLIs`);
+      + `${heldMs.toFixed(0)} ms a frame (audio ${audioMs.toFixed(0)} ms), ${v1.nacks - v0.nacks} NACKs, ${v1.plis - v0.plis} PLIs`);
   }
 } finally {
   await agent.close();

@@ -23,7 +23,7 @@ use crate::depacketize::{AssembledFrame, FrameAssembler, FrameCodec, RtpIn};
 use crate::pipeline::VideoCodec;
 
 /// Streams remembered per publisher: audio and video, and room for a change of SSRC.
-const MAX_INBOUND_STREAMS: usize = 4;
+pub(super) const MAX_INBOUND_STREAMS: usize = 4;
 
 /// A whole frame of a published stream, for the consumers that need one.
 #[derive(Debug)]
@@ -96,8 +96,8 @@ impl Sfu {
             return;
         }
         // Asked of every subscriber of this video while the publisher's uplink is lossy.
-        let playout = if video {
-            self.participants[from].playout.limits(now)
+        let hold = if video {
+            self.participants[from].playout.hold(now)
         } else {
             None
         };
@@ -108,7 +108,7 @@ impl Sfu {
             if to == from || !self.participants[to].connected {
                 continue;
             }
-            match self.write_forwarded(to, &packet, info, playout) {
+            match self.write_forwarded(now, to, &packet, info, hold) {
                 Ok(()) => {
                     delivered = true;
                     self.stats.packets_forwarded += 1;
@@ -135,9 +135,11 @@ impl Sfu {
                 let mid = p.rtc.direct_api().stream_rx(&ssrc)?.mid();
                 let kind = p.kind_of(mid)?;
                 // A peer that keeps changing SSRCs must not grow this (each stream may
-                // hold an assembler): the oldest is forgotten.
+                // hold an assembler): the oldest of the same kind is forgotten (the
+                // stream the new one replaces), else the oldest.
                 if p.inbound.len() >= MAX_INBOUND_STREAMS {
-                    p.inbound.remove(0);
+                    let oldest = p.inbound.iter().position(|s| s.kind == kind).unwrap_or(0);
+                    p.inbound.remove(oldest);
                 }
                 p.inbound.push(Inbound {
                     ssrc,
@@ -230,14 +232,15 @@ impl Sfu {
         }
     }
 
-    /// Writes `packet` to subscriber `to`, renumbered for it, with the playout delay
-    /// (minimum, maximum) asked of it, if any.
+    /// Writes `packet` to subscriber `to`, renumbered for it; video carries the
+    /// minimum playout delay its publisher's uplink asks for (`hold`), or its release.
     fn write_forwarded(
         &mut self,
+        now: Instant,
         to: usize,
         packet: &RtpPacket,
         info: StreamInfo,
-        playout: Option<(Duration, Duration)>,
+        hold: Option<Duration>,
     ) -> Result<(), DropReason> {
         let p = &mut self.participants[to];
         let mid = p.sending_line(info.kind).ok_or(DropReason::NotNegotiated)?;
@@ -263,6 +266,11 @@ impl Sfu {
                 packet.timestamp,
             )
             .ok_or(DropReason::Late)?;
+        let playout = if info.kind == MediaKind::Video {
+            p.out[slot].playout.next(hold, now)
+        } else {
+            None
+        };
         let unpaced_known = p.out[slot].unpaced == Some(true);
         p.out[slot].unpaced = Some(true);
         let mut api = p.rtc.direct_api();
@@ -309,6 +317,8 @@ impl Sfu {
                 numbered.push((seq, ts, own));
             }
         }
+        // A release still due after a hold reaches the subscriber on these frames too.
+        let playout = playout_extensions(p.out[slot].playout.next(None, now));
         let change_pacing = paced.filter(|&paced| p.out[slot].unpaced != Some(!paced));
         if let Some(paced) = change_pacing {
             p.out[slot].unpaced = Some(!paced);
@@ -324,6 +334,7 @@ impl Sfu {
         for (seq, ts, own) in numbered {
             let write = RtpWrite::new(pt, seq.into(), ts, now, own.payload)
                 .marker(own.marker)
+                .ext_vals(playout.clone())
                 .nackable(true);
             stream.write_rtp(write);
         }
@@ -339,12 +350,22 @@ fn forwarded_extensions(
     from: &ExtensionValues,
     playout: Option<(Duration, Duration)>,
 ) -> ExtensionValues {
-    let hundredths = |d: Duration| MediaTime::from_hundredths(d.as_millis().div_ceil(10) as u64);
     ExtensionValues {
         audio_level: from.audio_level,
         voice_activity: from.voice_activity,
         video_orientation: from.video_orientation,
         video_content_type: from.video_content_type,
+        ..playout_extensions(playout)
+    }
+}
+
+/// The playout-delay extension for a (minimum, maximum) pair; nothing else set.
+fn playout_extensions(playout: Option<(Duration, Duration)>) -> ExtensionValues {
+    // The extension counts in 10 ms steps; round up, never ask for less.
+    let hundredths = |d: Duration| {
+        MediaTime::from_hundredths(u64::try_from(d.as_millis().div_ceil(10)).unwrap_or(0xfff))
+    };
+    ExtensionValues {
         play_delay_min: playout.map(|(min, _)| hundredths(min)),
         play_delay_max: playout.map(|(_, max)| hundredths(max)),
         ..ExtensionValues::default()

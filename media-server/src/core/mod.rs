@@ -646,11 +646,14 @@ impl Sfu {
                 self.bitrate_to_pipeline(idx, estimate);
                 self.cap_publishers(idx, estimate);
             }
+            Event::MediaEgressStats(stats) => {
+                if let Some(rtt) = stats.rtt {
+                    self.participants[idx].playout.observe_rtt(rtt);
+                }
+            }
             Event::PeerStats(stats) => {
                 let p = &mut self.participants[idx];
-                if p.playout
-                    .observe(now, stats.ingress_loss_fraction, stats.rtt)
-                {
+                if p.playout.observe_loss(now, stats.ingress_loss_fraction) {
                     debug!(participant = %p.id, "lossy uplink: subscribers hold its video longer");
                     self.stats.playout_holds += 1;
                 }

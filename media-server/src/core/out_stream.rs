@@ -13,6 +13,7 @@ use str0m::media::Pt;
 use str0m::rtp::Ssrc;
 use str0m::unversioned::{H264Packetizer, Packetizer, Vp8Packetizer};
 
+use super::playout::PlayoutAsked;
 use crate::pipeline::VideoCodec;
 
 /// Payload bytes per packet of a frame kefu packetizes itself: room for the SRTP tag,
@@ -47,6 +48,8 @@ pub(crate) struct OutStream {
     pub pt_cache: Option<(Ssrc, Pt, Option<Pt>)>,
     /// Whether str0m was told this stream's pacing yet, and how.
     pub unpaced: Option<bool>,
+    /// The playout delay this line was last asked for (video; see `playout.rs`).
+    pub playout: PlayoutAsked,
     own: Option<OwnPacketizer>,
 }
 

@@ -83,6 +83,9 @@ async fn main() -> anyhow::Result<()> {
         private_ip: args.private_ip,
     };
     let mut reports = Vec::new();
+    // A run that fails (an SFU that cannot set up the calls in time, or dies) is
+    // reported, and the others still are.
+    let mut failures = Vec::new();
     for round in 0..args.rounds {
         for target in &targets {
             eprintln!(
@@ -91,11 +94,24 @@ async fn main() -> anyhow::Result<()> {
                 args.rounds,
                 target.name()
             );
-            let report = load::run(target, &config).await?;
-            eprintln!("{}", serde_json::to_string(&report)?);
-            reports.push(report);
+            match load::run(target, &config).await {
+                Ok(report) => {
+                    eprintln!("{}", serde_json::to_string(&report)?);
+                    reports.push(report);
+                }
+                Err(e) => {
+                    eprintln!("kefu-load: {} failed: {e:#}", target.name());
+                    let kefu = !matches!(target, Target::Janus { .. });
+                    failures.push((
+                        kefu,
+                        format!("round {}, {}: {e:#}", round + 1, target.name()),
+                    ));
+                }
+            }
         }
     }
+    anyhow::ensure!(!reports.is_empty(), "every run failed: {failures:?}");
+    let failed: Vec<&String> = failures.iter().map(|(_, f)| f).collect();
     // The kernel's share of forwarding, at the load kefu carried (see load::floor).
     let mut floors = Vec::new();
     if let Some(floor_load) = load::floor_load(&reports) {
@@ -107,7 +123,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let ratios = load::ratios::kefu_ratios(&reports, &floors);
     if let Some(path) = &args.json {
-        let all = serde_json::json!({ "runs": reports, "floors": floors, "ratios": ratios });
+        let all = serde_json::json!({
+            "runs": reports,
+            "failed": failed,
+            "floors": floors,
+            "ratios": ratios,
+        });
         std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
     }
     println!(
@@ -115,6 +136,15 @@ async fn main() -> anyhow::Result<()> {
         args.calls, args.video_kbps, args.fps, args.seconds, args.warmup
     );
     println!("{}", load::markdown(&reports, &floors));
+    for failure in &failed {
+        println!("Failed run, not in the tables: {failure}\n");
+    }
+    // Janus failing on a small machine is a finding about Janus; a kefu run failing
+    // is a failure of the benchmark.
+    anyhow::ensure!(
+        !failures.iter().any(|(kefu, _)| *kefu),
+        "a kefu run failed: {failed:?}"
+    );
     Ok(())
 }
 

@@ -173,17 +173,45 @@ async fn drive(
     setup_started: Instant,
 ) -> anyhow::Result<RunReport> {
     let mut peers = Vec::new();
-    for i in 0..config.calls {
-        peers.extend(
-            sfu.add_call(i, config.video, phase(i, config), tally)
-                .await?,
-        );
-    }
-    let report = measure(target, config, sfu.process(), tally, setup_started).await;
+    let mut calls_up = 0;
+    let budget = setup_budget(config.calls);
+    let setup = tokio::time::timeout(budget, async {
+        for i in 0..config.calls {
+            let call = sfu
+                .add_call(i, config.video, phase(i, config), tally)
+                .await?;
+            peers.extend(call);
+            calls_up += 1;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    let report = match setup {
+        Ok(Ok(())) => measure(target, config, sfu.process(), tally, setup_started).await,
+        Ok(Err(e)) => Err(e.context(format!(
+            "{}: setting up call {}",
+            target.name(),
+            calls_up + 1
+        ))),
+        Err(_) => Err(anyhow::anyhow!(
+            "{}: {calls_up} of {} calls set up in {} s; run stopped",
+            target.name(),
+            config.calls,
+            budget.as_secs()
+        )),
+    };
+    // Closed whatever happened, so nothing of this run lingers into the next one.
     for peer in peers {
         peer.close().await;
     }
     report
+}
+
+/// How long setting up `calls` calls may take before the run is given up: a minute,
+/// and three seconds a call (kefu sets up 100 in well under that; a Janus that cannot
+/// cope on a small machine would otherwise hang the benchmark).
+pub fn setup_budget(calls: usize) -> Duration {
+    Duration::from_secs(60 + 3 * u64::try_from(calls).unwrap_or(u64::MAX / 8).min(10_000))
 }
 
 /// Spreads the publishers' send instants over one frame interval.
