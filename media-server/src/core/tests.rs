@@ -1323,6 +1323,19 @@ fn the_subscribers_sequence_stays_continuous_across_a_publishers_restart_and_rej
     assert!(gaps.is_empty(), "sequence gaps at the customer: {gaps:?}");
 }
 
+/// From now on, every 10th video datagram from peer `idx` to the SFU is lost.
+fn lose_every_tenth_video_packet_from(w: &mut World, idx: usize) {
+    let from_peer = w.peers[idx].addr;
+    let mut n = 0u64;
+    w.uplink_loss = Box::new(move |from, bytes| {
+        if *from == from_peer && is_large_rtp(bytes) {
+            n += 1;
+            return n.is_multiple_of(10);
+        }
+        false
+    });
+}
+
 /// Whether a datagram is a video-sized RTP packet (not RTCP).
 fn is_large_rtp(bytes: &[u8]) -> bool {
     bytes.len() > 300 && bytes[0] >> 6 == 2 && !(72..=79).contains(&(bytes[1] & 0x7f))
@@ -1341,16 +1354,7 @@ fn a_publishers_lossy_uplink_makes_its_subscriber_hold_video_until_the_loss_stop
         "a clean uplink asks the subscriber for nothing"
     );
 
-    // Every 10th video datagram from the agent to the SFU is lost.
-    let agent = w.peers[a].addr;
-    let mut n = 0u64;
-    w.uplink_loss = Box::new(move |from, bytes| {
-        if *from == agent && is_large_rtp(bytes) {
-            n += 1;
-            return n.is_multiple_of(10);
-        }
-        false
-    });
+    lose_every_tenth_video_packet_from(&mut w, a);
     w.run(Duration::from_secs(4), true);
     assert!(w.lost > 20, "the test dropped packets: {}", w.lost);
     assert_eq!(w.sfu.stats().playout_holds, 1, "one hold started");
@@ -1443,15 +1447,7 @@ fn a_subscriber_held_for_a_lossy_publisher_is_released_when_the_publisher_rejoin
     let a = w.join("r", "agent", "127.0.0.1:40001");
     let b = w.join("r", "customer", "127.0.0.1:40002");
     w.run(Duration::from_secs(2), true);
-    let agent = w.peers[a].addr;
-    let mut n = 0u64;
-    w.uplink_loss = Box::new(move |from, bytes| {
-        if *from == agent && is_large_rtp(bytes) {
-            n += 1;
-            return n.is_multiple_of(10);
-        }
-        false
-    });
+    lose_every_tenth_video_packet_from(&mut w, a);
     w.run(Duration::from_secs(3), true);
     let held = w.peers[b].video_playout_in.last().copied().flatten();
     assert!(held.is_some_and(|(min, _)| min > 0), "held: {held:?}");
