@@ -361,9 +361,11 @@ fn forwarded_extensions(
 
 /// The playout-delay extension for a (minimum, maximum) pair; nothing else set.
 fn playout_extensions(playout: Option<(Duration, Duration)>) -> ExtensionValues {
-    // The extension counts in 10 ms steps; round up, never ask for less.
+    // The extension counts in 10 ms steps in 12 bits; round up, never ask for less,
+    // and cap at its largest value (str0m masks what is larger, which would wrap).
     let hundredths = |d: Duration| {
-        MediaTime::from_hundredths(u64::try_from(d.as_millis().div_ceil(10)).unwrap_or(0xfff))
+        let steps = u64::try_from(d.as_millis().div_ceil(10)).unwrap_or(u64::MAX);
+        MediaTime::from_hundredths(steps.min(0xfff))
     };
     ExtensionValues {
         play_delay_min: playout.map(|(min, _)| hundredths(min)),
@@ -494,5 +496,14 @@ mod tests {
         assert!(h264_has_keyframe(&[0x7c, 0x85, 0x00]));
         assert!(!h264_has_keyframe(&[0x7c, 0x05, 0x00]));
         assert!(!h264_has_keyframe(&[]));
+    }
+
+    #[test]
+    fn the_playout_delay_is_rounded_up_to_10_ms_and_capped_at_the_extensions_range() {
+        let ms = Duration::from_millis;
+        let ext = playout_extensions(Some((ms(263), Duration::from_secs(3600))));
+        assert_eq!(ext.play_delay_min, Some(MediaTime::from_hundredths(27)));
+        assert_eq!(ext.play_delay_max, Some(MediaTime::from_hundredths(0xfff)));
+        assert_eq!(playout_extensions(None).play_delay_min, None);
     }
 }
