@@ -90,6 +90,8 @@ struct Registration {
     period: Duration,
     /// Silence this long makes a node lost.
     timeout: Duration,
+    /// Each Redis command's deadline.
+    redis_timeout: Duration,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -270,6 +272,7 @@ impl App {
                 id: identity.id.clone(),
                 period,
                 timeout: Duration::from_millis(config.cluster.node_timeout_ms),
+                redis_timeout: Duration::from_millis(config.cluster.redis_timeout_ms),
                 heartbeat: tokio::spawn(heartbeat::run(
                     nodes.clone(),
                     identity,
@@ -511,8 +514,11 @@ impl App {
                         Duration::from_secs(10),
                         Duration::from_millis(100),
                     ),
-                    r.period,
-                    r.timeout,
+                    kefu_signaling::cluster::node_loss::LossTimes::new(
+                        r.period,
+                        r.timeout,
+                        r.redis_timeout,
+                    ),
                 )))
             }
             _ => None,

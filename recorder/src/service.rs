@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -168,6 +169,9 @@ impl RecorderMetrics {
 pub struct TapSink {
     tx: SyncSender<WorkerInput>,
     dropped: Counter,
+    /// Set by the first `finish`: later ones (a sweep finding the call over while
+    /// the file is still being closed or uploaded) have nothing to do.
+    finish_asked: Arc<AtomicBool>,
 }
 
 impl TapSink {
@@ -288,9 +292,18 @@ impl Recorder {
         self.active().contains_key(id)
     }
 
-    /// Ids of the recordings capturing now.
+    /// Ids of the recordings not yet stored: capturing, being closed or uploading.
     pub fn active_ids(&self) -> Vec<String> {
         self.active().keys().cloned().collect()
+    }
+
+    /// Ids of the recordings still capturing: no `finish` asked yet.
+    pub fn capturing_ids(&self) -> Vec<String> {
+        self.active()
+            .iter()
+            .filter(|(_, sink)| !sink.finish_asked.load(Ordering::SeqCst))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Starts recording; the returned sink is what the SFU taps into. `pictures`:
@@ -331,6 +344,7 @@ impl Recorder {
         let sink = TapSink {
             tx,
             dropped: self.metrics.tap_dropped.clone(),
+            finish_asked: Arc::new(AtomicBool::new(false)),
         };
         active.insert(job.id.clone(), sink.clone());
         drop(active);
@@ -356,6 +370,9 @@ impl Recorder {
         let Some(sink) = self.active().get(id).cloned() else {
             return;
         };
+        if sink.finish_asked.swap(true, Ordering::SeqCst) {
+            return;
+        }
         // Blocking send: the finish must not be lost to a full queue; the worker drains fast.
         let tx = sink.tx.clone();
         std::thread::spawn(move || {

@@ -25,6 +25,7 @@ pub struct Metrics {
     calls: Gauge,
     participants: Gauge,
     signaling_errors: Family<ErrorLabels, Counter>,
+    nodes_lost: Counter,
     rooms: Arc<dyn RoomBus>,
 }
 
@@ -39,6 +40,7 @@ impl Metrics {
         let calls = Gauge::default();
         let participants = Gauge::default();
         let signaling_errors = Family::<ErrorLabels, Counter>::default();
+        let nodes_lost = Counter::default();
         registry.register(
             "kefu_calls",
             "Rooms with both participants joined",
@@ -54,6 +56,11 @@ impl Metrics {
             "Errors sent on signaling channels, by code",
             signaling_errors.clone(),
         );
+        registry.register(
+            "kefu_cluster_nodes_lost",
+            "Nodes this signaling node judged lost (silent past the timeout and the rejoin time)",
+            nodes_lost.clone(),
+        );
         sfu.register(&mut registry);
         recorder.register(&mut registry);
         moderation.register(&mut registry);
@@ -62,8 +69,14 @@ impl Metrics {
             calls,
             participants,
             signaling_errors,
+            nodes_lost,
             rooms,
         }
+    }
+
+    /// A node was judged lost and its calls ended here.
+    pub fn count_node_lost(&self) {
+        self.nodes_lost.inc();
     }
 
     pub fn count_error(&self, code: ErrorCode) {

@@ -76,6 +76,34 @@ async fn each_client_receives_the_others_audio_and_video() {
     assert!(server.metric("kefu_sfu_packets_forwarded_total").await > 500.0);
 }
 
+/// `media.udp_gso = false` (a kernel without UDP GSO): the same call, every datagram
+/// sent one per system call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_gso_turned_off_media_flows_the_same_over_plain_sends() {
+    let server = kefu_tests::spawn_app_with(|c| c.media.udp_gso = false).await;
+    let (agent, customer) = running_call(&server).await;
+    for client in [&agent, &customer] {
+        let counts = client.wait_for_more(150, 90, Duration::from_secs(10)).await;
+        assert!(counts.video_packets > counts.video_frames, "{counts:?}");
+    }
+    // The socket's counters reach the metrics on a 1 s tick.
+    let plain = kefu_tests::wait_until("plain sends counted", Duration::from_secs(5), || async {
+        let sent = server
+            .metric("kefu_sfu_udp_datagrams_sent_total{path=\"plain\"}")
+            .await;
+        (sent > 500.0).then_some(sent)
+    })
+    .await;
+    assert!(server.metric("kefu_sfu_packets_forwarded_total").await > 500.0);
+    assert_eq!(
+        server
+            .metric("kefu_sfu_udp_datagrams_sent_total{path=\"gso\"}")
+            .await,
+        0.0,
+        "GSO used although turned off ({plain} plain datagrams)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_up_tells_the_other_side_and_frees_the_sfu() {
     let server = spawn_app().await;

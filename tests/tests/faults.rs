@@ -250,6 +250,16 @@ async fn a_redis_restart_mid_call_keeps_the_call_and_its_recording() {
     // Past the node timeout: nobody was judged lost.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let dropped = usize::from(!still_connected(sig2, &call, &boss, &customer).await);
+    // A dropped call says how it ended (the figures carry it to CI's output).
+    let how = if dropped > 0 {
+        let view = sig2.call_view(&call, &boss).await;
+        format!(
+            "dropped: {} {} by {}",
+            view["state"], view["end_reason"], view["ended_by"]
+        )
+    } else {
+        String::new()
+    };
     hang_up(sig1, &call, &boss, &customer).await;
     let outcome = settle(sig2, &call, &boss, Duration::from_secs(60)).await;
     let mut figures = Figures {
@@ -257,10 +267,19 @@ async fn a_redis_restart_mid_call_keeps_the_call_and_its_recording() {
         calls: 1,
         calls_dropped: dropped,
         recover_secs: recover,
+        note: how,
         ..Figures::default()
     };
     judge(&mut figures, &[outcome]);
     assert_eq!(dropped, 0, "{figures:?}");
+    for node in &cluster.signaling {
+        let judged = node.metric("kefu_cluster_nodes_lost_total").await;
+        assert_eq!(
+            judged, 0.0,
+            "a live node was judged lost by {}",
+            node.base_url
+        );
+    }
     for node in &cluster.media {
         let lost = node.metric("kefu_recording_tap_dropped_total").await;
         assert_eq!(lost, 0.0, "frames lost to the recorder on {node:?}");

@@ -175,6 +175,48 @@ async fn a_connection_that_never_returns_ends_the_call_as_network_lost() {
     assert!(stored[0]["duration_ms"].as_i64() > Some(0), "{stored}");
 }
 
+/// Another node ended the call and could not tell the node capturing it (a media node
+/// judged lost that was not): the rows say ended and processing while the capture
+/// goes on here. The sweeper closes the capture and the recording is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_ended_elsewhere_with_its_recording_processing_still_gets_it_stored() {
+    let server = spawn_app().await;
+    let (alice, boss) = enterprise_with_agent(&server).await;
+    verify(&server, "alice", true).await;
+    let (id, _agent, customer) = connected_call(&server, &alice).await;
+    let recording = wait_until("the recording to start", WAIT, || async {
+        let list = server.recordings_of(&id, &boss).await;
+        (list[0]["state"] == "recording").then_some(list[0]["id"].clone())
+    })
+    .await;
+    customer.wait_for_more(30, 30, WAIT).await;
+
+    let ended = sqlx::query(
+        "UPDATE calls SET state = 'ended', \
+         state_json = '{\"state\":\"ended\",\"by\":\"system\",\"reason\":\"node_lost\"}' \
+         WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(server.store.pool())
+    .await
+    .expect("call ended elsewhere");
+    assert_eq!(ended.rows_affected(), 1);
+    let processing = sqlx::query("UPDATE recordings SET state = 'processing' WHERE id = $1")
+        .bind(recording.as_str().unwrap_or_default())
+        .execute(server.store.pool())
+        .await
+        .expect("recording marked processing elsewhere");
+    assert_eq!(processing.rows_affected(), 1);
+
+    let stored = wait_until("the recording to be stored", WAIT, || async {
+        let list = server.recordings_of(&id, &boss).await;
+        (list[0]["state"] != "processing").then_some(list)
+    })
+    .await;
+    assert_eq!(stored[0]["state"], "ready", "{stored}");
+    assert!(stored[0]["duration_ms"].as_i64() > Some(500), "{stored}");
+}
+
 /// kefu died with a call live (simulated: after a clean stop, the call's row is put
 /// back to `connected`, as a `kill -9` would have left it). The next start ends it with
 /// `system_restart` and the agent's slot is free again.

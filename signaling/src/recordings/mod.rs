@@ -121,25 +121,28 @@ impl Recordings {
         Ok(Some(rec.id))
     }
 
-    /// Closes recordings whose call ended without passing through the hang-up path
-    /// (a session that vanished, an operator's change). Run by the sweeper.
+    /// Closes recordings still capturing whose call ended without passing through
+    /// the hang-up path here: a session that vanished, an operator's change, or a call
+    /// another node ended while this media node could not be told (a node judged
+    /// lost that was not: the row already says processing, the capture goes on).
+    /// Run by the sweeper.
     pub async fn reconcile(&self, store: &Store, now_ms: i64) -> Result<(), StoreError> {
-        for id in self.recorder.active_ids() {
+        for id in self.recorder.capturing_ids() {
             let Some(rec) = store.recording(&id).await? else {
                 continue;
             };
-            if rec.state != RecordingState::Recording {
-                continue;
-            }
             let ended = match store.call(&rec.call_id).await? {
                 Some(call) => call.state.is_final(),
                 None => true,
             };
-            if ended {
-                info!(recording = %id, "call ended elsewhere; closing its recording");
-                self.finish_for(store, &rec.call_id, now_ms).await?;
-                self.recorder.finish(&id, Instant::now());
+            if !ended {
+                continue;
             }
+            info!(recording = %id, "call ended elsewhere; closing its recording");
+            if rec.state == RecordingState::Recording {
+                self.finish_for(store, &rec.call_id, now_ms).await?;
+            }
+            self.recorder.finish(&id, Instant::now());
         }
         Ok(())
     }
