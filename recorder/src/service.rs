@@ -177,6 +177,11 @@ pub struct TapSink {
 impl TapSink {
     /// Queues a frame; false when it was dropped (queue full or recording over).
     pub fn try_send(&self, frame: TapFrame) -> bool {
+        // Closing: a frame after the end is not a loss (a capture closed by the
+        // sweeper is still tapped until its participants leave).
+        if self.finish_asked.load(Ordering::Relaxed) {
+            return false;
+        }
         match self.tx.try_send(WorkerInput::Frame(frame)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {

@@ -247,7 +247,8 @@ async fn a_redis_restart_mid_call_keeps_the_call_and_its_recording() {
     })
     .await;
     let recover = restarted.elapsed().as_secs_f64();
-    // Past the node timeout: nobody was judged lost.
+    // Past the node timeout and most of the rejoin time; the judgements are counted
+    // and checked at the end.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let dropped = usize::from(!still_connected(sig2, &call, &boss, &customer).await);
     // A dropped call says how it ended (the figures carry it to CI's output).
